@@ -1,0 +1,97 @@
+# siamese — build, test, demo. `make help` lists the targets.
+#
+# LuaRocks (build type "make") passes CFLAGS, LIBFLAG, LUA_INCDIR and the
+# INST_* directories; run by hand, pkg-config supplies the flags.
+
+LUA        ?= lua5.4
+BUSTED     ?= busted
+PKGS       := lua5.4 libpng openblas libjpeg
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libpng openblas libjpeg 2>/dev/null)
+LUA_INCDIR ?=
+CFLAGS     ?= -O2 -g
+WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC $(WARN) $(CFLAGS) $(PKG_CFLAGS) \
+              $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
+LIBFLAG    ?= -shared
+LIBS       := $(if $(PKG_LIBS),$(PKG_LIBS),-lpng16 -lopenblas -ljpeg) -lm -lpthread
+
+BUILD      ?= build
+# Runs a script against this checkout (no install needed).
+RUN_LUA    = LUA_PATH_5_4="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH_5_4="./$(BUILD)/?.so;;" $(LUA)
+SRC        := $(wildcard src/*.c)
+CORE_SRC   := $(filter-out src/l_%.c src/siamese.c,$(SRC))
+OBJ        := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+CORE_OBJ   := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+MODULE     := $(BUILD)/siamese/core.so
+CTESTS     := $(patsubst spec/c/%.c,$(BUILD)/ctest/%,$(wildcard spec/c/test_*.c))
+
+INST_LIBDIR ?= $(DESTDIR)/usr/local/lib/lua/5.4
+INST_LUADIR ?= $(DESTDIR)/usr/local/share/lua/5.4
+INST_BINDIR ?= $(DESTDIR)/usr/local/bin
+
+.PHONY: all deps test ctest spec sanitize demo bench install clean help
+
+all: $(MODULE)
+
+help:
+	@echo "make deps      install missing Debian packages (prints the command when not root)"
+	@echo "make           build $(MODULE)"
+	@echo "make test      build, plain-C tests of the core, then every busted spec"
+	@echo "make sanitize  the same suite built with AddressSanitizer + UBSan"
+	@echo "make demo      the main job on bundled data"
+	@echo "make bench     benchmarks, one JSON object per line"
+
+deps:
+	@sh .ci/deps
+
+$(BUILD)/obj/%.o: src/%.c src/sm.h src/l_aux.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(MODULE): $(OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAG) $(CFLAGS) -o $@ $(OBJ) $(LIBS)
+
+$(BUILD)/ctest/%: spec/c/%.c spec/c/ctest.h $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(CORE_OBJ) $(LIBS)
+
+ctest: $(CTESTS)
+	@set -e; for t in $(CTESTS); do $$t; done
+
+spec: $(MODULE)
+	$(BUSTED) $(BUSTED_ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory all ctest spec
+
+# ASan + UBSan over the C tests and the whole busted suite. lua5.4 itself
+# is not instrumented, so the runtime is preloaded.
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+sanitize: deps
+	@$(MAKE) --no-print-directory BUILD=build-san CFLAGS="$(SAN_FLAGS)" LIBFLAG="-shared $(SAN_FLAGS)" all ctest-san spec-san
+
+ctest-san: $(CTESTS)
+	@set -e; for t in $(CTESTS); do ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
+spec-san: $(MODULE)
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	SIAMESE_BUILD=$(BUILD) $(BUSTED) $(BUSTED_ARGS)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(RUN_LUA) examples/demo.lua
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	$(RUN_LUA) spec/bench/run.lua
+
+install: $(MODULE)
+	mkdir -p $(INST_LIBDIR)/siamese $(INST_LUADIR)/siamese
+	cp $(MODULE) $(INST_LIBDIR)/siamese/core.so
+	cd lua && find siamese -name '*.lua' -exec sh -c 'mkdir -p "$$0/$$(dirname "$$1")" && cp "$$1" "$$0/$$1"' $(INST_LUADIR) {} \;
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,27 @@
+--- siamese: one-shot face verification and recognition with Siamese networks.
+-- `local siamese = require "siamese"` gives the whole public API.
+local core = require "siamese.core"
+
+local siamese = {
+  _VERSION = "siamese 0.1.0",
+  tensor = require "siamese.tensor",
+  image = require "siamese.image",
+}
+
+--- Seeds the library's one random-number generator (tensors, sampling,
+-- dropout): the same seed gives the same numbers on every run.
+function siamese.manual_seed(n)
+  core.manual_seed(n)
+end
+
+--- Sets how many threads the C kernels and OpenBLAS use (default: all cores).
+function siamese.set_num_threads(n)
+  core.set_num_threads(n)
+end
+
+--- Returns the thread count in use.
+function siamese.get_num_threads()
+  return core.get_num_threads()
+end
+
+return siamese

@@ -1,0 +1,28 @@
+/* siamese.c — luaopen_siamese_core: the C module behind require "siamese". */
+#include "l_aux.h"
+
+static int l_set_num_threads(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 1 && n <= 1024, 1, "thread count must be 1..1024");
+    sm_set_num_threads((int)n);
+    return 0;
+}
+
+static int l_get_num_threads(lua_State *L)
+{
+    lua_pushinteger(L, sm_get_num_threads());
+    return 1;
+}
+
+int luaopen_siamese_core(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushcfunction(L, l_set_num_threads);
+    lua_setfield(L, -2, "set_num_threads");
+    lua_pushcfunction(L, l_get_num_threads);
+    lua_setfield(L, -2, "get_num_threads");
+    sm_open_tensor(L);   /* sets core.tensor, core.manual_seed */
+    sm_open_image(L);    /* sets core.image */
+    return 1;
+}
