@@ -5,16 +5,21 @@
 
 LUA        ?= lua5.4
 BUSTED     ?= busted
-PKGS       := lua5.4 libpng openblas libjpeg
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libpng openblas libjpeg 2>/dev/null)
+# OpenBLAS is the OpenMP build (Debian's libopenblas-openmp-dev), found
+# through its own pkg-config file and an rpath, so that it shares the
+# OpenMP thread pool of our kernels (see src/threads.c).
+BLAS_DIR   ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
+BLAS_PC    := PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config
+PKG_CFLAGS := $(shell pkg-config --cflags lua5.4 libpng libjpeg 2>/dev/null) $(shell $(BLAS_PC) --cflags openblas 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libpng libjpeg 2>/dev/null) $(shell $(BLAS_PC) --libs openblas 2>/dev/null) \
+              -Wl,-rpath,$(BLAS_DIR)
 LUA_INCDIR ?=
 CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC $(WARN) $(CFLAGS) $(PKG_CFLAGS) \
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -fopenmp $(WARN) $(CFLAGS) $(PKG_CFLAGS) \
               $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
 LIBFLAG    ?= -shared
-LIBS       := $(if $(PKG_LIBS),$(PKG_LIBS),-lpng16 -lopenblas -ljpeg) -lm -lpthread
+LIBS       := $(PKG_LIBS) -fopenmp -lm -lpthread
 
 BUILD      ?= build
 # Runs a script against this checkout (no install needed).
@@ -45,13 +50,16 @@ help:
 deps:
 	@sh .ci/deps
 
-$(BUILD)/obj/%.o: src/%.c src/sm.h src/l_aux.h
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# -z nodelete: the module (and the thread pools of libgomp and OpenBLAS
+# behind it) stays loaded when lua_close unloads C libraries, so no worker
+# thread outlives its code.
 $(MODULE): $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(CFLAGS) -o $@ $(OBJ) $(LIBS)
+	$(CC) $(LIBFLAG) -Wl,-z,nodelete $(CFLAGS) -o $@ $(OBJ) $(LIBS)
 
 $(BUILD)/ctest/%: spec/c/%.c spec/c/ctest.h $(CORE_OBJ)
 	@mkdir -p $(dir $@)

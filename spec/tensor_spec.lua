@@ -327,6 +327,14 @@ describe("siamese.tensor.matmul", function()
     end
   end)
 
+  it("writes into a given output tensor", function()
+    local out = T.zeros{2, 2}
+    local a = T.new{{1, 2}, {3, 4}}
+    assert.are.equal(out, T.matmul(a, a, out))
+    same(out, {{7, 10}, {15, 22}})
+    assert.has_error(function() T.matmul(a, a, T.zeros{3, 2}) end)
+  end)
+
   it("handles empty inner sizes and refuses mismatched shapes", function()
     same(T.matmul(T.zeros{2, 0}, T.zeros{0, 3}), {{0, 0, 0}, {0, 0, 0}})
     local ok, err = pcall(T.matmul, T.zeros{2, 3}, T.zeros{2, 3})

@@ -62,6 +62,8 @@ int         sm_l_optboolfield(lua_State *L, int idx, const char *k, int def);
 /* Module openers (one per binding file). */
 void sm_open_tensor(lua_State *L);
 void sm_open_image(lua_State *L);
+void sm_open_nn(lua_State *L);
+void sm_open_serial(lua_State *L);
 sm_rng *sm_l_rng(lua_State *L); /* the one library RNG */
 
 #endif

@@ -651,7 +651,13 @@ static int l_matmul(lua_State *L)
     if (!sm_matrix_blas_ok(a)) { a = push_contiguous(L, 1); lua_replace(L, 1); }
     if (!sm_matrix_blas_ok(b)) { b = push_contiguous(L, 2); lua_replace(L, 2); }
     int64_t shape[2] = { a->shape[0], b->shape[1] };
-    sm_tensor *c = sm_l_newtensor(L, 2, shape);
+    sm_tensor *c;
+    if (!lua_isnoneornil(L, 3)) { /* matmul(a, b, out): reuse out */
+        c = sm_l_checktensor(L, 3);
+        lua_pushvalue(L, 3);
+    } else {
+        c = sm_l_newtensor(L, 2, shape);
+    }
     sm_err err;
     if (sm_matmul_check(&err, c, a, b) != SM_OK)
         return luaL_error(L, "matmul: %s", err.msg);

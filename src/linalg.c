@@ -15,6 +15,13 @@
 #include <string.h>
 #include "sm.h"
 
+void sm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
 /* Describes a 2-D view as a BLAS operand: transposed or not, leading dim. */
 static int blas_layout(const sm_tensor *m, CBLAS_TRANSPOSE *trans, int64_t *ld)
 {
@@ -71,8 +78,7 @@ static void gemm(sm_tensor *c, const sm_tensor *a, const sm_tensor *b, float alp
     int64_t lda, ldb;
     blas_layout(a, &ta, &lda);
     blas_layout(b, &tb, &ldb);
-    cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, alpha, a->data, (int)lda,
-                b->data, (int)ldb, beta, c->data, (int)N);
+    sm_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, a->data, lda, b->data, ldb, beta, c->data, N);
 }
 
 void sm_matmul(sm_tensor *c, const sm_tensor *a, const sm_tensor *b)

@@ -15,14 +15,25 @@ static int l_get_num_threads(lua_State *L)
     return 1;
 }
 
+static int l_clock(lua_State *L)
+{
+    lua_pushnumber(L, sm_monotonic_seconds());
+    return 1;
+}
+
 int luaopen_siamese_core(lua_State *L)
 {
+    sm_threads_init();
     lua_newtable(L);
     lua_pushcfunction(L, l_set_num_threads);
     lua_setfield(L, -2, "set_num_threads");
     lua_pushcfunction(L, l_get_num_threads);
     lua_setfield(L, -2, "get_num_threads");
+    lua_pushcfunction(L, l_clock);
+    lua_setfield(L, -2, "clock");
     sm_open_tensor(L);   /* sets core.tensor, core.manual_seed */
     sm_open_image(L);    /* sets core.image */
+    sm_open_nn(L);       /* sets core.nn: layer, loss and optimiser kernels */
+    sm_open_serial(L);   /* sets core.write_atomic, core.tensor_from_bytes, core.tensor_to_bytes */
     return 1;
 }

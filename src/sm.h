@@ -102,6 +102,13 @@ typedef enum { SM_RED_SUM, SM_RED_MEAN, SM_RED_MAX, SM_RED_MIN, SM_RED_NORM1, SM
 sm_status sm_tensor_reduce_check(sm_err *err, const sm_tensor *in, int dim);
 void sm_tensor_reduce(float *out, int64_t *idx, const sm_tensor *in, int dim, sm_reduce op);
 
+/* C = alpha op(A) op(B) + beta C, row-major: the one place the library
+ * calls sgemm. OpenBLAS runs single-threaded (see threads.c): on the 2-vCPU
+ * machines this targets, its own threading and splitting a product across
+ * two threads both measured slower than one thread (make bench). */
+void sm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
 /* C[M,N] = A[M,K] B[K,N] through cblas_sgemm. Any of A, B may be a
  * transposed view (unit stride on either axis); otherwise the check fails
  * and the caller must pass contiguous copies. C must be contiguous. */
@@ -143,6 +150,80 @@ sm_status sm_image_probe(sm_err *err, sm_image_info *info,
 sm_status sm_image_decode(sm_err *err, sm_image *out, const sm_image_info *info,
                           const uint8_t *buf, size_t len);
 
+/* Per-format header readers and decoders behind sm_image_probe/decode
+ * (image_png.c, image_jpeg.c, image_pnm.c). probe fills info (without the
+ * size limits, which sm_image_probe applies); decode writes out->data,
+ * whose fields must equal what probe reported. */
+sm_status sm_png_probe(sm_err *err, sm_image_info *info, const uint8_t *buf, size_t len);
+sm_status sm_png_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len);
+sm_status sm_jpeg_probe(sm_err *err, sm_image_info *info, const uint8_t *buf, size_t len);
+sm_status sm_jpeg_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len);
+sm_status sm_pnm_probe(sm_err *err, sm_image_info *info, const uint8_t *buf, size_t len);
+sm_status sm_pnm_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len);
+
+/* Encoders: on SM_OK *out is a malloc'd buffer of *out_len bytes that the
+ * caller frees; on failure *out is NULL. PNG keeps 1..4 channels (lossless);
+ * JPEG writes gray or RGB (alpha dropped), quality 1..100; PNM writes P5
+ * (want_channels 1) or P6 (3), or picks by the image when want_channels is
+ * 0, converting as sm_pixels_convert does. */
+#define SM_JPEG_DEFAULT_QUALITY 90
+sm_status sm_png_encode(sm_err *err, uint8_t **out, size_t *out_len, const sm_image *img);
+sm_status sm_jpeg_encode(sm_err *err, uint8_t **out, size_t *out_len, const sm_image *img, int quality);
+sm_status sm_pnm_encode(sm_err *err, uint8_t **out, size_t *out_len, const sm_image *img, int want_channels);
+
+/* Geometry and conversions (image_ops.c). Output images are allocated by
+ * the caller with the size and channel count the operation produces. */
+
+/* Converts n pixels from src_channels to dst_channels: gray from colour by
+ * ITU-R 601 integer weights L = (299 R + 587 G + 114 B + 500) / 1000, gray
+ * replicated into colour, alpha copied when both sides have it, set to 255
+ * when only dst has it, dropped otherwise. dst and src must not overlap. */
+void sm_pixels_convert(uint8_t *dst, int dst_channels, const uint8_t *src, int src_channels, size_t n);
+/* out (any channel count) from in; sizes must match. */
+void sm_image_convert(sm_image *out, const sm_image *in);
+
+typedef enum {
+    SM_RESIZE_AUTO = 0,  /* AREA when shrinking 2x or more on either axis, else BILINEAR */
+    SM_RESIZE_BILINEAR,  /* half-pixel centres, clamped at the edges */
+    SM_RESIZE_AREA,      /* exact box filter with fractional overlap */
+    SM_RESIZE_NEAREST,   /* nearest centre: src = floor((dst + 0.5) * in / out) */
+    SM_RESIZE_TF         /* TensorFlow 1 resize_bilinear: src = dst * in / out */
+} sm_resize_method;
+/* Resolves SM_RESIZE_AUTO for the given sizes; other methods pass through. */
+sm_resize_method sm_resize_pick(sm_resize_method m, int64_t in_w, int64_t in_h,
+                                int64_t out_w, int64_t out_h);
+/* out's size is the target; channels must match. Rounds to nearest. */
+void sm_image_resize(sm_image *out, const sm_image *in, sm_resize_method m);
+/* in: float [C,H,W] or [N,C,H,W] (any strides); out: same leading dims
+ * with the target H', W'. No rounding. */
+sm_status sm_tensor_resize_check(sm_err *err, const sm_tensor *out, const sm_tensor *in);
+void sm_tensor_resize(sm_tensor *out, const sm_tensor *in, sm_resize_method m);
+
+/* out(ox, oy) = in(ox + x, oy + y) where inside in, else fill[c]: crop
+ * (x, y >= 0 usually, fill 0) and pad (x = -left, y = -top). */
+void sm_image_region(sm_image *out, const sm_image *in, int64_t x, int64_t y, const uint8_t fill[4]);
+/* Horizontal mirror: out(x, y) = in(width - 1 - x, y). */
+void sm_image_flip(sm_image *out, const sm_image *in);
+
+/* Affine maps as {a, b, c, d, e, f}: (x, y) -> (a x + b y + c, d x + e y + f).
+ * SM_EINVAL when m is singular or not finite. */
+sm_status sm_affine_invert(sm_err *err, double inv[6], const double m[6]);
+/* out(x, y) = in sampled bilinearly at dst_to_src(x, y); taps outside in
+ * read border[c]. Rounds to nearest. */
+void sm_image_warp_affine(sm_image *out, const sm_image *in, const double dst_to_src[6],
+                          const uint8_t border[4]);
+
+/* Image <-> float tensor [C,H,W] (any strides):
+ *   to:   t[c,y,x] = (pixel * scale - mean[c]) / std[c]
+ *   from: pixel = round(clamp((t[c,y,x] * std[c] + mean[c]) / scale, 0, 255))
+ * (NaN gives 0). The checks validate shapes and channel counts. */
+sm_status sm_image_to_tensor_check(sm_err *err, const sm_tensor *out, const sm_image *in);
+void sm_image_to_tensor(sm_tensor *out, const sm_image *in, double scale,
+                        const double mean[4], const double std[4]);
+sm_status sm_image_from_tensor_check(sm_err *err, const sm_image *out, const sm_tensor *in);
+void sm_image_from_tensor(sm_image *out, const sm_tensor *in, double scale,
+                          const double mean[4], const double std[4]);
+
 /* ---- random numbers ----------------------------------------------------- */
 
 /* xoshiro256** seeded through splitmix64: identical streams for identical
@@ -157,7 +238,43 @@ void sm_tensor_uniform(sm_tensor *t, sm_rng *r, float lo, float hi);
 void sm_tensor_normal(sm_tensor *t, sm_rng *r, float mean, float std);
 
 /* ---- threads ------------------------------------------------------------ */
+/* Called once at load: OpenBLAS to one thread of its own (see threads.c). */
+void sm_threads_init(void);
 void sm_set_num_threads(int n);
 int  sm_get_num_threads(void);
+/* Wall-clock seconds from an arbitrary origin, for progress and benchmarks. */
+double sm_monotonic_seconds(void);
+
+/* ---- files -------------------------------------------------------------- */
+
+/* Replaces path atomically with the concatenation of bufs[0..nbufs-1]
+ * (lens[i] bytes each): writes a temporary file in the same directory,
+ * fsyncs it, renames it over path and fsyncs the directory. On failure the
+ * temporary is removed, path is left as it was, and SM_EIO is returned with
+ * the path and the system's reason (SM_ENOMEM if memory ran out). */
+sm_status sm_write_atomic(sm_err *err, const char *path, const void *const *bufs,
+                          const size_t *lens, int nbufs);
+
+/* Element types of serialized tensors (safetensors names), all stored
+ * little-endian; dtype.c converts them to and from float32. */
+typedef enum {
+    SM_DTYPE_F32, SM_DTYPE_F16, SM_DTYPE_BF16, SM_DTYPE_F64,
+    SM_DTYPE_I64, SM_DTYPE_I32, SM_DTYPE_I16, SM_DTYPE_I8,
+    SM_DTYPE_U8, SM_DTYPE_BOOL
+} sm_dtype;
+
+/* "F32" -> SM_DTYPE_F32 ...; SM_EFORMAT for an unknown name. */
+sm_status   sm_dtype_parse(sm_err *err, sm_dtype *out, const char *name);
+const char *sm_dtype_name(sm_dtype dt);
+size_t      sm_dtype_size(sm_dtype dt); /* bytes per element */
+
+float sm_f16_to_f32(uint16_t h);   /* IEEE binary16: exact, incl. subnormals, inf, NaN */
+float sm_bf16_to_f32(uint16_t b);  /* bfloat16: the top half of a float32 */
+/* out[i] = src element i (n elements of dt, little-endian, any alignment)
+ * as float32; BOOL is 1 for any non-zero byte; wide integers round. */
+void sm_decode_le(float *out, const uint8_t *src, int64_t n, sm_dtype dt);
+/* Writes t's elements (any strides) in row-major order as little-endian
+ * float32: 4 * numel bytes. */
+void sm_encode_f32_le(uint8_t *out, const sm_tensor *t);
 
 #endif

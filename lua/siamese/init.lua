@@ -6,6 +6,13 @@ local siamese = {
   _VERSION = "siamese 0.1.0",
   tensor = require "siamese.tensor",
   image = require "siamese.image",
+  nn = require "siamese.nn",
+  loss = require "siamese.loss",
+  optim = require "siamese.optim",
+  eval = require "siamese.eval",
+  viz = require "siamese.viz",
+  json = require "siamese.json",
+  safetensors = require "siamese.safetensors",
 }
 
 --- Seeds the library's one random-number generator (tensors, sampling,
@@ -22,6 +29,12 @@ end
 --- Returns the thread count in use.
 function siamese.get_num_threads()
   return core.get_num_threads()
+end
+
+--- Wall-clock seconds (monotonic) for timing work; os.clock() counts CPU
+-- time of every thread instead.
+function siamese.clock()
+  return core.clock()
 end
 
 return siamese

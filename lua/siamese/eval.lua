@@ -1,0 +1,107 @@
+--- siamese.eval: verification metrics from distances.
+-- Convention: a pair is accepted as "same person" when distance <= threshold.
+local eval = {}
+
+--- ROC curve of distances with labels (true = same person).
+-- Returns {fpr = {...}, tpr = {...}, thresholds = {...}}, ordered from the
+-- strictest threshold (nothing accepted) to the loosest (everything accepted).
+function eval.roc(distances, labels)
+  local n = #distances
+  assert(n == #labels and n > 0, "roc: distances and labels must be non-empty lists of the same length")
+  local order, pos, neg = {}, 0, 0
+  for i = 1, n do
+    order[i] = i
+    if labels[i] then pos = pos + 1 else neg = neg + 1 end
+  end
+  assert(pos > 0 and neg > 0, "roc: need both genuine and impostor pairs")
+  table.sort(order, function(a, b) return distances[a] < distances[b] end)
+  local fpr, tpr, thr = {0}, {0}, {-math.huge}
+  local tp, fp, i = 0, 0, 1
+  while i <= n do
+    local d = distances[order[i]]
+    -- Ties enter together: one threshold accepts all of them.
+    while i <= n and distances[order[i]] == d do
+      if labels[order[i]] then tp = tp + 1 else fp = fp + 1 end
+      i = i + 1
+    end
+    fpr[#fpr + 1], tpr[#tpr + 1], thr[#thr + 1] = fp / neg, tp / pos, d
+  end
+  return {fpr = fpr, tpr = tpr, thresholds = thr}
+end
+
+--- Area under the ROC curve (trapezoids).
+function eval.auc(roc)
+  local a = 0
+  for i = 2, #roc.fpr do
+    a = a + (roc.fpr[i] - roc.fpr[i - 1]) * (roc.tpr[i] + roc.tpr[i - 1]) / 2
+  end
+  return a
+end
+
+--- Equal error rate and its threshold: where the false-accept rate meets
+-- the false-reject rate (1 - tpr), interpolated between ROC points.
+function eval.eer(roc)
+  local fpr, tpr, thr = roc.fpr, roc.tpr, roc.thresholds
+  for i = 2, #fpr do
+    local fnr0, fnr1 = 1 - tpr[i - 1], 1 - tpr[i]
+    if fpr[i] >= fnr1 then
+      -- The crossing lies between point i-1 (fpr < fnr) and point i.
+      local d0, d1 = fnr0 - fpr[i - 1], fpr[i] - fnr1
+      local w = (d0 + d1) > 0 and d0 / (d0 + d1) or 0
+      local rate = fpr[i - 1] + w * (fpr[i] - fpr[i - 1])
+      local t0 = thr[i - 1] == -math.huge and thr[i] or thr[i - 1]
+      return rate, t0 + w * (thr[i] - t0)
+    end
+  end
+  return 1, thr[#thr]
+end
+
+--- True-accept rate at a target false-accept rate: the best tpr among ROC
+-- points with fpr <= far, and the threshold that gives it.
+function eval.tar_at_far(roc, far)
+  local best, thr = 0, roc.thresholds[1]
+  for i = 1, #roc.fpr do
+    if roc.fpr[i] <= far and roc.tpr[i] >= best then best, thr = roc.tpr[i], roc.thresholds[i] end
+  end
+  return best, thr
+end
+
+--- Accuracy of `distance <= threshold` against the labels.
+function eval.accuracy(distances, labels, threshold)
+  local right = 0
+  for i = 1, #distances do
+    if (distances[i] <= threshold) == (labels[i] and true or false) then right = right + 1 end
+  end
+  return right / #distances
+end
+
+--- The threshold (a midpoint between neighbouring distances) that maximises
+-- accuracy on the given pairs, with that accuracy. One sort and one sweep.
+function eval.best_threshold(distances, labels)
+  local n = #distances
+  assert(n > 0 and n == #labels, "best_threshold: distances and labels must be non-empty lists of the same length")
+  local order, neg = {}, 0
+  for i = 1, n do
+    order[i] = i
+    if not labels[i] then neg = neg + 1 end
+  end
+  table.sort(order, function(a, b) return distances[a] < distances[b] end)
+  -- Accepting the first i pairs is right for their genuine ones and for the
+  -- impostors among the rest.
+  local best_t, best_right = distances[order[1]] - 1e-6, neg
+  local tp, fp = 0, 0
+  for i = 1, n do
+    if labels[order[i]] then tp = tp + 1 else fp = fp + 1 end
+    local d, nxt = distances[order[i]], order[i + 1] and distances[order[i + 1]]
+    if nxt ~= d then
+      local right = tp + (neg - fp)
+      if right > best_right then
+        best_right = right
+        best_t = nxt and (d + nxt) / 2 or d + 1e-6
+      end
+    end
+  end
+  return best_t, best_right / n
+end
+
+return eval

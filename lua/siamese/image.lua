@@ -1,0 +1,82 @@
+--- siamese.image: 8-bit images (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA channels).
+-- Decoding, geometry and conversions are in C (src/l_image.c); this file adds
+-- the file-system parts: `image.load` and `img:save`.
+--
+-- Coordinates are 0-based pixel positions; pixel (x, y) has its centre at
+-- (x, y). Bad data and I/O failures return nil, message; misuse raises.
+local core = require "siamese.core"
+
+local C = core.image
+local methods = C.methods
+
+local image = {
+  decode = C.decode,
+  probe = C.probe,
+  new = C.new,
+  set_max_pixels = C.set_max_pixels,
+  get_max_pixels = C.get_max_pixels,
+  from_tensor = C.from_tensor,
+  resize_tensor = C.resize_tensor,
+}
+
+local function check_opts(fname, argn, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #%d to '%s' (table expected, got %s)"):format(argn, fname, type(opts)), 3)
+  end
+end
+
+--- Reads and decodes the file at `path` (JPEG, PNG or PNM, told by content).
+-- opts.max_pixels overrides the pixel limit for this call.
+-- Returns the image, or nil and a message naming the path.
+function image.load(path, opts)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'load' (string expected, got %s)"):format(type(path)), 2)
+  end
+  check_opts("load", 2, opts)
+  local f <close>, err = io.open(path, "rb")
+  if not f then
+    return nil, err
+  end
+  local data, rerr = f:read("a")
+  if not data then
+    return nil, path .. ": " .. tostring(rerr or "read error")
+  end
+  local img, msg = C.decode(data, opts)
+  if not img then
+    return nil, path .. ": " .. msg
+  end
+  return img
+end
+
+local format_by_extension = {
+  png = "png", jpg = "jpeg", jpeg = "jpeg", pgm = "pgm", ppm = "ppm", pnm = "pnm",
+}
+
+--- Encodes the image and writes it to `path`, atomically: the data goes to
+-- a temporary file beside it, which is renamed over `path` only once fully
+-- written and synced (core.write_atomic).
+-- The format comes from opts.format or the extension (.png .jpg .jpeg .pgm
+-- .ppm .pnm); opts.quality (1..100, default 90) applies to JPEG.
+-- Returns true, or nil and a message.
+function methods.save(img, path, opts)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'save' (string expected, got %s)"):format(type(path)), 2)
+  end
+  check_opts("save", 2, opts)
+  local format = opts and opts.format
+  if format == nil then
+    local ext = path:match("%.([%w]+)$")
+    format = ext and format_by_extension[ext:lower()]
+    if not format then
+      error(("bad argument #1 to 'save' (cannot tell the format from '%s'; use a .png, .jpg, .jpeg, "
+        .. ".pgm, .ppm or .pnm name, or opts.format)"):format(path), 2)
+    end
+  end
+  local data, err = img:encode(format, opts)
+  if not data then
+    return nil, err
+  end
+  return core.write_atomic(path, data)
+end
+
+return image

@@ -1,0 +1,114 @@
+--- nn.Conv2d(in, out, kernel, {stride, padding, dilation, groups, bias})
+-- Input [N,in,H,W] → [N,out,Ho,Wo]; weight [out, in/groups, kh, kw].
+-- padding: a number or {ph, pw} (symmetric), "valid" (none) or "same"
+-- (TensorFlow's rule: out = ceil(in / stride), the odd pixel at the
+-- bottom/right), or {top = , bottom = , left = , right = }.
+-- groups = in gives a depthwise convolution.
+local class = require "siamese.class"
+local Module = require "siamese.nn.Module"
+local T = require "siamese.tensor"
+local core = require "siamese.core"
+local util = require "siamese.nn.util"
+local init = require "siamese.nn.weight_init"
+local workspace = require "siamese.nn.workspace"
+local K = core.nn
+
+local Conv2d = class("Conv2d", Module)
+
+function Conv2d:__init(nin, nout, kernel, opts)
+  Module.__init(self)
+  opts = opts or {}
+  self.nin = util.check_int(nin, "Conv2d: in channels")
+  self.nout = util.check_int(nout, "Conv2d: out channels")
+  self.kh, self.kw = util.pair(kernel, "Conv2d: kernel")
+  self.sh, self.sw = util.pair(opts.stride or 1, "Conv2d: stride")
+  self.dh, self.dw = util.pair(opts.dilation or 1, "Conv2d: dilation")
+  self.groups = util.check_int(opts.groups or 1, "Conv2d: groups")
+  for _, v in ipairs{self.kh, self.kw, self.sh, self.sw, self.dh, self.dw} do
+    util.check_int(v, "Conv2d: kernel, stride and dilation")
+  end
+  if nin % self.groups ~= 0 or nout % self.groups ~= 0 then
+    error(string.format("Conv2d: in (%d) and out (%d) channels must be divisible by groups (%d)",
+      nin, nout, self.groups), 2)
+  end
+  local pad = opts.padding or 0
+  if pad == "same" or pad == "valid" then
+    self.padding = pad
+  elseif type(pad) == "table" and (pad.top or pad.left or pad.bottom or pad.right) then
+    self.padding = {pad.top or 0, pad.left or 0, pad.bottom or 0, pad.right or 0}
+  else
+    local ph, pw = util.pair(pad, "Conv2d: padding")
+    self.padding = {ph, pw, ph, pw}
+  end
+  self.weight = T.zeros{nout, nin // self.groups, self.kh, self.kw}
+  self.gradWeight = T.zeros{nout, nin // self.groups, self.kh, self.kw}
+  if opts.bias ~= false then
+    self.bias = T.zeros{nout}
+    self.gradBias = T.zeros{nout}
+  end
+  init.torch_default(self.weight, self.bias)
+end
+
+--- The kernel parameter list for an input of H x W.
+function Conv2d:params(H, W)
+  local pt, pl, pb, pr
+  if self.padding == "valid" then
+    pt, pl, pb, pr = 0, 0, 0, 0
+  elseif self.padding == "same" then
+    pt, pb = K.same_padding(H, self.kh, self.sh, self.dh)
+    pl, pr = K.same_padding(W, self.kw, self.sw, self.dw)
+  else
+    pt, pl, pb, pr = table.unpack(self.padding)
+  end
+  return {self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, pt, pl, pb, pr, self.groups}
+end
+
+function Conv2d:check_input(x)
+  local s = x:shape()
+  if #s ~= 4 or s[2] ~= self.nin then
+    self:fail("expected input [N,%d,H,W], got %s", self.nin, util.shape_str(x))
+  end
+  return s
+end
+
+function Conv2d:updateOutput(input)
+  local s = self:check_input(input)
+  local x = util.contiguous(input)
+  local p = self:params(s[3], s[4])
+  local ho = K.conv_out_size(s[3], p[1], p[3], p[5], p[7], p[9])
+  local wo = K.conv_out_size(s[4], p[2], p[4], p[6], p[8], p[10])
+  if ho <= 0 or wo <= 0 then
+    self:fail("input %s is smaller than the %dx%d kernel", util.shape_str(input), self.kh, self.kw)
+  end
+  self.output = Module.buffer(self.output, {s[1], self.nout, ho, wo})
+  local ws = workspace.get(K.conv2d_workspace(self.output, x, self.weight, p))
+  K.conv2d_forward(self.output, x, self.weight, self.bias, p, ws)
+  return self.output
+end
+
+function Conv2d:updateGradInput(input, gradOutput)
+  local s = self:check_input(input)
+  local p = self:params(s[3], s[4])
+  local go = util.contiguous(gradOutput)
+  self.gradInput = Module.buffer(self.gradInput, s)
+  self.gradInput:zero()
+  local ws = workspace.get(K.conv2d_workspace(go, self.gradInput, self.weight, p))
+  K.conv2d_backward_input(self.gradInput, go, self.weight, p, ws)
+  return self.gradInput
+end
+
+function Conv2d:accGradParameters(input, gradOutput, scale)
+  local s = self:check_input(input)
+  local p = self:params(s[3], s[4])
+  local x, go = util.contiguous(input), util.contiguous(gradOutput)
+  local ws = workspace.get(K.conv2d_workspace(go, x, self.weight, p))
+  K.conv2d_backward_params(self.gradWeight, self.gradBias, go, x, p, scale or 1, ws)
+end
+
+function Conv2d:__tostring()
+  local pad = type(self.padding) == "string" and self.padding or table.concat(self.padding, ",")
+  return string.format("Conv2d(%d -> %d, %dx%d, stride %d,%d, pad %s%s%s)", self.nin, self.nout, self.kh, self.kw,
+    self.sh, self.sw, pad, self.groups > 1 and (", groups " .. self.groups) or "", self.bias and "" or ", no bias")
+end
+
+return Conv2d

@@ -1,0 +1,119 @@
+--- nn.Module: the protocol every layer follows (Torch nn style).
+--   forward(x) = updateOutput(x)
+--   backward(x, gradOutput[, scale]) = updateGradInput + accGradParameters
+-- Parameter gradients accumulate; zeroGradParameters() clears them.
+-- Layers with parameters set self.weight/self.gradWeight (and bias) or
+-- override parameters(); containers override parameters/children.
+local class = require "siamese.class"
+local T = require "siamese.tensor"
+
+local Module = class("Module")
+
+function Module:__init()
+  self.train = true
+  self.frozen = false
+end
+
+function Module:updateOutput(input)
+  error(self.__name .. ": updateOutput is not implemented", 2)
+end
+
+function Module:updateGradInput(input, gradOutput)
+  error(self.__name .. ": updateGradInput is not implemented", 2)
+end
+
+function Module:accGradParameters(input, gradOutput, scale) end
+
+function Module:forward(input)
+  return self:updateOutput(input)
+end
+
+function Module:backward(input, gradOutput, scale)
+  scale = scale or 1
+  self:updateGradInput(input, gradOutput)
+  if not self.frozen then
+    self:accGradParameters(input, gradOutput, scale)
+  end
+  return self.gradInput
+end
+
+--- Lists of parameter tensors and of their gradients (same order).
+-- Frozen modules report none, so optimisers leave them alone.
+function Module:parameters()
+  if self.frozen then return {}, {} end
+  local p, g = {}, {}
+  if self.weight then p[#p + 1], g[#g + 1] = self.weight, self.gradWeight end
+  if self.bias then p[#p + 1], g[#g + 1] = self.bias, self.gradBias end
+  return p, g
+end
+
+--- Named tensors to save: parameters plus buffers such as running statistics.
+-- Keys are relative to this module ("weight", "1.bias", ...).
+function Module:state()
+  local s = {}
+  if self.weight then s.weight = self.weight end
+  if self.bias then s.bias = self.bias end
+  return s
+end
+
+function Module:zeroGradParameters()
+  local _, grads = self:parameters()
+  for _, g in ipairs(grads) do g:zero() end
+end
+
+function Module:children()
+  return {}
+end
+
+function Module:training()
+  self.train = true
+  for _, c in ipairs(self:children()) do c:training() end
+  return self
+end
+
+function Module:evaluate()
+  self.train = false
+  for _, c in ipairs(self:children()) do c:evaluate() end
+  return self
+end
+
+--- Frozen modules keep their weights: backward skips the weight-gradient
+-- work and parameters() reports nothing (fine-tuning the last layers).
+function Module:freeze(flag)
+  if flag == nil then flag = true end
+  self.frozen = flag
+  for _, c in ipairs(self:children()) do c:freeze(flag) end
+  return self
+end
+
+--- Number of scalar parameters.
+function Module:nparameters()
+  local p = self:parameters()
+  local n = 0
+  for _, t in ipairs(p) do n = n + t:numel() end
+  return n
+end
+
+--- Returns buf when it already has this shape, else a new zero tensor.
+function Module.buffer(buf, shape)
+  if buf then
+    local s = buf:shape()
+    if #s == #shape then
+      local same = true
+      for i = 1, #s do if s[i] ~= shape[i] then same = false break end end
+      if same then return buf end
+    end
+  end
+  return T.zeros(shape)
+end
+
+--- Raises a misuse error naming the layer and the shapes.
+function Module:fail(fmt, ...)
+  error(string.format("%s: " .. fmt, self.__name, ...), 3)
+end
+
+function Module:__tostring()
+  return self.__name
+end
+
+return Module

@@ -1,0 +1,82 @@
+-- make bench: one JSON object per line, {name, value, unit[, baseline, ratio]}.
+-- Ratios compare against a reference measured in the same run on this
+-- machine (here: a plain OpenBLAS sgemm of the same M, N, K), never against
+-- absolute seconds from elsewhere.
+local siamese = require "siamese"
+local json = require "siamese.json"
+local T, nn = siamese.tensor, siamese.nn
+
+local threads = tonumber(os.getenv("SIAMESE_THREADS") or "") or 2
+siamese.set_num_threads(threads)
+siamese.manual_seed(1)
+
+local function emit(t)
+  t.threads = threads
+  io.write(json.encode(t), "\n")
+  io.flush()
+end
+
+-- Seconds per call of fn: one warm-up call, then repeats for >= min_time.
+local function time(fn, min_time)
+  fn()
+  local n, t0 = 0, siamese.clock()
+  repeat
+    fn()
+    n = n + 1
+  until siamese.clock() - t0 >= (min_time or 0.5)
+  return (siamese.clock() - t0) / n
+end
+
+-- Raw sgemm rate (GFLOP/s) for C[M,N] = A[M,K] B[K,N].
+local function sgemm_rate(M, N, K)
+  local a, b, c = T.randn{M, K}, T.randn{K, N}, T.zeros{M, N}
+  local s = time(function() T.matmul(a, b, c) end)
+  return 2 * M * N * K / s / 1e9
+end
+
+-- 3x3 convolution (pad 1) forward and backward against sgemm of the same GEMM shape.
+local configs = {{32, 35}, {64, 17}, {128, 8}}
+for _, cfg in ipairs(configs) do
+  local C, S = cfg[1], cfg[2]
+  for _, batch in ipairs{1, 32} do
+    local conv = nn.Conv2d(C, C, 3, {padding = 1})
+    local x = T.randn{batch, C, S, S}
+    local y = conv:forward(x)
+    local g = T.randn(y:shape())
+    local flops = 2 * batch * C * S * S * C * 9
+    local M, N, K = C, batch * S * S, C * 9
+    local base = sgemm_rate(M, N, K)
+    local label = string.format("conv3x3_%d_%dx%d_b%d", C, S, S, batch)
+    local fwd = flops / time(function() conv:forward(x) end) / 1e9
+    emit{name = label .. "_forward", value = fwd, unit = "GFLOP/s", baseline = base, ratio = fwd / base,
+         baseline_name = string.format("sgemm %dx%dx%d", M, N, K)}
+    -- backward: input gradient plus weight gradient, twice the forward's work
+    local bwd = 2 * flops / time(function() conv:backward(x, g) end) / 1e9
+    emit{name = label .. "_backward", value = bwd, unit = "GFLOP/s", baseline = base, ratio = bwd / base,
+         baseline_name = string.format("sgemm %dx%dx%d", M, N, K)}
+  end
+end
+
+-- Pairwise distances of 128-D embeddings: cdist against the sgemm inside it.
+do
+  local a, b = T.randn{1024, 128}, T.randn{4096, 128}
+  local base = sgemm_rate(1024, 4096, 128)
+  local rate = 2 * 1024 * 4096 * 128 / time(function() T.cdist(a, b) end) / 1e9
+  emit{name = "cdist_1024x4096x128", value = rate, unit = "GFLOP/s", baseline = base, ratio = rate / base,
+       baseline_name = "sgemm 1024x4096x128"}
+end
+
+-- Image decoding throughput on a synthetic 1920x1280 photo-sized image.
+do
+  local w, h = 1920, 1280
+  local px = {}
+  for y = 0, h - 1 do
+    px[#px + 1] = string.rep(string.char(y % 256, (y * 7) % 256, (y * 13) % 256), w)
+  end
+  local img = siamese.image.new(w, h, 3, table.concat(px))
+  for _, fmt in ipairs{"jpeg", "png"} do
+    local bytes = assert(img:encode(fmt))
+    local s = time(function() assert(siamese.image.decode(bytes)) end)
+    emit{name = "decode_" .. fmt .. "_1920x1280", value = w * h / s / 1e6, unit = "Mpixel/s"}
+  end
+end

@@ -1,0 +1,266 @@
+/*
+ * conv2d.c — 2-D convolution (cross-correlation) as im2col + sgemm.
+ *
+ * Shapes: in [N,Cin,H,W], weight [Cout,Cin/G,kh,kw], bias [Cout],
+ * out [N,Cout,Ho,Wo] with Ho = (H + pt + pb - dh*(kh-1) - 1) / sh + 1.
+ *
+ *   out[n,o,y,x] = b[o] + sum_{c,i,j} w[o,c,i,j] * in[n, g*Cg + c, y*sh - pt + i*dh, x*sw - pl + j*dw]
+ *
+ * with g = o / (Cout/G) and out-of-range input positions reading 0.
+ *
+ * Per group, a chunk of nb samples is unfolded into columns
+ * col[K = Cg*kh*kw][nb*Ho*Wo]; then out_g = W_g[Cout/G, K] x col in one
+ * sgemm (batching samples makes the GEMM wide even for 8x8 maps).
+ * Backward:  dcol = W_g^T x dout_g, folded back (col2im, +=) into grad_in;
+ *            grad_W_g += dout_g x col^T;  grad_b += sum over positions of dout.
+ * The workspace holds col and one gathered [Cout/G, nb*Ho*Wo] block.
+ * GEMMs go through sm_sgemm (split across threads); unfold runs in parallel
+ * over channels.
+ */
+#include <string.h>
+#include "nn.h"
+
+/* Workspace budget per chunk, in floats (64 MiB); at least one sample. */
+#define CONV_WS_BUDGET ((size_t)16 << 20)
+
+int64_t sm_conv_out_size(int64_t in, int k, int stride, int dilation, int pad_before, int pad_after)
+{
+    int64_t span = (int64_t)dilation * (k - 1) + 1, padded = in + pad_before + pad_after;
+    if (stride <= 0 || padded < span) return 0;
+    return (padded - span) / stride + 1;
+}
+
+void sm_conv_same_padding(int64_t in, int k, int stride, int dilation, int *pad_before, int *pad_after)
+{
+    int64_t out = (in + stride - 1) / stride;
+    int64_t span = (int64_t)dilation * (k - 1) + 1;
+    int64_t total = (out - 1) * stride + span - in;
+    if (total < 0) total = 0;
+    *pad_before = (int)(total / 2);
+    *pad_after = (int)(total - total / 2);
+}
+
+typedef struct {
+    int64_t N, Cin, H, W, Cout, Ho, Wo, G, Cg, Cgo, K, HWo;
+} conv_dims;
+
+static conv_dims dims_of(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
+{
+    conv_dims d;
+    d.N = in->shape[0];
+    d.Cin = in->shape[1];
+    d.H = in->shape[2];
+    d.W = in->shape[3];
+    d.Cout = out->shape[1];
+    d.Ho = out->shape[2];
+    d.Wo = out->shape[3];
+    d.G = p->groups;
+    d.Cg = d.Cin / d.G;
+    d.Cgo = d.Cout / d.G;
+    d.K = d.Cg * p->kh * p->kw;
+    d.HWo = d.Ho * d.Wo;
+    return d;
+}
+
+/* Samples per chunk so that col + gathered block fit the budget. */
+static int64_t chunk_samples(const conv_dims *d)
+{
+    size_t per = (size_t)(d->K + d->Cgo) * (size_t)d->HWo;
+    int64_t nb = per ? (int64_t)(CONV_WS_BUDGET / per) : d->N;
+    if (nb < 1) nb = 1;
+    if (nb > d->N) nb = d->N;
+    return nb;
+}
+
+sm_status sm_conv2d_check(sm_err *err, const sm_tensor *out, const sm_tensor *in,
+                          const sm_tensor *weight, const sm_tensor *bias, const sm_conv2d_params *p)
+{
+    char si[SM_SHAPE_STR_LEN], sw[SM_SHAPE_STR_LEN], so[SM_SHAPE_STR_LEN];
+    sm_shape_str(si, sizeof si, in->ndim, in->shape);
+    sm_shape_str(sw, sizeof sw, weight->ndim, weight->shape);
+    sm_shape_str(so, sizeof so, out->ndim, out->shape);
+    if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->dh < 1 || p->dw < 1 || p->groups < 1 ||
+        p->pt < 0 || p->pl < 0 || p->pb < 0 || p->pr < 0)
+        return sm_fail(err, SM_EINVAL, "conv2d: kernel, stride, dilation and groups must be >= 1 and padding >= 0");
+    if (in->ndim != 4)
+        return sm_fail(err, SM_EINVAL, "conv2d: expected 4-D input [N,C,H,W], got %s", si);
+    if (weight->ndim != 4 || weight->shape[2] != p->kh || weight->shape[3] != p->kw)
+        return sm_fail(err, SM_EINVAL, "conv2d: weight %s does not match a %dx%d kernel", sw, p->kh, p->kw);
+    int64_t cout = weight->shape[0];
+    if (in->shape[1] % p->groups || cout % p->groups || weight->shape[1] * p->groups != in->shape[1])
+        return sm_fail(err, SM_EINVAL, "conv2d: input %s and weight %s do not fit %d groups", si, sw, p->groups);
+    if (bias && (bias->ndim != 1 || bias->shape[0] != cout))
+        return sm_fail(err, SM_EINVAL, "conv2d: bias must have shape [%lld]", (long long)cout);
+    int64_t ho = sm_conv_out_size(in->shape[2], p->kh, p->sh, p->dh, p->pt, p->pb);
+    int64_t wo = sm_conv_out_size(in->shape[3], p->kw, p->sw, p->dw, p->pl, p->pr);
+    if (ho <= 0 || wo <= 0)
+        return sm_fail(err, SM_EINVAL, "conv2d: input %s is smaller than the %dx%d kernel", si, p->kh, p->kw);
+    if (out->ndim != 4 || out->shape[0] != in->shape[0] || out->shape[1] != cout || out->shape[2] != ho || out->shape[3] != wo)
+        return sm_fail(err, SM_EINVAL, "conv2d: output %s should be [%lld,%lld,%lld,%lld]", so,
+                       (long long)in->shape[0], (long long)cout, (long long)ho, (long long)wo);
+    if (!sm_tensor_is_contiguous(in) || !sm_tensor_is_contiguous(out) || !sm_tensor_is_contiguous(weight) ||
+        (bias && !sm_tensor_is_contiguous(bias)))
+        return sm_fail(err, SM_EINVAL, "conv2d: tensors must be contiguous");
+    return SM_OK;
+}
+
+size_t sm_conv2d_workspace(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
+{
+    conv_dims d = dims_of(in, out, p);
+    return (size_t)(d.K + d.Cgo) * (size_t)(chunk_samples(&d) * d.HWo);
+}
+
+/* First and one-past-last output x whose input x = ox*s - pad + off is in [0, W). */
+static void valid_range(int64_t W, int64_t Wo, int s, int64_t off_minus_pad, int64_t *lo, int64_t *hi)
+{
+    int64_t a = 0, b = Wo;
+    if (off_minus_pad < 0) a = (-off_minus_pad + s - 1) / s;
+    /* need ox*s + off_minus_pad <= W - 1 */
+    if (W - 1 - off_minus_pad < 0) b = 0;
+    else {
+        int64_t m = (W - 1 - off_minus_pad) / s + 1;
+        if (m < b) b = m;
+    }
+    if (a > b) a = b;
+    *lo = a;
+    *hi = b;
+}
+
+/* Unfolds samples [n0, n0+nb) of group g into col[K][nb*HWo]. With
+ * accumulate set, does the reverse (col2im): adds col back into x. */
+static void unfold(float *col, float *x, const conv_dims *d, const sm_conv2d_params *p,
+                   int64_t n0, int64_t nb, int64_t g, int accumulate)
+{
+    int64_t ncol = nb * d->HWo, HW = d->H * d->W;
+    /* Parallel over channels: each channel's rows read (or, folding back,
+     * write) only that channel's input plane, so threads never collide. */
+    #pragma omp parallel for schedule(static) if (d->K * ncol > 65536)
+    for (int64_t c = 0; c < d->Cg; c++)
+        for (int64_t ky = 0; ky < p->kh; ky++)
+            for (int64_t kx = 0; kx < p->kw; kx++) {
+                int64_t r = (c * p->kh + ky) * p->kw + kx;
+                int64_t xoff = kx * p->dw - p->pl, lo, hi;
+                valid_range(d->W, d->Wo, p->sw, xoff, &lo, &hi);
+                for (int64_t b = 0; b < nb; b++) {
+                    float *src = x + ((n0 + b) * d->Cin + g * d->Cg + c) * HW;
+                    float *dst = col + r * ncol + b * d->HWo;
+                    for (int64_t oy = 0; oy < d->Ho; oy++) {
+                        int64_t iy = oy * p->sh - p->pt + ky * p->dh;
+                        float *drow = dst + oy * d->Wo;
+                        if (iy < 0 || iy >= d->H) {
+                            if (!accumulate) memset(drow, 0, (size_t)d->Wo * sizeof(float));
+                            continue;
+                        }
+                        float *srow = src + iy * d->W;
+                        if (accumulate) {
+                            for (int64_t ox = lo; ox < hi; ox++) srow[ox * p->sw + xoff] += drow[ox];
+                        } else {
+                            for (int64_t ox = 0; ox < lo; ox++) drow[ox] = 0;
+                            if (p->sw == 1) memcpy(drow + lo, srow + (lo + xoff), (size_t)(hi - lo) * sizeof(float));
+                            else for (int64_t ox = lo; ox < hi; ox++) drow[ox] = srow[ox * p->sw + xoff];
+                            for (int64_t ox = hi; ox < d->Wo; ox++) drow[ox] = 0;
+                        }
+                    }
+                }
+            }
+}
+
+/* Copies group g of samples [n0, n0+nb) of a [N,Cout,Ho,Wo] tensor into
+ * blk[Cgo][nb*HWo] (gather) or back (scatter, adding bias if given). */
+static void regroup(float *blk, float *t, const conv_dims *d, int64_t n0, int64_t nb, int64_t g,
+                    int scatter, const float *bias)
+{
+    int64_t ncol = nb * d->HWo;
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t o = 0; o < d->Cgo; o++) {
+            float *tp = t + ((n0 + b) * d->Cout + g * d->Cgo + o) * d->HWo;
+            float *bp = blk + o * ncol + b * d->HWo;
+            if (!scatter) {
+                memcpy(bp, tp, (size_t)d->HWo * sizeof(float));
+            } else if (bias) {
+                float bv = bias[g * d->Cgo + o];
+                for (int64_t i = 0; i < d->HWo; i++) tp[i] = bp[i] + bv;
+            } else {
+                memcpy(tp, bp, (size_t)d->HWo * sizeof(float));
+            }
+        }
+}
+
+void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight,
+                       const sm_tensor *bias, const sm_conv2d_params *p, float *ws)
+{
+    conv_dims d = dims_of(in, out, p);
+    int64_t nbmax = chunk_samples(&d);
+    float *col = ws, *blk = ws + d.K * nbmax * d.HWo;
+    for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
+        int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, ncol = nb * d.HWo;
+        for (int64_t g = 0; g < d.G; g++) {
+            unfold(col, in->data, &d, p, n0, nb, g, 0);
+            const float *wg = weight->data + g * d.Cgo * d.K;
+            if (nb == 1) { /* the output block of one sample is already [Cgo][HWo] */
+                float *o = out->data + (n0 * d.Cout + g * d.Cgo) * d.HWo;
+                sm_sgemm(0, 0, d.Cgo, ncol, d.K,
+                            1.0f, wg, d.K, col, ncol, 0.0f, o, ncol);
+                if (bias)
+                    for (int64_t c = 0; c < d.Cgo; c++) {
+                        float bv = bias->data[g * d.Cgo + c];
+                        for (int64_t i = 0; i < d.HWo; i++) o[c * d.HWo + i] += bv;
+                    }
+            } else {
+                sm_sgemm(0, 0, d.Cgo, ncol, d.K,
+                            1.0f, wg, d.K, col, ncol, 0.0f, blk, ncol);
+                regroup(blk, out->data, &d, n0, nb, g, 1, bias ? bias->data : NULL);
+            }
+        }
+    }
+}
+
+/* Points at dout for group g of samples [n0, n0+nb) as a [Cgo][nb*HWo]
+ * block, gathering into blk when it is not already laid out that way. */
+static const float *dout_block(float *blk, const sm_tensor *grad_out, const conv_dims *d,
+                               int64_t n0, int64_t nb, int64_t g)
+{
+    if (nb == 1) return grad_out->data + (n0 * d->Cout + g * d->Cgo) * d->HWo;
+    regroup(blk, grad_out->data, d, n0, nb, g, 0, NULL);
+    return blk;
+}
+
+void sm_conv2d_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, const sm_tensor *weight,
+                              const sm_conv2d_params *p, float *ws)
+{
+    conv_dims d = dims_of(grad_in, grad_out, p);
+    int64_t nbmax = chunk_samples(&d);
+    float *col = ws, *blk = ws + d.K * nbmax * d.HWo;
+    for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
+        int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, ncol = nb * d.HWo;
+        for (int64_t g = 0; g < d.G; g++) {
+            const float *go = dout_block(blk, grad_out, &d, n0, nb, g);
+            sm_sgemm(1, 0, d.K, ncol, d.Cgo,
+                        1.0f, weight->data + g * d.Cgo * d.K, d.K, go, ncol, 0.0f, col, ncol);
+            unfold(col, grad_in->data, &d, p, n0, nb, g, 1);
+        }
+    }
+}
+
+void sm_conv2d_backward_params(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
+                               const sm_tensor *in, const sm_conv2d_params *p, float scale, float *ws)
+{
+    conv_dims d = dims_of(in, grad_out, p);
+    int64_t nbmax = chunk_samples(&d);
+    float *col = ws, *blk = ws + d.K * nbmax * d.HWo;
+    for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
+        int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, ncol = nb * d.HWo;
+        for (int64_t g = 0; g < d.G; g++) {
+            const float *go = dout_block(blk, grad_out, &d, n0, nb, g);
+            unfold(col, in->data, &d, p, n0, nb, g, 0);
+            sm_sgemm(0, 1, d.Cgo, d.K, ncol,
+                        scale, go, ncol, col, ncol, 1.0f, grad_w->data + g * d.Cgo * d.K, d.K);
+            if (grad_b)
+                for (int64_t o = 0; o < d.Cgo; o++) {
+                    double s = 0;
+                    for (int64_t i = 0; i < ncol; i++) s += go[o * ncol + i];
+                    grad_b->data[g * d.Cgo + o] += scale * (float)s;
+                }
+        }
+    }
+}

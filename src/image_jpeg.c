@@ -1,0 +1,385 @@
+/*
+ * image_jpeg.c — JPEG decode and encode through libjpeg(-turbo), from and
+ * to memory.
+ *
+ * Decode produces 1 channel for grayscale JPEGs and 3 (RGB) for everything
+ * else. CMYK and YCCK files are read as CMYK and converted with the Adobe
+ * convention (samples stored inverted, so a stored value is 255 - ink):
+ *   R = round(C' K' / 255),  G = round(M' K' / 255),  B = round(Y' K' / 255)
+ * where C', M', Y', K' are the stored samples. The IDCT is the accurate
+ * integer one (JDCT_ISLOW) with libjpeg's default (fancy) upsampling.
+ *
+ * Strictness: data ending early ("premature end of JPEG file"),
+ * JWRN_HIT_MARKER (a segment cut short) and JWRN_HUFF_BAD_CODE are errors;
+ * other warnings (extraneous bytes, ...) are accepted silently. Progressive
+ * files with more than SM_JPEG_MAX_SCANS scans are refused, which bounds
+ * the work a small hostile file can cause.
+ *
+ * libjpeg reports errors by calling error_exit, which must not return: ours
+ * formats the message into the caller's sm_err and longjmps back to the
+ * setjmp of a small *_guarded function; the entry point then destroys the
+ * libjpeg object (releasing every pool allocation) and frees its own
+ * buffers. The entry points own all state that survives the jump, so no
+ * local of a function containing setjmp is modified before a longjmp.
+ *
+ * Encode writes gray (1 channel) or RGB (3), dropping alpha from 2 or 4
+ * channels, at quality 1..100 with libjpeg's default 4:2:0 subsampling for
+ * colour.
+ */
+#include <setjmp.h>
+#include <stdio.h>   /* jpeglib.h needs FILE and size_t */
+#include <stdlib.h>
+#include <string.h>
+#include <jpeglib.h>
+#include <jerror.h>
+#include "sm.h"
+
+#define SM_JPEG_MAX_SCANS 500
+
+/* ---- error handling --------------------------------------------------------- */
+
+typedef struct {
+    struct jpeg_error_mgr pub;  /* first: libjpeg sees only this part */
+    jmp_buf jump;
+    sm_err *err;
+    sm_status status;
+} jpeg_error_ctx;
+
+static void jump_with(j_common_ptr cinfo, sm_status st, const char *msg)
+{
+    jpeg_error_ctx *ctx = (jpeg_error_ctx *)cinfo->err;
+    ctx->status = st;
+    sm_fail(ctx->err, st, "jpeg: %s", msg);
+    longjmp(ctx->jump, 1);
+}
+
+static void on_error_exit(j_common_ptr cinfo)
+{
+    char msg[JMSG_LENGTH_MAX];
+    cinfo->err->format_message(cinfo, msg);
+    jump_with(cinfo, cinfo->err->msg_code == JERR_OUT_OF_MEMORY ? SM_ENOMEM : SM_EFORMAT, msg);
+}
+
+/* level < 0: warning; level >= 0: trace messages, ignored. */
+static void on_emit_message(j_common_ptr cinfo, int level)
+{
+    if (level >= 0)
+        return;
+    int code = cinfo->err->msg_code;
+    if (code == JWRN_JPEG_EOF || code == JWRN_HIT_MARKER || code == JWRN_HUFF_BAD_CODE)
+        on_error_exit(cinfo);
+    cinfo->err->num_warnings++;
+}
+
+static void on_output_message(j_common_ptr cinfo)
+{
+    (void)cinfo; /* never print */
+}
+
+static void init_error_ctx(jpeg_error_ctx *ctx, sm_err *err)
+{
+    memset(ctx, 0, sizeof *ctx);
+    jpeg_std_error(&ctx->pub);
+    ctx->pub.error_exit = on_error_exit;
+    ctx->pub.emit_message = on_emit_message;
+    ctx->pub.output_message = on_output_message;
+    ctx->err = err;
+    ctx->status = SM_EFORMAT;
+}
+
+/* Called by libjpeg while it consumes input; refuses absurd scan counts. */
+static void on_progress(j_common_ptr cinfo)
+{
+    if (!cinfo->is_decompressor)
+        return;
+    j_decompress_ptr d = (j_decompress_ptr)cinfo;
+    if (d->input_scan_number > SM_JPEG_MAX_SCANS) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "more than %d scans (refused as a likely denial of service)", SM_JPEG_MAX_SCANS);
+        jump_with(cinfo, SM_EFORMAT, msg);
+    }
+}
+
+/* ---- memory source ------------------------------------------------------------ */
+
+/* The whole input is one buffer: libjpeg asks for more only past its end. */
+static void source_init(j_decompress_ptr cinfo) { (void)cinfo; }
+static void source_term(j_decompress_ptr cinfo) { (void)cinfo; }
+
+static boolean source_fill(j_decompress_ptr cinfo)
+{
+    WARNMS(cinfo, JWRN_JPEG_EOF); /* an error here: see on_emit_message */
+    return FALSE;
+}
+
+static void source_skip(j_decompress_ptr cinfo, long n)
+{
+    struct jpeg_source_mgr *src = cinfo->src;
+    if (n <= 0)
+        return;
+    if ((unsigned long)n > src->bytes_in_buffer)
+        WARNMS(cinfo, JWRN_JPEG_EOF);
+    src->next_input_byte += n;
+    src->bytes_in_buffer -= (size_t)n;
+}
+
+static void init_source(struct jpeg_source_mgr *src, const uint8_t *buf, size_t len)
+{
+    src->init_source = source_init;
+    src->fill_input_buffer = source_fill;
+    src->skip_input_data = source_skip;
+    src->resync_to_restart = jpeg_resync_to_restart;
+    src->term_source = source_term;
+    src->next_input_byte = buf;
+    src->bytes_in_buffer = len;
+}
+
+/* Everything a decode call owns; lives in the entry point's frame. */
+typedef struct {
+    struct jpeg_decompress_struct cinfo;
+    jpeg_error_ctx error;
+    struct jpeg_progress_mgr progress;
+    struct jpeg_source_mgr source;
+} jpeg_reader;
+
+static void reader_init(jpeg_reader *r, sm_err *err, const uint8_t *buf, size_t len)
+{
+    memset(&r->cinfo, 0, sizeof r->cinfo);
+    init_error_ctx(&r->error, err);
+    r->cinfo.err = &r->error.pub;
+    memset(&r->progress, 0, sizeof r->progress);
+    r->progress.progress_monitor = on_progress;
+    init_source(&r->source, buf, len);
+}
+
+/* Must run inside a setjmp scope: any call may longjmp. */
+static void reader_open(jpeg_reader *r)
+{
+    jpeg_create_decompress(&r->cinfo);
+    r->cinfo.progress = &r->progress; /* after create, which clears the struct */
+    r->cinfo.src = &r->source;
+    jpeg_read_header(&r->cinfo, TRUE);
+}
+
+static int is_cmyk(const struct jpeg_decompress_struct *cinfo)
+{
+    return cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
+}
+
+/* Channels decode will produce, 0 for colour spaces we cannot convert. */
+static int decoded_channels(const struct jpeg_decompress_struct *cinfo)
+{
+    switch (cinfo->jpeg_color_space) {
+    case JCS_GRAYSCALE: return 1;
+    case JCS_YCbCr: case JCS_RGB: case JCS_CMYK: case JCS_YCCK: return 3;
+    default: return 0;
+    }
+}
+
+/* ---- probe ------------------------------------------------------------------------ */
+
+static sm_status probe_guarded(jpeg_reader *r, sm_image_info *info)
+{
+    if (setjmp(r->error.jump))
+        return r->error.status;
+    reader_open(r);
+    info->format = SM_FMT_JPEG;
+    info->width = (int)r->cinfo.image_width;   /* at most 65535 in a JPEG header */
+    info->height = (int)r->cinfo.image_height;
+    info->channels = decoded_channels(&r->cinfo);
+    return SM_OK;
+}
+
+sm_status sm_jpeg_probe(sm_err *err, sm_image_info *info, const uint8_t *buf, size_t len)
+{
+    jpeg_reader r;
+    reader_init(&r, err, buf, len);
+    sm_status st = probe_guarded(&r, info);
+    jpeg_destroy_decompress(&r.cinfo);
+    if (st == SM_OK && info->channels == 0)
+        return sm_fail(err, SM_EFORMAT, "jpeg: unsupported colour space (%d components)",
+                       r.cinfo.num_components);
+    return st;
+}
+
+/* ---- decode ------------------------------------------------------------------------ */
+
+/* round(a * b / 255) for 8-bit a, b. */
+static uint8_t mul_div255(unsigned a, unsigned b)
+{
+    return (uint8_t)((2u * a * b + 255u) / 510u);
+}
+
+static void cmyk_row_to_rgb(uint8_t *rgb, const uint8_t *cmyk, int width)
+{
+    for (int x = 0; x < width; x++, rgb += 3, cmyk += 4) {
+        unsigned k = cmyk[3];
+        rgb[0] = mul_div255(cmyk[0], k);
+        rgb[1] = mul_div255(cmyk[1], k);
+        rgb[2] = mul_div255(cmyk[2], k);
+    }
+}
+
+static void read_scanlines(j_decompress_ptr cinfo, sm_image *out, int cmyk)
+{
+    size_t stride = (size_t)out->width * (size_t)out->channels;
+    JSAMPARRAY cmyk_row = NULL;
+    if (cmyk)
+        cmyk_row = (*cinfo->mem->alloc_sarray)((j_common_ptr)cinfo, JPOOL_IMAGE,
+                                               (JDIMENSION)out->width * 4, 1);
+    while (cinfo->output_scanline < cinfo->output_height) {
+        size_t y = cinfo->output_scanline;
+        JSAMPROW row = cmyk ? cmyk_row[0] : out->data + y * stride;
+        if (jpeg_read_scanlines(cinfo, &row, 1) != 1)
+            ERREXIT(cinfo, JERR_INPUT_EOF); /* cannot happen: our source never suspends */
+        if (cmyk)
+            cmyk_row_to_rgb(out->data + y * stride, row, out->width);
+    }
+}
+
+static sm_status decode_guarded(jpeg_reader *r, sm_image *out)
+{
+    j_decompress_ptr cinfo = &r->cinfo;
+    if (setjmp(r->error.jump))
+        return r->error.status;
+    reader_open(r);
+    if ((int)cinfo->image_width != out->width || (int)cinfo->image_height != out->height ||
+        decoded_channels(cinfo) != out->channels)
+        return sm_fail(r->error.err, SM_EINVAL, "jpeg: decode target does not match the header");
+    int cmyk = is_cmyk(cinfo);
+    cinfo->out_color_space = cmyk ? JCS_CMYK : out->channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    cinfo->dct_method = JDCT_ISLOW;
+    jpeg_start_decompress(cinfo);
+    if ((int)cinfo->output_width != out->width || (int)cinfo->output_height != out->height ||
+        cinfo->output_components != (cmyk ? 4 : out->channels))
+        return sm_fail(r->error.err, SM_EFORMAT, "jpeg: unexpected output layout");
+    read_scanlines(cinfo, out, cmyk);
+    jpeg_finish_decompress(cinfo);
+    return SM_OK;
+}
+
+sm_status sm_jpeg_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len)
+{
+    jpeg_reader r;
+    reader_init(&r, err, buf, len);
+    sm_status st = decode_guarded(&r, out);
+    jpeg_destroy_decompress(&r.cinfo);
+    return st;
+}
+
+/* ---- encode ------------------------------------------------------------------------- */
+
+/* A growing malloc'd output buffer, owned by the entry point. */
+typedef struct {
+    struct jpeg_destination_mgr pub;  /* first: libjpeg sees only this part */
+    uint8_t *data;
+    size_t cap, len;
+} jpeg_sink;
+
+#define JPEG_SINK_FIRST_SIZE 16384
+
+static void sink_init(j_compress_ptr cinfo)
+{
+    jpeg_sink *sink = (jpeg_sink *)cinfo->dest;
+    sink->data = malloc(JPEG_SINK_FIRST_SIZE);
+    if (!sink->data)
+        ERREXIT1(cinfo, JERR_OUT_OF_MEMORY, 0);
+    sink->cap = JPEG_SINK_FIRST_SIZE;
+    sink->pub.next_output_byte = sink->data;
+    sink->pub.free_in_buffer = sink->cap;
+}
+
+/* Called when the buffer is full: double it. */
+static boolean sink_grow(j_compress_ptr cinfo)
+{
+    jpeg_sink *sink = (jpeg_sink *)cinfo->dest;
+    size_t old = sink->cap;
+    if (old > SIZE_MAX / 2)
+        ERREXIT1(cinfo, JERR_OUT_OF_MEMORY, 1);
+    uint8_t *grown = realloc(sink->data, old * 2);
+    if (!grown)
+        ERREXIT1(cinfo, JERR_OUT_OF_MEMORY, 1);
+    sink->data = grown;
+    sink->cap = old * 2;
+    sink->pub.next_output_byte = grown + old;
+    sink->pub.free_in_buffer = sink->cap - old;
+    return TRUE;
+}
+
+static void sink_term(j_compress_ptr cinfo)
+{
+    jpeg_sink *sink = (jpeg_sink *)cinfo->dest;
+    sink->len = sink->cap - sink->pub.free_in_buffer;
+}
+
+typedef struct {
+    struct jpeg_compress_struct cinfo;
+    jpeg_error_ctx error;
+    jpeg_sink sink;
+} jpeg_writer;
+
+static void write_scanlines(j_compress_ptr cinfo, const sm_image *img)
+{
+    int out_channels = cinfo->input_components;
+    size_t stride = (size_t)img->width * (size_t)img->channels;
+    JSAMPARRAY converted = NULL;
+    if (out_channels != img->channels) /* alpha to drop */
+        converted = (*cinfo->mem->alloc_sarray)((j_common_ptr)cinfo, JPOOL_IMAGE,
+                                                (JDIMENSION)img->width * (JDIMENSION)out_channels, 1);
+    while (cinfo->next_scanline < cinfo->image_height) {
+        JSAMPROW row = img->data + (size_t)cinfo->next_scanline * stride;
+        if (converted) {
+            sm_pixels_convert(converted[0], out_channels, row, img->channels, (size_t)img->width);
+            row = converted[0];
+        }
+        jpeg_write_scanlines(cinfo, &row, 1);
+    }
+}
+
+static sm_status encode_guarded(jpeg_writer *w, const sm_image *img, int quality)
+{
+    j_compress_ptr cinfo = &w->cinfo;
+    if (setjmp(w->error.jump))
+        return w->error.status;
+    jpeg_create_compress(cinfo);
+    cinfo->dest = &w->sink.pub;
+    cinfo->image_width = (JDIMENSION)img->width;
+    cinfo->image_height = (JDIMENSION)img->height;
+    cinfo->input_components = img->channels <= 2 ? 1 : 3;
+    cinfo->in_color_space = img->channels <= 2 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(cinfo);
+    jpeg_set_quality(cinfo, quality, TRUE);
+    cinfo->dct_method = JDCT_ISLOW;
+    jpeg_start_compress(cinfo, TRUE);
+    write_scanlines(cinfo, img);
+    jpeg_finish_compress(cinfo);
+    return SM_OK;
+}
+
+sm_status sm_jpeg_encode(sm_err *err, uint8_t **out, size_t *out_len, const sm_image *img, int quality)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (quality < 1 || quality > 100)
+        return sm_fail(err, SM_EINVAL, "jpeg: quality must be 1..100, got %d", quality);
+    if (img->channels < 1 || img->channels > 4 || img->width < 1 || img->height < 1)
+        return sm_fail(err, SM_EINVAL, "jpeg: cannot encode a %dx%dx%d image",
+                       img->width, img->height, img->channels);
+    jpeg_writer w;
+    memset(&w.cinfo, 0, sizeof w.cinfo);
+    init_error_ctx(&w.error, err);
+    w.cinfo.err = &w.error.pub;
+    memset(&w.sink, 0, sizeof w.sink);
+    w.sink.pub.init_destination = sink_init;
+    w.sink.pub.empty_output_buffer = sink_grow;
+    w.sink.pub.term_destination = sink_term;
+    sm_status st = encode_guarded(&w, img, quality);
+    jpeg_destroy_compress(&w.cinfo);
+    if (st != SM_OK) {
+        free(w.sink.data);
+        return st;
+    }
+    *out = w.sink.data;
+    *out_len = w.sink.len;
+    return SM_OK;
+}

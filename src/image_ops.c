@@ -1,0 +1,434 @@
+/*
+ * image_ops.c — geometry and conversions on 8-bit images (and the same
+ * resampling on float tensors).
+ *
+ * Images are width x height x channels bytes, interleaved, row by row.
+ * Pixel (x, y) has its centre at (x, y); pixel x covers [x - 0.5, x + 0.5),
+ * i.e. [x, x + 1) in the "edge" coordinates used by the area filter.
+ *
+ * Resampling (one axis; the 2-D result is the separable product):
+ *   bilinear  src = (dst + 0.5) * in / out - 0.5, clamped to [0, in - 1];
+ *             i0 = floor(src), i1 = min(i0 + 1, in - 1), w = src - i0,
+ *             v = (1 - w) p[i0] + w p[i1]                (OpenCV INTER_LINEAR)
+ *   tf        the same with src = dst * in / out (TensorFlow 1
+ *             resize_bilinear, align_corners = false, no half-pixel offset)
+ *   nearest   i = min(floor((dst + 0.5) * in / out), in - 1)
+ *   area      output pixel dst covers [dst * in / out, (dst + 1) * in / out)
+ *             in edge coordinates; v = sum over source pixels of
+ *             overlap * p / sum of overlaps (exact box filter)
+ *   auto      area when in >= 2 out on either axis, else bilinear
+ * 8-bit results are rounded to nearest and clamped to 0..255; float
+ * results are not rounded.
+ *
+ * Affine warp: out(x, y) = bilinear sample of in at A(x, y), where A maps
+ * destination to source; taps outside the image read a border value
+ * (OpenCV BORDER_CONSTANT).
+ *
+ * Gray from colour: L = (299 R + 587 G + 114 B + 500) / 1000 (integer
+ * ITU-R 601 luma, as PIL's convert("L")).
+ */
+#include <math.h>
+#include <string.h>
+#include "sm.h"
+
+/* ---- channel conversion --------------------------------------------------------- */
+
+static uint8_t luma601(unsigned r, unsigned g, unsigned b)
+{
+    return (uint8_t)((r * 299u + g * 587u + b * 114u + 500u) / 1000u);
+}
+
+static int has_alpha(int channels)
+{
+    return channels == 2 || channels == 4;
+}
+
+void sm_pixels_convert(uint8_t *dst, int dst_channels, const uint8_t *src, int src_channels, size_t n)
+{
+    if (dst_channels == src_channels) {
+        memcpy(dst, src, n * (size_t)src_channels);
+        return;
+    }
+    int src_colour = src_channels >= 3, dst_colour = dst_channels >= 3;
+    for (size_t i = 0; i < n; i++, dst += dst_channels, src += src_channels) {
+        if (dst_colour) {
+            dst[0] = src[0];
+            dst[1] = src[src_colour ? 1 : 0];
+            dst[2] = src[src_colour ? 2 : 0];
+        } else {
+            dst[0] = src_colour ? luma601(src[0], src[1], src[2]) : src[0];
+        }
+        if (has_alpha(dst_channels))
+            dst[dst_channels - 1] = has_alpha(src_channels) ? src[src_channels - 1] : 255;
+    }
+}
+
+void sm_image_convert(sm_image *out, const sm_image *in)
+{
+    sm_pixels_convert(out->data, out->channels, in->data, in->channels,
+                      (size_t)in->width * (size_t)in->height);
+}
+
+/* ---- resampling taps -------------------------------------------------------------- */
+
+sm_resize_method sm_resize_pick(sm_resize_method m, int64_t in_w, int64_t in_h,
+                                int64_t out_w, int64_t out_h)
+{
+    if (m != SM_RESIZE_AUTO)
+        return m;
+    if (in_w >= 2 * out_w || in_h >= 2 * out_h)
+        return SM_RESIZE_AREA;
+    return SM_RESIZE_BILINEAR;
+}
+
+/* Two source indices and the weight of the second: v = (1 - w) p[i0] + w p[i1]. */
+typedef struct { int64_t i0, i1; double w; } taps2;
+
+static taps2 linear_taps(sm_resize_method m, int64_t dst, int64_t in, int64_t out)
+{
+    taps2 t;
+    double src;
+    if (m == SM_RESIZE_NEAREST) {
+        t.i0 = (int64_t)floor(((double)dst + 0.5) * (double)in / (double)out);
+        if (t.i0 > in - 1) t.i0 = in - 1;
+        t.i1 = t.i0;
+        t.w = 0;
+        return t;
+    }
+    if (m == SM_RESIZE_TF) {
+        src = (double)dst * (double)in / (double)out;       /* in [0, in) */
+    } else {
+        src = ((double)dst + 0.5) * (double)in / (double)out - 0.5;
+        if (src < 0) src = 0;
+        if (src > (double)(in - 1)) src = (double)(in - 1);
+    }
+    t.i0 = (int64_t)floor(src);
+    t.i1 = t.i0 + 1 < in ? t.i0 + 1 : in - 1;
+    t.w = src - (double)t.i0;
+    return t;
+}
+
+/* The source span of output pixel dst for the area filter: [lo, hi) in edge
+ * coordinates, and the source pixels it touches: first .. end - 1. */
+typedef struct { double lo, hi; int64_t first, end; } span;
+
+static span area_span(int64_t dst, int64_t in, int64_t out)
+{
+    span s;
+    s.lo = (double)dst * (double)in / (double)out;
+    s.hi = (double)(dst + 1) * (double)in / (double)out;
+    s.first = (int64_t)floor(s.lo);
+    s.end = (int64_t)ceil(s.hi);
+    if (s.end > in) s.end = in;
+    if (s.end <= s.first) s.end = s.first + 1;
+    return s;
+}
+
+/* Length of [i, i + 1) ∩ [lo, hi). */
+static double overlap(int64_t i, const span *s)
+{
+    double a = (double)i > s->lo ? (double)i : s->lo;
+    double b = (double)(i + 1) < s->hi ? (double)(i + 1) : s->hi;
+    return b > a ? b - a : 0;
+}
+
+static uint8_t round_u8(double v)
+{
+    if (!(v > 0)) return 0;     /* also NaN */
+    if (v >= 255) return 255;
+    return (uint8_t)(v + 0.5);
+}
+
+/* ---- 8-bit images ----------------------------------------------------------------- */
+
+static void resize_u8_linear(sm_image *out, const sm_image *in, sm_resize_method m)
+{
+    int c = in->channels;
+    size_t in_stride = (size_t)in->width * (size_t)c;
+    uint8_t *o = out->data;
+    for (int y = 0; y < out->height; y++) {
+        taps2 ty = linear_taps(m, y, in->height, out->height);
+        const uint8_t *r0 = in->data + (size_t)ty.i0 * in_stride;
+        const uint8_t *r1 = in->data + (size_t)ty.i1 * in_stride;
+        for (int x = 0; x < out->width; x++) {
+            taps2 tx = linear_taps(m, x, in->width, out->width);
+            size_t a = (size_t)tx.i0 * (size_t)c, b = (size_t)tx.i1 * (size_t)c;
+            for (int k = 0; k < c; k++) {
+                double top = (1 - tx.w) * r0[a + k] + tx.w * r0[b + k];
+                double bottom = (1 - tx.w) * r1[a + k] + tx.w * r1[b + k];
+                *o++ = round_u8((1 - ty.w) * top + ty.w * bottom);
+            }
+        }
+    }
+}
+
+static void resize_u8_area(sm_image *out, const sm_image *in)
+{
+    int c = in->channels;
+    size_t in_stride = (size_t)in->width * (size_t)c;
+    uint8_t *o = out->data;
+    for (int y = 0; y < out->height; y++) {
+        span sy = area_span(y, in->height, out->height);
+        for (int x = 0; x < out->width; x++) {
+            span sx = area_span(x, in->width, out->width);
+            double acc[4] = { 0, 0, 0, 0 }, total = 0;
+            for (int64_t iy = sy.first; iy < sy.end; iy++) {
+                double wy = overlap(iy, &sy);
+                const uint8_t *row = in->data + (size_t)iy * in_stride;
+                for (int64_t ix = sx.first; ix < sx.end; ix++) {
+                    double w = wy * overlap(ix, &sx);
+                    const uint8_t *p = row + (size_t)ix * (size_t)c;
+                    for (int k = 0; k < c; k++)
+                        acc[k] += w * p[k];
+                    total += w;
+                }
+            }
+            for (int k = 0; k < c; k++)
+                *o++ = round_u8(acc[k] / total);
+        }
+    }
+}
+
+void sm_image_resize(sm_image *out, const sm_image *in, sm_resize_method m)
+{
+    m = sm_resize_pick(m, in->width, in->height, out->width, out->height);
+    if (m == SM_RESIZE_AREA)
+        resize_u8_area(out, in);
+    else
+        resize_u8_linear(out, in, m);
+}
+
+/* ---- float planes (tensors) ------------------------------------------------------ */
+
+typedef struct {
+    float *data;
+    int64_t h, w, sy, sx;   /* size and strides in elements */
+} plane;
+
+static void resize_plane_linear(plane *out, const plane *in, sm_resize_method m)
+{
+    for (int64_t y = 0; y < out->h; y++) {
+        taps2 ty = linear_taps(m, y, in->h, out->h);
+        const float *r0 = in->data + ty.i0 * in->sy, *r1 = in->data + ty.i1 * in->sy;
+        float *o = out->data + y * out->sy;
+        for (int64_t x = 0; x < out->w; x++) {
+            taps2 tx = linear_taps(m, x, in->w, out->w);
+            int64_t a = tx.i0 * in->sx, b = tx.i1 * in->sx;
+            double top = (1 - tx.w) * r0[a] + tx.w * r0[b];
+            double bottom = (1 - tx.w) * r1[a] + tx.w * r1[b];
+            o[x * out->sx] = (float)((1 - ty.w) * top + ty.w * bottom);
+        }
+    }
+}
+
+static void resize_plane_area(plane *out, const plane *in)
+{
+    for (int64_t y = 0; y < out->h; y++) {
+        span sy = area_span(y, in->h, out->h);
+        float *o = out->data + y * out->sy;
+        for (int64_t x = 0; x < out->w; x++) {
+            span sx = area_span(x, in->w, out->w);
+            double acc = 0, total = 0;
+            for (int64_t iy = sy.first; iy < sy.end; iy++) {
+                double wy = overlap(iy, &sy);
+                const float *row = in->data + iy * in->sy;
+                for (int64_t ix = sx.first; ix < sx.end; ix++) {
+                    double w = wy * overlap(ix, &sx);
+                    acc += w * row[ix * in->sx];
+                    total += w;
+                }
+            }
+            o[x * out->sx] = (float)(acc / total);
+        }
+    }
+}
+
+sm_status sm_tensor_resize_check(sm_err *err, const sm_tensor *out, const sm_tensor *in)
+{
+    char a[SM_SHAPE_STR_LEN], b[SM_SHAPE_STR_LEN];
+    if (in->ndim != 3 && in->ndim != 4)
+        return sm_fail(err, SM_EINVAL, "expected a [C,H,W] or [N,C,H,W] tensor, got %s",
+                       sm_shape_str(a, sizeof a, in->ndim, in->shape));
+    int d = in->ndim;
+    if (in->shape[d - 1] < 1 || in->shape[d - 2] < 1)
+        return sm_fail(err, SM_EINVAL, "cannot resize an empty image plane (shape %s)",
+                       sm_shape_str(a, sizeof a, in->ndim, in->shape));
+    int leading_ok = out->ndim == d;
+    for (int i = 0; leading_ok && i < d - 2; i++)
+        leading_ok = out->shape[i] == in->shape[i];
+    if (!leading_ok || out->shape[d - 1] < 1 || out->shape[d - 2] < 1)
+        return sm_fail(err, SM_EINVAL, "cannot resize %s into %s",
+                       sm_shape_str(a, sizeof a, in->ndim, in->shape),
+                       sm_shape_str(b, sizeof b, out->ndim, out->shape));
+    return SM_OK;
+}
+
+void sm_tensor_resize(sm_tensor *out, const sm_tensor *in, sm_resize_method m)
+{
+    int d = in->ndim;
+    int64_t n = d == 4 ? in->shape[0] : 1, c = in->shape[d - 3];
+    m = sm_resize_pick(m, in->shape[d - 1], in->shape[d - 2], out->shape[d - 1], out->shape[d - 2]);
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t k = 0; k < c; k++) {
+            int64_t in_off = k * in->stride[d - 3] + (d == 4 ? i * in->stride[0] : 0);
+            int64_t out_off = k * out->stride[d - 3] + (d == 4 ? i * out->stride[0] : 0);
+            plane src = { in->data + in_off, in->shape[d - 2], in->shape[d - 1],
+                          in->stride[d - 2], in->stride[d - 1] };
+            plane dst = { out->data + out_off, out->shape[d - 2], out->shape[d - 1],
+                          out->stride[d - 2], out->stride[d - 1] };
+            if (m == SM_RESIZE_AREA)
+                resize_plane_area(&dst, &src);
+            else
+                resize_plane_linear(&dst, &src, m);
+        }
+    }
+}
+
+/* ---- crop, pad, flip ----------------------------------------------------------------- */
+
+static void fill_pixels(uint8_t *dst, int channels, const uint8_t fill[4], int64_t n)
+{
+    for (int64_t i = 0; i < n; i++, dst += channels)
+        memcpy(dst, fill, (size_t)channels);
+}
+
+void sm_image_region(sm_image *out, const sm_image *in, int64_t x, int64_t y, const uint8_t fill[4])
+{
+    int c = out->channels;
+    size_t out_stride = (size_t)out->width * (size_t)c, in_stride = (size_t)in->width * (size_t)c;
+    /* Output columns [left, right) come from the image, the rest are fill. */
+    int64_t left = x < 0 ? -x : 0;
+    int64_t right = (int64_t)in->width - x;
+    if (right > out->width) right = out->width;
+    if (left > out->width) left = out->width;
+    if (right < left) right = left;
+    for (int oy = 0; oy < out->height; oy++) {
+        uint8_t *row = out->data + (size_t)oy * out_stride;
+        int64_t sy = oy + y;
+        if (sy < 0 || sy >= in->height || right == left) {
+            fill_pixels(row, c, fill, out->width);
+            continue;
+        }
+        fill_pixels(row, c, fill, left);
+        memcpy(row + (size_t)left * (size_t)c,
+               in->data + (size_t)sy * in_stride + (size_t)(left + x) * (size_t)c,
+               (size_t)(right - left) * (size_t)c);
+        fill_pixels(row + (size_t)right * (size_t)c, c, fill, out->width - right);
+    }
+}
+
+void sm_image_flip(sm_image *out, const sm_image *in)
+{
+    int c = in->channels, w = in->width;
+    size_t stride = (size_t)w * (size_t)c;
+    for (int y = 0; y < in->height; y++) {
+        const uint8_t *src = in->data + (size_t)y * stride;
+        uint8_t *dst = out->data + (size_t)y * stride;
+        for (int x = 0; x < w; x++)
+            memcpy(dst + (size_t)x * (size_t)c, src + (size_t)(w - 1 - x) * (size_t)c, (size_t)c);
+    }
+}
+
+/* ---- affine warp --------------------------------------------------------------------- */
+
+sm_status sm_affine_invert(sm_err *err, double inv[6], const double m[6])
+{
+    double a = m[0], b = m[1], c = m[2], d = m[3], e = m[4], f = m[5];
+    for (int i = 0; i < 6; i++)
+        if (!isfinite(m[i]))
+            return sm_fail(err, SM_EINVAL, "affine matrix entry %d is not finite", i + 1);
+    double det = a * e - b * d;
+    /* Relative test: the two products cancel to (nearly) nothing. */
+    if (!(fabs(det) > 1e-12 * (fabs(a * e) + fabs(b * d))) || !isfinite(1.0 / det))
+        return sm_fail(err, SM_EINVAL, "affine matrix is singular (determinant %g)", det);
+    inv[0] = e / det;
+    inv[1] = -b / det;
+    inv[2] = (b * f - e * c) / det;
+    inv[3] = -d / det;
+    inv[4] = a / det;
+    inv[5] = (d * c - a * f) / det;
+    return SM_OK;
+}
+
+static const uint8_t *pixel_or_border(const sm_image *in, int64_t x, int64_t y, const uint8_t border[4])
+{
+    if (x < 0 || y < 0 || x >= in->width || y >= in->height)
+        return border;
+    return in->data + ((size_t)y * (size_t)in->width + (size_t)x) * (size_t)in->channels;
+}
+
+static void sample_bilinear(uint8_t *dst, const sm_image *in, double sx, double sy, const uint8_t border[4])
+{
+    int c = in->channels;
+    /* Outside (-1, size) on either axis every tap is border (also NaN). */
+    if (!(sx > -1 && sx < in->width && sy > -1 && sy < in->height)) {
+        memcpy(dst, border, (size_t)c);
+        return;
+    }
+    int64_t x0 = (int64_t)floor(sx), y0 = (int64_t)floor(sy);
+    double fx = sx - (double)x0, fy = sy - (double)y0;
+    const uint8_t *p00 = pixel_or_border(in, x0, y0, border);
+    const uint8_t *p01 = pixel_or_border(in, x0 + 1, y0, border);
+    const uint8_t *p10 = pixel_or_border(in, x0, y0 + 1, border);
+    const uint8_t *p11 = pixel_or_border(in, x0 + 1, y0 + 1, border);
+    for (int k = 0; k < c; k++) {
+        double top = (1 - fx) * p00[k] + fx * p01[k];
+        double bottom = (1 - fx) * p10[k] + fx * p11[k];
+        dst[k] = round_u8((1 - fy) * top + fy * bottom);
+    }
+}
+
+void sm_image_warp_affine(sm_image *out, const sm_image *in, const double a[6], const uint8_t border[4])
+{
+    uint8_t *o = out->data;
+    for (int y = 0; y < out->height; y++)
+        for (int x = 0; x < out->width; x++, o += out->channels)
+            sample_bilinear(o, in, a[0] * x + a[1] * y + a[2], a[3] * x + a[4] * y + a[5], border);
+}
+
+/* ---- tensors ----------------------------------------------------------------------------- */
+
+static sm_status check_chw(sm_err *err, const sm_tensor *t, const sm_image *img, const char *what)
+{
+    char s[SM_SHAPE_STR_LEN];
+    if (t->ndim != 3 || t->shape[0] != img->channels || t->shape[1] != img->height || t->shape[2] != img->width)
+        return sm_fail(err, SM_EINVAL, "%s must have shape [%d,%d,%d] (C,H,W), got %s", what,
+                       img->channels, img->height, img->width, sm_shape_str(s, sizeof s, t->ndim, t->shape));
+    return SM_OK;
+}
+
+sm_status sm_image_to_tensor_check(sm_err *err, const sm_tensor *out, const sm_image *in)
+{
+    return check_chw(err, out, in, "output tensor");
+}
+
+void sm_image_to_tensor(sm_tensor *out, const sm_image *in, double scale,
+                        const double mean[4], const double std[4])
+{
+    int c = in->channels;
+    for (int k = 0; k < c; k++)
+        for (int y = 0; y < in->height; y++) {
+            const uint8_t *p = in->data + (size_t)y * (size_t)in->width * (size_t)c + k;
+            float *o = out->data + k * out->stride[0] + y * out->stride[1];
+            for (int x = 0; x < in->width; x++)
+                o[x * out->stride[2]] = (float)(((double)p[(size_t)x * (size_t)c] * scale - mean[k]) / std[k]);
+        }
+}
+
+sm_status sm_image_from_tensor_check(sm_err *err, const sm_image *out, const sm_tensor *in)
+{
+    return check_chw(err, in, out, "tensor");
+}
+
+void sm_image_from_tensor(sm_image *out, const sm_tensor *in, double scale,
+                          const double mean[4], const double std[4])
+{
+    int c = out->channels;
+    for (int k = 0; k < c; k++)
+        for (int y = 0; y < out->height; y++) {
+            uint8_t *p = out->data + (size_t)y * (size_t)out->width * (size_t)c + k;
+            const float *v = in->data + k * in->stride[0] + y * in->stride[1];
+            for (int x = 0; x < out->width; x++)
+                p[(size_t)x * (size_t)c] = round_u8(((double)v[x * in->stride[2]] * std[k] + mean[k]) / scale);
+        }
+}

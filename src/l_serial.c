@@ -1,0 +1,100 @@
+/*
+ * l_serial.c — Lua binding of the serialization helpers behind
+ * siamese.safetensors (and any other file format written in Lua):
+ *
+ *   core.write_atomic(path, s1, s2, ...)          -> true | nil, message
+ *   core.tensor_from_bytes(bytes, offset, dtype, shape)
+ *       -> new contiguous float32 tensor from little-endian data of dtype
+ *          ("F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8",
+ *          "BOOL") starting at the 0-based byte offset
+ *   core.tensor_to_bytes(t)                       -> little-endian F32 bytes
+ *
+ * The conversions live in dtype.c and the file work in fileio.c.
+ */
+#include <string.h>
+#include "l_aux.h"
+
+static int l_write_atomic(lua_State *L)
+{
+    size_t path_len;
+    const char *path = luaL_checklstring(L, 1, &path_len);
+    luaL_argcheck(L, strlen(path) == path_len, 1, "path contains a zero byte");
+    int nbufs = lua_gettop(L) - 1;
+    /* The pointer arrays are userdata: no C heap is held if a check raises. */
+    const void **bufs = lua_newuserdatauv(L, (size_t)(nbufs > 0 ? nbufs : 1) * sizeof *bufs, 0);
+    size_t *lens = lua_newuserdatauv(L, (size_t)(nbufs > 0 ? nbufs : 1) * sizeof *lens, 0);
+    for (int i = 0; i < nbufs; i++) {
+        if (lua_type(L, i + 2) != LUA_TSTRING)
+            luaL_typeerror(L, i + 2, "string");
+        bufs[i] = lua_tolstring(L, i + 2, &lens[i]);
+    }
+    sm_err err;
+    sm_status st = sm_write_atomic(&err, path, (const void *const *)bufs, lens, nbufs);
+    if (st != SM_OK)
+        return sm_l_status(L, st, &err, 1);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static sm_dtype check_dtype(lua_State *L, int arg)
+{
+    const char *name = luaL_checkstring(L, arg);
+    sm_dtype dt;
+    sm_err err;
+    if (sm_dtype_parse(&err, &dt, name) != SM_OK)
+        luaL_argerror(L, arg, err.msg);
+    return dt;
+}
+
+static int l_tensor_from_bytes(lua_State *L)
+{
+    size_t len;
+    const char *bytes = luaL_checklstring(L, 1, &len);
+    lua_Integer offset = luaL_checkinteger(L, 2);
+    sm_dtype dt = check_dtype(L, 3);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    int64_t shape[SM_MAX_DIMS];
+    int ndim = sm_l_checkshape(L, 4, shape);
+    sm_err err;
+    if (sm_shape_check(&err, ndim, shape, NULL) != SM_OK)
+        luaL_argerror(L, 4, err.msg);
+    if (offset < 0 || (size_t)offset > len)
+        luaL_argerror(L, 2, lua_pushfstring(L, "offset %I outside the %I-byte string",
+                                            offset, (lua_Integer)len));
+    int64_t numel = sm_numel(ndim, shape);
+    size_t need = (size_t)numel * sm_dtype_size(dt); /* numel <= 2^40: no overflow */
+    if (need > len - (size_t)offset) {
+        char s[SM_SHAPE_STR_LEN];
+        return luaL_argerror(L, 1, lua_pushfstring(L, "shape %s of %s needs %I bytes at offset %I, "
+                             "but the string has %I bytes (%I after the offset)",
+                             sm_shape_str(s, sizeof s, ndim, shape), sm_dtype_name(dt),
+                             (lua_Integer)need, offset, (lua_Integer)len,
+                             (lua_Integer)(len - (size_t)offset)));
+    }
+    sm_tensor *t = sm_l_newtensor(L, ndim, shape);
+    sm_decode_le(t->data, (const uint8_t *)bytes + offset, numel, dt);
+    return 1;
+}
+
+static int l_tensor_to_bytes(lua_State *L)
+{
+    sm_tensor *t = sm_l_checktensor(L, 1);
+    size_t n = (size_t)sm_numel(t->ndim, t->shape) * 4;
+    luaL_Buffer b;
+    uint8_t *out = (uint8_t *)luaL_buffinitsize(L, &b, n);
+    sm_encode_f32_le(out, t);
+    luaL_pushresultsize(&b, n);
+    return 1;
+}
+
+static const luaL_Reg serial_functions[] = {
+    { "write_atomic", l_write_atomic },
+    { "tensor_from_bytes", l_tensor_from_bytes },
+    { "tensor_to_bytes", l_tensor_to_bytes },
+    { NULL, NULL }
+};
+
+void sm_open_serial(lua_State *L)
+{
+    luaL_setfuncs(L, serial_functions, 0);
+}

@@ -1,0 +1,132 @@
+/*
+ * pool2d.c — max and average pooling over [N,C,H,W].
+ *
+ * Window (y, x) covers input rows y*sh - pt .. y*sh - pt + kh - 1 and the
+ * same for columns. Positions outside the image are padding:
+ *   max:     ignored (as if -inf), as TensorFlow and torch do;
+ *   average: out = sum(in-image values) / (count_pad ? kh*kw : in-image count).
+ * Backward: max routes each output gradient to its argmax; average spreads
+ * it evenly over the positions that were divided by.
+ */
+#include <math.h>
+#include "nn.h"
+
+sm_status sm_pool2d_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)
+{
+    char si[SM_SHAPE_STR_LEN], so[SM_SHAPE_STR_LEN];
+    sm_shape_str(si, sizeof si, in->ndim, in->shape);
+    sm_shape_str(so, sizeof so, out->ndim, out->shape);
+    if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->pt < 0 || p->pl < 0 || p->pb < 0 || p->pr < 0)
+        return sm_fail(err, SM_EINVAL, "pool2d: kernel and stride must be >= 1 and padding >= 0");
+    if (p->pt >= p->kh || p->pb >= p->kh || p->pl >= p->kw || p->pr >= p->kw)
+        return sm_fail(err, SM_EINVAL, "pool2d: padding must be smaller than the %dx%d window", p->kh, p->kw);
+    if (in->ndim != 4)
+        return sm_fail(err, SM_EINVAL, "pool2d: expected 4-D input [N,C,H,W], got %s", si);
+    int64_t ho = sm_conv_out_size(in->shape[2], p->kh, p->sh, 1, p->pt, p->pb);
+    int64_t wo = sm_conv_out_size(in->shape[3], p->kw, p->sw, 1, p->pl, p->pr);
+    if (ho <= 0 || wo <= 0)
+        return sm_fail(err, SM_EINVAL, "pool2d: input %s is smaller than the %dx%d window", si, p->kh, p->kw);
+    if (out->ndim != 4 || out->shape[0] != in->shape[0] || out->shape[1] != in->shape[1] ||
+        out->shape[2] != ho || out->shape[3] != wo)
+        return sm_fail(err, SM_EINVAL, "pool2d: output %s should be [%lld,%lld,%lld,%lld]", so,
+                       (long long)in->shape[0], (long long)in->shape[1], (long long)ho, (long long)wo);
+    if (!sm_tensor_is_contiguous(in) || !sm_tensor_is_contiguous(out))
+        return sm_fail(err, SM_EINVAL, "pool2d: tensors must be contiguous");
+    if (in->shape[2] * in->shape[3] > INT32_MAX)
+        return sm_fail(err, SM_EINVAL, "pool2d: input plane %s too large", si);
+    return SM_OK;
+}
+
+/* Clipped window bounds [y0, y1) x [x0, x1) of output (oy, ox). */
+static void window(const sm_pool2d_params *p, int64_t H, int64_t W, int64_t oy, int64_t ox,
+                   int64_t *y0, int64_t *y1, int64_t *x0, int64_t *x1)
+{
+    int64_t ys = oy * p->sh - p->pt, xs = ox * p->sw - p->pl;
+    *y0 = ys < 0 ? 0 : ys;
+    *x0 = xs < 0 ? 0 : xs;
+    *y1 = ys + p->kh > H ? H : ys + p->kh;
+    *x1 = xs + p->kw > W ? W : xs + p->kw;
+}
+
+void sm_maxpool2d_forward(sm_tensor *out, int32_t *argmax, const sm_tensor *in, const sm_pool2d_params *p)
+{
+    int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
+    int64_t Ho = out->shape[2], Wo = out->shape[3];
+    #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 32768)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *x = in->data + pl * H * W;
+        float *o = out->data + pl * Ho * Wo;
+        int32_t *am = argmax ? argmax + pl * Ho * Wo : NULL;
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++) {
+                int64_t y0, y1, x0, x1;
+                window(p, H, W, oy, ox, &y0, &y1, &x0, &x1);
+                int64_t best = y0 * W + x0;
+                float bv = x[best];
+                for (int64_t y = y0; y < y1; y++)
+                    for (int64_t xx = x0; xx < x1; xx++) {
+                        float v = x[y * W + xx];
+                        if (v > bv || isnan(v)) { bv = v; best = y * W + xx; }
+                    }
+                o[oy * Wo + ox] = bv;
+                if (am) am[oy * Wo + ox] = (int32_t)best;
+            }
+    }
+}
+
+void sm_maxpool2d_backward(sm_tensor *grad_in, const sm_tensor *grad_out, const int32_t *argmax)
+{
+    int64_t planes = grad_in->shape[0] * grad_in->shape[1];
+    int64_t HW = grad_in->shape[2] * grad_in->shape[3], HWo = grad_out->shape[2] * grad_out->shape[3];
+    #pragma omp parallel for schedule(static) if (planes * HWo > 32768)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *gi = grad_in->data + pl * HW;
+        const float *go = grad_out->data + pl * HWo;
+        const int32_t *am = argmax + pl * HWo;
+        for (int64_t i = 0; i < HWo; i++) gi[am[i]] += go[i];
+    }
+}
+
+static float divisor(const sm_pool2d_params *p, int64_t y0, int64_t y1, int64_t x0, int64_t x1)
+{
+    return p->count_pad ? (float)(p->kh * p->kw) : (float)((y1 - y0) * (x1 - x0));
+}
+
+void sm_avgpool2d_forward(sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)
+{
+    int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
+    int64_t Ho = out->shape[2], Wo = out->shape[3];
+    #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 32768)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *x = in->data + pl * H * W;
+        float *o = out->data + pl * Ho * Wo;
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++) {
+                int64_t y0, y1, x0, x1;
+                window(p, H, W, oy, ox, &y0, &y1, &x0, &x1);
+                float s = 0;
+                for (int64_t y = y0; y < y1; y++)
+                    for (int64_t xx = x0; xx < x1; xx++) s += x[y * W + xx];
+                o[oy * Wo + ox] = s / divisor(p, y0, y1, x0, x1);
+            }
+    }
+}
+
+void sm_avgpool2d_backward(sm_tensor *grad_in, const sm_tensor *grad_out, const sm_pool2d_params *p)
+{
+    int64_t planes = grad_in->shape[0] * grad_in->shape[1], H = grad_in->shape[2], W = grad_in->shape[3];
+    int64_t Ho = grad_out->shape[2], Wo = grad_out->shape[3];
+    #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 32768)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *gi = grad_in->data + pl * H * W;
+        const float *go = grad_out->data + pl * Ho * Wo;
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++) {
+                int64_t y0, y1, x0, x1;
+                window(p, H, W, oy, ox, &y0, &y1, &x0, &x1);
+                float g = go[oy * Wo + ox] / divisor(p, y0, y1, x0, x1);
+                for (int64_t y = y0; y < y1; y++)
+                    for (int64_t xx = x0; xx < x1; xx++) gi[y * W + xx] += g;
+            }
+    }
+}
