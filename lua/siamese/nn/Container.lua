@@ -1,5 +1,7 @@
 --- Shared parts of containers: children, parameters and state gathered
--- from them, children's names ("1", "2", ...) as key prefixes.
+-- from them. State keys are prefixed with the child's 0-based position
+-- ("0.weight", "1.running_mean"), as PyTorch names an nn.Sequential's, so
+-- its files load directly.
 local class = require "siamese.class"
 local Module = require "siamese.nn.Module"
 
@@ -35,7 +37,7 @@ end
 function Container:state()
   local s = {}
   for i, m in ipairs(self.modules) do
-    for k, v in pairs(m:state()) do s[i .. "." .. k] = v end
+    for k, v in pairs(m:state()) do s[(i - 1) .. "." .. k] = v end
   end
   return s
 end

@@ -94,6 +94,58 @@ function Module:nparameters()
   return n
 end
 
+--- Saves the state (parameters and buffers) as a safetensors file whose
+-- __metadata__ describes the model: metadata fields (architecture,
+-- input_size, preprocessing, embedding_size, ...) are stored as strings,
+-- non-strings JSON-encoded; "architecture" defaults to the printed model.
+-- Written atomically. Returns true, or nil and a message.
+function Module:save(path, metadata)
+  local json = require "siamese.json"
+  local safetensors = require "siamese.safetensors"
+  local meta = {format = "siamese", parameters = tostring(self:nparameters())}
+  for k, v in pairs(metadata or {}) do
+    meta[k] = type(v) == "string" and v or json.encode(v)
+  end
+  meta.architecture = meta.architecture or tostring(self)
+  return safetensors.save(path, self:state(), meta)
+end
+
+-- Buffers PyTorch saves that have no counterpart here.
+local ignorable = {num_batches_tracked = true}
+
+--- Loads a state saved by save() (or by PyTorch for the same architecture:
+-- keys are PyTorch's, "0.weight", "3.running_mean", ...). Every tensor is
+-- checked before any is copied, so a mismatched file changes nothing.
+-- opts.strict (default true) also refuses tensors the model does not have.
+-- Returns self and the metadata, or nil and a message.
+function Module:load(path, opts)
+  local safetensors = require "siamese.safetensors"
+  local tensors, meta = safetensors.load(path)
+  if not tensors then return nil, meta end
+  local strict = not (opts and opts.strict == false)
+  local state = self:state()
+  local function shape_str(t) return "[" .. table.concat(t:shape(), ",") .. "]" end
+  for name, t in pairs(state) do
+    local src = tensors[name]
+    if not src then
+      return nil, string.format("%s: missing tensor '%s' %s", path, name, shape_str(t))
+    end
+    if shape_str(src) ~= shape_str(t) then
+      return nil, string.format("%s: tensor '%s' has shape %s, the model expects %s", path, name,
+        shape_str(src), shape_str(t))
+    end
+  end
+  if strict then
+    for name in pairs(tensors) do
+      if not state[name] and not ignorable[name:match("([^.]+)$")] then
+        return nil, string.format("%s: unexpected tensor '%s' (not in this model)", path, name)
+      end
+    end
+  end
+  for name, t in pairs(state) do t:copy(tensors[name]) end
+  return self, meta
+end
+
 --- Returns buf when it already has this shape, else a new zero tensor.
 function Module.buffer(buf, shape)
   if buf then

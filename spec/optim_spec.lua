@@ -1,0 +1,103 @@
+-- Specs of siamese.optim: updates against PyTorch's optimisers (fixture),
+-- schedules, gradient clipping and misuse.
+local siamese = require "siamese"
+local optim, T, nn = siamese.optim, siamese.tensor, siamese.nn
+local expected = dofile("spec/fixtures/optim/expected.lua")
+
+local function run(make)
+  local w, g = T.new(expected.w0), T.zeros{#expected.w0}
+  local opt = make({{w}, {g}})
+  local out = {}
+  for s, grad in ipairs(expected.grads) do
+    g:copy(T.new(grad))
+    opt:step()
+    out[s] = w:totable()
+  end
+  return out
+end
+
+local function close(got, want, tol)
+  for s = 1, #want do
+    for i = 1, #want[s] do
+      local d = math.abs(got[s][i] - want[s][i])
+      assert(d <= tol, string.format("step %d element %d: %.9g vs PyTorch %.9g", s, i, got[s][i], want[s][i]))
+    end
+  end
+end
+
+describe("siamese.optim against PyTorch", function()
+  it("SGD plain, with momentum and weight decay, and Nesterov", function()
+    close(run(function(p) return optim.SGD(p, {lr = 0.1}) end), expected.sgd, 1e-6)
+    close(run(function(p) return optim.SGD(p, {lr = 0.1, momentum = 0.9, weight_decay = 0.01}) end),
+      expected.sgd_momentum, 1e-6)
+    close(run(function(p) return optim.SGD(p, {lr = 0.1, momentum = 0.9, nesterov = true}) end),
+      expected.sgd_nesterov, 1e-6)
+  end)
+
+  it("Adam (L2 weight decay) and AdamW (decoupled)", function()
+    close(run(function(p) return optim.Adam(p, {lr = 0.01, weight_decay = 0.1}) end), expected.adam, 1e-6)
+    close(run(function(p) return optim.AdamW(p, {lr = 0.01, weight_decay = 0.1}) end), expected.adamw, 1e-6)
+  end)
+
+  it("RMSprop", function()
+    close(run(function(p) return optim.RMSprop(p, {lr = 0.01, rho = 0.9, eps = 1e-7, weight_decay = 0.05}) end),
+      expected.rmsprop, 1e-6)
+  end)
+end)
+
+describe("siamese.optim", function()
+  it("takes a module's parameters and steps them; zero_grad clears", function()
+    siamese.manual_seed(1)
+    local m = nn.Linear(3, 2)
+    local opt = optim.SGD(m, {lr = 1})
+    local w0 = m.weight:clone()
+    m.gradWeight:fill(0.5)
+    opt:step()
+    assert.is_true(math.abs(m.weight:get(1, 1) - (w0:get(1, 1) - 0.5)) < 1e-6)
+    opt:zero_grad()
+    assert.are.equal(0, m.gradWeight:norm())
+    opt:set_lr(0.25)
+    assert.are.equal(0.25, opt.lr)
+  end)
+
+  it("skips frozen modules", function()
+    local a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    local seq = nn.Sequential{a, b}
+    a:freeze()
+    local p = seq:parameters()
+    assert.are.equal(2, #p)
+    assert.are.equal(b.weight, p[1])
+    a:freeze(false)
+    assert.are.equal(4, #(seq:parameters()))
+  end)
+
+  it("refuses unknown options and bad targets", function()
+    assert.has_error(function() optim.SGD(nn.Linear(2, 2), {learning_rate = 1}) end)
+    assert.has_error(function() optim.Adam(42) end)
+    assert.has_error(function() optim.SGD(nn.Linear(2, 2), {lr = -1}) end)
+    assert.has_error(function() optim.SGD(nn.Linear(2, 2), {nesterov = true}) end)
+  end)
+
+  it("clip_grad_norm scales to the maximum and reports the norm", function()
+    local g1, g2 = T.new{3, 0}, T.new{0, 4}
+    local n = optim.clip_grad_norm({g1, g2}, 1)
+    assert.is_true(math.abs(n - 5) < 1e-6)
+    assert.is_true(math.abs(math.sqrt(g1:norm() ^ 2 + g2:norm() ^ 2) - 1) < 1e-6)
+    assert.is_true(math.abs(optim.clip_grad_norm({g1, g2}, 10) - 1) < 1e-6) -- untouched below the max
+  end)
+
+  it("schedules: step, cosine and warm-up", function()
+    local s = optim.schedule.step(1, 10, 0.5)
+    assert.are.equal(1, s(0))
+    assert.are.equal(0.5, s(10))
+    assert.are.equal(0.25, s(25))
+    local c = optim.schedule.cosine(1, 100, 0.1)
+    assert.are.equal(1, c(0))
+    assert.is_true(math.abs(c(50) - 0.55) < 1e-12)
+    assert.are.equal(0.1, c(100))
+    local w = optim.schedule.warmup(c, 10)
+    assert.is_true(math.abs(w(0) - 0.1) < 1e-12)
+    assert.are.equal(1, w(9))
+    assert.are.equal(1, w(10))
+  end)
+end)
