@@ -125,8 +125,14 @@ function Module:load(path, opts)
   local strict = not (opts and opts.strict == false)
   local state = self:state()
   local function shape_str(t) return "[" .. table.concat(t:shape(), ",") .. "]" end
-  for name, t in pairs(state) do
-    local src = tensors[name]
+  local function sorted(tbl) -- deterministic order, so messages are too
+    local keys = {}
+    for k in pairs(tbl) do keys[#keys + 1] = k end
+    table.sort(keys)
+    return keys
+  end
+  for _, name in ipairs(sorted(state)) do
+    local t, src = state[name], tensors[name]
     if not src then
       return nil, string.format("%s: missing tensor '%s' %s", path, name, shape_str(t))
     end
@@ -136,7 +142,7 @@ function Module:load(path, opts)
     end
   end
   if strict then
-    for name in pairs(tensors) do
+    for _, name in ipairs(sorted(tensors)) do
       if not state[name] and not ignorable[name:match("([^.]+)$")] then
         return nil, string.format("%s: unexpected tensor '%s' (not in this model)", path, name)
       end
