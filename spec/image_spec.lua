@@ -6,13 +6,7 @@ local image = require "siamese.image"
 local tensor = require "siamese.tensor"
 
 local FIX = "spec/fixtures/images/"
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local read = dofile("spec/support.lua").read_file
 
 local function bytes_of(values)
   local parts = {}

@@ -132,9 +132,9 @@ describe("gradient checks: layers", function()
     check(nn.Siamese(enc()), {T.randn{n, d}, T.randn{n, d}})
     check(nn.Siamese(enc(), {distance = "cosine"}), {T.randn{n, d}, T.randn{n, d}}, {h = 1e-3, atol = 5e-3})
     check(nn.Siamese(enc(), {head = nn.Sequential{nn.Linear(1, 1), nn.Sigmoid()}}), {T.randn{n, d}, T.randn{n, d}})
-    -- absdiff again: draw inputs whose embeddings differ by >= 0.1 everywhere
-    local s = nn.Siamese(enc(), {distance = "absdiff", head = nn.Sequential{nn.Linear(3, 1), nn.Sigmoid()}})
-    local function min_gap(x1, x2)
+    -- absdiff again: draw an encoder and inputs whose embeddings differ by
+    -- >= 0.1 everywhere (bounded: a fresh encoder each try)
+    local function min_gap(s, x1, x2)
       local diff = s.encoder:forward(x1):clone():sub(s.encoder:forward(x2))
       local m = math.huge
       for _, row in ipairs(diff:totable()) do
@@ -142,9 +142,15 @@ describe("gradient checks: layers", function()
       end
       return m
     end
-    local x1, x2
-    repeat x1, x2 = T.randn{n, d}, T.randn{n, d} until min_gap(x1, x2) >= 0.1
-    check(s, {x1, x2})
+    for try = 1, 1000 do
+      local s = nn.Siamese(enc(), {distance = "absdiff", head = nn.Sequential{nn.Linear(3, 1), nn.Sigmoid()}})
+      local x1, x2 = T.randn{n, d}:scale(2), T.randn{n, d}:scale(2)
+      if min_gap(s, x1, x2) >= 0.1 then
+        check(s, {x1, x2})
+        break
+      end
+      assert(try < 1000, "no well-separated absdiff draw found")
+    end
     check(nn.Siamese(enc()), {T.randn{n, d}, T.randn{n, d}, T.randn{n, d}})
   end)
 end)

@@ -3,6 +3,7 @@
 local siamese = require "siamese"
 local nn, T = siamese.nn, siamese.tensor
 local safetensors = require "siamese.safetensors"
+local support = dofile("spec/support.lua")
 
 local fixtures = "spec/fixtures/torch_model/"
 
@@ -80,14 +81,10 @@ describe("model files", function()
   end)
 
   it("refuses truncated, corrupt and missing files with a message", function()
-    local f = assert(io.open(fixtures .. "model.safetensors", "rb"))
-    local bytes = f:read("a")
-    f:close()
+    local bytes = support.read_file(fixtures .. "model.safetensors")
     local path = tmpname()
     for _, cut in ipairs{0, 7, 8, 100, #bytes - 1} do
-      local out = assert(io.open(path, "wb"))
-      out:write(bytes:sub(1, cut))
-      out:close()
+      support.write_file(path, bytes:sub(1, cut))
       local ok, err = torch_net():load(path)
       assert.is_nil(ok)
       assert.is_string(err)
@@ -102,15 +99,11 @@ describe("model files", function()
     local path = tmpname()
     local net = torch_net()
     assert(net:save(path))
-    local f = assert(io.open(path, "rb"))
-    local good = f:read("a")
-    f:close()
+    local good = support.read_file(path)
     local ok, err = net:save("/nonexistent-dir/x.safetensors")
     assert.is_nil(ok)
     assert.is_string(err)
-    f = assert(io.open(path, "rb"))
-    assert.are.equal(good, f:read("a"))
-    f:close()
+    assert.are.equal(good, support.read_file(path))
     os.remove(path)
   end)
 

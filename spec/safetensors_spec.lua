@@ -9,33 +9,9 @@ local T = core.tensor
 
 local FIXTURE_DIR = "spec/fixtures/safetensors/"
 
-local function make_temp_dir()
-  local p = assert(io.popen("mktemp -d /tmp/siamese_st.XXXXXX"))
-  local dir = p:read("l")
-  p:close()
-  return dir
-end
-
-local function list_dir(dir)
-  local p = assert(io.popen("ls -A '" .. dir .. "'"))
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
-
-local function remove_dir(dir)
-  for _, name in ipairs(list_dir(dir)) do os.remove(dir .. "/" .. name) end
-  os.remove(dir)
-end
-
-local function read_all(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local support = dofile("spec/support.lua")
+local list_dir, read_all, remove_dir = support.list_dir, support.read_file, support.remove_dir
+local function make_temp_dir() return support.temp_dir("st") end
 
 -- A safetensors file from a header (JSON text or a table) and data bytes.
 local function st_bytes(header, data)
