@@ -16,7 +16,7 @@ PKG_LIBS   := $(shell pkg-config --libs libpng libjpeg 2>/dev/null) $(shell $(BL
 LUA_INCDIR ?=
 CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -fopenmp $(WARN) $(CFLAGS) $(PKG_CFLAGS) \
+ALL_CFLAGS := -std=c11 -ffp-contract=off -D_POSIX_C_SOURCE=200809L -fPIC -fopenmp $(WARN) $(CFLAGS) $(PKG_CFLAGS) \
               $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
 LIBFLAG    ?= -shared
 LIBS       := $(PKG_LIBS) -fopenmp -lm -lpthread

@@ -165,3 +165,16 @@ void sm_encode_f32_le(uint8_t *out, const sm_tensor *t)
         }
     }
 }
+
+/* Affine dequantisation of stored integer codes (tfjs weight manifests):
+ * x = (float)(q * scale + min), the product and the sum each rounded in
+ * double, as JavaScript computes them, then once to float. The two double
+ * operations stay separate (ISO C mode: GCC does not contract a*b+c into
+ * an FMA), so the result is bit-for-bit the one face-api loads. */
+void sm_dequantize(float *x, int64_t n, double scale, double min)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double prod = (double)x[i] * scale;
+        x[i] = (float)(prod + min);
+    }
+}

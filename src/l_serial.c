@@ -87,7 +87,19 @@ static int l_tensor_to_bytes(lua_State *L)
     return 1;
 }
 
+/* dequantize(t, scale, min): in place, t holds integer codes (see dtype.c). */
+static int l_dequantize(lua_State *L)
+{
+    sm_tensor *t = sm_l_checktensor(L, 1);
+    double scale = luaL_checknumber(L, 2), min = luaL_checknumber(L, 3);
+    luaL_argcheck(L, sm_tensor_is_contiguous(t), 1, "tensor must be contiguous");
+    sm_dequantize(t->data, sm_numel(t->ndim, t->shape), scale, min);
+    lua_settop(L, 1);
+    return 1;
+}
+
 static const luaL_Reg serial_functions[] = {
+    { "dequantize", l_dequantize },
     { "write_atomic", l_write_atomic },
     { "tensor_from_bytes", l_tensor_from_bytes },
     { "tensor_to_bytes", l_tensor_to_bytes },

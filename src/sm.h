@@ -245,6 +245,10 @@ int  sm_get_num_threads(void);
 /* Wall-clock seconds from an arbitrary origin, for progress and benchmarks. */
 double sm_monotonic_seconds(void);
 
+/* x[i] = (float)((double)x[i] * scale + min) without fused multiply-add (the
+ * tfjs uint8 dequantisation; x holds the integer codes). */
+void sm_dequantize(float *x, int64_t n, double scale, double min);
+
 /* ---- files -------------------------------------------------------------- */
 
 /* Replaces path atomically with the concatenation of bufs[0..nbufs-1]

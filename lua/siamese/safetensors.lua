@@ -19,8 +19,9 @@
 -- regions, sorted, tile the data section exactly (no gap, no overlap, no
 -- trailing bytes); shapes are non-negative integers; metadata values are
 -- strings. Readable dtypes: F32 F16 BF16 F64 I64 I32 I16 I8 U8 BOOL, all
--- converted to float32 tensors on load. This writer writes F32 only, with
--- the tensors laid out in sorted-name order.
+-- converted to float32 tensors on load. This writer writes tensors as F32
+-- and raw entries (safetensors.raw: bytes already in a given dtype, e.g.
+-- quantised U8 weights) as they are, laid out in sorted-name order.
 local core = require "siamese.core"
 local json = require "siamese.json"
 
@@ -39,6 +40,29 @@ local function arg_error(level, n, fname, msg)
   error(string.format("bad argument #%d to 'safetensors.%s' (%s)", n, fname, msg), level + 1)
 end
 
+-- Marks raw entries made by safetensors.raw.
+local RAW = {}
+local DTYPE_SIZE = {F32 = 4, F16 = 2, BF16 = 2, F64 = 8, I64 = 8, I32 = 4, I16 = 2, I8 = 1, U8 = 1, BOOL = 1}
+
+--- An entry to save as given: bytes (little-endian, row-major) of a tensor
+-- of `shape` in `dtype`, e.g. quantised weights kept as U8. Raises when the
+-- byte count does not match.
+function safetensors.raw(dtype, shape, bytes)
+  local size = DTYPE_SIZE[dtype]
+  if not size then arg_error(2, 1, "raw", "unknown dtype " .. tostring(dtype)) end
+  if type(shape) ~= "table" then arg_error(2, 2, "raw", "shape table expected") end
+  local n = 1
+  for _, d in ipairs(shape) do
+    if math.type(d) ~= "integer" or d < 0 then arg_error(2, 2, "raw", "shape entries must be non-negative integers") end
+    n = n * d
+  end
+  if type(bytes) ~= "string" or #bytes ~= n * size then
+    arg_error(2, 3, "raw", string.format("%d bytes expected for %s [%s], got %s", n * size, dtype,
+      table.concat(shape, ","), type(bytes) == "string" and #bytes or type(bytes)))
+  end
+  return setmetatable({dtype = dtype, shape = shape, data = bytes}, RAW)
+end
+
 -- The validators run inside build_parts inside save/encode: the user's
 -- call is 4 levels above them.
 local USER_LEVEL = 4
@@ -55,7 +79,7 @@ local function check_tensors(tensors, fname)
     if name == "__metadata__" then
       arg_error(USER_LEVEL, 2, fname, "'__metadata__' is reserved and cannot name a tensor")
     end
-    if not core.tensor.is_tensor(t) then
+    if not core.tensor.is_tensor(t) and getmetatable(t) ~= RAW then
       arg_error(USER_LEVEL, 2, fname, string.format("value of '%s' is a %s, expected a siamese.Tensor", name, type(t)))
     end
     names[#names + 1] = name
@@ -88,10 +112,11 @@ local function build_parts(tensors, metadata, fname)
   local parts, offset = { "", "" }, 0
   for _, name in ipairs(names) do
     local t = tensors[name]
-    local bytes = core.tensor_to_bytes(t)
+    local raw = getmetatable(t) == RAW
+    local bytes = raw and t.data or core.tensor_to_bytes(t)
     header[name] = {
-      dtype = "F32",
-      shape = json.array(t:shape()),
+      dtype = raw and t.dtype or "F32",
+      shape = json.array(raw and t.shape or t:shape()),
       data_offsets = json.array { offset, offset + #bytes },
     }
     offset = offset + #bytes

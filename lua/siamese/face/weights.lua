@@ -1,0 +1,44 @@
+--- siamese.face.weights: reads the face-api networks converted by
+-- models/convert_faceapi.lua. Quantised tensors are stored as their uint8
+-- codes with scale and min in the metadata; load() returns float32
+-- tensors, dequantised bit-for-bit as tfjs does ((float)(q*scale + min)),
+-- in face-api's own layouts (conv filters HWIO [kh,kw,in,out], depthwise
+-- [kh,kw,c,1], dense [in,out]).
+local core = require "siamese.core"
+local json = require "siamese.json"
+local safetensors = require "siamese.safetensors"
+
+local weights = {}
+
+--- The folder of the bundled models (models/ of the checkout, or the
+-- installed copy next to the Lua files).
+function weights.models_dir()
+  local env = os.getenv("SIAMESE_MODELS")
+  if env then return env end
+  local src = debug.getinfo(1, "S").source:match("^@(.*)/lua/siamese/face/weights%.lua$")
+  if src then return src .. "/models" end
+  local here = debug.getinfo(1, "S").source:match("^@(.*)/weights%.lua$")
+  return here and (here .. "/models") or "models"
+end
+
+--- Loads a converted network: tensors by face-api name and the metadata.
+-- Returns nil, message for a missing or damaged file.
+function weights.load(path)
+  local tensors, meta = safetensors.load(path)
+  if not tensors then return nil, meta end
+  if not meta or meta.format ~= "faceapi-tfjs" then
+    return nil, path .. ": not a converted face-api network (metadata format is not faceapi-tfjs)"
+  end
+  local quant = json.decode(meta.quantization or "{}")
+  if type(quant) ~= "table" then return nil, path .. ": bad quantization metadata" end
+  for name, q in pairs(quant) do
+    local t = tensors[name]
+    if not t or type(q.scale) ~= "number" or type(q.min) ~= "number" then
+      return nil, path .. ": bad quantization entry for " .. tostring(name)
+    end
+    core.dequantize(t, q.scale, q.min)
+  end
+  return tensors, meta
+end
+
+return weights
