@@ -53,6 +53,21 @@ describe("siamese.eval", function()
     assert.is_true(t > 0.2 and t < 0.3 or t > 0.4 and t < 0.5)
   end)
 
+  it("kfold_accuracy picks each fold's threshold on the other folds", function()
+    -- two folds, perfectly separable at 0.5 in both
+    local dd = {0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.6}
+    local ll = {true, false, true, false, true, false, true, false}
+    local ff = {1, 1, 1, 1, 2, 2, 2, 2}
+    local mean, std, per = eval.kfold_accuracy(dd, ll, ff)
+    assert.are.equal(1, mean)
+    assert.are.equal(0, std)
+    assert.is_true(per[1].threshold > 0.3 and per[1].threshold < 0.7)
+    -- a fold whose pairs sit on the other side of the others' threshold
+    local m2, s2 = eval.kfold_accuracy({0.1, 0.9, 0.9, 0.1}, {true, false, true, false}, {1, 1, 2, 2})
+    assert.are.equal(0.25, m2)
+    assert.is_true(math.abs(s2 - math.sqrt(2 * 0.25 ^ 2)) < 1e-12)
+  end)
+
   it("refuses empty or one-sided input", function()
     assert.has_error(function() eval.roc({}, {}) end)
     assert.has_error(function() eval.roc({1, 2}, {true, true}) end)

@@ -723,3 +723,29 @@ describe("siamese.image tensors", function()
     raises({ "from_tensor", "siamese.Tensor expected" }, image.from_tensor, img)
   end)
 end)
+
+describe("siamese.image pad mode 'edge'", function()
+  it("replicates the edge pixels on every side", function()
+    local img = img_of(3, 2, 1, { 1, 2, 3, 4, 5, 6 })
+    local p = img:pad { left = 2, top = 1, right = 1, bottom = 2, mode = "edge" }
+    assert.are.equal(6, p.width)
+    assert.are.equal(5, p.height)
+    assert.are.same({
+      1, 1, 1, 2, 3, 3,
+      1, 1, 1, 2, 3, 3,
+      4, 4, 4, 5, 6, 6,
+      4, 4, 4, 5, 6, 6,
+      4, 4, 4, 5, 6, 6,
+    }, values_of(p:bytes()))
+    local rgb = img_of(2, 1, 3, { 1, 2, 3, 4, 5, 6 })
+    assert.are.same({ 1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6 },
+      values_of(rgb:pad { left = 1, right = 1, mode = "edge" }:bytes()))
+    assert.are.same(values_of(img:pad { left = 1 }:bytes()),
+      values_of(img:pad { left = 1, mode = "constant" }:bytes()))
+  end)
+
+  it("raises on an unknown mode", function()
+    local img = image.new(2, 2, 1)
+    raises({ "pad", "unknown mode 'wrap' (expected constant or edge)" }, function() return img:pad { mode = "wrap" } end)
+  end)
+end)

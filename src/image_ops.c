@@ -317,6 +317,23 @@ void sm_image_region(sm_image *out, const sm_image *in, int64_t x, int64_t y, co
     }
 }
 
+static int64_t clamp_index(int64_t v, int64_t n)
+{
+    return v < 0 ? 0 : (v >= n ? n - 1 : v);
+}
+
+void sm_image_region_edge(sm_image *out, const sm_image *in, int64_t x, int64_t y)
+{
+    size_t c = (size_t)out->channels;
+    size_t out_stride = (size_t)out->width * c, in_stride = (size_t)in->width * c;
+    for (int oy = 0; oy < out->height; oy++) {
+        const uint8_t *src = in->data + (size_t)clamp_index(oy + y, in->height) * in_stride;
+        uint8_t *row = out->data + (size_t)oy * out_stride;
+        for (int ox = 0; ox < out->width; ox++)
+            memcpy(row + (size_t)ox * c, src + (size_t)clamp_index(ox + x, in->width) * c, c);
+    }
+}
+
 void sm_image_flip(sm_image *out, const sm_image *in)
 {
     int c = in->channels, w = in->width;

@@ -394,11 +394,18 @@ static int l_pad(lua_State *L)
     lua_Integer right = opt_margin(L, 2, "right"), bottom = opt_margin(L, 2, "bottom");
     uint8_t fill[4];
     opt_channel_bytes(L, 2, "value", img->channels, fill);
+    const char *mode = sm_l_optstrfield(L, 2, "mode", "constant");
+    int edge = strcmp(mode, "edge") == 0;
+    if (!edge && strcmp(mode, "constant") != 0)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "unknown mode '%s' (expected constant or edge)", mode));
     lua_Integer w = img->width + left + right, h = img->height + top + bottom;
     if (w > SM_IMAGE_MAX_SIDE || h > SM_IMAGE_MAX_SIDE)
         return luaL_argerror(L, 2, lua_pushfstring(L, "padded size %Ix%I exceeds %d per side", w, h, SM_IMAGE_MAX_SIDE));
     sm_image *out = sm_l_newimage(L, (int)w, (int)h, img->channels);
-    sm_image_region(out, img, -left, -top, fill);
+    if (edge)
+        sm_image_region_edge(out, img, -left, -top);
+    else
+        sm_image_region(out, img, -left, -top, fill);
     return 1;
 }
 

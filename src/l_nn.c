@@ -634,6 +634,16 @@ static int l_rmsprop_step(lua_State *L)
     return 0;
 }
 
+/* sgemm_plain(c, a, b): one single-threaded cblas_sgemm (the benchmarks' reference). */
+static int l_sgemm_plain(lua_State *L)
+{
+    sm_tensor *c = ctensor(L, 1), *a = ctensor(L, 2), *b = ctensor(L, 3);
+    sm_err err;
+    if (sm_matmul_check(&err, c, a, b)) return raise(L, &err);
+    sm_sgemm_plain(a->shape[0], b->shape[1], a->shape[1], a->data, b->data, c->data);
+    return 0;
+}
+
 static int l_sumsq(lua_State *L)
 {
     sm_tensor *t = ctensor(L, 1);
@@ -662,7 +672,7 @@ static const luaL_Reg nn_functions[] = {
     { "contrastive_loss", l_contrastive_loss }, { "triplet_loss", l_triplet_loss }, { "bce_loss", l_bce_loss },
     { "batch_triplet_loss", l_batch_triplet_loss },
     { "sgd_step", l_sgd_step }, { "adam_step", l_adam_step }, { "rmsprop_step", l_rmsprop_step },
-    { "sumsq", l_sumsq },
+    { "sumsq", l_sumsq }, { "sgemm_plain", l_sgemm_plain },
     { NULL, NULL }
 };
 

@@ -12,14 +12,46 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 #include "sm.h"
+
+/* Below this many multiply-adds a product is not worth splitting. */
+#define SGEMM_SPLIT_MIN 1e6
 
 void sm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    int split_n = N >= M;
+    int64_t len = split_n ? N : M;
+    if (nt > len / 8) nt = (int)(len / 8); /* slices of at least 8 rows or columns */
+    if (nt <= 1 || (double)M * (double)N * (double)K < SGEMM_SPLIT_MIN) {
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+        return;
+    }
+    /* Each thread computes its own block of C with a single-threaded call. */
+    #pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++) {
+        int64_t lo = len * t / nt, hi = len * (t + 1) / nt;
+        if (split_n) { /* columns lo..hi of op(B) and C */
+            const float *b = trans_b ? B + lo * ldb : B + lo;
+            cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)(hi - lo), (int)K, alpha, A, (int)lda, b, (int)ldb,
+                        beta, C + lo, (int)ldc);
+        } else {       /* rows lo..hi of op(A) and C */
+            const float *a = trans_a ? A + lo : A + lo * lda;
+            cblas_sgemm(CblasRowMajor, ta, tb, (int)(hi - lo), (int)N, (int)K, alpha, a, (int)lda, B, (int)ldb,
+                        beta, C + lo * ldc, (int)ldc);
+        }
+    }
+}
+
+/* The plain library call, single-threaded: the benchmarks' reference. */
+void sm_sgemm_plain(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, (int)N,
+                0.0f, C, (int)N);
 }
 
 /* Describes a 2-D view as a BLAS operand: transposed or not, leading dim. */

@@ -103,11 +103,17 @@ sm_status sm_tensor_reduce_check(sm_err *err, const sm_tensor *in, int dim);
 void sm_tensor_reduce(float *out, int64_t *idx, const sm_tensor *in, int dim, sm_reduce op);
 
 /* C = alpha op(A) op(B) + beta C, row-major: the one place the library
- * calls sgemm. OpenBLAS runs single-threaded (see threads.c): on the 2-vCPU
- * machines this targets, its own threading and splitting a product across
- * two threads both measured slower than one thread (make bench). */
+ * calls sgemm. Large products are split along N (or M) across the OpenMP
+ * threads, each slice a single-threaded OpenBLAS call: on the 2-vCPU
+ * machines this targets that runs ~1.8x faster than one thread, while
+ * OpenBLAS's own threading is no faster (pthread build) or far slower
+ * (OpenMP build) than one thread. Inside a parallel region it runs on the
+ * calling thread only. */
 void sm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* One plain single-threaded cblas_sgemm of contiguous C[M,N] = A[M,K] B[K,N]
+ * (the benchmarks' reference). */
+void sm_sgemm_plain(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C);
 
 /* C[M,N] = A[M,K] B[K,N] through cblas_sgemm. Any of A, B may be a
  * transposed view (unit stride on either axis); otherwise the check fails
@@ -202,6 +208,9 @@ void sm_tensor_resize(sm_tensor *out, const sm_tensor *in, sm_resize_method m);
 /* out(ox, oy) = in(ox + x, oy + y) where inside in, else fill[c]: crop
  * (x, y >= 0 usually, fill 0) and pad (x = -left, y = -top). */
 void sm_image_region(sm_image *out, const sm_image *in, int64_t x, int64_t y, const uint8_t fill[4]);
+/* out(ox, oy) = in(clamp(ox + x), clamp(oy + y)): the same window, with
+ * positions outside in replicating the nearest edge pixel (pad mode "edge"). */
+void sm_image_region_edge(sm_image *out, const sm_image *in, int64_t x, int64_t y);
 /* Horizontal mirror: out(x, y) = in(width - 1 - x, y). */
 void sm_image_flip(sm_image *out, const sm_image *in);
 

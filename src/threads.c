@@ -1,11 +1,12 @@
 /* threads.c — one thread count for the library, and a monotonic clock.
  *
- * Our kernels (im2col, pooling, activations, batch-norm, optimisers)
- * parallelise with OpenMP over this many threads. OpenBLAS stays at one
- * thread: measured on the 2-vCPU machines this targets, a 512^3 sgemm runs
- * at ~70 GFLOP/s on one thread and slower on two, and small products
- * (32x1225x288) at a fifth of the speed. It is the OpenMP build of OpenBLAS,
- * so no second pool of spinning pthreads competes with ours. */
+ * Our kernels parallelise with OpenMP over this many threads, and so do
+ * large matrix products (sm_sgemm splits them into single-threaded OpenBLAS
+ * calls, one per thread). OpenBLAS itself stays at one thread: its own
+ * threading measured no faster (pthread build) or far slower (OpenMP
+ * build) than one thread on the 2-vCPU machines this targets. It is the
+ * OpenMP build so that no second pool of spinning pthreads competes with
+ * ours. */
 #include <cblas.h>
 #include <omp.h>
 #include <time.h>

@@ -104,4 +104,32 @@ function eval.best_threshold(distances, labels)
   return best_t, best_right / n
 end
 
+--- k-fold verification accuracy (the LFW protocol): folds[i] is the fold
+-- (1..k) of pair i; for each fold the threshold with the best accuracy on
+-- the other folds is applied to it. Returns the mean and standard deviation
+-- of the per-fold accuracies, and the list of {accuracy, threshold}.
+function eval.kfold_accuracy(distances, labels, folds)
+  local k = 0
+  for _, f in ipairs(folds) do k = math.max(k, f) end
+  assert(k >= 2, "kfold_accuracy: need at least 2 folds")
+  local per = {}
+  for f = 1, k do
+    local td, tl, vd, vl = {}, {}, {}, {}
+    for i = 1, #distances do
+      if folds[i] == f then
+        vd[#vd + 1], vl[#vl + 1] = distances[i], labels[i]
+      else
+        td[#td + 1], tl[#tl + 1] = distances[i], labels[i]
+      end
+    end
+    local t = eval.best_threshold(td, tl)
+    per[f] = {accuracy = eval.accuracy(vd, vl, t), threshold = t}
+  end
+  local mean, sq = 0, 0
+  for _, r in ipairs(per) do mean = mean + r.accuracy / k end
+  for _, r in ipairs(per) do sq = sq + (r.accuracy - mean) ^ 2 end
+  -- sample standard deviation over folds, as LFW results are reported
+  return mean, math.sqrt(sq / (k - 1)), per
+end
+
 return eval

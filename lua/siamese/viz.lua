@@ -58,4 +58,56 @@ function viz.montage(tiles, opts)
   return image.new(cols * cw, rows * (th + 2 * b), 3, table.concat(out))
 end
 
+-- A white RGB canvas with pixel setting and line drawing, turned into an
+-- image at the end.
+local function canvas(w, h)
+  local px = {}
+  for i = 1, w * h * 3 do px[i] = 255 end
+  local c = {}
+  function c.set(x, y, col)
+    x, y = math.floor(x + 0.5), math.floor(y + 0.5)
+    if x < 0 or y < 0 or x >= w or y >= h then return end
+    local i = (y * w + x) * 3
+    px[i + 1], px[i + 2], px[i + 3] = col[1], col[2], col[3]
+  end
+  function c.line(x0, y0, x1, y1, col)
+    local n = math.max(1, math.ceil(math.max(math.abs(x1 - x0), math.abs(y1 - y0))))
+    for k = 0, n do c.set(x0 + (x1 - x0) * k / n, y0 + (y1 - y0) * k / n, col) end
+  end
+  function c.image()
+    local bytes = {}
+    for i = 1, #px do bytes[i] = string.char(px[i]) end
+    return image.new(w, h, 3, table.concat(bytes))
+  end
+  return c
+end
+
+--- A ROC curve (true-accept rate against false-accept rate, log-scaled
+-- from 1e-4 to 1 on x) as an RGB image; several curves may be given as
+-- {roc, ...} with colours {{r,g,b}, ...}. Grid lines mark each decade and
+-- every 0.1 of TAR.
+function viz.roc_image(rocs, opts)
+  opts = opts or {}
+  if rocs.fpr then rocs = {rocs} end
+  local W, H, m = opts.width or 480, opts.height or 400, 30
+  local c = canvas(W, H)
+  local lo = math.log(opts.min_far or 1e-4, 10)
+  local function X(fpr) return m + (W - 2 * m) * (math.log(math.max(fpr, 10 ^ lo), 10) - lo) / -lo end
+  local function Y(tpr) return H - m - (H - 2 * m) * tpr end
+  local grid = {220, 220, 220}
+  for d = lo, 0 do c.line(X(10 ^ d), Y(0), X(10 ^ d), Y(1), grid) end
+  for t = 0, 10 do c.line(X(10 ^ lo), Y(t / 10), X(1), Y(t / 10), grid) end
+  c.line(X(10 ^ lo), Y(0), X(1), Y(0), {0, 0, 0})
+  c.line(X(10 ^ lo), Y(0), X(10 ^ lo), Y(1), {0, 0, 0})
+  local colours = opts.colours or {{200, 30, 30}, {30, 90, 200}, {30, 150, 60}}
+  for k, roc in ipairs(rocs) do
+    local col = colours[(k - 1) % #colours + 1]
+    for i = 2, #roc.fpr do
+      c.line(X(roc.fpr[i - 1]), Y(roc.tpr[i - 1]), X(roc.fpr[i]), Y(roc.tpr[i - 1]), col)
+      c.line(X(roc.fpr[i]), Y(roc.tpr[i - 1]), X(roc.fpr[i]), Y(roc.tpr[i]), col)
+    end
+  end
+  return c.image()
+end
+
 return viz

@@ -1,7 +1,10 @@
 -- make bench: one JSON object per line, {name, value, unit[, baseline, ratio]}.
 -- Ratios compare against a reference measured in the same run on this
--- machine (here: a plain OpenBLAS sgemm of the same M, N, K), never against
--- absolute seconds from elsewhere.
+-- machine, never against absolute seconds from elsewhere. For the layers the
+-- reference is the sgemm of the same M, N, K at the same thread count (the
+-- library's sm_sgemm: one single-threaded OpenBLAS call per thread, the
+-- fastest sgemm available here); sgemm_plain_* rows give one plain
+-- single-threaded cblas_sgemm for comparison.
 local siamese = require "siamese"
 local json = require "siamese.json"
 local T, nn = siamese.tensor, siamese.nn
@@ -27,11 +30,24 @@ local function time(fn, min_time)
   return (siamese.clock() - t0) / n
 end
 
--- Raw sgemm rate (GFLOP/s) for C[M,N] = A[M,K] B[K,N].
+-- sgemm rate (GFLOP/s) for C[M,N] = A[M,K] B[K,N] at the thread count,
+-- and of one plain single-threaded call.
 local function sgemm_rate(M, N, K)
   local a, b, c = T.randn{M, K}, T.randn{K, N}, T.zeros{M, N}
   local s = time(function() T.matmul(a, b, c) end)
   return 2 * M * N * K / s / 1e9
+end
+
+local function sgemm_plain_rate(M, N, K)
+  local a, b, c = T.randn{M, K}, T.randn{K, N}, T.zeros{M, N}
+  local s = time(function() require("siamese.core").nn.sgemm_plain(c, a, b) end)
+  return 2 * M * N * K / s / 1e9
+end
+
+for _, mnk in ipairs{{512, 512, 512}, {32, 1225, 288}} do
+  local plain, par = sgemm_plain_rate(table.unpack(mnk)), sgemm_rate(table.unpack(mnk))
+  emit{name = string.format("sgemm_%dx%dx%d", table.unpack(mnk)), value = par, unit = "GFLOP/s",
+       baseline = plain, ratio = par / plain, baseline_name = "plain cblas_sgemm, 1 thread"}
 end
 
 -- 3x3 convolution (pad 1) forward and backward against sgemm of the same GEMM shape.

@@ -1,0 +1,362 @@
+--- siamese.face.detector: face-api's TinyFaceDetector (a Tiny-YOLOv2 with
+-- depthwise-separable convolutions, one class, five anchors), ported from
+-- the description in ../shared/reference/faceapi-architecture.md (section 3).
+--
+-- Network (S = input size, a multiple of 32; shapes for S = 416):
+--   conv0  3x3 VALID 3->16 + bias, leaky 0.1       414x414x16
+--   maxpool 2x2 stride 2 SAME                      207x207x16
+--   conv1..conv5: separable 3x3 with padding 1 (depthwise [3,3,c,1], no bias,
+--          then pointwise 1x1 with the bias), leaky 0.1, each followed by a
+--          2x2 SAME max pool, stride 2 except after conv5 (stride 1, which
+--          pads one row/column at the bottom/right): 16->32->64->128->256->512
+--                                                   13x13x512
+--   conv8  1x1 512->25 + bias, no activation        13x13x25
+-- face-api's leaky ReLU is relu(x - 0.1x) + 0.1x; nn.LeakyReLU(0.1) differs
+-- from it by at most one float32 rounding of positive values.
+--
+-- Preprocessing (face-api toBatchTensor(S, centred = false)): gray or RGBA
+-- images become RGB; the image is zero-padded to a square at the bottom or
+-- right (image at the top-left), resized to SxS with TensorFlow-1 bilinear
+-- sampling (src = dst * in / out) on 0..255 float values, then each channel
+-- becomes (x - mean) / 255 with the means R 117.001, G 114.697, B 97.404.
+--
+-- Decoding: output channel 5a + k (anchor a = 0..4, k = tx, ty, tw, th, tobj)
+-- at grid cell (row, col) of an n x n grid (n = S / 32). With the content
+-- size after scaling rw = round(W sc), rh = round(H sc), sc = S / max(W, H)
+-- (JS Math.round), and the correction factors cfx = max(rw, rh) / rw,
+-- cfy = max(rw, rh) / rh, a candidate is kept when sigmoid(tobj) > threshold:
+--   cx = (col + sigmoid(tx)) / n * cfx      w = exp(tw) * anchor_w / n * cfx
+--   cy = (row + sigmoid(ty)) / n * cfy      h = exp(th) * anchor_h / n * cfy
+--   box = (cx - w/2, cy - h/2, w, h) relative to the image (0..1).
+-- Greedy NMS: candidates sorted by ascending score (stable), the highest is
+-- kept and every remaining one with IoU > 0.4 against it dropped, until none
+-- remain. Pixel boxes are the relative ones times W (x, width) and H (y,
+-- height), not clipped.
+--
+-- The preprocessing and weight-layout helpers are shared with
+-- siamese.face.landmarks (detector.to_batch_tensor, detector.copy_conv, ...).
+local T = require "siamese.tensor"
+local image = require "siamese.image"
+local nn = require "siamese.nn"
+local weights = require "siamese.face.weights"
+
+local detector = {}
+
+local MEAN_RGB = {117.001, 114.697, 97.404}
+local IOU_THRESHOLD = 0.4
+-- Anchor (width, height) in grid cells.
+local ANCHORS = {
+  {1.603231, 2.094468}, {6.041143, 7.080126}, {2.882459, 3.518061},
+  {4.266906, 5.178857}, {9.041765, 10.66308},
+}
+local SEPARABLE_CHANNELS = {{16, 32}, {32, 64}, {64, 128}, {128, 256}, {256, 512}}
+
+detector.MEAN_RGB = MEAN_RGB
+detector.ANCHORS = ANCHORS
+detector.IOU_THRESHOLD = IOU_THRESHOLD
+
+-- ---------------------------------------------------------------------------
+-- Shared helpers (also used by siamese.face.landmarks)
+-- ---------------------------------------------------------------------------
+
+--- JavaScript's Math.round: halves round up, also for negative numbers.
+function detector.js_round(v)
+  return math.floor(v + 0.5)
+end
+
+--- True when v is a siamese.Image.
+function detector.is_image(v)
+  local mt = type(v) == "userdata" and getmetatable(v)
+  return type(mt) == "table" and mt.__name == "siamese.Image"
+end
+
+--- Raises the standard misuse error unless v is an image.
+function detector.check_image(v, fname, argn)
+  if not detector.is_image(v) then
+    local got = type(v) == "userdata" and (tostring(v):match("^[%w%.]+") or "userdata") or type(v)
+    error(string.format("bad argument #%d to '%s' (siamese.Image expected, got %s)", argn, fname, got), 3)
+  end
+end
+
+--- The image with 3 channels (gray replicated, alpha dropped).
+local function as_rgb(img)
+  if img.channels == 3 then return img end
+  return img:to_rgb()
+end
+
+--- face-api padToSquare on an 8-bit image: the shorter side is padded with
+-- zeros, all at the bottom/right when not centred, else split with
+-- after = Math.round(diff / 2) and before = diff - after.
+function detector.pad_to_square(img, centred)
+  local w, h = img.width, img.height
+  if w == h then return img end
+  local side, diff = math.max(w, h), math.abs(w - h)
+  local before = centred and (diff - detector.js_round(diff / 2)) or 0
+  local left, top = 0, 0
+  if w < h then left = before else top = before end
+  return img:crop(-left, -top, side, side)
+end
+
+--- face-api toBatchTensor(size, centred) followed by normalize(x, mean)/255:
+-- a [1,3,size,size] float tensor.
+function detector.to_batch_tensor(img, size, centred, mean)
+  local square = detector.pad_to_square(as_rgb(img), centred)
+  local t = square:to_tensor{scale = 1}
+  if square.width ~= size then
+    t = image.resize_tensor(t, size, size, {method = "tf"})
+  end
+  for c = 1, 3 do t:narrow(1, c, 1):sub_(mean[c]) end
+  t:div_(255)
+  return t:view(1, 3, size, size)
+end
+
+local function shape_str(t)
+  return "[" .. table.concat(t:shape(), ",") .. "]"
+end
+
+--- Checks that tensors[name] exists with the given shape; returns it, or
+-- nil and a message.
+function detector.tensor_of(tensors, name, shape, path)
+  local t = tensors[name]
+  local want = "[" .. table.concat(shape, ",") .. "]"
+  if not t then
+    return nil, string.format("%s: missing tensor '%s' %s", path, name, want)
+  end
+  if shape_str(t) ~= want then
+    return nil, string.format("%s: tensor '%s' has shape %s, expected %s", path, name, shape_str(t), want)
+  end
+  return t
+end
+
+--- Copies a face-api HWIO filter [kh,kw,in,out] (regular or pointwise)
+-- into a Conv2d weight [out,in,kh,kw].
+function detector.copy_hwio(conv, hwio)
+  -- (h,w,i,o) -> (o,w,i,h) -> (o,i,w,h) -> (o,i,h,w)
+  conv.weight:copy(hwio:transpose(1, 4):transpose(2, 3):transpose(3, 4))
+end
+
+--- Copies a face-api depthwise filter [kh,kw,c,1] into a depthwise Conv2d
+-- weight [c,1,kh,kw].
+function detector.copy_depthwise(conv, filter)
+  -- (h,w,c,1) -> (c,w,h,1) -> (c,1,h,w)
+  conv.weight:copy(filter:transpose(1, 3):transpose(2, 4))
+end
+
+--- A depthwise-separable convolution as two Conv2d: depthwise 3x3 (no
+-- bias) with the given stride and padding, then pointwise 1x1 with the bias.
+function detector.separable(cin, cout, stride, padding)
+  return nn.Sequential{
+    nn.Conv2d(cin, cin, 3, {stride = stride, padding = padding, groups = cin, bias = false}),
+    nn.Conv2d(cin, cout, 1),
+  }
+end
+
+--- Fills a regular Conv2d from prefix/filters and prefix/bias.
+-- Returns true, or nil and a message.
+function detector.load_conv(conv, tensors, prefix, path)
+  local f, err = detector.tensor_of(tensors, prefix .. "/filters", {conv.kh, conv.kw, conv.nin, conv.nout}, path)
+  if not f then return nil, err end
+  local b, berr = detector.tensor_of(tensors, prefix .. "/bias", {conv.nout}, path)
+  if not b then return nil, berr end
+  detector.copy_hwio(conv, f)
+  conv.bias:copy(b)
+  return true
+end
+
+--- Fills a separable block (see detector.separable) from
+-- prefix/depthwise_filter, prefix/pointwise_filter and prefix/bias.
+-- Returns true, or nil and a message.
+function detector.load_separable(block, tensors, prefix, path)
+  local dw, pw = block.modules[1], block.modules[2]
+  local d, derr = detector.tensor_of(tensors, prefix .. "/depthwise_filter", {3, 3, dw.nin, 1}, path)
+  if not d then return nil, derr end
+  local p, perr = detector.tensor_of(tensors, prefix .. "/pointwise_filter", {1, 1, pw.nin, pw.nout}, path)
+  if not p then return nil, perr end
+  local b, berr = detector.tensor_of(tensors, prefix .. "/bias", {pw.nout}, path)
+  if not b then return nil, berr end
+  detector.copy_depthwise(dw, d)
+  detector.copy_hwio(pw, p)
+  pw.bias:copy(b)
+  return true
+end
+
+-- ---------------------------------------------------------------------------
+-- The network
+-- ---------------------------------------------------------------------------
+
+--- The TinyFaceDetector network with untrained weights; also returns the
+-- layers that carry face-api weights, by face-api prefix.
+function detector.build_net()
+  local named = {conv0 = nn.Conv2d(3, 16, 3, {padding = "valid"})}
+  local layers = {named.conv0, nn.LeakyReLU(0.1), nn.MaxPool2d(2, {padding = "same"})}
+  for i, ch in ipairs(SEPARABLE_CHANNELS) do
+    local block = detector.separable(ch[1], ch[2], 1, 1)
+    named["conv" .. i] = block
+    local last = i == #SEPARABLE_CHANNELS
+    for _, m in ipairs{block, nn.LeakyReLU(0.1), nn.MaxPool2d(2, {stride = last and 1 or 2, padding = "same"})} do
+      layers[#layers + 1] = m
+    end
+  end
+  named.conv8 = nn.Conv2d(512, 25, 1)
+  layers[#layers + 1] = named.conv8
+  return nn.Sequential(layers):evaluate(), named
+end
+
+local Detector = {}
+Detector.__index = Detector
+
+--- Loads the converted face-api weights (default: the bundled
+-- faceapi_tiny_detector.safetensors). Returns the detector, or nil and a
+-- message.
+function detector.load(path)
+  if path ~= nil and type(path) ~= "string" then
+    error(string.format("bad argument #1 to 'load' (string expected, got %s)", type(path)), 2)
+  end
+  path = path or (weights.models_dir() .. "/faceapi_tiny_detector.safetensors")
+  local tensors, err = weights.load(path)
+  if not tensors then return nil, err end
+  local net, named = detector.build_net()
+  for name, layer in pairs(named) do
+    local ok, lerr
+    if layer.modules then
+      ok, lerr = detector.load_separable(layer, tensors, name, path)
+    else
+      ok, lerr = detector.load_conv(layer, tensors, name, path)
+    end
+    if not ok then return nil, lerr end
+  end
+  return setmetatable({net = net, path = path}, Detector)
+end
+
+-- ---------------------------------------------------------------------------
+-- Decoding and non-maximum suppression
+-- ---------------------------------------------------------------------------
+
+local function sigmoid(v)
+  return 1 / (1 + math.exp(-v))
+end
+
+--- The correction factors of face-api for an image of width x height
+-- scaled into input_size: (cfx, cfy).
+function detector.correction_factors(input_size, width, height)
+  local scale = input_size / math.max(width, height)
+  local rw, rh = detector.js_round(width * scale), detector.js_round(height * scale)
+  local m = math.max(rw, rh)
+  return m / rw, m / rh
+end
+
+--- Decodes a raw output grid ([25,n,n] or [1,25,n,n] tensor) into the
+-- candidates whose score is strictly above score_threshold, in cell order
+-- (row, column, anchor): {box = {x, y, width, height} relative to the image
+-- (0..1), score}. width and height are the original image size.
+function detector.decode_grid(grid, input_size, width, height, score_threshold)
+  local g = grid:dim() == 4 and grid:select(1, 1) or grid
+  local n = g:shape(2)
+  local v = g:totable()
+  local cfx, cfy = detector.correction_factors(input_size, width, height)
+  local out = {}
+  for row = 1, n do
+    for col = 1, n do
+      for a, anchor in ipairs(ANCHORS) do
+        local c = 5 * (a - 1)
+        local score = sigmoid(v[c + 5][row][col])
+        if score > score_threshold then
+          local cx = (col - 1 + sigmoid(v[c + 1][row][col])) / n * cfx
+          local cy = (row - 1 + sigmoid(v[c + 2][row][col])) / n * cfy
+          local w = math.exp(v[c + 3][row][col]) * anchor[1] / n * cfx
+          local h = math.exp(v[c + 4][row][col]) * anchor[2] / n * cfy
+          out[#out + 1] = {box = {x = cx - w / 2, y = cy - h / 2, width = w, height = h}, score = score}
+        end
+      end
+    end
+  end
+  return out
+end
+
+--- Intersection over union of two {x, y, width, height} boxes (no +1
+-- pixel convention).
+function detector.iou(a, b)
+  local iw = math.max(0, math.min(a.x + a.width, b.x + b.width) - math.max(a.x, b.x))
+  local ih = math.max(0, math.min(a.y + a.height, b.y + b.height) - math.max(a.y, b.y))
+  local inter = iw * ih
+  return inter / (a.width * a.height + b.width * b.height - inter)
+end
+
+--- Indices of list in face-api's NMS order: ascending score, ties kept in
+-- list order (a stable sort), so the last element is picked first.
+local function ascending_by_score(list)
+  local order = {}
+  for i = 1, #list do order[i] = i end
+  table.sort(order, function(i, j)
+    if list[i].score ~= list[j].score then return list[i].score < list[j].score end
+    return i < j
+  end)
+  return order
+end
+
+--- Greedy non-maximum suppression of {box, score} candidates: returns the
+-- kept ones by descending score; a candidate is dropped when its IoU with
+-- a kept one is above iou_threshold (default 0.4).
+function detector.non_max_suppression(candidates, iou_threshold)
+  iou_threshold = iou_threshold or IOU_THRESHOLD
+  local remaining = ascending_by_score(candidates)
+  local kept = {}
+  while #remaining > 0 do
+    local best = candidates[table.remove(remaining)]
+    kept[#kept + 1] = best
+    local survivors = {}
+    for _, i in ipairs(remaining) do
+      if detector.iou(best.box, candidates[i].box) <= iou_threshold then
+        survivors[#survivors + 1] = i
+      end
+    end
+    remaining = survivors
+  end
+  return kept
+end
+
+-- ---------------------------------------------------------------------------
+-- Detection
+-- ---------------------------------------------------------------------------
+
+local function check_options(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(string.format("bad argument #2 to 'detect' (table expected, got %s)", type(opts)), 3)
+  end
+  opts = opts or {}
+  local size = opts.input_size or 416
+  if math.type(size) ~= "integer" or size < 32 or size % 32 ~= 0 then
+    error(string.format("bad argument #2 to 'detect' (input_size must be a positive multiple of 32, got %s)",
+      tostring(size)), 3)
+  end
+  local threshold = opts.score_threshold or 0.5
+  if type(threshold) ~= "number" or threshold ~= threshold then
+    error(string.format("bad argument #2 to 'detect' (score_threshold must be a number, got %s)",
+      tostring(threshold)), 3)
+  end
+  return size, threshold
+end
+
+--- face-api TinyFaceDetector(input_size, score_threshold) on img: a list
+-- of {box = {x, y, width, height}, score} in pixels of img, by descending
+-- score.
+function Detector:detect(img, opts)
+  detector.check_image(img, "detect", 1)
+  local size, threshold = check_options(opts)
+  local x = detector.to_batch_tensor(img, size, false, MEAN_RGB)
+  local grid = self.net:forward(x)
+  local W, H = img.width, img.height
+  local kept = detector.non_max_suppression(detector.decode_grid(grid, size, W, H, threshold), IOU_THRESHOLD)
+  local faces = {}
+  for i, c in ipairs(kept) do
+    local b = c.box
+    faces[i] = {box = {x = b.x * W, y = b.y * H, width = b.width * W, height = b.height * H}, score = c.score}
+  end
+  return faces
+end
+
+function Detector:__tostring()
+  return "TinyFaceDetector(" .. self.path .. ")"
+end
+
+return detector

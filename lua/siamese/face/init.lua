@@ -1,0 +1,117 @@
+--- siamese.face: recognise faces in photos with face-api's pretrained
+-- networks (models/, converted by models/convert_faceapi.lua): tiny face
+-- detector -> 68 landmarks -> alignment -> 128-D descriptor (ResNet).
+--
+--   local fr = assert(siamese.face.load())           -- bundled models
+--   for _, f in ipairs(fr:embed_all(img)) do print(f.score, f.descriptor:norm()) end
+--
+-- Alignment: "similarity" (default; eyes and mouth mapped to canonical
+-- positions of a 150x150 chip, roll removed — siamese.face.align) or
+-- "faceapi" (face-api's square crop around eyes and mouth, no rotation).
+-- Descriptors are compared with euclidean distance.
+local class = require "siamese.class"
+local weights = require "siamese.face.weights"
+local detector = require "siamese.face.detector"
+local landmarks = require "siamese.face.landmarks"
+local recognition = require "siamese.face.recognition"
+local align = require "siamese.face.align"
+
+local face = {align = align, weights = weights}
+
+local Recognizer = class("FaceRecognizer")
+face.Recognizer = Recognizer
+
+local ALIGN = {similarity = true, faceapi = true}
+
+--- Loads the three networks. opts: models_dir, align ("similarity" |
+-- "faceapi"), input_size (detector, multiple of 32, default 416),
+-- score_threshold (default 0.5). Returns the recognizer, or nil, message.
+function face.load(opts)
+  opts = opts or {}
+  local method = opts.align or "similarity"
+  if not ALIGN[method] then error("face.load: align must be 'similarity' or 'faceapi', got " .. tostring(method), 2) end
+  local dir = opts.models_dir or weights.models_dir()
+  local det, err = detector.load(dir .. "/faceapi_tiny_detector.safetensors")
+  if not det then return nil, err end
+  local lm, err2 = landmarks.load(dir .. "/faceapi_landmarks68_tiny.safetensors")
+  if not lm then return nil, err2 end
+  local rec, err3 = recognition.load(dir .. "/faceapi_recognition.safetensors")
+  if not rec then return nil, err3 end
+  local fr = setmetatable({}, Recognizer)
+  fr.detector, fr.landmarks, fr.recognition = det, lm, rec
+  fr.align_method = method
+  fr.input_size = opts.input_size or 416
+  fr.score_threshold = opts.score_threshold or 0.5
+  return fr
+end
+
+--- Faces in a photo: {box = {x, y, width, height}, score, landmarks =
+-- {{x, y}, ...68}}, by descending score. opts: input_size, score_threshold.
+function Recognizer:detect(img, opts)
+  opts = opts or {}
+  local found = self.detector:detect(img, {
+    input_size = opts.input_size or self.input_size,
+    score_threshold = opts.score_threshold or self.score_threshold,
+  })
+  local faces = {}
+  for _, f in ipairs(found) do
+    local points = self.landmarks:predict(img, f.box)
+    if points then
+      f.landmarks = points
+      faces[#faces + 1] = f
+    end
+  end
+  return faces
+end
+
+--- Landmarks for a box given by the caller (e.g. a fallback crop).
+function Recognizer:landmarks_in(img, box)
+  return self.landmarks:predict(img, box)
+end
+
+--- The face's chip: a 150x150 similarity-aligned RGB image, or face-api's
+-- square crop (opts.align overrides the recognizer's method).
+function Recognizer:align(img, f, opts)
+  local method = opts and opts.align or self.align_method
+  if type(f) ~= "table" or type(f.landmarks) ~= "table" then
+    error("align: expected a face with 68 landmarks (from detect)", 2)
+  end
+  if method == "similarity" then
+    return align.similarity_chip(img, f.landmarks, 150)
+  elseif method == "faceapi" then
+    local r = landmarks.descriptor_rect(f.landmarks, img.width, img.height)
+    if not r then return nil, "face crop is outside the image" end
+    return img:crop(r.x, r.y, r.width, r.height)
+  end
+  error("align: method must be 'similarity' or 'faceapi', got " .. tostring(method), 2)
+end
+
+--- The 128-D descriptor of a face image (a chip from align, or any face crop).
+function Recognizer:embed(img)
+  return self.recognition:embed(img)
+end
+
+--- Descriptors of many chips at once: [N,128].
+function Recognizer:embed_batch(chips)
+  return self.recognition:embed_batch(chips)
+end
+
+--- detect + align + embed: the faces of a photo, each with .descriptor ([128]).
+function Recognizer:embed_all(img, opts)
+  local faces = self:detect(img, opts)
+  local chips, kept = {}, {}
+  for _, f in ipairs(faces) do
+    local chip = self:align(img, f, opts)
+    if chip then
+      chips[#chips + 1] = chip
+      kept[#kept + 1] = f
+    end
+  end
+  if #chips > 0 then
+    local d = self:embed_batch(chips)
+    for i, f in ipairs(kept) do f.descriptor = d:select(1, i):clone() end
+  end
+  return kept
+end
+
+return face
