@@ -35,7 +35,7 @@ INST_LIBDIR ?= $(DESTDIR)/usr/local/lib/lua/5.4
 INST_LUADIR ?= $(DESTDIR)/usr/local/share/lua/5.4
 INST_BINDIR ?= $(DESTDIR)/usr/local/bin
 
-.PHONY: all deps test ctest spec sanitize demo bench install clean help
+.PHONY: all deps test ctest spec sanitize demo bench lfw models install clean help
 
 all: $(MODULE)
 
@@ -46,6 +46,8 @@ help:
 	@echo "make sanitize  the same suite built with AddressSanitizer + UBSan"
 	@echo "make demo      the main job on bundled data"
 	@echo "make bench     benchmarks, one JSON object per line"
+	@echo "make lfw       the LFW verification benchmark (10-fold, pairs.txt; LFW_ROOT=$(LFW_ROOT))"
+	@echo "make models    re-create models/*.safetensors from the pinned face-api npm package"
 
 deps:
 	@sh .ci/deps
@@ -96,10 +98,21 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	$(RUN_LUA) spec/bench/run.lua
 
+LFW_ROOT   ?= ../shared/data/lfw
+LFW_ALIGN  ?= similarity
+lfw: deps
+	@$(MAKE) --no-print-directory all
+	bin/siamese eval lfw --root $(LFW_ROOT) --pairs $(LFW_ROOT)/pairs.txt --align $(LFW_ALIGN) --out build/lfw-$(LFW_ALIGN)
+
+models:
+	$(LUA) models/convert_faceapi.lua models
+
 install: $(MODULE)
-	mkdir -p $(INST_LIBDIR)/siamese $(INST_LUADIR)/siamese
+	mkdir -p $(INST_LIBDIR)/siamese $(INST_LUADIR)/siamese/face/models $(INST_BINDIR)
 	cp $(MODULE) $(INST_LIBDIR)/siamese/core.so
 	cd lua && find siamese -name '*.lua' -exec sh -c 'mkdir -p "$$0/$$(dirname "$$1")" && cp "$$1" "$$0/$$1"' $(INST_LUADIR) {} \;
+	cp models/*.safetensors $(INST_LUADIR)/siamese/face/models/
+	cp bin/siamese $(INST_BINDIR)/siamese && chmod 755 $(INST_BINDIR)/siamese
 
 clean:
 	rm -rf build build-san

@@ -18,6 +18,21 @@ describe("siamese.viz", function()
     assert.has_error(function() viz.montage({}) end)
   end)
 
+  it("draws boxes, points and text in place", function()
+    local img = siamese.image.new(40, 30, 3)
+    viz.draw_box(img, {x = 2, y = 3, width = 10, height = 8}, {255, 0, 0}, 1)
+    assert.are.same({255, 0, 0}, {img:get(2, 3)})
+    assert.are.same({255, 0, 0}, {img:get(12, 11)})
+    assert.are.same({0, 0, 0}, {img:get(7, 7)})      -- inside stays
+    viz.draw_box(img, {x = -5, y = -5, width = 100, height = 100}, {1, 2, 3}) -- clipped, no error
+    viz.draw_points(img, {{20, 20}}, {0, 255, 0})
+    assert.are.same({0, 255, 0}, {img:get(21, 20)})
+    viz.draw_text(img, 1, 1, "Ab1", {255, 255, 255}, 1)
+    -- 'A' row 1 is .###.: pixel (2,1) lit, (1,1) not
+    assert.are.same({255, 255, 255}, {img:get(2, 1)})
+    assert.are.same({0, 0, 0}, {img:get(1, 1)})
+  end)
+
   it("roc_image draws the curve on a log-FAR grid", function()
     local roc = eval.roc({0.1, 0.2, 0.3, 0.4}, {true, false, true, false})
     local img = viz.roc_image(roc, {width = 200, height = 150})

@@ -82,6 +82,69 @@ local function canvas(w, h)
   return c
 end
 
+--- Draws a rectangle outline {x, y, width, height} (pixels, may leave the
+-- image) in colour {r, g, b} on an RGB image, in place.
+function viz.draw_box(img, box, colour, thickness)
+  thickness = thickness or 2
+  local x0, y0 = math.floor(box.x + 0.5), math.floor(box.y + 0.5)
+  local x1, y1 = math.floor(box.x + box.width + 0.5), math.floor(box.y + box.height + 0.5)
+  local function put(x, y)
+    if x >= 0 and y >= 0 and x < img.width and y < img.height then img:set(x, y, colour[1], colour[2], colour[3]) end
+  end
+  for t = 0, thickness - 1 do
+    for x = x0, x1 do put(x, y0 + t); put(x, y1 - t) end
+    for y = y0, y1 do put(x0 + t, y); put(x1 - t, y) end
+  end
+  return img
+end
+
+--- Draws small crosses at points {{x, y}, ...} in place.
+function viz.draw_points(img, points, colour)
+  for _, p in ipairs(points) do
+    local x, y = math.floor(p[1] + 0.5), math.floor(p[2] + 0.5)
+    for d = -1, 1 do
+      for _, q in ipairs{{x + d, y}, {x, y + d}} do
+        if q[1] >= 0 and q[2] >= 0 and q[1] < img.width and q[2] < img.height then
+          img:set(q[1], q[2], colour[1], colour[2], colour[3])
+        end
+      end
+    end
+  end
+  return img
+end
+
+--- Writes text (5x7 font, upper-case, scaled by `scale`) with its top-left
+-- at (x, y), on a dark background strip for legibility, in place.
+function viz.draw_text(img, x, y, text, colour, scale)
+  local font = require "siamese.font5x7"
+  scale = scale or 2
+  text = text:upper()
+  local w = #text * 6 * scale
+  for yy = y - 1, y + 8 * scale do
+    for xx = x - 1, x + w do
+      if xx >= 0 and yy >= 0 and xx < img.width and yy < img.height then img:set(xx, yy, 0, 0, 0) end
+    end
+  end
+  for i = 1, #text do
+    local glyph = font[text:sub(i, i)] or font["?"]
+    for row = 1, 7 do
+      for col = 0, 4 do
+        if glyph[row] & (0x10 >> col) ~= 0 then
+          for dy = 0, scale - 1 do
+            for dx = 0, scale - 1 do
+              local px, py = x + ((i - 1) * 6 + col) * scale + dx, y + (row - 1) * scale + dy
+              if px >= 0 and py >= 0 and px < img.width and py < img.height then
+                img:set(px, py, colour[1], colour[2], colour[3])
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+  return img
+end
+
 --- A ROC curve (true-accept rate against false-accept rate, log-scaled
 -- from 1e-4 to 1 on x) as an RGB image; several curves may be given as
 -- {roc, ...} with colours {{r,g,b}, ...}. Grid lines mark each decade and

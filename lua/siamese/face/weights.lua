@@ -10,15 +10,26 @@ local safetensors = require "siamese.safetensors"
 
 local weights = {}
 
---- The folder of the bundled models (models/ of the checkout, or the
--- installed copy next to the Lua files).
+--- The folder of the bundled models: $SIAMESE_MODELS, else the models/ of
+-- the checkout this file is in, else the installed copy next to this file
+-- (make install / LuaRocks put it in siamese/face/models).
 function weights.models_dir()
   local env = os.getenv("SIAMESE_MODELS")
   if env then return env end
-  local src = debug.getinfo(1, "S").source:match("^@(.*)/lua/siamese/face/weights%.lua$")
-  if src then return src .. "/models" end
-  local here = debug.getinfo(1, "S").source:match("^@(.*)/weights%.lua$")
-  return here and (here .. "/models") or "models"
+  local source = debug.getinfo(1, "S").source
+  local candidates = {}
+  local checkout = source:match("^@(.*)lua/siamese/face/weights%.lua$")
+  if checkout then candidates[#candidates + 1] = checkout .. "models" end
+  local here = source:match("^@(.*)/weights%.lua$")
+  if here then candidates[#candidates + 1] = here .. "/models" end
+  for _, dir in ipairs(candidates) do
+    local f = io.open(dir .. "/faceapi_recognition.safetensors", "rb")
+    if f then
+      f:close()
+      return dir
+    end
+  end
+  return candidates[1] or "models"
 end
 
 --- Loads a converted network: tensors by face-api name and the metadata.
