@@ -170,9 +170,18 @@ describe("siamese.face.recognition preprocess", function()
 end)
 
 describe("siamese.face.recognition network", function()
-  it("maps [N,3,150,150] to [N,128] with 5,614,592 parameters, in evaluation mode", function()
+  it("maps [N,3,150,150] to [N,128] with face-api's parameters (scales folded), in evaluation mode", function()
     local net = model().net
-    assert.are.equal(5614592, net:nparameters())
+    local tensors = assert(weights.load("models/faceapi_recognition.safetensors"))
+    local stored, scales = 0, 0
+    for name, t in pairs(tensors) do
+      stored = stored + t:numel()
+      if name:match("/scale/") then scales = scales + t:numel() end
+    end
+    assert.are.equal(5614592, stored)
+    -- each scale (weights and biases) folds into its convolution's weights and bias
+    assert.are.equal(stored - scales, net:nparameters())
+    assert.are.equal(recognition.FOLDED_PARAMETERS, net:nparameters())
     assert.is_false(net.train)
     assert.are.same({2, 128}, net:forward(T.zeros{2, 3, 150, 150}):shape())
   end)

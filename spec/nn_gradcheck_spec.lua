@@ -75,6 +75,10 @@ describe("gradient checks: layers", function()
     check(nn.PReLU(shape[2], 0.1), separated(shape))
     check(nn.Sigmoid(), T.randn(shape))
     check(nn.Tanh(), T.randn(shape))
+    -- in place: behind a layer that owns its output (the check perturbs its input)
+    for _, act in ipairs{nn.ReLU(true), nn.LeakyReLU(0.2, true), nn.Sigmoid(true), nn.Tanh(true)} do
+      check(nn.Sequential{nn.Affine(shape[2]), act}, separated(shape))
+    end
   end)
 
   it("Dropout (same mask for every evaluation through the seed)", function()

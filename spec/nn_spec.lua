@@ -84,6 +84,9 @@ describe("siamese.nn forward values", function()
     same(nn.PReLU():forward(x), {-0.5, 0, 3})
     same(nn.Sigmoid():forward(T.new{0, 100, -100}), {0.5, 1, 0})
     same(nn.Tanh():forward(T.new{0}), {0})
+    local x2 = T.new{-1, 2}
+    assert.are.equal(x2, nn.ReLU(true):forward(x2)) -- in place: the input becomes the output
+    same(x2, {0, 2})
     local p = nn.PReLU(2)
     p.weight:copy(T.new{0.1, 0.5})
     same(p:forward(T.new{{-1, -1}}), {{-0.1, -0.5}})

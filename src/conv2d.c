@@ -20,8 +20,9 @@
 #include <string.h>
 #include "nn.h"
 
-/* Workspace budget per chunk, in floats (64 MiB); at least one sample. */
-#define CONV_WS_BUDGET ((size_t)16 << 20)
+/* Workspace budget per chunk, in floats (8 MiB, to stay near the caches); at
+ * least one sample. */
+#define CONV_WS_BUDGET ((size_t)2 << 20)
 
 int64_t sm_conv_out_size(int64_t in, int k, int stride, int dilation, int pad_before, int pad_after)
 {

@@ -12,7 +12,8 @@
 --
 -- Network, NCHW here (face-api is NHWC; filters are transposed HWIO -> OIHW):
 --   L(p, k, s, pad)   conv k x k (stride s, TF "valid"/"same") + p/conv/bias,
---                     then the per-channel p/scale (an Affine: folded batch-norm)
+--                     then the per-channel p/scale (folded batch-norm), here
+--                     folded into the convolution's weights and bias
 --   R(p)  residual:   relu( L(p/conv1) -> relu -> L(p/conv2)  +  x )
 --   D(p)  down-block: relu( main + shortcut ) with
 --                     main     = L(p/conv1, 3, 2, valid) -> relu -> L(p/conv2, 3, 1, same),
@@ -24,7 +25,8 @@
 --       -D conv256_down (main 3x3 padded to 4x4)-> 4x4x256 -R x2->
 --       -D conv256_down_out (main 1x1 padded to 2x2)-> 2x2x256
 --       -mean over H,W-> 256 -fc [256][128], no bias-> 128 (not L2-normalised).
--- 5,614,592 parameters, ~271 M multiply-adds per face.
+-- 5,614,592 parameters in face-api's file; 5,607,488 once each per-channel
+-- scale is folded into its convolution. ~271 M multiply-adds per face.
 local siamese = require "siamese"
 local class = require "siamese.class"
 local weights = require "siamese.face.weights"
@@ -36,7 +38,8 @@ local recognition = {}
 recognition.INPUT_SIZE = 150
 recognition.MEAN_RGB = {122.782, 117.001, 104.298}
 recognition.DESCRIPTOR_SIZE = 128
-recognition.PARAMETERS = 5614592
+recognition.PARAMETERS = 5614592        -- in face-api's file
+recognition.FOLDED_PARAMETERS = 5607488 -- in the built network (scales folded)
 
 local SIZE = recognition.INPUT_SIZE
 local IMAGE_MT = getmetatable(image.new(1, 1, 1))
@@ -83,23 +86,27 @@ end
 
 -- ---- layers -------------------------------------------------------------------------------
 
--- face-api's "conv layer": conv + conv bias, then the per-channel scale.
+-- face-api's "conv layer": conv + conv bias, then the per-channel scale
+-- y = (W x + b) s + t, folded into one convolution with weights W s and
+-- bias b s + t (the network only runs in inference; the fold moves results
+-- by ~1e-7, far inside the conformance tolerance).
 local function conv_layer(tensors, prefix, cin, cout, k, stride, padding)
   local conv = nn.Conv2d(cin, cout, k, {stride = stride, padding = padding})
   conv.weight:copy(hwio_to_oihw(fetch(tensors, prefix .. "/conv/filters", {k, k, cin, cout})))
-  conv.bias:copy(fetch(tensors, prefix .. "/conv/bias", {cout}))
-  local scale = nn.Affine(cout)
-  scale.weight:copy(fetch(tensors, prefix .. "/scale/weights", {cout}))
-  scale.bias:copy(fetch(tensors, prefix .. "/scale/biases", {cout}))
-  return conv, scale
+  local bias = fetch(tensors, prefix .. "/conv/bias", {cout})
+  local s = fetch(tensors, prefix .. "/scale/weights", {cout})
+  local t = fetch(tensors, prefix .. "/scale/biases", {cout})
+  for o = 1, cout do conv.weight:select(1, o):scale_(s:get(o)) end
+  conv.bias:copy(bias:mul(s):add(t))
+  return conv
 end
 
 local function residual_block(tensors, prefix, c)
-  local conv1, scale1 = conv_layer(tensors, prefix .. "/conv1", c, c, 3, 1, "same")
-  local conv2, scale2 = conv_layer(tensors, prefix .. "/conv2", c, c, 3, 1, "same")
+  local conv1 = conv_layer(tensors, prefix .. "/conv1", c, c, 3, 1, "same")
+  local conv2 = conv_layer(tensors, prefix .. "/conv2", c, c, 3, 1, "same")
   return nn.Sequential{
-    nn.Add{nn.Sequential{conv1, scale1, nn.ReLU(), conv2, scale2}, nn.Identity()},
-    nn.ReLU(),
+    nn.Add{nn.Sequential{conv1, nn.ReLU(true), conv2}, nn.Identity()},
+    nn.ReLU(true),
   }
 end
 
@@ -113,16 +120,16 @@ end
 local function down_block(tensors, prefix, cin, cout, size)
   local main_size = (size - 3) // 2 + 1       -- 3x3 stride 2 valid
   local pooled = size // 2                    -- 2x2 stride 2 valid
-  local conv1, scale1 = conv_layer(tensors, prefix .. "/conv1", cin, cout, 3, 2, "valid")
-  local conv2, scale2 = conv_layer(tensors, prefix .. "/conv2", cout, cout, 3, 1, "same")
-  local main = nn.Sequential{conv1, scale1, nn.ReLU(), conv2, scale2}
+  local conv1 = conv_layer(tensors, prefix .. "/conv1", cin, cout, 3, 2, "valid")
+  local conv2 = conv_layer(tensors, prefix .. "/conv2", cout, cout, 3, 1, "same")
+  local main = nn.Sequential{conv1, nn.ReLU(true), conv2}
   if main_size < pooled then
     local extra = pooled - main_size
     main:add(nn.ZeroPad2d(0, extra, 0, extra))   -- rows at the bottom, columns at the right
   end
   local shortcut = nn.Sequential{nn.AvgPool2d(2, {stride = 2, padding = "valid"})}
   if cin < cout then shortcut:add(append_zero_channels(cin, cout, pooled, pooled)) end
-  return nn.Sequential{nn.Add{main, shortcut}, nn.ReLU()}, pooled
+  return nn.Sequential{nn.Add{main, shortcut}, nn.ReLU(true)}, pooled
 end
 
 -- The whole network as a Sequential that checks its input shape.
@@ -138,8 +145,7 @@ end
 
 local function assemble(tensors)
   local net = FaceRecognitionNet()
-  local conv, scale = conv_layer(tensors, "conv32_down", 3, 32, 7, 2, "valid")
-  net:add(conv):add(scale):add(nn.ReLU())                        -- 72x72x32
+  net:add(conv_layer(tensors, "conv32_down", 3, 32, 7, 2, "valid")):add(nn.ReLU(true)) -- 72x72x32
   net:add(nn.MaxPool2d(3, {stride = 2, padding = "valid"}))      -- 35x35x32
   local size, channels = 35, 32
   local stages = {{32, 3}, {64, 3}, {128, 2}, {256, 2}}

@@ -1,11 +1,11 @@
---- nn.Tanh(): tanh(x).
+--- nn.Tanh(inplace = false): tanh(x).
 local class = require "siamese.class"
 local Pointwise = require "siamese.nn.Pointwise"
 
 local Tanh = class("Tanh", Pointwise)
 
-function Tanh:__init()
-  Pointwise.__init(self, "tanh")
+function Tanh:__init(inplace)
+  Pointwise.__init(self, "tanh", 0, inplace)
 end
 
 return Tanh
