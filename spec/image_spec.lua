@@ -746,6 +746,7 @@ describe("siamese.image pad mode 'edge'", function()
 
   it("raises on an unknown mode", function()
     local img = image.new(2, 2, 1)
-    raises({ "pad", "unknown mode 'wrap' (expected constant or edge)" }, function() return img:pad { mode = "wrap" } end)
+    raises({ "pad", "unknown mode 'wrap' (expected constant or edge)" },
+      function() return img:pad { mode = "wrap" } end)
   end)
 end)

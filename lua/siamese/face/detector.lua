@@ -34,7 +34,10 @@
 -- height), not clipped.
 --
 -- The preprocessing and weight-layout helpers are shared with
--- siamese.face.landmarks (detector.to_batch_tensor, detector.copy_conv, ...).
+-- siamese.face.landmarks (detector.to_batch_tensor, detector.separable,
+-- detector.load_conv, ...). A detector keeps the padded float input of the
+-- last image size it saw (3 x side^2 floats) and reuses it for the next
+-- image of that size.
 local T = require "siamese.tensor"
 local image = require "siamese.image"
 local nn = require "siamese.nn"
@@ -73,7 +76,8 @@ end
 --- Raises the standard misuse error unless v is an image.
 function detector.check_image(v, fname, argn)
   if not detector.is_image(v) then
-    local got = type(v) == "userdata" and (tostring(v):match("^[%w%.]+") or "userdata") or type(v)
+    local mt = getmetatable(v)
+    local got = type(mt) == "table" and type(mt.__name) == "string" and mt.__name or type(v)
     error(string.format("bad argument #%d to '%s' (siamese.Image expected, got %s)", argn, fname, got), 3)
   end
 end
@@ -84,25 +88,57 @@ local function as_rgb(img)
   return img:to_rgb()
 end
 
---- face-api padToSquare on an 8-bit image: the shorter side is padded with
--- zeros, all at the bottom/right when not centred, else split with
+--- Where face-api's padToSquare puts a w x h image in its square: the
+-- side and the left/top offsets. The shorter side is padded with zeros,
+-- all at the bottom/right when not centred, else split with
 -- after = Math.round(diff / 2) and before = diff - after.
-function detector.pad_to_square(img, centred)
-  local w, h = img.width, img.height
-  if w == h then return img end
+function detector.square_placement(w, h, centred)
   local side, diff = math.max(w, h), math.abs(w - h)
   local before = centred and (diff - detector.js_round(diff / 2)) or 0
-  local left, top = 0, 0
-  if w < h then left = before else top = before end
-  return img:crop(-left, -top, side, side)
+  if w < h then return side, before, 0 end
+  return side, 0, before
+end
+
+--- Zeroes the parts of the [3,side,side] square outside the image placed
+-- at (left, top) with size w x h.
+local function zero_padding(square, side, left, top, w, h)
+  local function zero(dim, start, len)
+    if len > 0 then square:narrow(dim, start + 1, len):zero() end
+  end
+  if w < side then
+    zero(3, 0, left)
+    zero(3, left + w, side - left - w)
+  elseif h < side then
+    zero(2, 0, top)
+    zero(2, top + h, side - top - h)
+  end
+end
+
+--- The padded square as a float [3,side,side] tensor of 0..255 values.
+-- With a cache table, the square's storage is kept in cache.square and
+-- reused by the next call with the same side (big photos then cost no
+-- allocation).
+local function square_tensor(img, centred, cache)
+  local w, h = img.width, img.height
+  local side, left, top = detector.square_placement(w, h, centred)
+  local square = cache and cache.square
+  if square and square:shape(2) == side then
+    zero_padding(square, side, left, top, w, h)
+  else
+    square = T.zeros{3, side, side}
+    if cache then cache.square = square end
+  end
+  img:to_tensor{scale = 1, out = square:narrow(2, top + 1, h):narrow(3, left + 1, w)}
+  return square
 end
 
 --- face-api toBatchTensor(size, centred) followed by normalize(x, mean)/255:
--- a [1,3,size,size] float tensor.
-function detector.to_batch_tensor(img, size, centred, mean)
-  local square = detector.pad_to_square(as_rgb(img), centred)
-  local t = square:to_tensor{scale = 1}
-  if square.width ~= size then
+-- a [1,3,size,size] float tensor (see square_tensor for cache).
+function detector.to_batch_tensor(img, size, centred, mean, cache)
+  local t = square_tensor(as_rgb(img), centred, cache)
+  if t:shape(2) == size then
+    if cache then t = t:clone() end -- keep the cached square intact
+  else
     t = image.resize_tensor(t, size, size, {method = "tf"})
   end
   for c = 1, 3 do t:narrow(1, c, 1):sub_(mean[c]) end
@@ -188,12 +224,13 @@ end
 -- layers that carry face-api weights, by face-api prefix.
 function detector.build_net()
   local named = {conv0 = nn.Conv2d(3, 16, 3, {padding = "valid"})}
-  local layers = {named.conv0, nn.LeakyReLU(0.1), nn.MaxPool2d(2, {padding = "same"})}
+  -- The activations work in place on the convolutions' outputs.
+  local layers = {named.conv0, nn.LeakyReLU(0.1, true), nn.MaxPool2d(2, {padding = "same"})}
   for i, ch in ipairs(SEPARABLE_CHANNELS) do
     local block = detector.separable(ch[1], ch[2], 1, 1)
     named["conv" .. i] = block
     local last = i == #SEPARABLE_CHANNELS
-    for _, m in ipairs{block, nn.LeakyReLU(0.1), nn.MaxPool2d(2, {stride = last and 1 or 2, padding = "same"})} do
+    for _, m in ipairs{block, nn.LeakyReLU(0.1, true), nn.MaxPool2d(2, {stride = last and 1 or 2, padding = "same"})} do
       layers[#layers + 1] = m
     end
   end
@@ -225,7 +262,7 @@ function detector.load(path)
     end
     if not ok then return nil, lerr end
   end
-  return setmetatable({net = net, path = path}, Detector)
+  return setmetatable({net = net, path = path, input_cache = {}}, Detector)
 end
 
 -- ---------------------------------------------------------------------------
@@ -343,7 +380,7 @@ end
 function Detector:detect(img, opts)
   detector.check_image(img, "detect", 1)
   local size, threshold = check_options(opts)
-  local x = detector.to_batch_tensor(img, size, false, MEAN_RGB)
+  local x = detector.to_batch_tensor(img, size, false, MEAN_RGB, self.input_cache)
   local grid = self.net:forward(x)
   local W, H = img.width, img.height
   local kept = detector.non_max_suppression(detector.decode_grid(grid, size, W, H, threshold), IOU_THRESHOLD)
