@@ -16,7 +16,10 @@ PKG_LIBS   := $(shell pkg-config --libs libpng libjpeg 2>/dev/null) $(shell $(BL
 LUA_INCDIR ?=
 CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-ALL_CFLAGS := -std=c11 -ffp-contract=off -D_POSIX_C_SOURCE=200809L -fPIC -fopenmp $(WARN) $(CFLAGS) $(PKG_CFLAGS) \
+# OPT comes after CFLAGS: the kernels need -O3 to vectorise whatever the
+# caller's CFLAGS (LuaRocks passes -O2); `make sanitize` sets OPT=-O1.
+OPT        ?= -O3 -fno-math-errno -fno-trapping-math
+ALL_CFLAGS := -std=c11 -ffp-contract=off -D_POSIX_C_SOURCE=200809L -fPIC -fopenmp $(WARN) $(CFLAGS) $(OPT) $(PKG_CFLAGS) \
               $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
 LIBFLAG    ?= -shared
 LIBS       := $(PKG_LIBS) -fopenmp -lm -lpthread
@@ -80,7 +83,7 @@ test: deps
 # is not instrumented, so the runtime is preloaded.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 sanitize: deps
-	@$(MAKE) --no-print-directory BUILD=build-san CFLAGS="$(SAN_FLAGS)" LIBFLAG="-shared $(SAN_FLAGS)" all ctest-san spec-san
+	@$(MAKE) --no-print-directory BUILD=build-san CFLAGS="$(SAN_FLAGS)" OPT=-O1 LIBFLAG="-shared $(SAN_FLAGS)" all ctest-san spec-san
 
 ctest-san: $(CTESTS)
 	@set -e; for t in $(CTESTS); do ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done

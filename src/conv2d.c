@@ -73,6 +73,121 @@ static int64_t chunk_samples(const conv_dims *d)
     return nb;
 }
 
+/* First and one-past-last output x whose input x = ox*s - pad + off is in [0, W). */
+static void valid_range(int64_t W, int64_t Wo, int s, int64_t off_minus_pad, int64_t *lo, int64_t *hi)
+{
+    int64_t a = 0, b = Wo;
+    if (off_minus_pad < 0) a = (-off_minus_pad + s - 1) / s;
+    /* need ox*s + off_minus_pad <= W - 1 */
+    if (W - 1 - off_minus_pad < 0) b = 0;
+    else {
+        int64_t m = (W - 1 - off_minus_pad) / s + 1;
+        if (m < b) b = m;
+    }
+    if (a > b) a = b;
+    *lo = a;
+    *hi = b;
+}
+
+/* Depthwise convolutions (groups = Cin = Cout) run as direct loops: as
+ * GEMMs they would be Cin products with one output row each. Each (n, c)
+ * plane is independent, so the loops run in parallel over planes (and over
+ * channels for the weight gradient, which sums over the batch). */
+static int is_depthwise(const conv_dims *d)
+{
+    return d->G > 1 && d->Cg == 1 && d->Cgo == 1;
+}
+
+static void depthwise_forward(float *out, const float *x, const float *w, const float *b,
+                              const conv_dims *d, const sm_conv2d_params *p)
+{
+    int64_t planes = d->N * d->Cin, HW = d->H * d->W;
+    #pragma omp parallel for schedule(static) if (planes * d->HWo > 16384)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        int64_t c = pl % d->Cin;
+        const float *xp = x + pl * HW, *wc = w + c * p->kh * p->kw;
+        float *op = out + pl * d->HWo, bias = b ? b[c] : 0.0f;
+        for (int64_t oy = 0; oy < d->Ho; oy++) {
+            float *orow = op + oy * d->Wo;
+            for (int64_t ox = 0; ox < d->Wo; ox++) orow[ox] = bias;
+            /* add each tap's shifted input row over the outputs it reaches
+             * (a contiguous run when the stride is 1: the loop vectorises) */
+            for (int ky = 0; ky < p->kh; ky++) {
+                int64_t iy = oy * p->sh - p->pt + ky * p->dh;
+                if (iy < 0 || iy >= d->H) continue;
+                const float *irow = xp + iy * d->W;
+                for (int kx = 0; kx < p->kw; kx++) {
+                    int64_t xoff = kx * p->dw - p->pl, lo, hi;
+                    valid_range(d->W, d->Wo, p->sw, xoff, &lo, &hi);
+                    float wv = wc[ky * p->kw + kx];
+                    if (p->sw == 1) {
+                        for (int64_t ox = lo; ox < hi; ox++) orow[ox] += wv * irow[ox + xoff];
+                    } else {
+                        for (int64_t ox = lo; ox < hi; ox++) orow[ox] += wv * irow[ox * p->sw + xoff];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void depthwise_backward_input(float *gin, const float *gout, const float *w, const conv_dims *d,
+                                     const sm_conv2d_params *p)
+{
+    int64_t planes = d->N * d->Cin, HW = d->H * d->W;
+    #pragma omp parallel for schedule(static) if (planes * d->HWo > 16384)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        int64_t c = pl % d->Cin;
+        float *gp = gin + pl * HW;
+        const float *go = gout + pl * d->HWo, *wc = w + c * p->kh * p->kw;
+        for (int64_t oy = 0; oy < d->Ho; oy++)
+            for (int64_t ox = 0; ox < d->Wo; ox++) {
+                float g = go[oy * d->Wo + ox];
+                for (int ky = 0; ky < p->kh; ky++) {
+                    int64_t iy = oy * p->sh - p->pt + ky * p->dh;
+                    if (iy < 0 || iy >= d->H) continue;
+                    for (int kx = 0; kx < p->kw; kx++) {
+                        int64_t ix = ox * p->sw - p->pl + kx * p->dw;
+                        if (ix >= 0 && ix < d->W) gp[iy * d->W + ix] += wc[ky * p->kw + kx] * g;
+                    }
+                }
+            }
+    }
+}
+
+static void depthwise_backward_params(float *gw, float *gb, const float *gout, const float *x,
+                                      const conv_dims *d, const sm_conv2d_params *p, float scale)
+{
+    int64_t HW = d->H * d->W;
+    #pragma omp parallel for schedule(static) if (d->N * d->Cin * d->HWo > 16384)
+    for (int64_t c = 0; c < d->Cin; c++) {
+        for (int ky = 0; ky < p->kh; ky++)
+            for (int kx = 0; kx < p->kw; kx++) {
+                double s = 0;
+                for (int64_t n = 0; n < d->N; n++) {
+                    const float *xp = x + (n * d->Cin + c) * HW, *go = gout + (n * d->Cin + c) * d->HWo;
+                    for (int64_t oy = 0; oy < d->Ho; oy++) {
+                        int64_t iy = oy * p->sh - p->pt + ky * p->dh;
+                        if (iy < 0 || iy >= d->H) continue;
+                        for (int64_t ox = 0; ox < d->Wo; ox++) {
+                            int64_t ix = ox * p->sw - p->pl + kx * p->dw;
+                            if (ix >= 0 && ix < d->W) s += (double)go[oy * d->Wo + ox] * xp[iy * d->W + ix];
+                        }
+                    }
+                }
+                gw[(c * p->kh + ky) * p->kw + kx] += scale * (float)s;
+            }
+        if (gb) {
+            double s = 0;
+            for (int64_t n = 0; n < d->N; n++) {
+                const float *go = gout + (n * d->Cin + c) * d->HWo;
+                for (int64_t i = 0; i < d->HWo; i++) s += go[i];
+            }
+            gb[c] += scale * (float)s;
+        }
+    }
+}
+
 sm_status sm_conv2d_check(sm_err *err, const sm_tensor *out, const sm_tensor *in,
                           const sm_tensor *weight, const sm_tensor *bias, const sm_conv2d_params *p)
 {
@@ -108,23 +223,8 @@ sm_status sm_conv2d_check(sm_err *err, const sm_tensor *out, const sm_tensor *in
 size_t sm_conv2d_workspace(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
 {
     conv_dims d = dims_of(in, out, p);
+    if (is_depthwise(&d)) return 0;
     return (size_t)(d.K + d.Cgo) * (size_t)(chunk_samples(&d) * d.HWo);
-}
-
-/* First and one-past-last output x whose input x = ox*s - pad + off is in [0, W). */
-static void valid_range(int64_t W, int64_t Wo, int s, int64_t off_minus_pad, int64_t *lo, int64_t *hi)
-{
-    int64_t a = 0, b = Wo;
-    if (off_minus_pad < 0) a = (-off_minus_pad + s - 1) / s;
-    /* need ox*s + off_minus_pad <= W - 1 */
-    if (W - 1 - off_minus_pad < 0) b = 0;
-    else {
-        int64_t m = (W - 1 - off_minus_pad) / s + 1;
-        if (m < b) b = m;
-    }
-    if (a > b) a = b;
-    *lo = a;
-    *hi = b;
 }
 
 /* Unfolds samples [n0, n0+nb) of group g into col[K][nb*HWo]. With
@@ -191,6 +291,10 @@ void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wei
                        const sm_tensor *bias, const sm_conv2d_params *p, float *ws)
 {
     conv_dims d = dims_of(in, out, p);
+    if (is_depthwise(&d)) {
+        depthwise_forward(out->data, in->data, weight->data, bias ? bias->data : NULL, &d, p);
+        return;
+    }
     int64_t nbmax = chunk_samples(&d);
     float *col = ws, *blk = ws + d.K * nbmax * d.HWo;
     for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
@@ -230,6 +334,10 @@ void sm_conv2d_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, con
                               const sm_conv2d_params *p, float *ws)
 {
     conv_dims d = dims_of(grad_in, grad_out, p);
+    if (is_depthwise(&d)) {
+        depthwise_backward_input(grad_in->data, grad_out->data, weight->data, &d, p);
+        return;
+    }
     int64_t nbmax = chunk_samples(&d);
     float *col = ws, *blk = ws + d.K * nbmax * d.HWo;
     for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
@@ -247,6 +355,10 @@ void sm_conv2d_backward_params(sm_tensor *grad_w, sm_tensor *grad_b, const sm_te
                                const sm_tensor *in, const sm_conv2d_params *p, float scale, float *ws)
 {
     conv_dims d = dims_of(in, grad_out, p);
+    if (is_depthwise(&d)) {
+        depthwise_backward_params(grad_w->data, grad_b ? grad_b->data : NULL, grad_out->data, in->data, &d, p, scale);
+        return;
+    }
     int64_t nbmax = chunk_samples(&d);
     float *col = ws, *blk = ws + d.K * nbmax * d.HWo;
     for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {

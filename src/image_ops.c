@@ -449,3 +449,40 @@ void sm_image_from_tensor(sm_image *out, const sm_tensor *in, double scale,
                 p[(size_t)x * (size_t)c] = round_u8(((double)v[x * in->stride[2]] * std[k] + mean[k]) / scale);
         }
 }
+
+/* ---- padded square, resized (face-api's toBatchTensor) -------------------------- */
+
+/* The image placed at (left, top) in a zero square of side `side` (the
+ * virtual padded image P), resized to S x S with the TF-1 grid and
+ * normalised: out[c][y][x] = (bilinear(P)[c] * scale - mean[c]) / std[c],
+ * the taps in double as the float path computes them. Reading P through
+ * the image avoids building the padded float square, which for a photo
+ * is side^2 x 3 floats. */
+void sm_image_square_tf(sm_tensor *out, const sm_image *in, int64_t left, int64_t top, int64_t side,
+                        double scale, const double *mean, const double *std)
+{
+    int c = in->channels;
+    int64_t S = out->shape[1];
+    #pragma omp parallel for schedule(static) if (S * S > 16384)
+    for (int64_t y = 0; y < S; y++) {
+        taps2 ty = linear_taps(SM_RESIZE_TF, y, side, S);
+        int64_t r0 = ty.i0 - top, r1 = ty.i1 - top;
+        int in0 = r0 >= 0 && r0 < in->height, in1 = r1 >= 0 && r1 < in->height;
+        for (int64_t x = 0; x < S; x++) {
+            taps2 tx = linear_taps(SM_RESIZE_TF, x, side, S);
+            int64_t c0 = tx.i0 - left, c1 = tx.i1 - left;
+            int ok0 = c0 >= 0 && c0 < in->width, ok1 = c1 >= 0 && c1 < in->width;
+            for (int k = 0; k < c; k++) {
+                /* P outside the image is 0 */
+                double p00 = in0 && ok0 ? in->data[((size_t)r0 * (size_t)in->width + (size_t)c0) * (size_t)c + (size_t)k] : 0;
+                double p01 = in0 && ok1 ? in->data[((size_t)r0 * (size_t)in->width + (size_t)c1) * (size_t)c + (size_t)k] : 0;
+                double p10 = in1 && ok0 ? in->data[((size_t)r1 * (size_t)in->width + (size_t)c0) * (size_t)c + (size_t)k] : 0;
+                double p11 = in1 && ok1 ? in->data[((size_t)r1 * (size_t)in->width + (size_t)c1) * (size_t)c + (size_t)k] : 0;
+                double top_ = (1 - tx.w) * p00 + tx.w * p01, bottom = (1 - tx.w) * p10 + tx.w * p11;
+                double v = (1 - ty.w) * top_ + ty.w * bottom;
+                out->data[k * out->stride[0] + y * out->stride[1] + x * out->stride[2]] =
+                    (float)((v * scale - mean[k]) / std[k]);
+            }
+        }
+    }
+}

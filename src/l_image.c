@@ -517,6 +517,26 @@ static int l_to_tensor(lua_State *L)
     return 1;
 }
 
+/* img:to_square_tensor(size [, opts]): face-api's toBatchTensor(size,
+ * centred) with normalisation (see sm_image_square_tf). opts.centred places
+ * the image in the middle (the extra pixel of an odd difference after, as
+ * JS Math.round does), else at the top-left; scale/mean/std as to_tensor. */
+static int l_to_square_tensor(lua_State *L)
+{
+    sm_image *img = sm_l_checkimage(L, 1);
+    int size = check_side(L, 2, "size");
+    double scale, mean[4], std[4];
+    opt_normalisation(L, 3, img->channels, &scale, mean, std);
+    int centred = sm_l_optboolfield(L, 3, "centred", 0);
+    int64_t w = img->width, h = img->height, side = w > h ? w : h, diff = side - (w < h ? w : h);
+    int64_t before = centred ? diff - (int64_t)floor((double)diff / 2 + 0.5) : 0;
+    int64_t left = w < h ? before : 0, top = h < w ? before : 0;
+    int64_t shape[3] = { img->channels, size, size };
+    sm_tensor *out = sm_l_newtensor(L, 3, shape);
+    sm_image_square_tf(out, img, left, top, side, scale, mean, std);
+    return 1;
+}
+
 static int l_from_tensor(lua_State *L)
 {
     sm_tensor *t = sm_l_checktensor(L, 1);
@@ -561,7 +581,7 @@ static const luaL_Reg image_methods[] = {
     { "bytes", l_bytes }, { "get", l_get }, { "set", l_set }, { "clone", l_clone },
     { "encode", l_encode }, { "resize", l_resize }, { "crop", l_crop }, { "pad", l_pad },
     { "flip", l_flip }, { "grayscale", l_grayscale }, { "to_rgb", l_to_rgb },
-    { "warp_affine", l_warp_affine }, { "to_tensor", l_to_tensor },
+    { "warp_affine", l_warp_affine }, { "to_tensor", l_to_tensor }, { "to_square_tensor", l_to_square_tensor },
     { NULL, NULL }
 };
 

@@ -48,6 +48,22 @@ static void window(const sm_pool2d_params *p, int64_t H, int64_t W, int64_t oy, 
     *x1 = xs + p->kw > W ? W : xs + p->kw;
 }
 
+/* First and one-past-last output x whose input x = ox*s + off is in [0, W). */
+static void valid_cols(int64_t W, int64_t Wo, int s, int64_t off, int64_t *lo, int64_t *hi)
+{
+    int64_t a = off < 0 ? (-off + s - 1) / s : 0, b = Wo;
+    if (W - 1 - off < 0) b = 0;
+    else if ((W - 1 - off) / s + 1 < b) b = (W - 1 - off) / s + 1;
+    *lo = a;
+    *hi = a > b ? a : b;
+}
+
+#define POOL_CHUNK 256 /* outputs of one row handled together */
+
+/* Max pooling as running maxima over the window's shifted input rows, a
+ * chunk of an output row at a time: each tap is a vectorisable pass. A tap
+ * wins when it is larger or NaN (NaN then sticks, as in torch), or when it
+ * is the window's first valid tap. */
 void sm_maxpool2d_forward(sm_tensor *out, int32_t *argmax, const sm_tensor *in, const sm_pool2d_params *p)
 {
     int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
@@ -56,20 +72,33 @@ void sm_maxpool2d_forward(sm_tensor *out, int32_t *argmax, const sm_tensor *in, 
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *x = in->data + pl * H * W;
         float *o = out->data + pl * Ho * Wo;
-        int32_t *am = argmax ? argmax + pl * Ho * Wo : NULL;
+        int32_t idx[POOL_CHUNK];
         for (int64_t oy = 0; oy < Ho; oy++)
-            for (int64_t ox = 0; ox < Wo; ox++) {
-                int64_t y0, y1, x0, x1;
-                window(p, H, W, oy, ox, &y0, &y1, &x0, &x1);
-                int64_t best = y0 * W + x0;
-                float bv = x[best];
-                for (int64_t y = y0; y < y1; y++)
-                    for (int64_t xx = x0; xx < x1; xx++) {
-                        float v = x[y * W + xx];
-                        if (v > bv || isnan(v)) { bv = v; best = y * W + xx; }
+            for (int64_t c0 = 0; c0 < Wo; c0 += POOL_CHUNK) {
+                int64_t c1 = c0 + POOL_CHUNK < Wo ? c0 + POOL_CHUNK : Wo;
+                float *orow = o + oy * Wo;
+                for (int64_t ox = c0; ox < c1; ox++) { orow[ox] = -INFINITY; idx[ox - c0] = -1; }
+                for (int ky = 0; ky < p->kh; ky++) {
+                    int64_t iy = oy * p->sh - p->pt + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    const float *irow = x + iy * W;
+                    for (int kx = 0; kx < p->kw; kx++) {
+                        int64_t off = kx - p->pl, lo, hi;
+                        valid_cols(W, Wo, p->sw, off, &lo, &hi);
+                        if (lo < c0) lo = c0;
+                        if (hi > c1) hi = c1;
+                        for (int64_t ox = lo; ox < hi; ox++) {
+                            int64_t ix = ox * p->sw + off;
+                            float v = irow[ix], cur = orow[ox];
+                            /* the first tap always; later ones unless a NaN is held */
+                            int take = (idx[ox - c0] < 0) | ((cur == cur) & ((v > cur) | (v != v)));
+                            orow[ox] = take ? v : cur;
+                            idx[ox - c0] = take ? (int32_t)(iy * W + ix) : idx[ox - c0];
+                        }
                     }
-                o[oy * Wo + ox] = bv;
-                if (am) am[oy * Wo + ox] = (int32_t)best;
+                }
+                if (argmax)
+                    for (int64_t ox = c0; ox < c1; ox++) argmax[pl * Ho * Wo + oy * Wo + ox] = idx[ox - c0];
             }
     }
 }

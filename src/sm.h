@@ -226,6 +226,11 @@ void sm_image_warp_affine(sm_image *out, const sm_image *in, const double dst_to
  *   to:   t[c,y,x] = (pixel * scale - mean[c]) / std[c]
  *   from: pixel = round(clamp((t[c,y,x] * std[c] + mean[c]) / scale, 0, 255))
  * (NaN gives 0). The checks validate shapes and channel counts. */
+/* face-api's toBatchTensor in one pass: the image at (left, top) inside a
+ * zero square of side `side`, TF-1 bilinear resize to out's [C,S,S], then
+ * (v * scale - mean[c]) / std[c]. out must be [in->channels, S, S]. */
+void sm_image_square_tf(sm_tensor *out, const sm_image *in, int64_t left, int64_t top, int64_t side,
+                        double scale, const double *mean, const double *std);
 sm_status sm_image_to_tensor_check(sm_err *err, const sm_tensor *out, const sm_image *in);
 void sm_image_to_tensor(sm_tensor *out, const sm_image *in, double scale,
                         const double mean[4], const double std[4]);

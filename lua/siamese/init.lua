@@ -37,4 +37,16 @@ function siamese.clock()
   return core.clock()
 end
 
+-- siamese.face (the pretrained face pipeline) loads on first use: it
+-- requires this module itself.
+setmetatable(siamese, {
+  __index = function(t, k)
+    if k == "face" then
+      local face = require "siamese.face"
+      rawset(t, k, face)
+      return face
+    end
+  end,
+})
+
 return siamese

@@ -36,7 +36,7 @@ static void test_conv_matches_direct_loop_and_its_adjoint(void)
 {
     for (int trial = 0; trial < 30; trial++) {
         sm_conv2d_params p;
-        p.groups = 1 + (int)sm_rng_below(&rng, 2);
+        p.groups = 1 + (int)sm_rng_below(&rng, 3);
         p.kh = 1 + (int)sm_rng_below(&rng, 3); p.kw = 1 + (int)sm_rng_below(&rng, 3);
         p.sh = 1 + (int)sm_rng_below(&rng, 2); p.sw = 1 + (int)sm_rng_below(&rng, 2);
         p.dh = 1 + (int)sm_rng_below(&rng, 2); p.dw = 1 + (int)sm_rng_below(&rng, 2);
@@ -45,6 +45,7 @@ static void test_conv_matches_direct_loop_and_its_adjoint(void)
         int64_t is[4] = { 1 + (int64_t)sm_rng_below(&rng, 3), p.groups * (1 + (int64_t)sm_rng_below(&rng, 3)),
                           5 + (int64_t)sm_rng_below(&rng, 5), 5 + (int64_t)sm_rng_below(&rng, 5) };
         int64_t cout = p.groups * (1 + (int64_t)sm_rng_below(&rng, 3));
+        if (trial % 3 == 0) { is[1] = p.groups; cout = p.groups; } /* depthwise: direct loops */
         int64_t ws_[4] = { cout, is[1] / p.groups, p.kh, p.kw }, bs[1] = { cout };
         int64_t os[4] = { is[0], cout, sm_conv_out_size(is[2], p.kh, p.sh, p.dh, p.pt, p.pb),
                           sm_conv_out_size(is[3], p.kw, p.sw, p.dw, p.pl, p.pr) };

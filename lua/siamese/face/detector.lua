@@ -35,9 +35,7 @@
 --
 -- The preprocessing and weight-layout helpers are shared with
 -- siamese.face.landmarks (detector.to_batch_tensor, detector.separable,
--- detector.load_conv, ...). A detector keeps the padded float input of the
--- last image size it saw (3 x side^2 floats) and reuses it for the next
--- image of that size.
+-- detector.load_conv, ...).
 local T = require "siamese.tensor"
 local image = require "siamese.image"
 local nn = require "siamese.nn"
@@ -99,51 +97,12 @@ function detector.square_placement(w, h, centred)
   return side, 0, before
 end
 
---- Zeroes the parts of the [3,side,side] square outside the image placed
--- at (left, top) with size w x h.
-local function zero_padding(square, side, left, top, w, h)
-  local function zero(dim, start, len)
-    if len > 0 then square:narrow(dim, start + 1, len):zero() end
-  end
-  if w < side then
-    zero(3, 0, left)
-    zero(3, left + w, side - left - w)
-  elseif h < side then
-    zero(2, 0, top)
-    zero(2, top + h, side - top - h)
-  end
-end
-
---- The padded square as a float [3,side,side] tensor of 0..255 values.
--- With a cache table, the square's storage is kept in cache.square and
--- reused by the next call with the same side (big photos then cost no
--- allocation).
-local function square_tensor(img, centred, cache)
-  local w, h = img.width, img.height
-  local side, left, top = detector.square_placement(w, h, centred)
-  local square = cache and cache.square
-  if square and square:shape(2) == side then
-    zero_padding(square, side, left, top, w, h)
-  else
-    square = T.zeros{3, side, side}
-    if cache then cache.square = square end
-  end
-  img:to_tensor{scale = 1, out = square:narrow(2, top + 1, h):narrow(3, left + 1, w)}
-  return square
-end
-
 --- face-api toBatchTensor(size, centred) followed by normalize(x, mean)/255:
--- a [1,3,size,size] float tensor (see square_tensor for cache).
-function detector.to_batch_tensor(img, size, centred, mean, cache)
-  local t = square_tensor(as_rgb(img), centred, cache)
-  if t:shape(2) == size then
-    if cache then t = t:clone() end -- keep the cached square intact
-  else
-    t = image.resize_tensor(t, size, size, {method = "tf"})
-  end
-  for c = 1, 3 do t:narrow(1, c, 1):sub_(mean[c]) end
-  t:div_(255)
-  return t:view(1, 3, size, size)
+-- a [1,3,size,size] float tensor, computed in one pass from the 8-bit
+-- image (img:to_square_tensor: the padded square is never materialised).
+function detector.to_batch_tensor(img, size, centred, mean)
+  return as_rgb(img):to_square_tensor(size, {centred = centred, scale = 1, mean = mean, std = {255, 255, 255}})
+    :view(1, 3, size, size)
 end
 
 local function shape_str(t)
@@ -262,7 +221,7 @@ function detector.load(path)
     end
     if not ok then return nil, lerr end
   end
-  return setmetatable({net = net, path = path, input_cache = {}}, Detector)
+  return setmetatable({net = net, path = path}, Detector)
 end
 
 -- ---------------------------------------------------------------------------
@@ -380,7 +339,7 @@ end
 function Detector:detect(img, opts)
   detector.check_image(img, "detect", 1)
   local size, threshold = check_options(opts)
-  local x = detector.to_batch_tensor(img, size, false, MEAN_RGB, self.input_cache)
+  local x = detector.to_batch_tensor(img, size, false, MEAN_RGB)
   local grid = self.net:forward(x)
   local W, H = img.width, img.height
   local kept = detector.non_max_suppression(detector.decode_grid(grid, size, W, H, threshold), IOU_THRESHOLD)

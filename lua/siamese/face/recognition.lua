@@ -236,7 +236,14 @@ end
 -- The padded (unless opts.pad == false) 0..255 float tensor, resized to
 -- 150x150; a new tensor, never the caller's.
 local function resized_rgb(input, h, w, opts)
-  local pad = not (opts and opts.pad == false) and h ~= w and padding_to_square(h, w) or nil
+  local stretch = opts and opts.pad == false
+  if is_image(input) and not stretch then
+    -- pad + resize in one pass from the 8-bit pixels (the same values as
+    -- the float path below, without building the padded square)
+    local rgb = input.channels == 3 and input or input:to_rgb()
+    return rgb:to_square_tensor(SIZE, {centred = true, scale = 1})
+  end
+  local pad = not stretch and h ~= w and padding_to_square(h, w) or nil
   local x
   if is_image(input) then
     x = image_to_tensor(input, pad)
@@ -250,7 +257,6 @@ local function resized_rgb(input, h, w, opts)
   return rawequal(x, input) and input:clone() or x
 end
 
--- (x - mean[c]) / 255 in place, in float32 as tfjs does.
 local function normalise(x)
   for c = 1, 3 do
     x:select(1, c):sub_(recognition.MEAN_RGB[c]):div_(255)
