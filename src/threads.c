@@ -14,7 +14,11 @@
 
 void sm_threads_init(void)
 {
+    /* The OpenMP build's openblas_set_num_threads also sets the OpenMP
+     * thread count of the whole process: restore ours afterwards. */
+    int n = omp_get_max_threads();
     openblas_set_num_threads(1);
+    omp_set_num_threads(n);
 }
 
 void sm_set_num_threads(int n)

@@ -10,17 +10,19 @@
 -- then the photo is warped (bilinear) into the chip, so roll is removed and
 -- every face has the same eye and mouth placement, like dlib's face chips.
 --
--- The canonical positions (fractions of the chip side) are those of an
--- average upright face in face-api's own square crop (centroid of eyes and
--- mouth at (0.5, 0.43) of the side, mean eye-mouth distance 0.45 side), with
--- the eye spacing measured on LFW's development split (pairsDevTrain.txt),
--- so the network sees faces at the scale it was trained on, without tilt.
+-- The canonical positions (fractions of the chip side) are the average
+-- positions of the eye and mouth centres in face-api's own square crop
+-- (which puts their centroid at (0.5, 0.43) of the side and the mean
+-- eye-mouth distance at 0.45 side), measured on the 2,923 faces of LFW's
+-- development training pairs after levelling each face's eyes
+-- (models/measure_canonical.lua): the network sees faces at the scale and
+-- place it works best with, without tilt.
 local align = {}
 
 align.CANONICAL = {
-  left_eye = {0.5 - 0.1734, 0.3545},
-  right_eye = {0.5 + 0.1734, 0.3545},
-  mouth = {0.5, 0.5810},
+  left_eye = {0.5 - 0.1847, 0.2972},
+  right_eye = {0.5 + 0.1847, 0.2972},
+  mouth = {0.5, 0.7090},
 }
 
 local function mean_point(points, first, last)

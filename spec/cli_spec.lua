@@ -1,0 +1,65 @@
+-- Specs of the siamese command line (bin/siamese), run as a separate process.
+local json = require "siamese.json"
+
+-- Runs bin/siamese with arguments; returns stdout, stderr and the exit code.
+local function run(args)
+  local err = os.tmpname()
+  local p = assert(io.popen("bin/siamese " .. args .. " 2>" .. err))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  local f = assert(io.open(err))
+  local errtext = f:read("a")
+  f:close()
+  os.remove(err)
+  return out, errtext, code
+end
+
+describe("siamese command line", function()
+  it("lists its commands and each command's options", function()
+    local out, _, code = run("--help")
+    assert.are.equal(0, code)
+    assert.matches("embed", out)
+    assert.matches("eval", out)
+    out, _, code = run("embed --help")
+    assert.are.equal(0, code)
+    assert.matches("%-%-align", out)
+  end)
+
+  it("refuses unknown commands and options with exit code 2", function()
+    local _, err, code = run("frobnicate")
+    assert.are.equal(2, code)
+    assert.matches("unknown command 'frobnicate'", err)
+    _, err, code = run("embed --bogus x.jpg")
+    assert.are.equal(2, code)
+    assert.matches("unknown option %-%-bogus", err)
+    _, err, code = run("embed")
+    assert.are.equal(2, code)
+    assert.matches("no photo given", err)
+  end)
+
+  it("embed --json reports faces, and an unreadable photo with an error and exit code 2", function()
+    local out, _, code = run("embed --json spec/fixtures/faceapi/sample1.jpg /nonexistent/photo.jpg")
+    assert.are.equal(2, code)
+    local doc = assert(json.decode(out))
+    assert.are.equal(2, #doc.images)
+    local first = doc.images[1]
+    assert.are.equal("spec/fixtures/faceapi/sample1.jpg", first.path)
+    assert.are.equal(1920, first.width)
+    assert.are.equal(1280, first.height)
+    assert.are.equal(3, #first.faces)
+    local f = first.faces[1]
+    assert.are.equal(128, #f.descriptor)
+    assert.are.equal(68, #f.landmarks)
+    assert.is_number(f.box.x)
+    assert.is_true(f.score > 0.5)
+    assert.matches("nonexistent", doc.images[2].error)
+    assert.is_nil(doc.images[2].faces)
+  end)
+
+  it("embed prints a line per face without --json, faceapi alignment too", function()
+    local out, _, code = run("embed --align faceapi spec/fixtures/faceapi/sample2.jpg")
+    assert.are.equal(0, code)
+    assert.matches("sample2.jpg: %d+x%d+, %d+ faces?", out)
+    assert.matches("face 1: box", out)
+  end)
+end)
