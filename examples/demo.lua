@@ -24,23 +24,15 @@ local function list(dir)
   return names
 end
 
--- The face nearest the photo's centre (photos may show several people).
-local function main_face(faces, img)
-  local best, bd
-  for _, f in ipairs(faces) do
-    local d = (f.box.x + f.box.width / 2 - img.width / 2) ^ 2 + (f.box.y + f.box.height / 2 - img.height / 2) ^ 2
-    if not bd or d < bd then best, bd = f, d end
-  end
-  return best
-end
-
 local fr = assert(siamese.face.load())
 local start = siamese.clock()
 local people, photos = list(root), {}
 for k, name in ipairs(people) do
   for _, file in ipairs(list(root .. "/" .. name)) do
     local img = assert(siamese.image.load(root .. "/" .. name .. "/" .. file))
-    local f = main_face(fr:embed_all(img), img)
+    -- the face nearest the centre, retrying at a low detection threshold
+    local f = fr:main_face(img, {fallback = "threshold"})
+    if f then f.descriptor = fr:embed(fr:align(img, f)) end
     photos[#photos + 1] = {person = k, file = file, image = img, face = f}
   end
 end

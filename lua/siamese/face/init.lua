@@ -64,6 +64,34 @@ function Recognizer:detect(img, opts)
   return faces
 end
 
+--- The main face of a photo: the detection nearest the centre. When none
+-- is found, opts.fallback = "threshold" retries at score 0.1, and
+-- "centre" also falls back to the centred region that portrait crops such
+-- as LFW are framed around (landmarks found inside it). Returns the face
+-- and how it was found ("detected", "low_threshold", "centre"), or nil.
+function Recognizer:main_face(img, opts)
+  opts = opts or {}
+  local cx, cy = img.width / 2, img.height / 2
+  local function nearest(faces)
+    local best, bd
+    for _, f in ipairs(faces) do
+      local d = (f.box.x + f.box.width / 2 - cx) ^ 2 + (f.box.y + f.box.height / 2 - cy) ^ 2
+      if not bd or d < bd then best, bd = f, d end
+    end
+    return best
+  end
+  local f = nearest(self:detect(img, opts))
+  if f then return f, "detected" end
+  if opts.fallback ~= "threshold" and opts.fallback ~= "centre" then return nil end
+  f = nearest(self:detect(img, {input_size = opts.input_size, score_threshold = 0.1}))
+  if f then return f, "low_threshold" end
+  if opts.fallback ~= "centre" then return nil end
+  local box = {x = img.width * 0.3, y = img.height * 0.28, width = img.width * 0.4, height = img.height * 0.44}
+  local points = self.landmarks:predict(img, box)
+  if not points then return nil end
+  return {box = box, score = 0, landmarks = points}, "centre"
+end
+
 --- Landmarks for a box given by the caller (e.g. a fallback crop).
 function Recognizer:landmarks_in(img, box)
   return self.landmarks:predict(img, box)

@@ -63,25 +63,10 @@ end
 
 --- The face of an LFW photo: the detection nearest the centre; failing
 -- that, a detection at a low threshold; failing that, the centred region
--- LFW photos are cropped around. Returns the face (with landmarks) and how
--- it was found ("detected", "low_threshold", "centre").
+-- LFW photos are cropped around (Recognizer:main_face). Returns the face
+-- (with landmarks) and how it was found.
 function lfw.find_face(fr, img)
-  local cx, cy = img.width / 2, img.height / 2
-  local function nearest(faces)
-    local best, bd
-    for _, f in ipairs(faces) do
-      local d = (f.box.x + f.box.width / 2 - cx) ^ 2 + (f.box.y + f.box.height / 2 - cy) ^ 2
-      if not bd or d < bd then best, bd = f, d end
-    end
-    return best
-  end
-  local f = nearest(fr:detect(img))
-  if f then return f, "detected" end
-  f = nearest(fr:detect(img, {score_threshold = 0.1}))
-  if f then return f, "low_threshold" end
-  local box = {x = img.width * 0.3, y = img.height * 0.28, width = img.width * 0.4, height = img.height * 0.44}
-  local points = fr:landmarks_in(img, box)
-  return {box = box, score = 0, landmarks = points}, "centre"
+  return fr:main_face(img, {fallback = "centre"})
 end
 
 --- Embeds every image the pairs use; progress(i, n) is called as it goes.

@@ -1,0 +1,81 @@
+-- Specs of siamese.face: the recognizer API over the three networks.
+local siamese = require "siamese"
+local image = siamese.image
+
+local fr
+local function recognizer()
+  fr = fr or assert(siamese.face.load())
+  return fr
+end
+
+local function distance(a, b) return a:clone():sub(b):norm() end
+
+describe("siamese.face", function()
+  it("detects, aligns and embeds every face of a photo", function()
+    local img = assert(image.load("spec/fixtures/faceapi/sample1.jpg"))
+    local faces = recognizer():embed_all(img)
+    assert.are.equal(3, #faces)
+    for i, f in ipairs(faces) do
+      assert.are.equal(68, #f.landmarks)
+      assert.are.same({128}, f.descriptor:shape())
+      assert.is_true(f.descriptor:norm() > 1 and f.descriptor:norm() < 2)
+      if i > 1 then assert.is_true(faces[i - 1].score >= f.score) end
+    end
+  end)
+
+  it("align gives a 150x150 similarity chip or face-api's crop; embed and embed_batch agree", function()
+    local img = assert(image.load("spec/fixtures/faceapi/sample2.jpg"))
+    local f = recognizer():detect(img)[1]
+    local chip = fr:align(img, f)
+    assert.are.same({150, 150, 3}, {chip.width, chip.height, chip.channels})
+    local crop = fr:align(img, f, {align = "faceapi"})
+    assert.is_true(math.abs(crop.width - crop.height) <= 1)
+    local d1, d2 = fr:embed(chip), fr:embed(crop)
+    local batch = fr:embed_batch{chip, crop}
+    assert.is_true(distance(batch:select(1, 1), d1) < 1e-5)
+    assert.is_true(distance(batch:select(1, 2), d2) < 1e-5)
+    -- the same face through both alignments stays well within face-api's 0.6
+    assert.is_true(distance(d1, d2) < 0.45)
+    assert.has_error(function() fr:align(img, {box = f.box}) end)
+  end)
+
+  it("the same person is nearer than different people", function()
+    local r = recognizer()
+    local function desc(path)
+      local img = assert(image.load(path))
+      local f = assert(r:main_face(img, {fallback = "threshold"}))
+      return r:embed(r:align(img, f))
+    end
+    local a1 = desc("examples/data/faces/Serena_Williams/Serena_Williams_0001.jpg")
+    local a2 = desc("examples/data/faces/Serena_Williams/Serena_Williams_0002.jpg")
+    local b1 = desc("examples/data/faces/Tony_Blair/Tony_Blair_0001.jpg")
+    assert.is_true(distance(a1, a2) < 0.6)
+    assert.is_true(distance(a1, b1) > 0.6)
+  end)
+
+  it("main_face falls back to a low threshold, then the centre; or gives nothing", function()
+    local r = recognizer()
+    local blank = image.new(200, 200, 3)
+    assert.is_nil(r:main_face(blank))
+    assert.is_nil(r:main_face(blank, {fallback = "threshold"}))
+    local f, how = r:main_face(blank, {fallback = "centre"})
+    assert.are.equal("centre", how)
+    assert.are.equal(68, #f.landmarks)
+    local img = assert(image.load("spec/fixtures/faceapi/sample1.jpg"))
+    local g, how2 = r:main_face(img)
+    assert.are.equal("detected", how2)
+    -- the face nearest the centre, not the best-scored one
+    local cx = g.box.x + g.box.width / 2
+    for _, other in ipairs(r:detect(img)) do
+      local ox = other.box.x + other.box.width / 2
+      assert.is_true(math.abs(cx - img.width / 2) <= math.abs(ox - img.width / 2) + 1e-9)
+    end
+  end)
+
+  it("load refuses a bad alignment name and reports a missing models folder", function()
+    assert.has_error(function() siamese.face.load{align = "dlib"} end)
+    local ok, err = siamese.face.load{models_dir = "/nonexistent"}
+    assert.is_nil(ok)
+    assert.matches("nonexistent", err)
+  end)
+end)
