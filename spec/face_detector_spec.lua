@@ -7,6 +7,7 @@ local siamese = require "siamese"
 local detector = require "siamese.face.detector"
 local json = require "siamese.json"
 local support = dofile("spec/support.lua")
+local assert_error, near = support.assert_error, support.near
 
 local T, image = siamese.tensor, siamese.image
 local FIXTURES = "spec/fixtures/faceapi/"
@@ -14,19 +15,6 @@ local ATT_ROOT = "../shared/data/"
 -- Explicit path: busted's relative package path hides the checkout from
 -- weights.models_dir().
 local MODEL_PATH = "models/faceapi_tiny_detector.safetensors"
-
--- fn must raise an error whose message contains every text.
-local function assert_error(fn, ...)
-  local ok, err = pcall(fn)
-  assert(not ok, "no error raised")
-  for _, text in ipairs{...} do
-    assert(tostring(err):find(text, 1, true), "error '" .. tostring(err) .. "' does not contain '" .. text .. "'")
-  end
-end
-
-local function near(got, want, tol, what)
-  assert(math.abs(got - want) <= tol, string.format("%s: got %.9g, expected %.9g (tolerance %g)", what, got, want, tol))
-end
 
 local function box_near(got, want, tol, what)
   for _, k in ipairs{"x", "y", "width", "height"} do near(got[k], want[k], tol, what .. " " .. k) end

@@ -16,6 +16,7 @@ local detector = require "siamese.face.detector"
 local landmarks = require "siamese.face.landmarks"
 local json = require "siamese.json"
 local support = dofile("spec/support.lua")
+local assert_error, near = support.assert_error, support.near
 
 local T, image = siamese.tensor, siamese.image
 local FIXTURES = "spec/fixtures/faceapi/"
@@ -24,18 +25,6 @@ local ATT_ROOT = "../shared/data/"
 -- weights.models_dir().
 local MODEL_PATH = "models/faceapi_landmarks68_tiny.safetensors"
 local DETECTOR_PATH = "models/faceapi_tiny_detector.safetensors"
-
-local function assert_error(fn, ...)
-  local ok, err = pcall(fn)
-  assert(not ok, "no error raised")
-  for _, text in ipairs{...} do
-    assert(tostring(err):find(text, 1, true), "error '" .. tostring(err) .. "' does not contain '" .. text .. "'")
-  end
-end
-
-local function near(got, want, tol, what)
-  assert(math.abs(got - want) <= tol, string.format("%s: got %.9g, expected %.9g (tolerance %g)", what, got, want, tol))
-end
 
 -- 136 outputs with every point at (ox, oy).
 local function constant_output(ox, oy)

@@ -8,6 +8,7 @@ local recognition = require "siamese.face.recognition"
 local weights = require "siamese.face.weights"
 local json = require "siamese.json"
 local support = dofile("spec/support.lua")
+local assert_error = support.assert_error
 
 local T, image = siamese.tensor, siamese.image
 local MEAN = {122.782, 117.001, 104.298}
@@ -17,13 +18,6 @@ local ATT_ROOT = "../shared/data/"
 -- checkout from weights.models_dir(), which then points inside lua/.
 local MODEL_PATH = "models/faceapi_recognition.safetensors"
 local LANDMARKS_PATH = "models/faceapi_landmarks68_tiny.safetensors"
-
--- fn must raise an error whose message contains text.
-local function assert_error(fn, text)
-  local ok, err = pcall(fn)
-  assert(not ok, "no error raised, expected: " .. text)
-  assert(tostring(err):find(text, 1, true), "error '" .. tostring(err) .. "' does not contain '" .. text .. "'")
-end
 
 local function max_abs_diff(a, b)
   return (a - b):norm(math.huge)

@@ -41,4 +41,19 @@ function support.write_file(path, bytes)
   f:close()
 end
 
+--- Calls fn and checks it raises an error whose message contains every text.
+function support.assert_error(fn, ...)
+  local ok, err = pcall(fn)
+  assert(not ok, "no error raised")
+  for _, text in ipairs{...} do
+    assert(tostring(err):find(text, 1, true), "error '" .. tostring(err) .. "' does not contain '" .. text .. "'")
+  end
+end
+
+--- Checks |got - want| <= tol, naming `what` otherwise.
+function support.near(got, want, tol, what)
+  assert(math.abs(got - want) <= tol,
+    string.format("%s: got %.9g, expected %.9g (tolerance %g)", what or "value", got, want, tol))
+end
+
 return support
