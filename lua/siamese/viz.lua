@@ -114,15 +114,16 @@ function viz.draw_points(img, points, colour)
 end
 
 --- Writes text (5x7 font, upper-case, scaled by `scale`) with its top-left
--- at (x, y), on a dark background strip for legibility, in place.
-function viz.draw_text(img, x, y, text, colour, scale)
+-- at (x, y), on a background strip (default black) for legibility, in place.
+function viz.draw_text(img, x, y, text, colour, scale, background)
   local font = require "siamese.font5x7"
   scale = scale or 2
   text = text:upper()
+  local bg = background or {0, 0, 0}
   local w = #text * 6 * scale
   for yy = y - 1, y + 8 * scale do
     for xx = x - 1, x + w do
-      if xx >= 0 and yy >= 0 and xx < img.width and yy < img.height then img:set(xx, yy, 0, 0, 0) end
+      if xx >= 0 and yy >= 0 and xx < img.width and yy < img.height then img:set(xx, yy, bg[1], bg[2], bg[3]) end
     end
   end
   for i = 1, #text do
@@ -170,7 +171,15 @@ function viz.roc_image(rocs, opts)
       c.line(X(roc.fpr[i]), Y(roc.tpr[i - 1]), X(roc.fpr[i]), Y(roc.tpr[i]), col)
     end
   end
-  return c.image()
+  local img = c.image()
+  local ink, paper = {60, 60, 60}, {255, 255, 255}
+  for d = lo, 0 do
+    local label = d == 0 and "1" or string.format("1E%d", math.floor(d + 0.5))
+    viz.draw_text(img, math.floor(X(10 ^ d)) - 3 * #label, H - m + 8, label, ink, 1, paper)
+  end
+  for _, t in ipairs{0, 0.5, 1} do viz.draw_text(img, 2, math.floor(Y(t)) - 3, tostring(t), ink, 1, paper) end
+  viz.draw_text(img, m + 4, 8, opts.title or "ROC: TAR AGAINST FAR", ink, 1, paper)
+  return img
 end
 
 return viz

@@ -96,3 +96,28 @@ do
     emit{name = "decode_" .. fmt .. "_1920x1280", value = w * h / s / 1e6, unit = "Mpixel/s"}
   end
 end
+
+-- The pretrained face pipeline. Reference measured in the same run: the
+-- time sgemm alone would need for the recognition net's 271 M
+-- multiply-adds (at the rate of its most common convolution's GEMM);
+-- face-api's WASM backend figures on these machines (29.6 ms per face,
+-- 91 ms per detection) are recorded as `faceapi_ms` for comparison.
+do
+  local fr = assert(siamese.face.load())
+  local photo = assert(siamese.image.load("spec/fixtures/faceapi/sample1.jpg"))
+  local faces = fr:detect(photo)
+  local chip = fr:align(photo, faces[1])
+  local chips = {}
+  for i = 1, 16 do chips[i] = chip end
+  local bound_ms = 2 * 271e6 / (sgemm_rate(64, 16 * 17 * 17, 576) * 1e9) * 1000
+  local one = time(function() fr:embed(chip) end) * 1000
+  emit{name = "face_embed_b1", value = one, unit = "ms/face", baseline = bound_ms, ratio = bound_ms / one,
+       baseline_name = "sgemm time of 271M multiply-adds", faceapi_ms = 29.6}
+  local sixteen = time(function() fr:embed_batch(chips) end) * 1000 / 16
+  emit{name = "face_embed_b16", value = sixteen, unit = "ms/face", baseline = bound_ms, ratio = bound_ms / sixteen,
+       baseline_name = "sgemm time of 271M multiply-adds", faceapi_ms = 29.6}
+  local det = time(function() fr.detector:detect(photo) end) * 1000
+  emit{name = "face_detect_1920x1280", value = det, unit = "ms/photo", faceapi_ms = 91}
+  local all = time(function() fr:embed_all(photo) end) * 1000
+  emit{name = "face_pipeline_1920x1280_3_faces", value = all, unit = "ms/photo"}
+end
