@@ -106,8 +106,9 @@ static void gemm(sm_tensor *c, const sm_tensor *a, const sm_tensor *b, float alp
         else for (int64_t i = 0; i < M * N; i++) c->data[i] *= beta;
         return;
     }
-    CBLAS_TRANSPOSE ta, tb;
-    int64_t lda, ldb;
+    /* the callers' checks made both layouts valid (blas_layout returns 1) */
+    CBLAS_TRANSPOSE ta = CblasNoTrans, tb = CblasNoTrans;
+    int64_t lda = K, ldb = N;
     blas_layout(a, &ta, &lda);
     blas_layout(b, &tb, &ldb);
     sm_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, a->data, lda, b->data, ldb, beta, c->data, N);
