@@ -107,7 +107,7 @@ lfw: deps
 	@$(MAKE) --no-print-directory all
 	bin/siamese eval lfw --root $(LFW_ROOT) --pairs $(LFW_ROOT)/pairs.txt --align $(LFW_ALIGN) --out build/lfw-$(LFW_ALIGN)
 
-models:
+models: all
 	$(LUA) models/convert_faceapi.lua models
 
 install: $(MODULE)

@@ -13,6 +13,7 @@
 -- on load exactly as tfjs does, (float)(q * scale + min) in double.
 -- Rerunning the converter reproduces the files byte for byte.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.cpath = "./build/?.so;" .. package.cpath
 local json = require "siamese.json"
 local safetensors = require "siamese.safetensors"
 
@@ -26,6 +27,8 @@ local NETWORKS = {
    description = "face-api TinyFaceDetector: Tiny-YOLOv2 with separable convolutions, 5 anchors"},
   {manifest = "face_landmark_68_tiny_model", out = "faceapi_landmarks68_tiny.safetensors",
    description = "face-api FaceLandmark68TinyNet: 112x112 RGB input, 68 points"},
+  {manifest = "face_landmark_68_model", out = "faceapi_landmarks68.safetensors",
+   description = "face-api FaceLandmark68Net: 112x112 RGB input, 68 points (4 dense blocks of 4 convolutions)"},
 }
 -- Stored element types: tfjs manifest dtype -> safetensors dtype and size.
 local STORED = {uint8 = {"U8", 1}, float16 = {"F16", 2}, float32 = {"F32", 4}, int32 = {"I32", 4}}

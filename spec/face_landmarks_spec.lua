@@ -290,3 +290,22 @@ describe("siamese.face.landmarks matches face-api", function()
     end)
   end
 end)
+
+describe("siamese.face.landmarks, full FaceLandmark68Net", function()
+  it("loads the full net from its file and agrees with the tiny net on a clear face", function()
+    local full = assert(landmarks.load("models/faceapi_landmarks68.safetensors"))
+    assert.are.equal("full", full.variant)
+    assert.are.equal(356840, full.net:nparameters())
+    assert.are.same({1, 136}, full.net:forward(T.zeros{1, 3, 112, 112}):shape())
+    local tiny = assert(landmarks.load(MODEL_PATH))
+    assert.are.equal("tiny", tiny.variant)
+    local det = assert(detector.load(DETECTOR_PATH))
+    local img = assert(image.load("examples/data/faces/Tony_Blair/Tony_Blair_0001.jpg"))
+    local box = assert(det:detect(img)[1]).box
+    local a, b = tiny:predict(img, box), full:predict(img, box)
+    local mean = 0
+    for i = 1, 68 do mean = mean + math.sqrt((a[i][1] - b[i][1]) ^ 2 + (a[i][2] - b[i][2]) ^ 2) / 68 end
+    assert.is_true(mean < 0.03 * box.width, "mean point distance " .. mean)
+    assert.has_error(function() landmarks.build_net("huge") end)
+  end)
+end)

@@ -6,7 +6,7 @@ local eval_cmd = {
   summary = "verification benchmarks (lfw: the standard 10-fold protocol)",
   usage = [[
 usage: siamese eval lfw --root DIR --pairs FILE [--align similarity|faceapi]
-                        [--out DIR] [--threads N] [--json]
+                        [--landmarks tiny|full] [--out DIR] [--threads N] [--json]
 
 Embeds every photo the pairs use (the face nearest the centre; if none is
 found, a lower detection threshold, then the centred region), and reports
@@ -20,6 +20,7 @@ local SPEC = {
   root = {kind = "string"},
   pairs = {kind = "string"},
   align = {kind = "string", default = "similarity", choices = {"similarity", "faceapi"}},
+  landmarks = {kind = "string", default = "tiny", choices = {"tiny", "full"}},
   out = {kind = "string", default = "build/lfw"},
   threads = {kind = "number"},
   json = {kind = "flag", default = false},
@@ -73,13 +74,14 @@ function eval_cmd.run(argv)
   if opts.threads then siamese.set_num_threads(math.floor(opts.threads)) end
   local pairs_, err = lfw.read_pairs(opts.pairs)
   if not pairs_ then return cli.fail(err) end
-  local fr = assert(siamese.face.load{align = opts.align, models_dir = opts.models})
+  local fr = assert(siamese.face.load{align = opts.align, landmarks = opts.landmarks, models_dir = opts.models})
   local start = siamese.clock()
   local descriptors, how = lfw.embed_images(fr, opts.root, pairs_, progress_printer(start, siamese.clock))
   local d, same, folds = lfw.distances(pairs_, descriptors)
   local m, roc = lfw.metrics(d, same, folds)
   m.seconds = siamese.clock() - start
   m.align = opts.align
+  m.landmarks = opts.landmarks
   m.pairs_file = opts.pairs
   m.faces = how
   os.execute("mkdir -p '" .. opts.out .. "'")

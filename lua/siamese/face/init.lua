@@ -24,8 +24,10 @@ face.Recognizer = Recognizer
 local ALIGN = {similarity = true, faceapi = true}
 
 --- Loads the three networks. opts: models_dir, align ("similarity" |
--- "faceapi"), input_size (detector, multiple of 32, default 416),
--- score_threshold (default 0.5). Returns the recognizer, or nil, message.
+-- "faceapi"), landmarks ("tiny", face-api's default in its pipeline, or
+-- "full": its larger FaceLandmark68Net), input_size (detector, multiple of
+-- 32, default 416), score_threshold (default 0.5). Returns the
+-- recognizer, or nil, message.
 function face.load(opts)
   opts = opts or {}
   local method = opts.align or "similarity"
@@ -33,7 +35,12 @@ function face.load(opts)
   local dir = opts.models_dir or weights.models_dir()
   local det, err = detector.load(dir .. "/faceapi_tiny_detector.safetensors")
   if not det then return nil, err end
-  local lm, err2 = landmarks.load(dir .. "/faceapi_landmarks68_tiny.safetensors")
+  local which = opts.landmarks or "tiny"
+  if which ~= "tiny" and which ~= "full" then
+    error("face.load: landmarks must be 'tiny' or 'full', got " .. tostring(which), 2)
+  end
+  local lm, err2 = landmarks.load(dir .. (which == "full" and "/faceapi_landmarks68.safetensors"
+                                                          or "/faceapi_landmarks68_tiny.safetensors"))
   if not lm then return nil, err2 end
   local rec, err3 = recognition.load(dir .. "/faceapi_recognition.safetensors")
   if not rec then return nil, err3 end

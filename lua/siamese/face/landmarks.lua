@@ -56,35 +56,49 @@ landmarks.MEAN_RGB = MEAN_RGB
 -- The network
 -- ---------------------------------------------------------------------------
 
---- A dense block; also returns its weight-carrying layers by face-api
--- suffix (conv0, conv1, conv2).
-local function dense_block(cin, cout, first)
+--- A dense block of `convs` convolutions (3 in the tiny net, 4 in the
+-- full one); also returns its weight-carrying layers by face-api suffix
+-- (conv0, conv1, ...). With o1 = relu(conv0(x)) and s1 = o1, each further
+-- conv k adds sk = s(k-1) + convk(relu(s(k-1))) (for k = 1 the input is o1
+-- itself, already non-negative); the block's output is relu(s_last).
+local function dense_block(cin, cout, first, convs)
   local conv0 = first and nn.Conv2d(cin, cout, 3, {stride = 2, padding = "same"})
     or detector.separable(cin, cout, 2, "same")
-  local conv1 = detector.separable(cout, cout, 1, "same")
-  local conv2 = detector.separable(cout, cout, 1, "same")
+  local parts = {conv0 = conv0}
   -- The first and last ReLU work in place (on a convolution's and an
-  -- Add's own output); the inner one must not, its input is s itself.
-  local block = nn.Sequential{
-    conv0, nn.ReLU(true),
-    nn.Add{nn.Identity(), conv1},
-    nn.Add{nn.Identity(), nn.Sequential{nn.ReLU(), conv2}},
-    nn.ReLU(true),
-  }
-  return block, {conv0 = conv0, conv1 = conv1, conv2 = conv2}
+  -- Add's own output); the inner ones must not, their input is s itself.
+  local block = nn.Sequential{conv0, nn.ReLU(true)}
+  for k = 1, convs - 1 do
+    local conv = detector.separable(cout, cout, 1, "same")
+    parts["conv" .. k] = conv
+    block:add(nn.Add{nn.Identity(), k == 1 and conv or nn.Sequential{nn.ReLU(), conv}})
+  end
+  block:add(nn.ReLU(true))
+  return block, parts
 end
 
---- The FaceLandmark68TinyNet with untrained weights; also returns the
+-- The two architectures: dense blocks (in, out channels), convolutions per
+-- block, and the final average pool (14x14 on 14x14, or 7x7 stride 2 on 7x7).
+local VARIANTS = {
+  tiny = {channels = DENSE_CHANNELS, convs = 3, pool = 14},
+  full = {channels = {{3, 32}, {32, 64}, {64, 128}, {128, 256}}, convs = 4, pool = 7},
+}
+
+--- The FaceLandmark68TinyNet (variant "tiny", default) or the full
+-- FaceLandmark68Net ("full") with untrained weights; also returns the
 -- layers that carry face-api weights, by face-api prefix.
-function landmarks.build_net()
+function landmarks.build_net(variant)
+  local v = VARIANTS[variant or "tiny"]
+  if not v then error("build_net: variant must be 'tiny' or 'full', got " .. tostring(variant), 2) end
   local layers, named = {}, {}
-  for i, ch in ipairs(DENSE_CHANNELS) do
-    local block, parts = dense_block(ch[1], ch[2], i == 1)
+  for i, ch in ipairs(v.channels) do
+    local block, parts = dense_block(ch[1], ch[2], i == 1, v.convs)
     layers[i] = block
     for suffix, layer in pairs(parts) do named["dense" .. (i - 1) .. "/" .. suffix] = layer end
   end
-  named.fc = nn.Linear(128, 2 * NUM_POINTS)
-  for _, m in ipairs{nn.AvgPool2d(14, {stride = 2, padding = "valid"}), nn.Flatten(), named.fc} do
+  local last = v.channels[#v.channels][2]
+  named.fc = nn.Linear(last, 2 * NUM_POINTS)
+  for _, m in ipairs{nn.AvgPool2d(v.pool, {stride = 2, padding = "valid"}), nn.Flatten(), named.fc} do
     layers[#layers + 1] = m
   end
   return nn.Sequential(layers):evaluate(), named
@@ -110,9 +124,10 @@ end
 local Landmarks = {}
 Landmarks.__index = Landmarks
 
---- Loads the converted face-api weights (default: the bundled
--- faceapi_landmarks68_tiny.safetensors). Returns the model, or nil and a
--- message.
+--- Loads converted face-api weights (default: the bundled
+-- faceapi_landmarks68_tiny.safetensors); a file of the full net
+-- (faceapi_landmarks68.safetensors, told by its dense3 block) builds the
+-- full architecture. Returns the model, or nil and a message.
 function landmarks.load(path)
   if path ~= nil and type(path) ~= "string" then
     error(string.format("bad argument #1 to 'load' (string expected, got %s)", type(path)), 2)
@@ -120,12 +135,13 @@ function landmarks.load(path)
   path = path or (weights.models_dir() .. "/faceapi_landmarks68_tiny.safetensors")
   local tensors, err = weights.load(path)
   if not tensors then return nil, err end
-  local net, named = landmarks.build_net()
+  local variant = tensors["dense3/conv0/bias"] and "full" or "tiny"
+  local net, named = landmarks.build_net(variant)
   for name, layer in pairs(named) do
     local ok, lerr = load_layer(layer, tensors, name, path)
     if not ok then return nil, lerr end
   end
-  return setmetatable({net = net, path = path}, Landmarks)
+  return setmetatable({net = net, path = path, variant = variant}, Landmarks)
 end
 
 -- ---------------------------------------------------------------------------
