@@ -111,6 +111,7 @@ describe("siamese.tensor elements", function()
     assert.matches("index 0 out of range for dimension 2", err)
     ok, err = pcall(t.get, "x", 1)
     assert.is_false(ok)
+    assert.matches("siamese.Tensor expected", err)
   end)
 
   it("fill, zero, copy, clone and totable", function()

@@ -42,7 +42,6 @@ end
 
 -- Marks raw entries made by safetensors.raw.
 local RAW = {}
-local DTYPE_SIZE = {F32 = 4, F16 = 2, BF16 = 2, F64 = 8, I64 = 8, I32 = 4, I16 = 2, I8 = 1, U8 = 1, BOOL = 1}
 
 --- An entry to save as given: bytes (little-endian, row-major) of a tensor
 -- of `shape` in `dtype`, e.g. quantised weights kept as U8. Raises when the

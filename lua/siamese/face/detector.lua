@@ -36,8 +36,6 @@
 -- The preprocessing and weight-layout helpers are shared with
 -- siamese.face.landmarks (detector.to_batch_tensor, detector.separable,
 -- detector.load_conv, ...).
-local T = require "siamese.tensor"
-local image = require "siamese.image"
 local nn = require "siamese.nn"
 local weights = require "siamese.face.weights"
 
