@@ -4,7 +4,7 @@ local siamese = require "siamese"
 describe("require 'siamese'", function()
   it("exposes the library's parts", function()
     assert.matches("^siamese %d+%.%d+%.%d+$", siamese._VERSION)
-    for _, part in ipairs{"tensor", "image", "nn", "loss", "optim", "eval", "viz", "json", "safetensors"} do
+    for _, part in ipairs{"tensor", "image", "nn", "loss", "optim", "eval", "viz", "json", "safetensors", "data"} do
       assert.is_table(siamese[part], part)
     end
   end)

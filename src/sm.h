@@ -295,4 +295,75 @@ void sm_decode_le(float *out, const uint8_t *src, int64_t n, sm_dtype dt);
  * float32: 4 * numel bytes. */
 void sm_encode_f32_le(uint8_t *out, const sm_tensor *t);
 
+/* ---- samplers ------------------------------------------------------------ */
+/* Index sampling for training (sampler.c). Images are 0..n-1, each with a
+ * non-negative identity label; every sampler draws from an explicit sm_rng,
+ * so a seed gives the same indices on every run. Scratch memory is owned by
+ * the caller; nothing here allocates. */
+
+/* Images grouped by identity: group g holds members[starts[g] ..
+ * starts[g+1]-1] (ascending image indices); group_of[i] is image i's group.
+ * Groups are ordered by label. */
+typedef struct {
+    int64_t n, count;
+    const int64_t *members, *starts, *group_of;
+} sm_groups;
+
+/* int64 elements of work that sm_groups_build needs: 3n + 1. */
+int64_t sm_groups_work_len(int64_t n);
+/* SM_EINVAL when a label is negative. */
+sm_status sm_labels_check(sm_err *err, const int32_t *labels, int64_t n);
+/* Groups n images by label, using work (sm_groups_work_len(n) int64s). */
+void sm_groups_build(sm_groups *g, int64_t *work, const int32_t *labels, int64_t n);
+/* Number of groups with at least min_size members. */
+int64_t sm_groups_count_min(const sm_groups *g, int64_t min_size);
+
+/* out[0..n-1] = a uniform random permutation of 0..n-1 (Fisher-Yates). */
+void sm_permutation(int64_t *out, int64_t n, sm_rng *r);
+
+/* Balanced pairs: for every image i one positive pair (i, j), j another
+ * image of i's identity, same = 1 (skipped when the identity has one image),
+ * and one negative pair (i, k), k of another identity, same = 0; the pairs
+ * are returned in a shuffled order. Needs at least two identities. */
+sm_status sm_balanced_pairs_check(sm_err *err, const sm_groups *g);
+int64_t   sm_balanced_pairs_count(const sm_groups *g);
+void sm_balanced_pairs(int64_t *left, int64_t *right, uint8_t *same, const sm_groups *g, sm_rng *r);
+
+/* P x K batches: the identities with at least 2 images, in a shuffled
+ * order, cut into batches of P distinct identities; a last incomplete batch
+ * is completed with identities from the start of the order, so every
+ * eligible identity appears once per epoch. Each identity contributes K
+ * images: drawn without replacement when it has K or more, otherwise all
+ * of them plus draws with replacement. out is batches * P * K indices,
+ * identity by identity; work holds sm_groups_count_min(g, 2) int64s.
+ * Needs P >= 2, K >= 2 and at least P eligible identities. */
+sm_status sm_pk_check(sm_err *err, const sm_groups *g, int64_t P, int64_t K);
+int64_t   sm_pk_batch_count(const sm_groups *g, int64_t P);
+void sm_pk_batches(int64_t *out, int64_t *work, const sm_groups *g, int64_t P, int64_t K, sm_rng *r);
+
+/* Random triplets: an identity drawn uniformly among those with >= 2
+ * images, anchor and positive two distinct images of it, negative an image
+ * of any other identity. work holds sm_groups_count_min(g, 2) int64s.
+ * Needs one identity with >= 2 images and at least two identities. */
+sm_status sm_triplets_check(sm_err *err, const sm_groups *g);
+void sm_random_triplets(int64_t *anchor, int64_t *positive, int64_t *negative, int64_t n,
+                        int64_t *work, const sm_groups *g, sm_rng *r);
+
+/* Batch assembly from same-size 8-bit images into out [N,C,H,W]
+ * (contiguous), with optional augmentation drawn from r per image, in this
+ * order: flip (probability), shift (dx, dy uniform in -shift..shift; pixels
+ * shifted in are 0), brightness factor b = 1 + U(-brightness, brightness),
+ * contrast factor c = 1 + U(-contrast, contrast) around the image's mean
+ * pixel m:  p' = clamp(((p - m) c + m) b, 0, 255), then
+ *   out[n,c,y,x] = (p' * scale - mean[c]) / std[c]. */
+typedef struct {
+    double scale, mean[4], std[4];
+    double flip, brightness, contrast;
+    int shift;
+} sm_batch_params;
+sm_status sm_batch_check(sm_err *err, const sm_tensor *out, const sm_image *const *images,
+                         int64_t n, const sm_batch_params *p);
+void sm_batch_assemble(sm_tensor *out, const sm_image *const *images, int64_t n,
+                       const sm_batch_params *p, sm_rng *r);
+
 #endif

@@ -10,6 +10,7 @@ local siamese = {
   loss = require "siamese.loss",
   optim = require "siamese.optim",
   eval = require "siamese.eval",
+  data = require "siamese.data",
   viz = require "siamese.viz",
   json = require "siamese.json",
   safetensors = require "siamese.safetensors",
