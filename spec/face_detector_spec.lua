@@ -5,7 +5,6 @@
 -- edge-padded by border_px as the fixture was made, to 0.05 px).
 local siamese = require "siamese"
 local detector = require "siamese.face.detector"
-local json = require "siamese.json"
 local support = dofile("spec/support.lua")
 local assert_error, near = support.assert_error, support.near
 
@@ -199,7 +198,7 @@ end)
 -- ---------------------------------------------------------------------------
 
 local function fixture(name)
-  return json.decode(support.read_file(FIXTURES .. name))
+  return support.read_json(FIXTURES .. name)
 end
 
 -- Detects on the image as the fixture did (edge-padded by border_px) and

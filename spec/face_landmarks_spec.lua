@@ -14,7 +14,6 @@
 local siamese = require "siamese"
 local detector = require "siamese.face.detector"
 local landmarks = require "siamese.face.landmarks"
-local json = require "siamese.json"
 local support = dofile("spec/support.lua")
 local assert_error, near = support.assert_error, support.near
 
@@ -161,7 +160,7 @@ end)
 -- ---------------------------------------------------------------------------
 
 local function fixture(name)
-  return json.decode(support.read_file(FIXTURES .. name))
+  return support.read_json(FIXTURES .. name)
 end
 
 local function max_point_diff(points, ref, shift)

@@ -6,7 +6,6 @@
 local siamese = require "siamese"
 local recognition = require "siamese.face.recognition"
 local weights = require "siamese.face.weights"
-local json = require "siamese.json"
 local support = dofile("spec/support.lua")
 local assert_error = support.assert_error
 
@@ -252,7 +251,7 @@ end
 
 describe("siamese.face.recognition matches face-api", function()
   local function fixture(name)
-    return json.decode(support.read_file(FIXTURES .. name))
+    return support.read_json(FIXTURES .. name)
   end
 
   local att_present = io.open(ATT_ROOT .. "att_faces/s1/1.pgm", "rb")

@@ -56,4 +56,10 @@ function support.near(got, want, tol, what)
     string.format("%s: got %.9g, expected %.9g (tolerance %g)", what or "value", got, want, tol))
 end
 
+--- A JSON file decoded (fixtures).
+function support.read_json(path)
+  local json = require "siamese.json"
+  return assert(json.decode(support.read_file(path)))
+end
+
 return support
