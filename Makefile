@@ -99,7 +99,8 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	$(RUN_LUA) spec/bench/run.lua
+	@set -e; for f in spec/bench/run.lua spec/bench/bench_*.lua; do \
+	  [ -f "$$f" ] || continue; echo "# $$f" >&2; $(RUN_LUA) "$$f"; done
 
 LFW_ROOT   ?= ../shared/data/lfw
 LFW_ALIGN  ?= similarity

@@ -1,4 +1,4 @@
--- make bench: one JSON object per line, {name, value, unit[, baseline, ratio]}.
+-- make bench runs this file, then every spec/bench/bench_*.lua; one JSON object per line, {name, value, unit[, baseline, ratio]}.
 -- Ratios compare against a reference measured in the same run on this
 -- machine, never against absolute seconds from elsewhere. For the layers the
 -- reference is the sgemm of the same M, N, K at the same thread count (the
