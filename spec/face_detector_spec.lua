@@ -256,6 +256,14 @@ describe("siamese.face.detector matches face-api", function()
     print(string.format("\nJPEG photos: %d faces, worst box difference %.3f px", count, worst))
   end)
 
+  it("on the six JPEG photos decoded as jpeg-js does: same faces, boxes within 0.05 px", function()
+    local det = assert(detector.load(MODEL_PATH))
+    local worst, count = compare_boxes(det, fixture("samples.json").images, function(file)
+      return image.load(FIXTURES .. file, {jpeg_decoder = "jpeg-js"})
+    end, 0.05)
+    print(string.format("\nJPEG photos (jpeg-js decode): %d faces, worst box difference %.2g px", count, worst))
+  end)
+
   local att_present = io.open(ATT_ROOT .. "att_faces/s1/1.pgm", "rb")
   if att_present then att_present:close() end
   if not att_present then

@@ -135,6 +135,52 @@ describe("siamese.image fixtures", function()
   end
 end)
 
+describe("siamese.image jpeg_decoder = 'jpeg-js'", function()
+  -- References written by jpeg-js 0.4.4 itself (make_jpegjs_refs.js).
+  for _, case in ipairs {
+    { "gray", "gray", 1 }, { "rgb444", "rgb", 3 }, { "rgb420", "rgb", 3 }, { "progressive", "rgb", 3 },
+  } do
+    local name, ext, channels = case[1], case[2], case[3]
+    it("decodes " .. name .. ".jpg to jpeg-js's very samples", function()
+      local img = assert(image.load(FIX .. name .. ".jpg", { jpeg_decoder = "jpeg-js" }))
+      assert.are.equal(channels, img.channels)
+      local worst, at = max_abs_diff(read(FIX .. "ref/" .. name .. ".jpegjs." .. ext), img:bytes())
+      assert(worst == 0, ("%s: sample %d differs by %d"):format(name, at or 0, worst))
+    end)
+  end
+
+  it("differs from libjpeg's default decode only where chroma is subsampled or rounded", function()
+    local data = read(FIX .. "rgb420.jpg")
+    local a = assert(image.decode(data))
+    local b = assert(image.decode(data, { jpeg_decoder = "jpeg-js" }))
+    local c = assert(image.decode(data, { jpeg_decoder = "libjpeg" }))
+    assert.are.equal(a:bytes(), c:bytes())
+    assert.are_not.equal(a:bytes(), b:bytes())
+  end)
+
+  it("leaves other formats and CMYK JPEGs as they decode by default", function()
+    for _, file in ipairs { "cmyk.jpg", "rgb8.png", "p6_255.ppm" } do
+      local data = read(FIX .. file)
+      assert.are.equal(assert(image.decode(data)):bytes(), assert(image.decode(data, { jpeg_decoder = "jpeg-js" })):bytes())
+    end
+  end)
+
+  it("refuses an unknown decoder, naming the option", function()
+    local ok, err = pcall(image.decode, read(FIX .. "gray.jpg"), { jpeg_decoder = "pillow" })
+    assert.is_false(ok)
+    assert.matches("jpeg_decoder must be 'libjpeg' or 'jpeg%-js', got 'pillow'", err)
+  end)
+
+  it("returns nil, message on truncated data", function()
+    local data = read(FIX .. "progressive.jpg")
+    for _, cut in ipairs { 100, 300, #data - 10 } do
+      local img, err = image.decode(data:sub(1, cut), { jpeg_decoder = "jpeg-js" })
+      assert.is_nil(img)
+      assert.is_string(err)
+    end
+  end)
+end)
+
 describe("siamese.image decoding", function()
   local png = read(FIX .. "rgb8.png")
 

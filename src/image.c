@@ -86,7 +86,7 @@ sm_status sm_image_probe(sm_err *err, sm_image_info *info,
 }
 
 sm_status sm_image_decode(sm_err *err, sm_image *out, const sm_image_info *info,
-                          const uint8_t *buf, size_t len)
+                          const uint8_t *buf, size_t len, const sm_decode_opts *opts)
 {
     if (out->width != info->width || out->height != info->height || out->channels != info->channels)
         return sm_fail(err, SM_EINVAL, "decode target is %dx%dx%d but the image is %dx%dx%d",
@@ -96,7 +96,7 @@ sm_status sm_image_decode(sm_err *err, sm_image *out, const sm_image_info *info,
         return sm_fail(err, SM_EINVAL, "decode: data is %s but probe said %s",
                        sm_image_format_name(f), sm_image_format_name(info->format));
     switch (f) {
-    case SM_FMT_JPEG: return sm_jpeg_decode(err, out, buf, len);
+    case SM_FMT_JPEG: return sm_jpeg_decode(err, out, buf, len, opts && opts->jpeg_js_compat);
     case SM_FMT_PNG:  return sm_png_decode(err, out, buf, len);
     case SM_FMT_PNM:  return sm_pnm_decode(err, out, buf, len);
     default:          return sm_fail(err, SM_EFORMAT, "unknown image format");

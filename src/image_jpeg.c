@@ -7,7 +7,10 @@
  * convention (samples stored inverted, so a stored value is 255 - ink):
  *   R = round(C' K' / 255),  G = round(M' K' / 255),  B = round(Y' K' / 255)
  * where C', M', Y', K' are the stored samples. The IDCT is the accurate
- * integer one (JDCT_ISLOW) with libjpeg's default (fancy) upsampling.
+ * integer one (JDCT_ISLOW) with libjpeg's default (fancy) upsampling. On
+ * request (js_compat) grayscale and YCbCr files are instead rebuilt from
+ * their coefficients exactly as jpeg-js does (read_js_compat), for
+ * conformance with face-api run in Node; other colour spaces decode as usual.
  *
  * Strictness: data ending early ("premature end of JPEG file"),
  * JWRN_HIT_MARKER (a segment cut short) and JWRN_HUFF_BAD_CODE are errors;
@@ -220,6 +223,69 @@ static void cmyk_row_to_rgb(uint8_t *rgb, const uint8_t *cmyk, int width)
     }
 }
 
+static uint8_t clamp_truncate(double v)
+{
+    return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
+}
+
+/* jpeg-js's colour conversion of one pixel:  R = Y + 1.402 (Cr - 128),
+ * G = Y - 0.3441363 (Cb - 128) - 0.71413636 (Cr - 128), B = Y + 1.772 (Cb - 128),
+ * each clamped to 0..255 and truncated. */
+static void ycc_to_rgb_truncated(uint8_t *rgb, double y, double cb, double cr)
+{
+    cb -= 128.0;
+    cr -= 128.0;
+    rgb[0] = clamp_truncate(y + 1.402 * cr);
+    rgb[1] = clamp_truncate(y - 0.3441363 * cb - 0.71413636 * cr);
+    rgb[2] = clamp_truncate(y + 1.772 * cb);
+}
+
+/* jpeg-js's reconstruction from the quantised coefficients (which libjpeg
+ * reads, baseline or progressive): each component's blocks through
+ * sm_jpegjs_idct into a plane of whole blocks, planes sampled at
+ * floor(x h / max_h), floor(y v / max_v) (chroma replicated, no
+ * smoothing), then its colour conversion. The planes come from libjpeg's
+ * image pool, freed by jpeg_destroy_decompress even after an error. Only
+ * for grayscale and YCbCr files (decode_guarded checks). */
+static void read_js_compat(j_decompress_ptr cinfo, sm_image *out)
+{
+    jvirt_barray_ptr *coefs = jpeg_read_coefficients(cinfo);
+    int nc = cinfo->num_components;
+    uint8_t *plane[3];
+    size_t stride[3];
+    double sx[3], sy[3];
+    for (int ci = 0; ci < nc; ci++) {
+        jpeg_component_info *comp = cinfo->comp_info + ci;
+        if (!comp->quant_table)
+            ERREXIT(cinfo, JERR_NO_QUANT_TABLE);
+        size_t bw = comp->width_in_blocks, bh = comp->height_in_blocks;
+        stride[ci] = bw * 8;
+        plane[ci] = (*cinfo->mem->alloc_large)((j_common_ptr)cinfo, JPOOL_IMAGE, stride[ci] * bh * 8);
+        sx[ci] = (double)comp->h_samp_factor / cinfo->max_h_samp_factor;
+        sy[ci] = (double)comp->v_samp_factor / cinfo->max_v_samp_factor;
+        for (size_t by = 0; by < bh; by++) {
+            JBLOCKARRAY row = (*cinfo->mem->access_virt_barray)((j_common_ptr)cinfo, coefs[ci],
+                                                                (JDIMENSION)by, 1, FALSE);
+            for (size_t bx = 0; bx < bw; bx++)
+                sm_jpegjs_idct(plane[ci] + by * 8 * stride[ci] + bx * 8, (ptrdiff_t)stride[ci],
+                               row[0][bx], comp->quant_table->quantval);
+        }
+    }
+    for (int y = 0; y < out->height; y++) {
+        uint8_t *dst = out->data + (size_t)y * out->width * out->channels;
+        const uint8_t *line[3];
+        for (int ci = 0; ci < nc; ci++) line[ci] = plane[ci] + (size_t)(y * sy[ci]) * stride[ci];
+        for (int x = 0; x < out->width; x++) {
+            if (nc == 1) {
+                dst[x] = line[0][(size_t)(x * sx[0])];
+            } else {
+                ycc_to_rgb_truncated(dst + 3 * (size_t)x, line[0][(size_t)(x * sx[0])],
+                                     line[1][(size_t)(x * sx[1])], line[2][(size_t)(x * sx[2])]);
+            }
+        }
+    }
+}
+
 static void read_scanlines(j_decompress_ptr cinfo, sm_image *out, int cmyk)
 {
     size_t stride = (size_t)out->width * (size_t)out->channels;
@@ -237,7 +303,7 @@ static void read_scanlines(j_decompress_ptr cinfo, sm_image *out, int cmyk)
     }
 }
 
-static sm_status decode_guarded(jpeg_reader *r, sm_image *out)
+static sm_status decode_guarded(jpeg_reader *r, sm_image *out, int js_compat)
 {
     j_decompress_ptr cinfo = &r->cinfo;
     if (setjmp(r->error.jump))
@@ -246,6 +312,11 @@ static sm_status decode_guarded(jpeg_reader *r, sm_image *out)
     if ((int)cinfo->image_width != out->width || (int)cinfo->image_height != out->height ||
         decoded_channels(cinfo) != out->channels)
         return sm_fail(r->error.err, SM_EINVAL, "jpeg: decode target does not match the header");
+    if (js_compat && (cinfo->jpeg_color_space == JCS_YCbCr || cinfo->jpeg_color_space == JCS_GRAYSCALE)) {
+        read_js_compat(cinfo, out);
+        jpeg_finish_decompress(cinfo);
+        return SM_OK;
+    }
     int cmyk = is_cmyk(cinfo);
     cinfo->out_color_space = cmyk ? JCS_CMYK : out->channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
     cinfo->dct_method = JDCT_ISLOW;
@@ -258,11 +329,12 @@ static sm_status decode_guarded(jpeg_reader *r, sm_image *out)
     return SM_OK;
 }
 
-sm_status sm_jpeg_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len)
+sm_status sm_jpeg_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len,
+                         int js_compat)
 {
     jpeg_reader r;
     reader_init(&r, err, buf, len);
-    sm_status st = decode_guarded(&r, out);
+    sm_status st = decode_guarded(&r, out, js_compat);
     jpeg_destroy_decompress(&r.cinfo);
     return st;
 }

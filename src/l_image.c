@@ -179,13 +179,17 @@ static int l_decode(lua_State *L)
     const uint8_t *buf = (const uint8_t *)lua_tolstring(L, 1, &len);
     lua_Integer limit = (lua_Integer)max_pixels(L);
     limit = check_pixel_limit(L, 2, sm_l_optintfield(L, 2, "max_pixels", limit));
+    const char *jd = sm_l_optstrfield(L, 2, "jpeg_decoder", "libjpeg");
+    sm_decode_opts opts = { .jpeg_js_compat = strcmp(jd, "jpeg-js") == 0 };
+    if (!opts.jpeg_js_compat && strcmp(jd, "libjpeg") != 0)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "jpeg_decoder must be 'libjpeg' or 'jpeg-js', got '%s'", jd));
     sm_err err;
     sm_image_info info;
     sm_status st = sm_image_probe(&err, &info, buf, len, (uint64_t)limit);
     if (st != SM_OK)
         return sm_l_status(L, st, &err, 1);
     sm_image *img = sm_l_newimage(L, info.width, info.height, info.channels);
-    st = sm_image_decode(&err, img, &info, buf, len);
+    st = sm_image_decode(&err, img, &info, buf, len, &opts);
     if (st != SM_OK) {
         lua_pop(L, 1);
         return sm_l_status(L, st, &err, 1);

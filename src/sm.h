@@ -150,11 +150,20 @@ const char     *sm_image_format_name(sm_image_format f);
  * width*height > max_pixels. Allocates nothing that outlives the call. */
 sm_status sm_image_probe(sm_err *err, sm_image_info *info,
                          const uint8_t *buf, size_t len, uint64_t max_pixels);
+/* Decoder choices. jpeg_js_compat: decode grayscale and YCbCr JPEGs to the
+ * very pixels jpeg-js (face-api's decoder in Node) produces, for
+ * conformance with its outputs: its integer IDCT, subsampled chroma
+ * replicated instead of libjpeg's triangle-filtered ("fancy") upsampling,
+ * and YCbCr -> RGB in floating point, truncated. libjpeg's default output
+ * differs from it by up to ~30 levels at colour edges. */
+typedef struct { int jpeg_js_compat; } sm_decode_opts;
+
 /* Decodes into out->data (width*height*channels bytes, as probe said; out's
- * fields must equal info's). SM_EFORMAT on corrupt or truncated data; out's
- * contents are then unspecified but nothing leaks. */
+ * fields must equal info's). opts may be NULL (defaults: all zero).
+ * SM_EFORMAT on corrupt or truncated data; out's contents are then
+ * unspecified but nothing leaks. */
 sm_status sm_image_decode(sm_err *err, sm_image *out, const sm_image_info *info,
-                          const uint8_t *buf, size_t len);
+                          const uint8_t *buf, size_t len, const sm_decode_opts *opts);
 
 /* Per-format header readers and decoders behind sm_image_probe/decode
  * (image_png.c, image_jpeg.c, image_pnm.c). probe fills info (without the
@@ -163,7 +172,12 @@ sm_status sm_image_decode(sm_err *err, sm_image *out, const sm_image_info *info,
 sm_status sm_png_probe(sm_err *err, sm_image_info *info, const uint8_t *buf, size_t len);
 sm_status sm_png_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len);
 sm_status sm_jpeg_probe(sm_err *err, sm_image_info *info, const uint8_t *buf, size_t len);
-sm_status sm_jpeg_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len);
+sm_status sm_jpeg_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len,
+                         int js_compat);
+/* jpeg-js's inverse DCT of one 8x8 block (jpeg_js_idct.c): coefficients and
+ * quantisation table in natural (row-major) order, 8x8 samples written to
+ * out with the given row stride. */
+void sm_jpegjs_idct(uint8_t *out, ptrdiff_t stride, const int16_t coef[64], const uint16_t quant[64]);
 sm_status sm_pnm_probe(sm_err *err, sm_image_info *info, const uint8_t *buf, size_t len);
 sm_status sm_pnm_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len);
 

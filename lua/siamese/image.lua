@@ -26,7 +26,10 @@ local function check_opts(fname, argn, opts)
 end
 
 --- Reads and decodes the file at `path` (JPEG, PNG or PNM, told by content).
--- opts.max_pixels overrides the pixel limit for this call.
+-- opts.max_pixels overrides the pixel limit for this call;
+-- opts.jpeg_decoder = "jpeg-js" decodes colour JPEGs as jpeg-js does
+-- (face-api's decoder in Node: chroma replicated, colour conversion
+-- truncated) instead of libjpeg's default "libjpeg" (smooth upsampling).
 -- Returns the image, or nil and a message naming the path.
 function image.load(path, opts)
   if type(path) ~= "string" then

@@ -104,7 +104,7 @@ static sm_status decode_all(sm_err *err, sm_image *img, const uint8_t *buf, size
     img->height = info.height;
     img->channels = info.channels;
     img->data = malloc((size_t)info.width * (size_t)info.height * (size_t)info.channels);
-    st = sm_image_decode(err, img, &info, buf, len);
+    st = sm_image_decode(err, img, &info, buf, len, NULL);
     return st;
 }
 
