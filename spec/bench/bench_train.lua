@@ -115,5 +115,5 @@ local function bench(which, unit, nb, warmup, steps)
   emit(mem)
 end
 
-bench("att", "pairs/s", 8, 3, 40)
-bench("big", "images/s", 4, 2, 8)
+bench("att", "pairs/s", 8, 3, 30)
+bench("big", "images/s", 4, 1, 6)

@@ -11,7 +11,7 @@
 -- the first step), so peak - idle is what training itself added.
 local siamese = require "siamese"
 local json = require "siamese.json"
-local nn, T = siamese.nn, siamese.tensor
+local nn = siamese.nn
 
 local which, file = arg[1], arg[2]
 local warmup, steps, threads = tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
