@@ -26,6 +26,9 @@
  */
 #include <omp.h>
 #pragma GCC diagnostic ignored "-Wpsabi" /* vectors passed between inlined helpers only */
+/* multiply-adds fused where the target has FMA (the build turns contraction
+ * off globally for reproducible scalar code; these sums reassociate anyway) */
+#pragma GCC optimize("fp-contract=fast")
 #include <string.h>
 #include "nn.h"
 #include "simd.h"

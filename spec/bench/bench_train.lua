@@ -16,6 +16,13 @@
 -- subtracted; the RSS once model and batches were ready is given beside it
 -- (idle_MiB), so the peak minus it is what training added.
 --
+-- OpenBLAS: Debian 12's OpenBLAS 0.3.21 does not recognise recent Xeons
+-- and runs its Haswell (AVX2) kernels there; when the CPU has AVX-512 and
+-- OPENBLAS_CORETYPE is unset, both children get OPENBLAS_CORETYPE=SkylakeX
+-- (its AVX-512 kernels). PyTorch loads the same OpenBLAS (through
+-- libblas.so.3), so both frameworks run with the same library setting; the
+-- rows name it (openblas_coretype).
+--
 -- Environment: SIAMESE_THREADS (2), SIAMESE_BENCH_ROUNDS (2),
 -- SIAMESE_ATT (../shared/data/att_faces), SIAMESE_PYTHON (/usr/bin/python3).
 -- Without the data or without torch the affected rows are skipped with a
@@ -29,10 +36,20 @@ local root = os.getenv("SIAMESE_ATT") or "../shared/data/att_faces"
 local python = os.getenv("SIAMESE_PYTHON") or "/usr/bin/python3"
 local lua = arg[-1] or "lua5.4"
 
+local coretype = os.getenv("OPENBLAS_CORETYPE")
+if not coretype then
+  local f = io.open("/proc/cpuinfo")
+  local info = f and f:read("a") or ""
+  if f then f:close() end
+  if info:match("flags[^\n]* avx512f") then coretype = "SkylakeX" end
+end
+local env = coretype and ("OPENBLAS_CORETYPE=" .. coretype .. " ") or ""
+
 local function note(msg) io.stderr:write("bench_train: ", msg, "\n") end
 
 local function emit(t)
   t.threads = threads
+  t.openblas_coretype = coretype or "detected"
   io.write(json.encode(t), "\n")
   io.flush()
 end
@@ -91,10 +108,10 @@ local function bench(which, unit, nb, warmup, steps)
   local args = table.concat({which, sh_quote(file), warmup, steps, threads}, " ")
   local ours, ref
   for _ = 1, rounds do
-    local o = run(sh_quote(lua) .. " spec/bench/train_worker.lua " .. args)
+    local o = run(env .. sh_quote(lua) .. " spec/bench/train_worker.lua " .. args)
     if o and (not ours or o.items_per_s > ours.items_per_s) then ours = o end
     if have_torch then
-      local r = run(sh_quote(python) .. " spec/bench/torch_train.py " .. args)
+      local r = run(env .. sh_quote(python) .. " spec/bench/torch_train.py " .. args)
       if r and (not ref or r.items_per_s > ref.items_per_s) then ref = r end
     end
   end
