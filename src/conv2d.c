@@ -326,6 +326,14 @@ void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wei
     }
 }
 
+/* Backward chunks: one sample when its map is wide enough for the GEMMs
+ * (then dout needs no gathering), else as many as the workspace holds
+ * (never more than the forward's, which sized the workspace). */
+static int64_t backward_chunk_samples(const conv_dims *d)
+{
+    return d->HWo >= 1024 ? 1 : chunk_samples(d);
+}
+
 /* Points at dout for group g of samples [n0, n0+nb) as a [Cgo][nb*HWo]
  * block, gathering into blk when it is not already laid out that way. */
 static const float *dout_block(float *blk, const sm_tensor *grad_out, const conv_dims *d,
@@ -348,7 +356,7 @@ void sm_conv2d_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, con
         depthwise_backward_input(grad_in->data, grad_out->data, weight->data, &d, p);
         return;
     }
-    int64_t nbmax = chunk_samples(&d);
+    int64_t nbmax = backward_chunk_samples(&d);
     float *col = ws, *blk = ws + d.K * nbmax * d.HWo;
     for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
         int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, ncol = nb * d.HWo;
@@ -373,7 +381,7 @@ void sm_conv2d_backward_params(sm_tensor *grad_w, sm_tensor *grad_b, const sm_te
         depthwise_backward_params(grad_w->data, grad_b ? grad_b->data : NULL, grad_out->data, in->data, &d, p, scale);
         return;
     }
-    int64_t nbmax = chunk_samples(&d);
+    int64_t nbmax = backward_chunk_samples(&d);
     float *col = ws, *blk = ws + d.K * nbmax * d.HWo;
     for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
         int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, ncol = nb * d.HWo;

@@ -37,6 +37,7 @@
 #define CHUNKS 8       /* weight-gradient partial sums */
 #define MAX_K 64       /* Cin*kh*kw limit of the direct path */
 #define MAX_COUT 64
+#define MAX_SCRATCH ((size_t)1 << 20) /* floats of one thread's planes */
 
 typedef struct {
     int64_t N, Cin, H, W, Cout, Ho, Wo;
@@ -60,12 +61,19 @@ static dims dims_of(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_p
     return d;
 }
 
+static size_t per_thread(const dims *d, const sm_conv2d_params *p);
+
 int sm_conv2d_direct_ok(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
 {
     int64_t cin = in->shape[1], cout = out->shape[1];
-    return p->groups == 1 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 &&
-           p->pt < p->kh && p->pb < p->kh && p->pl < p->kw && p->pr < p->kw &&
-           cin * p->kh * p->kw <= MAX_K && cout <= MAX_COUT && in->shape[0] > 0;
+    if (!(p->groups == 1 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 && p->kh * p->kw > 1 &&
+          p->pt < p->kh && p->pb < p->kh && p->pl < p->kw && p->pr < p->kw &&
+          cin * p->kh * p->kw <= MAX_K && cout <= MAX_COUT && in->shape[0] > 0))
+        return 0;
+    /* whole planes per thread: large images stay with the im2col path,
+     * whose workspace is bounded */
+    dims d = dims_of(in, out, p);
+    return per_thread(&d, p) <= MAX_SCRATCH;
 }
 
 static int threads(void)
@@ -171,48 +179,72 @@ SM_HOT static void correlate(float *out, const float *xp, const float *w, const 
     for (; o0 < Co; o0++) correlate_block1(out, xp, w, b, o0, C, Ho, Wo, Hp, Wp, kh, kw, accumulate);
 }
 
+/* Weight-gradient sums of output channels o0 .. o0+NB-1 for the 3-wide
+ * taps of input row offset i of channel c: acc[o][(c,i,j)][VW] +=
+ * g[o][y][x] xp[c][y+i][x+j]. The 3 NB accumulators stay in registers and
+ * each loaded vector serves NB (input) or 3 (gradient) products. */
+#define DEFINE_GRADS3_BLOCK(NB)                                                                             \
+    SM_INLINE void grads3_block##NB(float *acc, const float *g, const float *xp, int64_t o0, int64_t c,    \
+                                    int i, int64_t K, int64_t Ho, int64_t Wv, int64_t Hp, int64_t Wp,       \
+                                    int kh)                                                                 \
+    {                                                                                                       \
+        vec a[NB][3];                                                                                       \
+        float *at[NB];                                                                                      \
+        for (int o = 0; o < NB; o++) {                                                                      \
+            at[o] = acc + ((o0 + o) * K + (c * kh + i) * 3) * VW;                                           \
+            for (int j = 0; j < 3; j++) a[o][j] = vload(at[o] + j * VW);                                    \
+        }                                                                                                   \
+        for (int64_t y = 0; y < Ho; y++) {                                                                  \
+            const float *row = xp + (c * Hp + y + i) * Wp;                                                  \
+            for (int64_t x0 = 0; x0 < Wv; x0 += VW) {                                                       \
+                vec x0v = vload(row + x0), x1v = vload(row + x0 + 1), x2v = vload(row + x0 + 2);            \
+                for (int o = 0; o < NB; o++) {                                                              \
+                    vec gv = vload(g + ((o0 + o) * Ho + y) * Wv + x0);                                      \
+                    a[o][0] += gv * x0v;                                                                    \
+                    a[o][1] += gv * x1v;                                                                    \
+                    a[o][2] += gv * x2v;                                                                    \
+                }                                                                                           \
+            }                                                                                               \
+        }                                                                                                   \
+        for (int o = 0; o < NB; o++)                                                                        \
+            for (int j = 0; j < 3; j++) vstore(at[o] + j * VW, a[o][j]);                                    \
+    }
+DEFINE_GRADS3_BLOCK(1)
+DEFINE_GRADS3_BLOCK(4)
+
 /* acc[o][t][VW] += g[o][y][x] xp[c][y+i][x+j] over y, x (t = (c,i,j)), and
- * accb[o][VW] += g[o][y][x]; g [Co][Ho][Wv] is zero past Wo. The kw
- * accumulators of one (o, c, i) stay in registers along a row. */
+ * accb[o][VW] += g[o][y][x]; g [Co][Ho][Wv] is zero past Wo. */
 SM_HOT static void correlate_grads(float *acc, float *accb, const float *g, const float *xp, int64_t C, int64_t Co,
-                                int64_t Ho, int64_t Wv, int64_t Hp, int64_t Wp, int kh, int kw)
+                                   int64_t Ho, int64_t Wv, int64_t Hp, int64_t Wp, int kh, int kw)
 {
     int64_t K = C * kh * kw;
     for (int64_t o = 0; o < Co; o++) {
-        float *ao = acc + o * K * VW;
         vec bsum = vload(accb + o * VW);
         for (int64_t y = 0; y < Ho; y++)
             for (int64_t x0 = 0; x0 < Wv; x0 += VW) bsum += vload(g + (o * Ho + y) * Wv + x0);
         vstore(accb + o * VW, bsum);
+    }
+    if (kw == 3) { /* the common case */
         for (int64_t c = 0; c < C; c++)
             for (int i = 0; i < kh; i++) {
-                float *at = ao + (c * kh + i) * kw * VW;
-                if (kw == 3) { /* the common case: three accumulators in registers */
-                    vec a0 = vload(at), a1 = vload(at + VW), a2 = vload(at + 2 * VW);
-                    for (int64_t y = 0; y < Ho; y++) {
-                        const float *row = xp + (c * Hp + y + i) * Wp, *gr = g + (o * Ho + y) * Wv;
-                        for (int64_t x0 = 0; x0 < Wv; x0 += VW) {
-                            vec gv = vload(gr + x0);
-                            a0 += gv * vload(row + x0);
-                            a1 += gv * vload(row + x0 + 1);
-                            a2 += gv * vload(row + x0 + 2);
-                        }
-                    }
-                    vstore(at, a0);
-                    vstore(at + VW, a1);
-                    vstore(at + 2 * VW, a2);
-                    continue;
-                }
+                int64_t o0 = 0;
+                for (; o0 + 4 <= Co; o0 += 4) grads3_block4(acc, g, xp, o0, c, i, K, Ho, Wv, Hp, Wp, kh);
+                for (; o0 < Co; o0++) grads3_block1(acc, g, xp, o0, c, i, K, Ho, Wv, Hp, Wp, kh);
+            }
+        return;
+    }
+    for (int64_t o = 0; o < Co; o++)
+        for (int64_t c = 0; c < C; c++)
+            for (int i = 0; i < kh; i++)
                 for (int j = 0; j < kw; j++) {
-                    vec a = vload(at + j * VW);
+                    float *at = acc + (o * K + (c * kh + i) * kw + j) * VW;
+                    vec a = vload(at);
                     for (int64_t y = 0; y < Ho; y++) {
                         const float *row = xp + (c * Hp + y + i) * Wp + j, *gr = g + (o * Ho + y) * Wv;
                         for (int64_t x0 = 0; x0 < Wv; x0 += VW) a += vload(gr + x0) * vload(row + x0);
                     }
-                    vstore(at + j * VW, a);
+                    vstore(at, a);
                 }
-            }
-    }
 }
 
 void sm_conv2d_direct_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,

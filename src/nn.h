@@ -44,7 +44,8 @@ void sm_conv2d_backward_params(sm_tensor *grad_w, sm_tensor *grad_b, const sm_te
 
 /* Direct stride-1 kernels for few channels (conv2d_direct.c), used by the
  * functions above when sm_conv2d_direct_ok: groups 1, stride and dilation
- * 1, padding smaller than the kernel, Cin*kh*kw <= 64 and Cout <= 64. */
+ * 1, a kernel larger than 1x1, padding smaller than the kernel,
+ * Cin*kh*kw <= 64, Cout <= 64 and the planes of a sample at most 4 MiB. */
 int sm_conv2d_direct_ok(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p);
 size_t sm_conv2d_direct_workspace(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p);
 void sm_conv2d_direct_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,

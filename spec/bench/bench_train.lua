@@ -12,7 +12,9 @@
 --        triplet loss on P = 8 identities x K = 4 images, Adam.
 -- Both frameworks run as child processes, one after the other, ROUNDS times
 -- alternately; the best throughput of each is reported (the machine is
--- shared and drifts). Memory: each child's own peak RSS (VmHWM), nothing
+-- shared and drifts). Each row also gives items per CPU-second of each
+-- process (cpu_value, cpu_baseline, cpu_ratio), a figure that contention
+-- from other jobs distorts less than wall-clock throughput. Memory: each child's own peak RSS (VmHWM), nothing
 -- subtracted; the RSS once model and batches were ready is given beside it
 -- (idle_MiB), so the peak minus it is what training added.
 --
@@ -43,13 +45,20 @@ if not coretype then
   if f then f:close() end
   if info:match("flags[^\n]* avx512f") then coretype = "SkylakeX" end
 end
-local env = coretype and ("OPENBLAS_CORETYPE=" .. coretype .. " ") or ""
+-- Both frameworks use libgomp, whose idle threads spin between parallel
+-- regions by default: on a machine other jobs keep busy the spinning
+-- steals the CPU the working thread needs (measured here: 3x the CPU time
+-- for the same steps at 2 threads). Unless OMP_WAIT_POLICY is set, both
+-- children run with OMP_WAIT_POLICY=passive (threads sleep when idle).
+local wait_policy = os.getenv("OMP_WAIT_POLICY") or "passive"
+local env = "OMP_WAIT_POLICY=" .. wait_policy .. " " .. (coretype and ("OPENBLAS_CORETYPE=" .. coretype .. " ") or "")
 
 local function note(msg) io.stderr:write("bench_train: ", msg, "\n") end
 
 local function emit(t)
   t.threads = threads
   t.openblas_coretype = coretype or "detected"
+  t.omp_wait_policy = wait_policy
   io.write(json.encode(t), "\n")
   io.flush()
 end
@@ -119,12 +128,16 @@ local function bench(which, unit, nb, warmup, steps)
   if not ours then return end
   local mib = function(kib) return kib / 1024 end
   local speed = {name = "train_" .. which .. "_" .. unit:gsub("/", "_per_"), value = ours.items_per_s, unit = unit,
-                 steps = steps, batch = ours.items}
+                 steps = steps, batch = ours.items, cpu_value = ours.steps * ours.items / ours.cpu_seconds}
   local mem = {name = "train_" .. which .. "_peak_rss", value = mib(ours.peak_kib), unit = "MiB",
                idle_MiB = mib(ours.rss_idle_kib)}
   if ref then
     local name = string.format("%s, %d threads, same net and batches", ref.version, threads)
     speed.baseline, speed.ratio, speed.baseline_name = ref.items_per_s, ours.items_per_s / ref.items_per_s, name
+    -- items per CPU-second (all threads): less sensitive to other load
+    -- on the machine than wall-clock throughput
+    speed.cpu_baseline = ref.steps * ref.items / ref.cpu_seconds
+    speed.cpu_ratio = speed.cpu_value / speed.cpu_baseline
     mem.baseline, mem.ratio, mem.baseline_name = mib(ref.peak_kib), ours.peak_kib / ref.peak_kib, name
     mem.baseline_idle_MiB = mib(ref.rss_idle_kib)
   end

@@ -5,8 +5,8 @@ usage: /usr/bin/python3 spec/bench/torch_train.py att|big BATCH_FILE WARMUP STEP
 Trains the same architecture, with the same losses, optimiser and batches
 (read from the safetensors file the Lua side wrote) for warm-up + timed
 steps, with torch.set_num_threads(THREADS), and prints one JSON line
-{items_per_s, seconds, steps, items, rss_idle_kib, peak_kib, loss_first,
-loss_last}. Peak memory is VmHWM of this process; rss_idle_kib is VmRSS
+{items_per_s, seconds, cpu_seconds (process CPU time of the timed steps,
+all threads), steps, items, rss_idle_kib, peak_kib, loss_first, loss_last}. Peak memory is VmHWM of this process; rss_idle_kib is VmRSS
 once the model and batches are ready, before the first step.
 """
 import json
@@ -118,11 +118,11 @@ def main():
     loss_first = loss_last = None
     for s in range(warmup):
         loss_first = step(s % nb + 1)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for s in range(steps):
         loss_last = step((warmup + s) % nb + 1)
-    seconds = time.perf_counter() - t0
-    print(json.dumps({"items_per_s": steps * items / seconds, "seconds": seconds, "steps": steps, "items": items,
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"items_per_s": steps * items / seconds, "seconds": seconds, "cpu_seconds": cpu, "steps": steps, "items": items,
                       "rss_idle_kib": idle, "peak_kib": status_kib("VmHWM"), "loss_first": loss_first,
                       "loss_last": loss_last, "version": "PyTorch " + torch.__version__}))
 

@@ -1,6 +1,7 @@
 -- Child process of bench_train.lua: trains one of the two benchmark nets
 -- on the batches of a safetensors file for warm-up + timed steps and
--- prints one JSON line {items_per_s, seconds, steps, items, rss_idle_kib,
+-- prints one JSON line {items_per_s, seconds, cpu_seconds (process CPU
+-- time of the timed steps, all threads), steps, items, rss_idle_kib,
 -- peak_kib, loss_first, loss_last}. spec/bench/torch_train.py is its
 -- PyTorch twin (same architecture, data, losses, optimiser, thread count).
 --
@@ -82,8 +83,8 @@ collectgarbage()
 local idle = status_kib("VmRSS")
 local loss_first, loss_last
 for s = 1, warmup do loss_first = step_fn((s - 1) % nbatches + 1) end
-local t0 = siamese.clock()
+local t0, c0 = siamese.clock(), os.clock()
 for s = 1, steps do loss_last = step_fn((warmup + s - 1) % nbatches + 1) end
-local seconds = siamese.clock() - t0
-io.write(json.encode{items_per_s = steps * items / seconds, seconds = seconds, steps = steps, items = items,
+local seconds, cpu = siamese.clock() - t0, os.clock() - c0
+io.write(json.encode{items_per_s = steps * items / seconds, seconds = seconds, cpu_seconds = cpu, steps = steps, items = items,
   rss_idle_kib = idle, peak_kib = status_kib("VmHWM"), loss_first = loss_first, loss_last = loss_last}, "\n")

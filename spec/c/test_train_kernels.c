@@ -111,7 +111,7 @@ static void test_direct_conv_shapes(void)
     check_direct_conv(3, 1, 32, 10, 17, 3, 1); /* padded first layer of a bigger net */
     check_direct_conv(4, 2, 5, 6, 40, 3, 1);   /* blocks 4 + 1, three vectors */
     check_direct_conv(2, 2, 7, 8, 8, 5, 2);    /* 5x5, blocks 4 + 2 + 1 */
-    check_direct_conv(1, 4, 3, 5, 5, 1, 0);    /* 1x1 */
+    check_direct_conv(3, 7, 2, 4, 6, 3, 2);    /* padding 2 of a 3x3, more inputs than outputs */
 }
 
 static void test_direct_conv_dispatch(void)
@@ -127,6 +127,15 @@ static void test_direct_conv_dispatch(void)
     CHECK(sm_conv2d_direct_ok(&x, &y, &p));
     p.sh = 2;
     CHECK(!sm_conv2d_direct_ok(&x, &y, &p)); /* strided: im2col */
+    sm_conv2d_params one = { 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1 };
+    int64_t os1[4] = { 1, 4, 8, 8 };
+    sm_tensor_init(&y, NULL, 4, os1);
+    CHECK(!sm_conv2d_direct_ok(&x, &y, &one)); /* 1x1: a plain GEMM */
+    int64_t big_in[4] = { 1, 3, 416, 416 }, big_out[4] = { 1, 16, 414, 414 };
+    sm_tensor_init(&x, NULL, 4, big_in);
+    sm_tensor_init(&y, NULL, 4, big_out);
+    p.sh = 1;
+    CHECK(!sm_conv2d_direct_ok(&x, &y, &p)); /* 11 MiB of planes: im2col */
 }
 
 /* The general rule: taps in row-major order, a tap wins when it is the
