@@ -72,6 +72,32 @@ void sm_activation_backward(float *grad_in, const float *grad_out, const float *
     }
 }
 
+void sm_activation_grad(float *grad_in, const float *grad_out, const float *in, const float *out, int64_t n,
+                        sm_activation f, float slope)
+{
+    switch (f) {
+    case SM_ACT_RELU:
+        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) grad_in[i] = grad_out[i] * (float)(in[i] > 0); /* a select would not vectorise */
+        break;
+    case SM_ACT_LEAKY_RELU:
+        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            float pos = (float)(in[i] > 0);
+            grad_in[i] = grad_out[i] * (pos + slope * (1.0f - pos));
+        }
+        break;
+    case SM_ACT_SIGMOID:
+        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) grad_in[i] = grad_out[i] * out[i] * (1.0f - out[i]);
+        break;
+    case SM_ACT_TANH:
+        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) grad_in[i] = grad_out[i] * (1.0f - out[i] * out[i]);
+        break;
+    }
+}
+
 void sm_prelu_forward(float *out, const float *in, const float *a, int64_t N, int64_t C, int64_t L)
 {
     #pragma omp parallel for schedule(static) if (N * C * L > PAR_MIN)
@@ -108,9 +134,15 @@ void sm_dropout_forward(float *out, float *mask, const float *in, int64_t n, flo
 {
     /* Drawn sequentially so a seed gives the same mask whatever the threads. */
     float keep = p < 1 ? 1.0f / (1.0f - p) : 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        mask[i] = sm_rng_uniform(rng) < p ? 0.0f : keep;
-        out[i] = in[i] * mask[i];
+    uint64_t u[256];
+    for (int64_t i0 = 0; i0 < n; i0 += 256) {
+        int64_t m = n - i0 < 256 ? n - i0 : 256;
+        sm_rng_fill(rng, u, m);
+        /* the same test as sm_rng_uniform(rng) < p, on the same numbers */
+        for (int64_t i = 0; i < m; i++) {
+            mask[i0 + i] = (double)(u[i] >> 11) * 0x1.0p-53 < p ? 0.0f : keep;
+            out[i0 + i] = in[i0 + i] * mask[i0 + i];
+        }
     }
 }
 

@@ -15,7 +15,8 @@
  *            grad_W_g += dout_g x col^T;  grad_b += sum over positions of dout.
  * The workspace holds col and one gathered [Cout/G, nb*Ho*Wo] block.
  * GEMMs go through sm_sgemm (split across threads); unfold runs in parallel
- * over channels.
+ * over channels. Stride-1 layers with few channels take the direct kernels
+ * of conv2d_direct.c instead.
  */
 #include <string.h>
 #include "nn.h"
@@ -222,6 +223,7 @@ sm_status sm_conv2d_check(sm_err *err, const sm_tensor *out, const sm_tensor *in
 
 size_t sm_conv2d_workspace(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
 {
+    if (sm_conv2d_direct_ok(in, out, p)) return sm_conv2d_direct_workspace(in, out, p);
     conv_dims d = dims_of(in, out, p);
     if (is_depthwise(&d)) return 0;
     return (size_t)(d.K + d.Cgo) * (size_t)(chunk_samples(&d) * d.HWo);
@@ -290,6 +292,10 @@ static void regroup(float *blk, float *t, const conv_dims *d, int64_t n0, int64_
 void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight,
                        const sm_tensor *bias, const sm_conv2d_params *p, float *ws)
 {
+    if (sm_conv2d_direct_ok(in, out, p)) {
+        sm_conv2d_direct_forward(out, in, weight, bias, p, ws);
+        return;
+    }
     conv_dims d = dims_of(in, out, p);
     if (is_depthwise(&d)) {
         depthwise_forward(out->data, in->data, weight->data, bias ? bias->data : NULL, &d, p);
@@ -320,6 +326,14 @@ void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wei
     }
 }
 
+/* Backward chunks: one sample when its map is wide enough for the GEMMs
+ * (then dout needs no gathering), else as many as the workspace holds
+ * (never more than the forward's, which sized the workspace). */
+static int64_t backward_chunk_samples(const conv_dims *d)
+{
+    return d->HWo >= 1024 ? 1 : chunk_samples(d);
+}
+
 /* Points at dout for group g of samples [n0, n0+nb) as a [Cgo][nb*HWo]
  * block, gathering into blk when it is not already laid out that way. */
 static const float *dout_block(float *blk, const sm_tensor *grad_out, const conv_dims *d,
@@ -333,12 +347,16 @@ static const float *dout_block(float *blk, const sm_tensor *grad_out, const conv
 void sm_conv2d_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, const sm_tensor *weight,
                               const sm_conv2d_params *p, float *ws)
 {
+    if (sm_conv2d_direct_ok(grad_in, grad_out, p)) {
+        sm_conv2d_direct_backward_input(grad_in, grad_out, weight, p, ws);
+        return;
+    }
     conv_dims d = dims_of(grad_in, grad_out, p);
     if (is_depthwise(&d)) {
         depthwise_backward_input(grad_in->data, grad_out->data, weight->data, &d, p);
         return;
     }
-    int64_t nbmax = chunk_samples(&d);
+    int64_t nbmax = backward_chunk_samples(&d);
     float *col = ws, *blk = ws + d.K * nbmax * d.HWo;
     for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
         int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, ncol = nb * d.HWo;
@@ -354,12 +372,16 @@ void sm_conv2d_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, con
 void sm_conv2d_backward_params(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
                                const sm_tensor *in, const sm_conv2d_params *p, float scale, float *ws)
 {
+    if (sm_conv2d_direct_ok(in, grad_out, p)) {
+        sm_conv2d_direct_backward_params(grad_w, grad_b, grad_out, in, p, scale, ws);
+        return;
+    }
     conv_dims d = dims_of(in, grad_out, p);
     if (is_depthwise(&d)) {
         depthwise_backward_params(grad_w->data, grad_b ? grad_b->data : NULL, grad_out->data, in->data, &d, p, scale);
         return;
     }
-    int64_t nbmax = chunk_samples(&d);
+    int64_t nbmax = backward_chunk_samples(&d);
     float *col = ws, *blk = ws + d.K * nbmax * d.HWo;
     for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
         int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, ncol = nb * d.HWo;

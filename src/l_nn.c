@@ -289,6 +289,19 @@ static int l_activation_backward(lua_State *L)
     return 0;
 }
 
+/* activation_grad(gin, gout, in, out, kind[, slope]): gin = gout * f'(.) (written, not added) */
+static int l_activation_grad(lua_State *L)
+{
+    sm_tensor *gin = ctensor(L, 1), *gout = ctensor(L, 2), *in = ctensor(L, 3), *out = ctensor(L, 4);
+    sm_activation f = (sm_activation)luaL_checkoption(L, 5, NULL, act_names);
+    float slope = (float)luaL_optnumber(L, 6, 0.01);
+    same_shape(L, 1, gin, in);
+    same_shape(L, 2, gout, in);
+    same_shape(L, 4, out, in);
+    sm_activation_grad(gin->data, gout->data, in->data, out->data, numel(in), f, slope);
+    return 0;
+}
+
 static int l_prelu_forward(lua_State *L)
 {
     sm_tensor *out = ctensor(L, 1), *in = ctensor(L, 2), *a = ctensor(L, 3);
@@ -661,6 +674,7 @@ static const luaL_Reg nn_functions[] = {
     { "linear_forward", l_linear_forward }, { "linear_backward_input", l_linear_backward_input },
     { "linear_backward_params", l_linear_backward_params },
     { "activation_forward", l_activation_forward }, { "activation_backward", l_activation_backward },
+    { "activation_grad", l_activation_grad },
     { "prelu_forward", l_prelu_forward }, { "prelu_backward", l_prelu_backward },
     { "dropout_forward", l_dropout_forward }, { "mul_accumulate", l_mul_accumulate },
     { "batchnorm_forward_train", l_batchnorm_forward_train }, { "batchnorm_forward_eval", l_batchnorm_forward_eval },

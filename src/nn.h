@@ -42,6 +42,19 @@ void sm_conv2d_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, con
 void sm_conv2d_backward_params(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
                                const sm_tensor *in, const sm_conv2d_params *p, float scale, float *ws);
 
+/* Direct stride-1 kernels for few channels (conv2d_direct.c), used by the
+ * functions above when sm_conv2d_direct_ok: groups 1, stride and dilation
+ * 1, a kernel larger than 1x1, padding smaller than the kernel,
+ * Cin*kh*kw <= 64, Cout <= 64 and the planes of a sample at most 4 MiB. */
+int sm_conv2d_direct_ok(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p);
+size_t sm_conv2d_direct_workspace(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p);
+void sm_conv2d_direct_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
+                              const sm_conv2d_params *p, float *ws);
+void sm_conv2d_direct_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, const sm_tensor *weight,
+                                     const sm_conv2d_params *p, float *ws);
+void sm_conv2d_direct_backward_params(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
+                                      const sm_tensor *in, const sm_conv2d_params *p, float scale, float *ws);
+
 /* ---- pooling (pool2d.c) ----------------------------------------------------------- */
 
 typedef struct {
@@ -79,6 +92,10 @@ void sm_activation_forward(float *out, const float *in, int64_t n, sm_activation
 /* grad_in[i] += grad_out[i] * f'(.) using in (ReLU/Leaky) or out (sigmoid/tanh). */
 void sm_activation_backward(float *grad_in, const float *grad_out, const float *in, const float *out,
                             int64_t n, sm_activation f, float slope);
+/* grad_in[i] = grad_out[i] * f'(.): writes rather than adds (no zeroing
+ * pass before); grad_in may alias grad_out. */
+void sm_activation_grad(float *grad_in, const float *grad_out, const float *in, const float *out, int64_t n,
+                        sm_activation f, float slope);
 /* PReLU over [N,C,L]: out = x > 0 ? x : a[c] x. */
 void sm_prelu_forward(float *out, const float *in, const float *a, int64_t N, int64_t C, int64_t L);
 void sm_prelu_backward(float *grad_in, float *grad_a, const float *grad_out, const float *in,

@@ -40,6 +40,23 @@ uint64_t sm_rng_next(sm_rng *r)
     return result;
 }
 
+void sm_rng_fill(sm_rng *r, uint64_t *out, int64_t n)
+{
+    /* sm_rng_next inlined: the state stays in registers over the loop */
+    uint64_t s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = rotl(s1 * 5, 7) * 9;
+        uint64_t t = s1 << 17;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = rotl(s3, 45);
+    }
+    r->s[0] = s0, r->s[1] = s1, r->s[2] = s2, r->s[3] = s3;
+}
+
 double sm_rng_uniform(sm_rng *r)
 {
     return (double)(sm_rng_next(r) >> 11) * 0x1.0p-53;

@@ -259,6 +259,8 @@ void sm_image_from_tensor(sm_image *out, const sm_tensor *in, double scale,
 typedef struct { uint64_t s[4]; int has_spare; double spare; } sm_rng;
 void     sm_rng_seed(sm_rng *r, uint64_t seed);
 uint64_t sm_rng_next(sm_rng *r);
+/* The next n raw outputs of sm_rng_next, faster in bulk. */
+void sm_rng_fill(sm_rng *r, uint64_t *out, int64_t n);
 double   sm_rng_uniform(sm_rng *r);             /* [0, 1) with 53 random bits */
 double   sm_rng_normal(sm_rng *r);              /* standard normal, Box-Muller */
 uint64_t sm_rng_below(sm_rng *r, uint64_t n);   /* uniform in [0, n), unbiased; n > 0 */

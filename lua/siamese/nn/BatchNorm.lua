@@ -76,6 +76,20 @@ function BatchNorm:updateGradInput(input, gradOutput)
   return self.gradInput
 end
 
+--- Training backward in one pass of the kernel: the statistics' sums
+-- serve both the input and the parameter gradients.
+function BatchNorm:backward(input, gradOutput, scale)
+  if not (self.train and self.weight and not self.frozen and not self.skip_input_grad) then
+    return Module.backward(self, input, gradOutput, scale)
+  end
+  local x = self:check(input)
+  self.gradInput = Module.buffer(self.gradInput, x:shape())
+  self.gradInput:zero()
+  K.batchnorm_backward_train(self.gradInput, self.gradWeight, self.gradBias, util.contiguous(gradOutput), x,
+    self.save_mean, self.save_invstd, self.weight, scale or 1)
+  return self.gradInput
+end
+
 function BatchNorm:accGradParameters(input, gradOutput, scale)
   if not self.weight then return end
   local x, go = self:check(input), util.contiguous(gradOutput)

@@ -30,11 +30,27 @@ end
 
 function Module:backward(input, gradOutput, scale)
   scale = scale or 1
-  self:updateGradInput(input, gradOutput)
+  if self.skip_input_grad then
+    -- nobody reads it (set on the first layer of a net fed with data,
+    -- as PyTorch skips inputs that do not require gradients)
+    self.gradInput = nil
+  else
+    self:updateGradInput(input, gradOutput)
+  end
   if not self.frozen then
     self:accGradParameters(input, gradOutput, scale)
   end
   return self.gradInput
+end
+
+--- skip_input_grad(flag = true): backward stops computing the gradient
+-- with respect to this module's input (gradInput is then nil), which saves
+-- a pass when the input is data, e.g. the encoder of a network being
+-- trained. Containers pass it to their first module.
+function Module:skipInputGrad(flag)
+  if flag == nil then flag = true end
+  self.skip_input_grad = flag or nil
+  return self
 end
 
 --- Lists of parameter tensors and of their gradients (same order).

@@ -32,8 +32,8 @@ function Pointwise:updateGradInput(input, gradOutput)
   -- in place, input is the output: its signs are the input's (see above)
   local x = self.inplace and self.output or util.contiguous(input)
   self.gradInput = Module.buffer(self.gradInput, x:shape())
-  self.gradInput:zero()
-  K.activation_backward(self.gradInput, util.contiguous(gradOutput), x, self.output, self.kind, self.slope)
+  -- written, not accumulated: no zeroing pass over the buffer
+  K.activation_grad(self.gradInput, util.contiguous(gradOutput):view(x:shape()), x, self.output, self.kind, self.slope)
   return self.gradInput
 end
 

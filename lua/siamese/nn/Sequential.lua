@@ -1,6 +1,7 @@
 --- nn.Sequential{m1, m2, ...}: applies the modules in order.
 local class = require "siamese.class"
 local Container = require "siamese.nn.Container"
+local Module = require "siamese.nn.Module"
 
 local Sequential = class("Sequential", Container)
 
@@ -14,6 +15,13 @@ end
 -- The input that module i saw in the last forward.
 function Sequential:input_of(i, input)
   return i > 1 and self.modules[i - 1].output or input
+end
+
+-- The first module skips its input gradient when this container does.
+function Sequential:skipInputGrad(flag)
+  Module.skipInputGrad(self, flag)
+  if self.modules[1] then self.modules[1]:skipInputGrad(flag) end
+  return self
 end
 
 function Sequential:backward(input, gradOutput, scale)

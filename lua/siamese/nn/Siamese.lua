@@ -9,7 +9,8 @@
 --                         output on those ([N,1] distances or [N,D]), e.g.
 --                         Sequential{Linear(1, 1), Sigmoid()} for P(same).
 --   forward{a, p, n}    → {ea, ep, en} embeddings, for a triplet loss.
---   backward(inputs, g) → {g1, g2[, g3]}; g as the loss gives it.
+--   backward(inputs, g) → {g1, g2[, g3]}; g as the loss gives it (nil
+--                         after skipInputGrad()).
 local class = require "siamese.class"
 local Module = require "siamese.nn.Module"
 local T = require "siamese.tensor"
@@ -95,9 +96,21 @@ function Siamese:backward(inputs, gradOutput, scale)
     grads = self.measure:backward(self.embeddings, gd, scale)
   end
   local ge = self.encoder:backward(self.stacked, T.cat(grads, 1), scale)
+  if not ge then -- skipInputGrad: the inputs are data
+    self.gradInput = nil
+    return nil
+  end
   self.gradInput = {}
   for i = 1, k do self.gradInput[i] = ge:narrow(1, (i - 1) * n + 1, n) end
   return self.gradInput
+end
+
+--- Training on data: backward computes no gradient for the input batches
+-- (it returns nil), which saves the first layer's input-gradient pass.
+function Siamese:skipInputGrad(flag)
+  Module.skipInputGrad(self, flag)
+  self.encoder:skipInputGrad(flag)
+  return self
 end
 
 function Siamese:__tostring()

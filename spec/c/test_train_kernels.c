@@ -1,0 +1,243 @@
+/* Plain-C tests of the training fast paths: the direct small-channel
+ * convolution (forward against a direct loop, both gradients against
+ * loops of their definitions, weight gradient independent of the thread
+ * count), the 2x2 max-pool path (values and argmax with ties and NaNs
+ * against the general rule), written activation gradients, dropout's bulk
+ * random numbers (the same mask as one sm_rng_uniform per element) and the
+ * batch-norm statistics. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ctest.h"
+#include "nn.h"
+
+static sm_rng rng;
+
+static float *randn(int64_t n)
+{
+    float *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+    for (int64_t i = 0; i < n; i++) p[i] = (float)sm_rng_normal(&rng);
+    return p;
+}
+
+static float *zeros(int64_t n)
+{
+    return calloc((size_t)(n ? n : 1), sizeof(float));
+}
+
+/* Input position read by output (y, x) through tap (i, j), or -1 when padding. */
+static int64_t tap(int64_t y, int64_t x, int i, int j, int64_t H, int64_t W, const sm_conv2d_params *p)
+{
+    int64_t iy = y - p->pt + i, ix = x - p->pl + j;
+    return iy < 0 || iy >= H || ix < 0 || ix >= W ? -1 : iy * W + ix;
+}
+
+static void check_direct_conv(int64_t N, int64_t Cin, int64_t Cout, int64_t H, int64_t W, int k, int pad)
+{
+    sm_conv2d_params p = { k, k, 1, 1, 1, 1, pad, pad, pad, pad, 1 };
+    int64_t Ho = H + 2 * pad - k + 1, Wo = W + 2 * pad - k + 1;
+    int64_t is[4] = { N, Cin, H, W }, os[4] = { N, Cout, Ho, Wo }, wsh[4] = { Cout, Cin, k, k }, bs[1] = { Cout };
+    int64_t nx = N * Cin * H * W, ny = N * Cout * Ho * Wo, nw = Cout * Cin * k * k;
+    float *x = randn(nx), *w = randn(nw), *b = randn(Cout), *g = randn(ny);
+    float *y = zeros(ny), *gx = zeros(nx), *gw = zeros(nw), *gb = zeros(Cout), *gw1 = zeros(nw), *gb1 = zeros(Cout);
+    sm_tensor tx, tw, tb, ty, tg, tgx, tgw, tgb, tgw1, tgb1;
+    sm_tensor_init(&tx, x, 4, is); sm_tensor_init(&tw, w, 4, wsh); sm_tensor_init(&tb, b, 1, bs);
+    sm_tensor_init(&ty, y, 4, os); sm_tensor_init(&tg, g, 4, os); sm_tensor_init(&tgx, gx, 4, is);
+    sm_tensor_init(&tgw, gw, 4, wsh); sm_tensor_init(&tgb, gb, 1, bs);
+    sm_tensor_init(&tgw1, gw1, 4, wsh); sm_tensor_init(&tgb1, gb1, 1, bs);
+    sm_err err;
+    CHECK(sm_conv2d_check(&err, &ty, &tx, &tw, &tb, &p) == SM_OK);
+    CHECK(sm_conv2d_direct_ok(&tx, &ty, &p));
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    float *ws = malloc(sm_conv2d_workspace(&tx, &ty, &p) * sizeof(float));
+    sm_conv2d_forward(&ty, &tx, &tw, &tb, &p, ws);
+    for (int64_t i = 0; i < nx; i++) gx[i] = 1.0f; /* backward adds to what is there */
+    sm_conv2d_backward_input(&tgx, &tg, &tw, &p, ws);
+    sm_conv2d_backward_params(&tgw, &tgb, &tg, &tx, &p, 0.5f, ws);
+    free(ws);
+    omp_set_num_threads(1);
+    ws = malloc(sm_conv2d_workspace(&tx, &ty, &p) * sizeof(float));
+    sm_conv2d_backward_params(&tgw1, &tgb1, &tg, &tx, &p, 0.5f, ws);
+    free(ws);
+    omp_set_num_threads(saved);
+    /* every sum of the definitions, in double */
+    double *rx = calloc((size_t)nx, sizeof(double)), *rw = calloc((size_t)nw, sizeof(double));
+    double worst_y = 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < Cout; o++) {
+            for (int64_t yy = 0; yy < Ho; yy++)
+                for (int64_t xx = 0; xx < Wo; xx++) {
+                    double s = b[o], go = g[((n * Cout + o) * Ho + yy) * Wo + xx];
+                    for (int64_t c = 0; c < Cin; c++)
+                        for (int i = 0; i < k; i++)
+                            for (int j = 0; j < k; j++) {
+                                int64_t q = tap(yy, xx, i, j, H, W, &p);
+                                if (q < 0) continue;
+                                int64_t xi = (n * Cin + c) * H * W + q, wi = ((o * Cin + c) * k + i) * k + j;
+                                s += (double)w[wi] * x[xi];
+                                rx[xi] += (double)w[wi] * go;
+                                rw[wi] += 0.5 * go * x[xi];
+                            }
+                    double d = fabs(s - y[((n * Cout + o) * Ho + yy) * Wo + xx]);
+                    if (d > worst_y) worst_y = d;
+                }
+        }
+    CHECK(worst_y < 1e-4);
+    double worst_x = 0, worst_w = 0;
+    for (int64_t i = 0; i < nx; i++) if (fabs(1.0 + rx[i] - gx[i]) > worst_x) worst_x = fabs(1.0 + rx[i] - gx[i]);
+    for (int64_t i = 0; i < nw; i++) if (fabs(rw[i] - gw[i]) > worst_w) worst_w = fabs(rw[i] - gw[i]);
+    CHECK(worst_x < 1e-4);
+    CHECK(worst_w < 1e-3 * (1 + (double)(N * Ho * Wo) / 100));
+    for (int64_t o = 0; o < Cout; o++) {
+        double s = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < Ho * Wo; i++) s += g[(n * Cout + o) * Ho * Wo + i];
+        CHECK_NEAR(gb[o], 0.5 * s, 1e-3);
+    }
+    /* the weight gradient sums per fixed chunk of samples: the same bits
+     * with one thread as with two */
+    CHECK(memcmp(gw, gw1, (size_t)nw * sizeof(float)) == 0);
+    CHECK(memcmp(gb, gb1, (size_t)Cout * sizeof(float)) == 0);
+    free(rx); free(rw);
+    free(x); free(w); free(b); free(g); free(y); free(gx); free(gw); free(gb); free(gw1); free(gb1);
+}
+
+static void test_direct_conv_shapes(void)
+{
+    check_direct_conv(9, 1, 6, 12, 20, 3, 0);  /* AT&T first layer, one vector and a tail */
+    check_direct_conv(5, 6, 12, 9, 7, 3, 0);   /* AT&T second layer, blocks of 6 */
+    check_direct_conv(3, 1, 32, 10, 17, 3, 1); /* padded first layer of a bigger net */
+    check_direct_conv(4, 2, 5, 6, 40, 3, 1);   /* blocks 4 + 1, three vectors */
+    check_direct_conv(2, 2, 7, 8, 8, 5, 2);    /* 5x5, blocks 4 + 2 + 1 */
+    check_direct_conv(3, 7, 2, 4, 6, 3, 2);    /* padding 2 of a 3x3, more inputs than outputs */
+}
+
+static void test_direct_conv_dispatch(void)
+{
+    int64_t is[4] = { 1, 8, 8, 8 }, os[4] = { 1, 4, 6, 6 };
+    sm_tensor x, y;
+    sm_tensor_init(&x, NULL, 4, is);
+    sm_tensor_init(&y, NULL, 4, os);
+    sm_conv2d_params p = { 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1 };
+    CHECK(!sm_conv2d_direct_ok(&x, &y, &p)); /* 8 x 3 x 3 = 72 > 64: im2col */
+    is[1] = 4;
+    sm_tensor_init(&x, NULL, 4, is);
+    CHECK(sm_conv2d_direct_ok(&x, &y, &p));
+    p.sh = 2;
+    CHECK(!sm_conv2d_direct_ok(&x, &y, &p)); /* strided: im2col */
+    sm_conv2d_params one = { 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1 };
+    int64_t os1[4] = { 1, 4, 8, 8 };
+    sm_tensor_init(&y, NULL, 4, os1);
+    CHECK(!sm_conv2d_direct_ok(&x, &y, &one)); /* 1x1: a plain GEMM */
+    int64_t big_in[4] = { 1, 3, 416, 416 }, big_out[4] = { 1, 16, 414, 414 };
+    sm_tensor_init(&x, NULL, 4, big_in);
+    sm_tensor_init(&y, NULL, 4, big_out);
+    p.sh = 1;
+    CHECK(!sm_conv2d_direct_ok(&x, &y, &p)); /* 11 MiB of planes: im2col */
+}
+
+/* The general rule: taps in row-major order, a tap wins when it is the
+ * first, or the held value is not NaN and the tap is larger or NaN. */
+static void test_maxpool_2x2_matches_rule(void)
+{
+    int64_t N = 2, C = 3, H = 7, W = 37, Ho = 3, Wo = 18;
+    int64_t is[4] = { N, C, H, W }, os[4] = { N, C, Ho, Wo };
+    float *x = randn(N * C * H * W), *y = zeros(N * C * Ho * Wo);
+    for (int64_t i = 0; i < N * C * H * W; i++) {
+        x[i] = (float)(int)(x[i] * 2); /* many ties */
+        if (i % 23 == 5) x[i] = NAN;
+    }
+    int32_t *am = malloc((size_t)(N * C * Ho * Wo) * sizeof(int32_t));
+    sm_tensor tx, ty;
+    sm_tensor_init(&tx, x, 4, is);
+    sm_tensor_init(&ty, y, 4, os);
+    sm_pool2d_params p = { 2, 2, 2, 2, 0, 0, 0, 0, 0 };
+    sm_err err;
+    CHECK(sm_pool2d_check(&err, &ty, &tx, &p) == SM_OK);
+    sm_maxpool2d_forward(&ty, am, &tx, &p);
+    int bad = 0;
+    for (int64_t pl = 0; pl < N * C; pl++)
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++) {
+                float v = 0;
+                int32_t k = -1;
+                for (int i = 0; i < 2; i++)
+                    for (int j = 0; j < 2; j++) {
+                        int32_t q = (int32_t)((2 * oy + i) * W + 2 * ox + j);
+                        float c = x[pl * H * W + q];
+                        if (k < 0 || (v == v && (c > v || c != c))) { v = c; k = q; }
+                    }
+                int64_t o = (pl * Ho + oy) * Wo + ox;
+                if (am[o] != k || !(y[o] == v || (y[o] != y[o] && v != v))) bad++;
+            }
+    CHECK(bad == 0);
+    free(x); free(y); free(am);
+}
+
+static void test_activation_grad_writes(void)
+{
+    int64_t n = 1000;
+    float *in = randn(n), *go = randn(n), *a = randn(n), *b = zeros(n), *out = zeros(n);
+    sm_activation kinds[4] = { SM_ACT_RELU, SM_ACT_LEAKY_RELU, SM_ACT_SIGMOID, SM_ACT_TANH };
+    for (int k = 0; k < 4; k++) {
+        sm_activation_forward(out, in, n, kinds[k], 0.1f);
+        memset(b, 0, (size_t)n * sizeof(float));
+        sm_activation_backward(b, go, in, out, n, kinds[k], 0.1f);
+        sm_activation_grad(a, go, in, out, n, kinds[k], 0.1f); /* a held noise: overwritten */
+        int bad = 0;
+        for (int64_t i = 0; i < n; i++) bad += a[i] != b[i]; /* == : 0 + -0 is +0 */
+        CHECK(bad == 0);
+    }
+    free(in); free(go); free(a); free(b); free(out);
+}
+
+static void test_dropout_mask_stream(void)
+{
+    int64_t n = 1000;
+    float *in = randn(n), *out = zeros(n), *mask = zeros(n);
+    sm_rng r1, r2;
+    sm_rng_seed(&r1, 7);
+    sm_rng_seed(&r2, 7);
+    sm_dropout_forward(out, mask, in, n, 0.3f, &r1);
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float m = sm_rng_uniform(&r2) < 0.3f ? 0.0f : 1.0f / 0.7f;
+        if (mask[i] != m || out[i] != in[i] * m) bad++;
+    }
+    CHECK(bad == 0);
+    CHECK(sm_rng_next(&r1) == sm_rng_next(&r2)); /* both streams advanced alike */
+    free(in); free(out); free(mask);
+}
+
+static void test_batchnorm_statistics(void)
+{
+    int64_t N = 3, C = 2, L = 37;
+    float *x = randn(N * C * L), *out = zeros(N * C * L), mean[2], invstd[2];
+    for (int64_t i = 0; i < N * C * L; i++) x[i] = 100.0f + 3.0f * x[i]; /* far from 0 */
+    sm_batchnorm_forward_train(out, mean, invstd, NULL, NULL, x, NULL, NULL, N, C, L, 0.1f, 1e-5f);
+    for (int64_t c = 0; c < C; c++) {
+        double s = 0, ss = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < L; i++) s += x[(n * C + c) * L + i];
+        double m = s / (double)(N * L);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < L; i++) ss += (x[(n * C + c) * L + i] - m) * (x[(n * C + c) * L + i] - m);
+        CHECK_NEAR(mean[c], m, 1e-4);
+        CHECK_NEAR(invstd[c], 1.0 / sqrt(ss / (double)(N * L) + 1e-5), 1e-5);
+    }
+    free(x); free(out);
+}
+
+int main(void)
+{
+    sm_rng_seed(&rng, 20261122);
+    RUN(test_direct_conv_shapes);
+    RUN(test_direct_conv_dispatch);
+    RUN(test_maxpool_2x2_matches_rule);
+    RUN(test_activation_grad_writes);
+    RUN(test_dropout_mask_stream);
+    RUN(test_batchnorm_statistics);
+    return ctest_summary("train_kernels");
+}
