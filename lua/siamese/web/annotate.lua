@@ -27,8 +27,10 @@ function annotate.data_url(img, marks, max_side)
     if m.label and m.label ~= "" then
       local ty = b.y - 19
       if ty < 1 then ty = b.y + b.height + 3 end
-      -- the font has ASCII capitals only; other bytes print as '?'
-      viz.draw_text(out, math.max(1, math.floor(b.x)), math.floor(ty), m.label, {255, 255, 255}, 2, colour)
+      -- the font has ASCII capitals only; other bytes print as '?'.
+      -- The label is moved left when it would leave the picture.
+      local tx = math.max(1, math.min(math.floor(b.x), out.width - #m.label * 12 - 1))
+      viz.draw_text(out, tx, math.floor(ty), m.label, {255, 255, 255}, 2, colour)
     end
   end
   return "data:image/jpeg;base64," .. base64.encode(out:encode("jpeg", {quality = 85}))
