@@ -5,7 +5,8 @@ local serve = {
   summary = "web demo: verify, enroll and identify faces from a browser",
   usage = [[
 usage: siamese serve --gallery FILE [--port N] [--host ADDR]
-                     [--threshold T] [--max-upload BYTES] [--max-pixels N] [--quiet]
+                     [--threshold T] [--max-upload BYTES] [--max-pixels N]
+                     [--threads N] [--quiet]
 
 Serves the demo page and its JSON API (POST /api/verify, /api/enroll,
 /api/identify, GET /api/people; see README "Web demo") on
@@ -14,7 +15,9 @@ on the first line). FILE is the gallery enrollments are saved to (created
 on the first enrollment). --threshold sets the gallery's acceptance distance
 (default 0.6 for a new gallery). Uploads over --max-upload bytes (default
 10485760) and images over --max-pixels pixels are refused with 413.
-Each request is logged on stderr unless --quiet. Stop with Ctrl-C.]],
+--threads sets the threads of the face networks (default: all cores;
+requests are computed one at a time). Each request is logged on stderr
+unless --quiet. Stop with Ctrl-C.]],
 }
 
 local SPEC = {
@@ -24,6 +27,7 @@ local SPEC = {
   threshold = {kind = "number"},
   max_upload = {kind = "number"},
   max_pixels = {kind = "number"},
+  threads = {kind = "number"},
   quiet = {kind = "flag", default = false},
 }
 
@@ -36,7 +40,7 @@ function serve.run(argv)
   if opts.port ~= math.floor(opts.port) or opts.port < 0 or opts.port > 65535 then
     return cli.fail("--port must be an integer 0..65535, got " .. tostring(opts.port))
   end
-  for _, k in ipairs{"max_upload", "max_pixels"} do
+  for _, k in ipairs{"max_upload", "max_pixels", "threads"} do
     local v = opts[k]
     if v and (v ~= math.floor(v) or v < 1) then
       return cli.fail("--" .. k:gsub("_", "-") .. " must be a positive integer, got " .. tostring(v))
@@ -45,6 +49,7 @@ function serve.run(argv)
   if opts.threshold and (opts.threshold <= 0 or opts.threshold ~= opts.threshold) then
     return cli.fail("--threshold must be positive, got " .. tostring(opts.threshold))
   end
+  if opts.threads then require("siamese").set_num_threads(math.tointeger(opts.threads)) end
   local deps = require "siamese.web.deps"
   local ok, err = deps.setup()
   if not ok then return cli.fail(err) end
