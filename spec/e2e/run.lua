@@ -74,7 +74,7 @@ local function main()
   local caps = {capabilities = {alwaysMatch = {browserName = "chrome", ["goog:chromeOptions"] = {
     binary = CHROMIUM,
     args = json.array{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-dev-shm-usage", "--window-size=1200,900"},
+                      "--disable-dev-shm-usage", "--window-size=1200,1000"},
   }}}}
   session = wd("POST", "/session", caps).sessionId
   step("browser session %s", session)
