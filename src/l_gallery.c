@@ -7,7 +7,7 @@
  *                                                            adds verify, identify, search there)
  * Methods: add, add_many, remove, rename, names, has, count, size,
  * templates, dim, metric, model, score_mode, threshold, set_threshold,
- * save, close, and the primitives _distance and _knn; __len = identities;
+ * save, close, memory (bytes of C heap held), and the primitives _distance and _knn; __len = identities;
  * __gc and __close are the same idempotent function.
  *
  * Misuse (wrong types, shapes, other model, empty names) raises with the
@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "l_aux.h"
 #include "gallery.h"
 
@@ -305,6 +306,12 @@ static int l_metric(lua_State *L) { lua_pushstring(L, metric_name(check_gallery(
 static int l_score_mode(lua_State *L) { lua_pushstring(L, score_name(check_gallery(L, 1, "score_mode")->score)); return 1; }
 static int l_threshold(lua_State *L) { lua_pushnumber(L, check_gallery(L, 1, "threshold")->threshold); return 1; }
 
+static int l_memory(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)sm_gallery_memory(check_gallery(L, 1, "memory")));
+    return 1;
+}
+
 static int l_model(lua_State *L)
 {
     sm_gallery *g = check_gallery(L, 1, "model");
@@ -376,10 +383,11 @@ static int l_knn(lua_State *L)
     raise_status(L, sm_gallery_search_check(&err, g, &q, k), &err, fname);
     int64_t m = q.shape[0], kk = sm_gallery_search_count(g, k, identities);
     int64_t shape[2] = { m, kk };
+    int threads = sm_get_num_threads();
     int64_t *idx = lua_newuserdatauv(L, (size_t)(m * kk > 0 ? m * kk : 1) * sizeof(int64_t), 0);
-    float *work = lua_newuserdatauv(L, (size_t)sm_gallery_search_work_len(m) * sizeof(float), 0);
+    void *work = lua_newuserdatauv(L, sm_gallery_search_work_bytes(m, kk, threads), 0);
     sm_tensor *d = sm_l_newtensor(L, 2, shape);
-    sm_gallery_search(d->data, idx, g, &q, k, identities, work);
+    sm_gallery_search(d->data, idx, g, &q, k, identities, threads, work);
     lua_createtable(L, (int)m, 0);
     lua_createtable(L, (int)m, 0);
     for (int64_t i = 0; i < m; i++) {
@@ -428,24 +436,29 @@ static uint8_t *read_whole(lua_State *L, const char *path, size_t *len, void **g
         sm_l_fail(L, "cannot open '%s': %s", path, strerror(errno));
         return NULL;
     }
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
         sm_l_fail(L, "cannot read '%s': not a regular file", path);
         return NULL;
     }
-    uint8_t *buf = malloc((size_t)size + 1);
+    if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX / 2) {
+        fclose(f);
+        sm_l_fail(L, "cannot read '%s': file too large", path);
+        return NULL;
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *buf = malloc(size + 1);
     if (!buf) {
         fclose(f);
-        sm_l_fail(L, "out of memory reading '%s' (%d bytes)", path, (int)size);
+        sm_l_fail(L, "out of memory reading '%s' (%I bytes)", path, (lua_Integer)size);
         return NULL;
     }
     *guard = buf;
-    size_t got = fread(buf, 1, (size_t)size, f);
+    size_t got = fread(buf, 1, size, f);
     int bad = ferror(f);
     fclose(f);
-    if (bad || got != (size_t)size) {
+    if (bad || got != size) {
         sm_l_fail(L, "cannot read '%s'", path);
         return NULL;
     }
@@ -487,7 +500,7 @@ static const luaL_Reg gallery_methods[] = {
     { "names", l_names }, { "has", l_has }, { "count", l_count }, { "size", l_size },
     { "templates", l_templates }, { "dim", l_dim }, { "metric", l_metric }, { "model", l_model },
     { "score_mode", l_score_mode }, { "threshold", l_threshold }, { "set_threshold", l_set_threshold },
-    { "save", l_save }, { "close", l_close },
+    { "save", l_save }, { "close", l_close }, { "memory", l_memory },
     { "_distance", l_distance }, { "_knn", l_knn },
     { "__len", l_len }, { "__gc", l_close }, { "__close", l_close }, { "__tostring", l_tostring },
     { NULL, NULL }
