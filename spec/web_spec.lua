@@ -92,6 +92,30 @@ describe("siamese.web.multipart", function()
 end)
 
 local function server_specs()
+describe("siamese.web.server (in-process)", function()
+  it("turns a failure inside a handler into a 500 with its message, and logs the trace", function()
+    local server = require "siamese.web.server"
+    -- a recognizer whose every method fails, to reach the handlers' safety net
+    local broken = setmetatable({model_id = "broken:0", dim = 4}, {__index = function(_, k)
+      return function() error("recognizer." .. k .. " failed") end
+    end})
+    local tmp = os.tmpname()
+    os.remove(tmp)
+    local app = assert(server.new{gallery = tmp, recognizer = broken})
+    local logged = {}
+    app.log = function(line) logged[#logged + 1] = line end
+    local body, ct = multipart.encode{image = web.file(web.photo(COLIN, 1))}
+    local status, text, ctype = app:handle{method = "POST", path = "/api/identify", content_type = ct, body = body}
+    assert.are.equal(500, status)
+    assert.are.equal("application/json", ctype)
+    assert.matches("internal error: .*recognizer%.embed_all failed", require("siamese.json").decode(text).error)
+    assert.matches("traceback", logged[1])
+    status = app:handle{method = "GET", path = "/api/people?x=1"}
+    assert.are.equal(200, status) -- query strings are ignored
+    assert.is_nil(io.open(tmp)) -- nothing was written
+  end)
+end)
+
 describe("siamese serve", function()
   local dir, srv, gpath
 
