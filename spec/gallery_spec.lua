@@ -74,6 +74,8 @@ describe("siamese.gallery", function()
       assert.are.equal(2, #g)
       assert.are.equal(2, g:count())
       assert.are.equal(4, g:size())
+      assert.truthy(g:memory() >= 4 * 4 * 4) -- at least the vectors
+      assert.are.equal(0, new():memory())
       assert.are.same({"alice", "bob"}, g:names())
       assert.is_true(g:has("alice"))
       assert.is_false(g:has("carol"))
