@@ -38,7 +38,7 @@ INST_LIBDIR ?= $(DESTDIR)/usr/local/lib/lua/5.4
 INST_LUADIR ?= $(DESTDIR)/usr/local/share/lua/5.4
 INST_BINDIR ?= $(DESTDIR)/usr/local/bin
 
-.PHONY: all deps test ctest spec sanitize demo bench lfw models install clean help
+.PHONY: all deps test ctest spec sanitize demo bench lfw models install clean help e2e
 
 all: $(MODULE)
 
@@ -49,6 +49,7 @@ help:
 	@echo "make sanitize  the same suite built with AddressSanitizer + UBSan"
 	@echo "make demo      the main job on bundled data"
 	@echo "make bench     benchmarks, one JSON object per line"
+	@echo "make e2e       the web demo driven in headless Chromium (screenshot: build/e2e/page.png)"
 	@echo "make lfw       the LFW verification benchmark (10-fold, pairs.txt; LFW_ROOT=$(LFW_ROOT))"
 	@echo "make models    re-create models/*.safetensors from the pinned face-api npm package"
 
@@ -101,6 +102,12 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@set -e; for f in spec/bench/run.lua spec/bench/bench_*.lua; do \
 	  [ -f "$$f" ] || continue; echo "# $$f" >&2; $(RUN_LUA) "$$f"; done
+
+# The web demo end to end: siamese serve + chromedriver + headless Chromium.
+e2e: deps
+	@sh .ci/deps chromium chromium-driver
+	@$(MAKE) --no-print-directory all
+	$(RUN_LUA) spec/e2e/run.lua
 
 LFW_ROOT   ?= ../shared/data/lfw
 LFW_ALIGN  ?= similarity

@@ -1,0 +1,320 @@
+--- siamese.web.server: the web demo's routes and JSON API, independent of
+-- the HTTP library (siamese.web.listener connects it to lua-http).
+--
+--   local app = assert(server.new{gallery = "people.gallery"})
+--   local status, body, content_type = app:handle{method = "POST",
+--     path = "/api/verify", content_type = "multipart/form-data; boundary=...", body = bytes}
+--
+-- Routes (requests are multipart/form-data, responses JSON; see README):
+--   GET  /               the page
+--   GET  /api/people     enrolled identities
+--   POST /api/verify     image1, image2 -> same person or not
+--   POST /api/enroll     name, image    -> adds the photo's face to the gallery
+--   POST /api/identify   image          -> every face in the photo, named or unknown
+-- Bad input gets {"error": message} with a 4xx status; a bug gets a 500.
+--
+-- Enrollment is load-modify-save of the gallery file through the
+-- gallery's atomic g:save (temporary file, fsync, rename): the file on disk
+-- is the reference, the in-memory gallery is replaced only once the save
+-- succeeded. The listener runs one handler at a time (a lock), so two
+-- enrollments never interleave.
+local json = require "siamese.json"
+local image = require "siamese.image"
+local multipart = require "siamese.web.multipart"
+local annotate = require "siamese.web.annotate"
+local page = require "siamese.web.page"
+
+local server = {}
+
+server.DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+server.DEFAULT_THRESHOLD = 0.6
+server.MAX_NAME_BYTES = 64
+
+local App = {}
+App.__index = App
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- The recognizer's model id and descriptor size (added to siamese.face by
+-- the gallery work; the fallbacks name the bundled network).
+local function model_of(fr)
+  return fr.model_id or "faceapi_recognition", fr.dim or 128
+end
+
+--- Creates the application. opts: gallery (path, required; created on
+-- the first enrollment when absent), recognizer (default
+-- siamese.face.load()), threshold (for a new gallery, default 0.6; when
+-- given, also overrides a loaded gallery's), metric ("euclidean" or
+-- "cosine", new gallery only), max_pixels (decoder limit, default the
+-- image module's), max_upload (bytes, default 10 MB; enforced by the
+-- listener, reported here). Returns the app, or nil and a message (e.g. a
+-- damaged gallery file, or one made with another model).
+function server.new(opts)
+  if type(opts) ~= "table" or type(opts.gallery) ~= "string" or opts.gallery == "" then
+    error("bad argument #1 to 'new' (expected a table with a 'gallery' path)", 2)
+  end
+  local gallery = require "siamese.gallery"
+  local fr = opts.recognizer
+  if not fr then
+    local err
+    fr, err = require("siamese.face").load()
+    if not fr then return nil, err end
+  end
+  local model, dim = model_of(fr)
+  local app = setmetatable({
+    path = opts.gallery, fr = fr, model = model, dim = dim,
+    max_pixels = opts.max_pixels or image.get_max_pixels(),
+    max_upload = opts.max_upload or server.DEFAULT_MAX_UPLOAD,
+    gallery_module = gallery,
+  }, App)
+  local g
+  if file_exists(opts.gallery) then
+    local err
+    g, err = gallery.load(opts.gallery)
+    if not g then return nil, "cannot load gallery " .. opts.gallery .. ": " .. tostring(err) end
+    if g:model() ~= model then
+      return nil, ("gallery %s was made with model '%s', the recognizer is '%s'"):format(opts.gallery, g:model(), model)
+    end
+    if opts.threshold then g:set_threshold(opts.threshold) end
+  else
+    g = gallery.new{dim = dim, metric = opts.metric or "euclidean", model = model,
+                    threshold = opts.threshold or server.DEFAULT_THRESHOLD}
+  end
+  app.g = g
+  app.threshold, app.metric = opts.threshold, opts.metric
+  return app
+end
+
+-- An HTTP error carried through error() to the request's boundary.
+local HttpError = {}
+HttpError.__index = HttpError
+local function fail(status, fmt, ...)
+  error(setmetatable({status = status, message = fmt:format(...)}, HttpError), 0)
+end
+
+local function status_of_decode_error(msg)
+  if msg:find("exceeds the limit", 1, true) then return 413 end
+  if msg:find("unknown image format", 1, true) or msg:find("empty image data", 1, true) then return 415 end
+  return 422 -- the format is known but the data is truncated or corrupt
+end
+
+-- Multipart fields of a request, or a 400/415.
+local function form_of(req)
+  local boundary, err = multipart.boundary(req.content_type)
+  if not boundary then fail(415, "expected a multipart/form-data upload (%s)", err) end
+  local fields, perr = multipart.parse(req.body or "", boundary)
+  if not fields then fail(400, "%s", perr) end
+  return fields
+end
+
+local function field(fields, name, what)
+  local f = fields[name]
+  if not f then fail(400, "missing field '%s' (%s)", name, what) end
+  return f
+end
+
+function App:decode(fields, name)
+  local f = field(fields, name, "a photo file")
+  if #f.data == 0 then fail(400, "field '%s' is empty (no photo was chosen)", name) end
+  local img, err = image.decode(f.data, {max_pixels = self.max_pixels})
+  if not img then
+    local status = status_of_decode_error(err)
+    if status == 415 then fail(415, "%s: not an image (%s)", name, err) end
+    if status == 413 then fail(413, "%s: image too large (%s)", name, err) end
+    fail(422, "%s: cannot decode the image (%s)", name, err)
+  end
+  return img
+end
+
+-- The photos' main faces (nearest the centre; a second detector pass at a
+-- low score when none is found), each with its descriptor (one batch for
+-- all), or a 422 naming the field.
+function App:main_faces(imgs, names)
+  local faces, chips = {}, {}
+  for i, img in ipairs(imgs) do
+    local f = self.fr:main_face(img, {fallback = "threshold"})
+    if not f then fail(422, "%s: no face found in the photo", names[i]) end
+    chips[i] = self.fr:align(img, f)
+    if not chips[i] then fail(422, "%s: the face is too close to the photo's border", names[i]) end
+    faces[i] = f
+  end
+  local d = self.fr:embed_batch(chips)
+  for i, f in ipairs(faces) do f.descriptor = d:select(1, i):clone() end
+  return faces
+end
+
+function App:main_face(img, name)
+  return self:main_faces({img}, {name})[1]
+end
+
+-- Distance between two descriptors under the gallery's metric.
+function App:distance(a, b)
+  local x, y = a:totable(), b:totable()
+  if self.g:metric() == "cosine" then
+    local dot, nx, ny = 0, 0, 0
+    for i = 1, #x do dot, nx, ny = dot + x[i] * y[i], nx + x[i] ^ 2, ny + y[i] ^ 2 end
+    return 1 - dot / math.sqrt(nx * ny)
+  end
+  local s = 0
+  for i = 1, #x do s = s + (x[i] - y[i]) ^ 2 end
+  return math.sqrt(s)
+end
+
+local function box_json(b)
+  return {x = b.x, y = b.y, width = b.width, height = b.height}
+end
+
+local function round(x, digits)
+  local m = 10 ^ (digits or 4)
+  return math.floor(x * m + 0.5) / m
+end
+
+-- A distance for JSON: rounded, or null when there is none (an empty
+-- gallery reports an infinite best distance, which JSON cannot carry).
+local function distance_json(d)
+  if type(d) ~= "number" or d ~= d or d == math.huge then return json.null end
+  return round(d)
+end
+
+function App:people()
+  local list = {}
+  for _, name in ipairs(self.g:names()) do
+    local t = self.g:templates(name)
+    list[#list + 1] = {name = name, templates = t and t:size(1) or 0}
+  end
+  return {people = json.array(list), count = self.g:count(), threshold = self.g:threshold(),
+          metric = self.g:metric(), model = self.g:model()}
+end
+
+function App:verify(req)
+  local fields = form_of(req)
+  local img1 = self:decode(fields, "image1")
+  local img2 = self:decode(fields, "image2")
+  local f = self:main_faces({img1, img2}, {"image1", "image2"})
+  local f1, f2 = f[1], f[2]
+  local d = self:distance(f1.descriptor, f2.descriptor)
+  local t = self.g:threshold()
+  local same = d <= t
+  local colour = same and annotate.GREEN or annotate.RED
+  local label = (same and "SAME " or "DIFFERENT ") .. string.format("%.2f", d)
+  return {
+    same = same, distance = round(d), threshold = t, metric = self.g:metric(),
+    faces = json.array{box_json(f1.box), box_json(f2.box)},
+    images = json.array{annotate.data_url(img1, {{box = f1.box, label = label, colour = colour}}),
+                        annotate.data_url(img2, {{box = f2.box, label = label, colour = colour}})},
+  }
+end
+
+local function check_name(raw)
+  local name = raw:match("^%s*(.-)%s*$")
+  if name == "" then fail(400, "field 'name' is empty") end
+  if #name > server.MAX_NAME_BYTES then
+    fail(400, "field 'name' is %d bytes long, at most %d allowed", #name, server.MAX_NAME_BYTES)
+  end
+  if not utf8.len(name) then fail(400, "field 'name' is not valid UTF-8") end
+  if name:find("[%c]") then fail(400, "field 'name' contains control characters") end
+  return name
+end
+
+-- Load-modify-save: the file is the reference when present.
+function App:enroll_descriptor(name, descriptor)
+  local g
+  if file_exists(self.path) then
+    local err
+    g, err = self.gallery_module.load(self.path)
+    if not g then fail(500, "cannot load gallery %s: %s", self.path, tostring(err)) end
+    if self.threshold then g:set_threshold(self.threshold) end
+  else
+    g = self.gallery_module.new{dim = self.dim, metric = self.g:metric(), model = self.model,
+                                threshold = self.g:threshold()}
+  end
+  local n = g:add(name, descriptor, self.model)
+  local ok, err = g:save(self.path)
+  if not ok then fail(500, "cannot save gallery %s: %s", self.path, tostring(err)) end
+  self.g = g
+  return n
+end
+
+function App:enroll(req)
+  local fields = form_of(req)
+  local name = check_name(field(fields, "name", "the person's name").data)
+  local img = self:decode(fields, "image")
+  local f = self:main_face(img, "image")
+  local n = self:enroll_descriptor(name, f.descriptor)
+  return {
+    name = name, templates = n, count = self.g:count(), box = box_json(f.box),
+    image = annotate.data_url(img, {{box = f.box, label = name, colour = annotate.BLUE}}),
+  }
+end
+
+function App:identify(req)
+  local fields = form_of(req)
+  local img = self:decode(fields, "image")
+  local found = self.fr:embed_all(img)
+  if #found == 0 then
+    found = {self:main_face(img, "image")} -- retries at a low detector score
+  end
+  local faces, marks = {}, {}
+  for i, f in ipairs(found) do
+    local name, d, candidates = self.g:identify(f.descriptor, {k = 3})
+    local cands = {}
+    for j, c in ipairs(candidates or {}) do cands[j] = {name = c.name, distance = distance_json(c.distance)} end
+    local dj = distance_json(d)
+    faces[i] = {box = box_json(f.box), name = name or json.null, distance = dj, candidates = json.array(cands)}
+    marks[i] = {box = f.box, colour = name and annotate.GREEN or annotate.RED,
+                label = (name or "UNKNOWN") .. (dj ~= json.null and string.format(" %.2f", d) or "")}
+  end
+  return {faces = json.array(faces), threshold = self.g:threshold(), count = self.g:count(),
+          image = annotate.data_url(img, marks)}
+end
+
+local ROUTES = {
+  ["/"] = {GET = function() return 200, page.html, "text/html; charset=utf-8" end},
+  ["/api/people"] = {GET = App.people},
+  ["/api/verify"] = {POST = App.verify},
+  ["/api/enroll"] = {POST = App.enroll},
+  ["/api/identify"] = {POST = App.identify},
+}
+
+local function encode(status, value)
+  return status, json.encode(value), "application/json"
+end
+
+--- Handles one request {method, path, content_type, body}. Returns status,
+-- body, content type and (for 405) the allowed methods. Never raises: a
+-- handler's bug becomes a 500 with its message.
+function App:handle(req)
+  local path = (req.path or "/"):match("^[^?#]*")
+  local route = ROUTES[path]
+  if not route then return encode(404, {error = "not found: " .. path}) end
+  local h = route[req.method]
+  if not h then
+    local allowed = {}
+    for m in pairs(route) do allowed[#allowed + 1] = m end
+    table.sort(allowed)
+    local s, b, c = encode(405, {error = ("method %s not allowed on %s (use %s)"):format(
+      tostring(req.method), path, table.concat(allowed, ", "))})
+    return s, b, c, table.concat(allowed, ", ")
+  end
+  local ok, a, b, c = xpcall(h, function(e)
+    if getmetatable(e) == HttpError then return e end
+    return setmetatable({status = 500, message = "internal error: " .. tostring(e), trace = debug.traceback(nil, 2)}, HttpError)
+  end, self, req)
+  if not ok then
+    if a.trace and self.log then self.log(a.message .. "\n" .. a.trace) end
+    return encode(a.status, {error = a.message})
+  end
+  if type(a) == "number" then return a, b, c end
+  return encode(200, a)
+end
+
+--- An error response for the listener (e.g. an upload over the limit).
+function server.error_response(status, message)
+  return encode(status, {error = message})
+end
+
+return server
