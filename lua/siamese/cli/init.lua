@@ -3,7 +3,7 @@
 -- `run(argv) -> exit code`. Errors: message on stderr, exit code 2.
 local cli = {}
 
-local COMMANDS = {"embed", "eval"}
+local COMMANDS = {"embed", "enroll", "verify", "identify", "attendance", "calibrate", "eval"}
 
 local function usage()
   local lines = {"usage: siamese COMMAND [options] ...", "", "commands:"}
