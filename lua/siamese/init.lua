@@ -14,6 +14,8 @@ local siamese = {
   viz = require "siamese.viz",
   json = require "siamese.json",
   safetensors = require "siamese.safetensors",
+  gallery = require "siamese.gallery",
+  hash = require "siamese.hash",
 }
 
 --- Seeds the library's one random-number generator (tensors, sampling,

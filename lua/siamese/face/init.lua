@@ -42,10 +42,17 @@ function face.load(opts)
   local lm, err2 = landmarks.load(dir .. (which == "full" and "/faceapi_landmarks68.safetensors"
                                                           or "/faceapi_landmarks68_tiny.safetensors"))
   if not lm then return nil, err2 end
-  local rec, err3 = recognition.load(dir .. "/faceapi_recognition.safetensors")
+  local rec_path = dir .. "/faceapi_recognition.safetensors"
+  local rec, err3 = recognition.load(rec_path)
   if not rec then return nil, err3 end
+  -- Galleries record which model made their embeddings: the name and the
+  -- first 16 hex digits of the weights' SHA-256.
+  local digest, err4 = require("siamese.hash").file_sha256(rec_path)
+  if not digest then return nil, err4 end
   local fr = setmetatable({}, Recognizer)
   fr.detector, fr.landmarks, fr.recognition = det, lm, rec
+  fr.model_id = "faceapi_recognition:" .. digest:sub(1, 16)
+  fr.dim = 128
   fr.align_method = method
   fr.input_size = opts.input_size or 416
   fr.score_threshold = opts.score_threshold or 0.5
