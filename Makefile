@@ -38,7 +38,7 @@ INST_LIBDIR ?= $(DESTDIR)/usr/local/lib/lua/5.4
 INST_LUADIR ?= $(DESTDIR)/usr/local/share/lua/5.4
 INST_BINDIR ?= $(DESTDIR)/usr/local/bin
 
-.PHONY: all deps test ctest spec sanitize demo bench lfw models install clean help
+.PHONY: all deps test ctest spec sanitize demo bench lfw models oneshot install clean help
 
 all: $(MODULE)
 
@@ -51,6 +51,7 @@ help:
 	@echo "make bench     benchmarks, one JSON object per line"
 	@echo "make lfw       the LFW verification benchmark (10-fold, pairs.txt; LFW_ROOT=$(LFW_ROOT))"
 	@echo "make models    re-create models/*.safetensors from the pinned face-api npm package"
+	@echo "make oneshot   one-shot AT&T identification checks, trained encoder and face model (ATT_ROOT=$(ATT_ROOT))"
 
 deps:
 	@sh .ci/deps
@@ -110,6 +111,15 @@ lfw: deps
 
 models: all
 	$(LUA) models/convert_faceapi.lua models
+
+# One-shot identification on the 10 AT&T people the trained encoder never
+# saw (examples/oneshot_att.lua): trained encoder, then the face pipeline.
+ATT_ROOT   ?= ../shared/data/att_faces
+oneshot: deps
+	@$(MAKE) --no-print-directory all
+	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model att
+	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --crop whole
+	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --crop detect
 
 install: $(MODULE)
 	mkdir -p $(INST_LIBDIR)/siamese $(INST_LUADIR)/siamese/face/models $(INST_BINDIR)

@@ -25,8 +25,9 @@ options:
   --far F              target false-accept rate (0 < F < 1, default 0.01)
   --roc FILE.png       the ROC curve
   --model NAME|PATH    the encoder, when not the one the gallery names
-  --fallback none|threshold|centre  when no face is detected (default centre:
-                       the centred region of a portrait)
+  --fallback none|threshold|centre  when no face is detected: skip the photo,
+                       retry at a low detection score (default), or also use the
+                       centred region of a portrait (LFW-style crops)
   --max-pairs N        folder: impostor pairs sampled past N pairs (300000)
   --dry-run            report only, leave the gallery as it is
   --json               print {"gallery", "pairs", "genuine", "impostor",
@@ -46,7 +47,7 @@ local SPEC = {
   roc = {kind = "string"},
   model = {kind = "string"},
   models = {kind = "string"},
-  fallback = {kind = "string", default = "centre", choices = {"none", "threshold", "centre"}},
+  fallback = {kind = "string", default = "threshold", choices = {"none", "threshold", "centre"}},
   max_pairs = {kind = "number", default = 300000},
   dry_run = {kind = "flag", default = false},
   json = {kind = "flag", default = false},

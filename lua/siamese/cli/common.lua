@@ -161,7 +161,9 @@ function common.encoder_for(g, opts)
     o.model = prefix == common.FACE_MODEL_PREFIX and "face" or prefix
   end
   local enc, err = common.encoder(o)
-  if not enc then return nil, err end
+  if not enc then
+    return nil, string.format("gallery made with model %s: cannot load its encoder (%s)", id, tostring(err))
+  end
   local ok, merr = common.check_model(g, enc)
   if not ok then return nil, merr end
   return enc

@@ -34,7 +34,14 @@ enrolled in a gallery, the others identified (rank-1, closed set). With
 open-set identification reports the threshold at which at most --far of
 the strangers' photos are accepted as someone, the rate of strangers
 rejected there, and the detection-and-identification rate (DIR: enrolled
-people's photos accepted with the right name).]],
+people's photos accepted with the right name).
+
+--model: face (default, the pretrained face pipeline) or a trained encoder
+(siamese.encoder.load: a name such as att, or a .safetensors path) that
+embeds the whole photo. --fallback (face model, when no face is detected):
+pairs default centre (every photo of a pair is needed), folder default
+threshold (retry at a low detection score; photos without a face are
+skipped). --json prints the figures as one JSON object.]],
 }
 
 local SPEC = {

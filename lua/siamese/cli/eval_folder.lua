@@ -10,7 +10,7 @@ local SPEC = {
   model = {kind = "string"},
   models = {kind = "string"},
   metric = {kind = "string", default = "euclidean", choices = {"euclidean", "cosine"}},
-  fallback = {kind = "string", default = "centre", choices = {"none", "threshold", "centre"}},
+  fallback = {kind = "string", default = "threshold", choices = {"none", "threshold", "centre"}},
   enroll = {kind = "number", default = 1},
   strangers = {kind = "number", default = 0},
   seed = {kind = "number", default = 1},
@@ -48,35 +48,27 @@ function eval_folder.gallery(set, enrolled, enc, metric)
   return g
 end
 
---- Nearest enrolled identity of each probe: the gallery's identify_batch
--- results ({name, distance, candidates}) and the true names (nil for a
--- person who is not enrolled).
-function eval_folder.identify(g, set, probes)
+--- Identification of the probes against the gallery (siamese.eval.rank1
+-- and, with far, siamese.eval.open_set): rank1 (closed set over the
+-- enrolled people's probes) and open_set = {threshold, dir, rejection
+-- (strangers' probes rejected), far (achieved), genuine, strangers}.
+function eval_folder.identification(g, set, probes, far)
   local siamese = require "siamese"
+  local eval = siamese.eval
   local rows, truth = {}, {}
   for k, i in ipairs(probes) do
     rows[k] = set.descriptors[i]:view(1, -1)
     local name = set.names[set.labels[i]]
     truth[k] = g:has(name) and name or false
   end
-  -- threshold = huge: every probe gets its nearest identity
-  return g:identify_batch(siamese.tensor.cat(rows, 1), {k = 1, threshold = math.huge}), truth
-end
-
---- Rank-1 and open-set figures from identification results: see
--- siamese.eval.rank1 / siamese.eval.open_set.
-function eval_folder.identification(results, truth, far)
-  local eval = require "siamese.eval"
-  local predicted, distances = {}, {}
-  for k, r in ipairs(results) do
-    predicted[k] = r.candidates[1] and r.candidates[1].name or false
-    distances[k] = r.distance
-  end
   local out = {}
-  out.rank1 = eval.rank1(predicted, truth)
+  local rank1, predicted, distances = eval.rank1(g, siamese.tensor.cat(rows, 1), truth)
+  out.rank1 = rank1
   if far then
-    local o = eval.open_set(predicted, distances, truth, far)
-    out.open_set = o
+    local dir, threshold, info = eval.open_set{distances = distances, predicted = predicted, labels = truth, far = far}
+    -- threshold -inf: no probe can be accepted at that rate
+    out.open_set = {threshold = threshold > -math.huge and threshold or nil, dir = dir, far = info.far, rejection = info.far and 1 - info.far,
+                    genuine = info.genuine, strangers = info.impostors}
   end
   return out
 end
@@ -146,8 +138,7 @@ function eval_folder.run(argv)
   local enrolled, probes = eval_folder.split(set, opts.enroll, {})
   if #probes > 0 then
     local g = eval_folder.gallery(set, enrolled, enc, opts.metric)
-    local results, truth = eval_folder.identify(g, set, probes)
-    m.rank1 = eval_folder.identification(results, truth).rank1
+    m.rank1 = eval_folder.identification(g, set, probes).rank1
     m.probes = #probes
   end
   -- open set: strangers left out
@@ -158,10 +149,8 @@ function eval_folder.run(argv)
     end
     local e2, p2 = eval_folder.split(set, opts.enroll, strangers)
     local g = eval_folder.gallery(set, e2, enc, opts.metric)
-    local results, truth = eval_folder.identify(g, set, p2)
-    local o = eval_folder.identification(results, truth, opts.far).open_set
     m.strangers = opts.strangers
-    m.open_set = o
+    m.open_set = eval_folder.identification(g, set, p2, opts.far).open_set
   end
   m.seconds = siamese.clock() - start
   if opts.json then
@@ -178,8 +167,9 @@ function eval_folder.run(argv)
     end
     if m.open_set then
       local o = m.open_set
-      print(string.format("  open set      %d strangers: at FAR %g threshold %.3f, strangers rejected %.2f %%, DIR %.2f %%",
-        opts.strangers, opts.far, o.threshold, 100 * o.rejection, 100 * o.dir))
+      print(string.format("  open set      %d strangers: at FAR %g threshold %s, strangers rejected %.2f %%, DIR %.2f %%",
+        opts.strangers, opts.far, o.threshold and string.format("%.3f", o.threshold) or "none",
+        100 * (o.rejection or 0), 100 * (o.dir or 0)))
     end
   end
   return 0
