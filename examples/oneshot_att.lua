@@ -44,22 +44,23 @@ do
 end
 
 -- Embeds every image of a dataset: Tensor [n, dim], model id, notes.
+local fr
 local function embed(ds)
   if opts.model == "face" then
-    local fr = assert(siamese.face.load())
-    local rows, how = {}, {}
+    fr = fr or assert(siamese.face.load())
+    local chips, how = {}, {}
     for i, img in ipairs(ds.images) do
-      local chip = img
+      local chip = img:to_rgb()
       if opts.crop == "detect" then
         local f, found = fr:main_face(img, {fallback = "centre"})
         chip = fr:align(img, f)
         how[found] = (how[found] or 0) + 1
       end
-      rows[i] = fr:embed(chip:to_rgb()):view(1, -1)
-      if i % 50 == 0 then io.stderr:write(string.format("\rembedded %d/%d", i, #ds.images)) end
+      chips[i] = chip
+      if i % 50 == 0 then io.stderr:write(string.format("\rprepared %d/%d photos", i, #ds.images)) end
     end
     io.stderr:write("\n")
-    return T.cat(rows, 1), fr.model_id, how
+    return fr:embed_batch(chips), fr.model_id, how
   end
   local enc = assert(siamese.encoder.load(opts.model))
   return enc:embed_batch(ds.images), enc.model_id

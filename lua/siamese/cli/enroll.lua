@@ -87,6 +87,9 @@ function enroll.run(argv)
     enc, err = common.encoder_for(g, opts)
     if not enc then return cli.fail(err) end
     created = false
+    if opts.threshold or opts.metric then
+      io.stderr:write("siamese: --threshold and --metric only apply to a new gallery (siamese calibrate sets the threshold)\n")
+    end
   else
     enc, err = common.encoder(opts)
     if not enc then return cli.fail(err) end
