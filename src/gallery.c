@@ -22,11 +22,14 @@
  *   keeping its k best in a sorted list (insertion only when a score beats
  *   the current k-th, which is rare after the first blocks). Identity-level
  *   search with score "nearest" keeps k distinct identities: a template of
- *   an identity already listed only improves that entry. Workspace: QB x TB
- *   floats whatever N is.
+ *   an identity already listed only improves that entry. The threads take
+ *   interleaved blocks of rows, each with its own lists (merged at the
+ *   end), so even one query uses every core; ties rank by index, whatever
+ *   the split. Workspace: threads x (QB x TB + QB x k) values whatever N is.
  */
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "gallery.h"
@@ -158,6 +161,15 @@ void sm_gallery_free(sm_gallery *g)
     g->mean_dirty = 0;
 }
 
+size_t sm_gallery_memory(const sm_gallery *g)
+{
+    size_t dim = (size_t)g->dim, cap = (size_t)g->cap, idcap = (size_t)g->idcap;
+    size_t mean = g->score == SM_SCORE_MEAN ? dim * sizeof(float) + 2 * sizeof(float) : 0;
+    return cap * (dim * sizeof(float) + 2 * sizeof(float) + sizeof(int64_t)) +
+           idcap * (3 * sizeof(int64_t) + mean) +
+           g->arena_cap + (size_t)g->nslots * sizeof(int64_t);
+}
+
 /* ---- capacity --------------------------------------------------------------- */
 
 /* realloc that leaves *p untouched on failure. */
@@ -203,9 +215,12 @@ sm_status sm_gallery_reserve(sm_err *err, sm_gallery *g, int64_t more_templates,
         int64_t ns = 16;
         while (ns < 2 * c) ns *= 2;
         int64_t *slots = malloc((size_t)ns * sizeof(int64_t));
+        /* mean templates only exist for score = mean */
+        int means = g->score == SM_SCORE_MEAN;
         if (!slots || grow(&g->name_off, (size_t)c * sizeof(int64_t)) || grow(&g->name_len, (size_t)c * sizeof(int64_t)) ||
-            grow(&g->count, (size_t)c * sizeof(int64_t)) || grow(&g->mean, (size_t)c * dim * sizeof(float)) ||
-            grow(&g->mean_sqnorm, (size_t)c * sizeof(float)) || grow(&g->mean_invnorm, (size_t)c * sizeof(float))) {
+            grow(&g->count, (size_t)c * sizeof(int64_t)) || (means && grow(&g->mean, (size_t)c * dim * sizeof(float))) ||
+            (means && grow(&g->mean_sqnorm, (size_t)c * sizeof(float))) ||
+            (means && grow(&g->mean_invnorm, (size_t)c * sizeof(float)))) {
             free(slots);
             return sm_fail(err, SM_ENOMEM, "gallery: out of memory for %lld identities", (long long)c);
         }
@@ -349,7 +364,7 @@ void sm_gallery_update_means(sm_gallery *g)
 {
     if (!g->mean_dirty) return;
     int64_t dim = g->dim;
-    memset(g->mean, 0, (size_t)(g->nid * dim) * sizeof(float));
+    if (g->nid > 0) memset(g->mean, 0, (size_t)(g->nid * dim) * sizeof(float));
     int cosine = g->metric == SM_DIST_COSINE;
     for (int64_t r = 0; r < g->n; r++) {
         float *m = g->mean + g->owner[r] * dim;
@@ -419,28 +434,50 @@ int64_t sm_gallery_search_count(const sm_gallery *g, int64_t k, int identities)
     return k < rows ? k : rows;
 }
 
-int64_t sm_gallery_search_work_len(int64_t m)
+/* Layout of one thread's share of the work: products [qb x TB] floats,
+ * list scores [qb x kk] floats, list keys [qb x kk] int64 (8-aligned). */
+typedef struct { size_t scores_off, keys_off, per; } work_layout;
+
+static work_layout layout(int64_t qbmax, int64_t kk)
 {
-    (void)m;
-    return (int64_t)SM_GALLERY_QB * SM_GALLERY_TB + SM_GALLERY_QB;
+    work_layout w;
+    size_t align = 64;
+    w.scores_off = (size_t)qbmax * SM_GALLERY_TB * sizeof(float);
+    w.keys_off = w.scores_off + ((size_t)(qbmax * kk) * sizeof(float) + 7) / 8 * 8;
+    w.per = (w.keys_off + (size_t)(qbmax * kk) * sizeof(int64_t) + align - 1) / align * align;
+    return w;
 }
 
-/* Inserts (v, key) into the ascending list s/id of length kk, given that v
- * beats its last entry. distinct: key may appear at most once. */
+size_t sm_gallery_search_work_bytes(int64_t m, int64_t kk, int threads)
+{
+    int64_t qbmax = m < SM_GALLERY_QB ? m : SM_GALLERY_QB;
+    if (threads < 1) threads = 1;
+    return (size_t)threads * layout(qbmax, kk).per + (size_t)SM_GALLERY_QB * sizeof(float);
+}
+
+/* (v, key) ranks before (w, wkey): smaller score, ties by smaller key, so
+ * results do not depend on how the rows were split between threads. */
+static inline int before(float v, int64_t key, float w, int64_t wkey)
+{
+    return v < w || (v == w && key < wkey);
+}
+
+/* Inserts (v, key) into the ascending list s/id of length kk, given that it
+ * ranks before the last entry. distinct: key appears at most once. */
 static void list_insert(float *s, int64_t *id, int64_t kk, float v, int64_t key, int distinct)
 {
     if (distinct) {
         int64_t j = 0;
         while (j < kk && id[j] != key) j++;
         if (j < kk) {
-            if (!(v < s[j])) return;
+            if (!before(v, key, s[j], id[j])) return;
             for (; j + 1 < kk; j++) { s[j] = s[j + 1]; id[j] = id[j + 1]; }
             s[kk - 1] = INFINITY;
-            id[kk - 1] = -1;
+            id[kk - 1] = INT64_MAX;
         }
     }
     int64_t pos = kk - 1;
-    while (pos > 0 && s[pos - 1] > v) {
+    while (pos > 0 && before(v, key, s[pos - 1], id[pos - 1])) {
         s[pos] = s[pos - 1];
         id[pos] = id[pos - 1];
         pos--;
@@ -449,22 +486,39 @@ static void list_insert(float *s, int64_t *id, int64_t kk, float v, int64_t key,
     id[pos] = key;
 }
 
-/* One query against one block of rows t0..t0+tb-1. */
-static void scan_block(float *s, int64_t *id, int64_t kk, const float *dots, int64_t tb, int64_t t0,
+/* One query against one block of rows t0..t0+tb-1: dots become ranking
+ * scores in place (a loop the compiler vectorises), then the few that beat
+ * the list's last entry are inserted. */
+static void scan_block(float *s, int64_t *id, int64_t kk, float *dots, int64_t tb, int64_t t0,
                        const float *aux, const int64_t *owner, int euclid)
 {
+    const float *a = aux + t0;
+    if (euclid)
+        for (int64_t j = 0; j < tb; j++) dots[j] = a[j] - 2.0f * dots[j];
+    else
+        for (int64_t j = 0; j < tb; j++) dots[j] = -dots[j] * a[j];
     float worst = s[kk - 1];
     for (int64_t j = 0; j < tb; j++) {
-        float v = euclid ? aux[t0 + j] - 2.0f * dots[j] : -dots[j] * aux[t0 + j];
-        if (v < worst) {
-            list_insert(s, id, kk, v, owner ? owner[t0 + j] : t0 + j, owner != NULL);
-            worst = s[kk - 1];
+        if (dots[j] <= worst) {
+            int64_t key = owner ? owner[t0 + j] : t0 + j;
+            if (before(dots[j], key, worst, id[kk - 1])) {
+                list_insert(s, id, kk, dots[j], key, owner != NULL);
+                worst = s[kk - 1];
+            }
         }
     }
 }
 
+static void lists_init(float *s, int64_t *id, int64_t count)
+{
+    for (int64_t i = 0; i < count; i++) {
+        s[i] = INFINITY;
+        id[i] = INT64_MAX;
+    }
+}
+
 void sm_gallery_search(float *dist, int64_t *idx, sm_gallery *g, const sm_tensor *q, int64_t k,
-                       int identities, float *work)
+                       int identities, int threads, void *work)
 {
     int64_t m = q->shape[0], dim = g->dim;
     int64_t kk = sm_gallery_search_count(g, k, identities);
@@ -481,7 +535,14 @@ void sm_gallery_search(float *dist, int64_t *idx, sm_gallery *g, const sm_tensor
     } else if (identities) {
         owner = g->owner;
     }
-    float *dots = work, *qaux = work + (int64_t)SM_GALLERY_QB * SM_GALLERY_TB;
+    int64_t nblocks = (nrows + SM_GALLERY_TB - 1) / SM_GALLERY_TB;
+    int nt = threads < 1 ? 1 : threads;
+    if (nt > nblocks) nt = (int)nblocks;
+    int64_t qbmax = m < SM_GALLERY_QB ? m : SM_GALLERY_QB;
+    /* work: one share per thread, then the query norms */
+    work_layout wl = layout(qbmax, kk);
+    uint8_t *base = work;
+    float *qaux = (float *)(base + (size_t)nt * wl.per);
     for (int64_t q0 = 0; q0 < m; q0 += SM_GALLERY_QB) {
         int64_t qb = m - q0 < SM_GALLERY_QB ? m - q0 : SM_GALLERY_QB;
         const float *Q = q->data + q0 * dim;
@@ -489,24 +550,41 @@ void sm_gallery_search(float *dist, int64_t *idx, sm_gallery *g, const sm_tensor
             double n2 = 0;
             for (int64_t j = 0; j < dim; j++) n2 += (double)Q[i * dim + j] * Q[i * dim + j];
             qaux[i] = euclid ? (float)n2 : (n2 > 0 ? (float)(1.0 / sqrt(n2)) : 0.0f);
-            for (int64_t j = 0; j < kk; j++) {
-                dist[(q0 + i) * kk + j] = INFINITY;
-                idx[(q0 + i) * kk + j] = -1;
+        }
+        /* Each thread takes every nt-th block of rows with its own lists;
+         * sm_sgemm inside the parallel region is one single-threaded call. */
+        #pragma omp parallel num_threads(nt)
+        {
+            int tid = omp_get_thread_num();
+            uint8_t *mine = base + (size_t)tid * wl.per;
+            float *dots = (float *)mine;
+            float *ls = (float *)(mine + wl.scores_off);
+            int64_t *lk = (int64_t *)(mine + wl.keys_off);
+            lists_init(ls, lk, qb * kk);
+            for (int64_t b = tid; b < nblocks; b += nt) {
+                int64_t t0 = b * SM_GALLERY_TB;
+                int64_t tb = nrows - t0 < SM_GALLERY_TB ? nrows - t0 : SM_GALLERY_TB;
+                sm_sgemm(0, 1, qb, tb, dim, 1.0f, Q, dim, rows + t0 * dim, dim, 0.0f, dots, tb);
+                for (int64_t i = 0; i < qb; i++)
+                    scan_block(ls + i * kk, lk + i * kk, kk, dots + i * tb, tb, t0, aux, owner, euclid);
             }
         }
-        for (int64_t t0 = 0; t0 < nrows; t0 += SM_GALLERY_TB) {
-            int64_t tb = nrows - t0 < SM_GALLERY_TB ? nrows - t0 : SM_GALLERY_TB;
-            sm_sgemm(0, 1, qb, tb, dim, 1.0f, Q, dim, rows + t0 * dim, dim, 0.0f, dots, tb);
-            #pragma omp parallel for schedule(static) if (qb > 1)
-            for (int64_t i = 0; i < qb; i++)
-                scan_block(dist + (q0 + i) * kk, idx + (q0 + i) * kk, kk, dots + i * tb, tb, t0, aux, owner, euclid);
-        }
-        /* ranking scores -> distances */
-        for (int64_t i = 0; i < qb; i++)
-            for (int64_t j = 0; j < kk; j++) {
-                float *d = &dist[(q0 + i) * kk + j];
-                *d = euclid ? sqrtf(fmaxf(*d + qaux[i], 0.0f)) : 1.0f + *d * qaux[i];
+        /* merge the threads' lists, then ranking scores -> distances */
+        for (int64_t i = 0; i < qb; i++) {
+            float *s = dist + (q0 + i) * kk;
+            int64_t *id = idx + (q0 + i) * kk;
+            lists_init(s, id, kk);
+            for (int t = 0; t < nt; t++) {
+                const uint8_t *mine = base + (size_t)t * wl.per;
+                const float *ls = (const float *)(mine + wl.scores_off) + i * kk;
+                const int64_t *lk = (const int64_t *)(mine + wl.keys_off) + i * kk;
+                for (int64_t j = 0; j < kk && lk[j] != INT64_MAX; j++)
+                    if (before(ls[j], lk[j], s[kk - 1], id[kk - 1]))
+                        list_insert(s, id, kk, ls[j], lk[j], owner != NULL);
             }
+            for (int64_t j = 0; j < kk; j++)
+                s[j] = euclid ? sqrtf(fmaxf(s[j] + qaux[i], 0.0f)) : 1.0f + s[j] * qaux[i];
+        }
     }
 }
 
@@ -666,7 +744,8 @@ sm_status sm_gallery_decode(sm_err *err, sm_gallery *g, const sm_gallery_info *i
         new_identity(g, (const char *)buf + pos, nl);
         pos += nl;
     }
-    memcpy(g->vec, buf + info->vec_off, (size_t)(info->n * info->dim) * sizeof(float));
+    if (info->n > 0) /* an empty gallery has no store yet */
+        memcpy(g->vec, buf + info->vec_off, (size_t)(info->n * info->dim) * sizeof(float));
     for (int64_t r = 0; r < info->n; r++) {
         int64_t o = get_u32(buf + info->owners_off + 4 * (size_t)r);
         g->owner[r] = o;

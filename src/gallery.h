@@ -15,7 +15,8 @@
  *
  * Exact k-NN: one sgemm per block of queries x block of rows, then a scan
  * keeping each query's k best in a small sorted list; the workspace is
- * bounded (SM_GALLERY_QB x SM_GALLERY_TB floats), whatever the row count.
+ * bounded (threads x SM_GALLERY_QB x (SM_GALLERY_TB + k) values), whatever
+ * the row count.
  *
  * Mutations follow check -> reserve (may fail with SM_ENOMEM, nothing
  * changed) -> apply (cannot fail).
@@ -73,7 +74,7 @@ typedef struct {
     int64_t *slots;             /* open-addressing name -> identity, -1 empty */
     int64_t nslots;             /* power of two >= 2 idcap */
 
-    /* mean templates (score = mean), recomputed when dirty */
+    /* mean templates (allocated for score = mean only), recomputed when dirty */
     float *mean, *mean_sqnorm, *mean_invnorm; /* [idcap, dim], [idcap], [idcap] */
     int mean_dirty;
 } sm_gallery;
@@ -87,6 +88,9 @@ void sm_gallery_init(sm_gallery *g, int64_t dim, sm_metric metric, sm_score_mode
                      double threshold, const char *model, size_t model_len);
 /* Frees everything; idempotent (the gallery becomes empty, dim kept). */
 void sm_gallery_free(sm_gallery *g);
+
+/* Bytes of C heap the gallery holds (capacities included). */
+size_t sm_gallery_memory(const sm_gallery *g);
 
 /* Identity index of name, or -1. */
 int64_t sm_gallery_find(const sm_gallery *g, const char *name, size_t len);
@@ -120,9 +124,11 @@ sm_status sm_gallery_name_check(sm_err *err, const char *name, size_t len);
  * ascending index) where kk = sm_gallery_search_count(g, k, identities). */
 sm_status sm_gallery_search_check(sm_err *err, const sm_gallery *g, const sm_tensor *q, int64_t k);
 int64_t sm_gallery_search_count(const sm_gallery *g, int64_t k, int identities);
-int64_t sm_gallery_search_work_len(int64_t m); /* floats of work */
+/* Bytes of work for m queries, kk = sm_gallery_search_count(...) results
+ * each, on `threads` threads (the same count must be passed to search). */
+size_t sm_gallery_search_work_bytes(int64_t m, int64_t kk, int threads);
 void sm_gallery_search(float *dist, int64_t *idx, sm_gallery *g, const sm_tensor *q, int64_t k,
-                       int identities, float *work);
+                       int identities, int threads, void *work);
 
 /* Distance from one embedding (dim values, contiguous; checked finite by
  * the caller) to identity id, scored by g->score, computed directly in

@@ -7,7 +7,7 @@
  *                                                            adds verify, identify, search there)
  * Methods: add, add_many, remove, rename, names, has, count, size,
  * templates, dim, metric, model, score_mode, threshold, set_threshold,
- * save, close, and the primitives _distance and _knn; __len = identities;
+ * save, close, memory (bytes of C heap held), and the primitives _distance and _knn; __len = identities;
  * __gc and __close are the same idempotent function.
  *
  * Misuse (wrong types, shapes, other model, empty names) raises with the
@@ -305,6 +305,12 @@ static int l_metric(lua_State *L) { lua_pushstring(L, metric_name(check_gallery(
 static int l_score_mode(lua_State *L) { lua_pushstring(L, score_name(check_gallery(L, 1, "score_mode")->score)); return 1; }
 static int l_threshold(lua_State *L) { lua_pushnumber(L, check_gallery(L, 1, "threshold")->threshold); return 1; }
 
+static int l_memory(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)sm_gallery_memory(check_gallery(L, 1, "memory")));
+    return 1;
+}
+
 static int l_model(lua_State *L)
 {
     sm_gallery *g = check_gallery(L, 1, "model");
@@ -376,10 +382,11 @@ static int l_knn(lua_State *L)
     raise_status(L, sm_gallery_search_check(&err, g, &q, k), &err, fname);
     int64_t m = q.shape[0], kk = sm_gallery_search_count(g, k, identities);
     int64_t shape[2] = { m, kk };
+    int threads = sm_get_num_threads();
     int64_t *idx = lua_newuserdatauv(L, (size_t)(m * kk > 0 ? m * kk : 1) * sizeof(int64_t), 0);
-    float *work = lua_newuserdatauv(L, (size_t)sm_gallery_search_work_len(m) * sizeof(float), 0);
+    void *work = lua_newuserdatauv(L, sm_gallery_search_work_bytes(m, kk, threads), 0);
     sm_tensor *d = sm_l_newtensor(L, 2, shape);
-    sm_gallery_search(d->data, idx, g, &q, k, identities, work);
+    sm_gallery_search(d->data, idx, g, &q, k, identities, threads, work);
     lua_createtable(L, (int)m, 0);
     lua_createtable(L, (int)m, 0);
     for (int64_t i = 0; i < m; i++) {
@@ -487,7 +494,7 @@ static const luaL_Reg gallery_methods[] = {
     { "names", l_names }, { "has", l_has }, { "count", l_count }, { "size", l_size },
     { "templates", l_templates }, { "dim", l_dim }, { "metric", l_metric }, { "model", l_model },
     { "score_mode", l_score_mode }, { "threshold", l_threshold }, { "set_threshold", l_set_threshold },
-    { "save", l_save }, { "close", l_close },
+    { "save", l_save }, { "close", l_close }, { "memory", l_memory },
     { "_distance", l_distance }, { "_knn", l_knn },
     { "__len", l_len }, { "__gc", l_close }, { "__close", l_close }, { "__tostring", l_tostring },
     { NULL, NULL }

@@ -1,4 +1,5 @@
---- siamese.eval: verification metrics from distances.
+--- siamese.eval: verification metrics from distances, and identification
+-- metrics (closed-set rank-1, open-set DIR at a false-alarm rate).
 -- Convention: a pair is accepted as "same person" when distance <= threshold.
 local eval = {}
 
@@ -130,6 +131,74 @@ function eval.kfold_accuracy(distances, labels, folds)
   for _, r in ipairs(per) do sq = sq + (r.accuracy - mean) ^ 2 end
   -- sample standard deviation over folds, as LFW results are reported
   return mean, math.sqrt(sq / (k - 1)), per
+end
+
+--- Closed-set rank-1 identification with a gallery: each row of queries
+-- [n, dim] is matched to its nearest identity (threshold ignored);
+-- labels[i] is the true name of probe i, or false for a person who is not
+-- enrolled (skipped here; see eval.open_set). Returns the accuracy over
+-- the enrolled probes (nil when there are none), and per probe the
+-- predicted names and their distances (lists of n, for eval.open_set).
+function eval.rank1(gallery, queries, labels)
+  local n = queries:shape(1)
+  if #labels ~= n then
+    error(string.format("rank1: %d labels for %d queries", #labels, n), 2)
+  end
+  local results = gallery:identify_batch(queries, {k = 1, threshold = math.huge})
+  local predicted, distances, right, total = {}, {}, 0, 0
+  for i, r in ipairs(results) do
+    predicted[i], distances[i] = r.name or false, r.distance
+    if labels[i] and gallery:has(labels[i]) then
+      total = total + 1
+      if r.name == labels[i] then right = right + 1 end
+    end
+  end
+  return total > 0 and right / total or nil, predicted, distances
+end
+
+--- Open-set identification (watch-list) at a false-alarm rate, from
+-- pure data: t.distances[i] and t.predicted[i] are probe i's best
+-- (rank-1) distance and identity, t.labels[i] its true identity or false
+-- when the person is not enrolled (an impostor), t.far the tolerated
+-- false-alarm rate. A probe is accepted when its best distance <= the
+-- threshold; a false alarm is an accepted impostor; detection and
+-- identification needs an enrolled probe accepted with the right name.
+-- The threshold is the largest probe distance that keeps
+-- false alarms / impostors <= far (so ties never push the rate over).
+-- Returns DIR (detected-and-identified / enrolled probes), the threshold,
+-- and {far = achieved rate, rank1 = closed-set rate, genuine = n, impostors = n}.
+function eval.open_set(t)
+  local d, pred, labels, far = t.distances, t.predicted, t.labels, t.far
+  assert(type(d) == "table" and type(pred) == "table" and type(labels) == "table",
+    "open_set: distances, predicted and labels must be lists")
+  assert(#d == #pred and #d == #labels and #d > 0, "open_set: distances, predicted and labels must have one entry per probe")
+  assert(type(far) == "number" and far >= 0 and far <= 1, "open_set: far must be a rate in [0, 1]")
+  local impostors, genuine = {}, 0
+  for i = 1, #d do
+    if labels[i] then genuine = genuine + 1 else impostors[#impostors + 1] = d[i] end
+  end
+  table.sort(impostors)
+  -- a = false alarms allowed; the threshold must stay below impostor a + 1
+  local a = math.floor(far * #impostors + 1e-9)
+  local cap = impostors[a + 1] or math.huge
+  local threshold = -math.huge
+  for i = 1, #d do
+    if d[i] < cap and d[i] > threshold then threshold = d[i] end
+  end
+  local hits, alarms, right = 0, 0, 0
+  for i = 1, #d do
+    if labels[i] then
+      if pred[i] == labels[i] then
+        right = right + 1
+        if d[i] <= threshold then hits = hits + 1 end
+      end
+    elseif d[i] <= threshold then
+      alarms = alarms + 1
+    end
+  end
+  return genuine > 0 and hits / genuine or nil, threshold,
+    {far = #impostors > 0 and alarms / #impostors or nil, rank1 = genuine > 0 and right / genuine or nil,
+     genuine = genuine, impostors = #impostors}
 end
 
 return eval
