@@ -15,6 +15,7 @@ local siamese = {
   json = require "siamese.json",
   safetensors = require "siamese.safetensors",
   train = require "siamese.train",
+  encoder = require "siamese.encoder",
 }
 
 --- Seeds the library's one random-number generator (tensors, sampling,
