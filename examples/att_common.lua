@@ -42,16 +42,24 @@ common.DEFINITION = here .. "/../models/att_encoder.lua"
 common.ENCODER_OPTS = {width = 16, dim = 64, dropout = 0.2}
 
 --- The shipped encoder's network (models/att_encoder.lua): batch-norm
--- convolutions, L2-normalised 64-D embeddings.
-function common.encoder()
-  return dofile(common.DEFINITION)(common.ENCODER_OPTS)
+-- convolutions, L2-normalised 64-D embeddings; for the BCE loss without
+-- the normalisation (the head's weighted |e1 - e2| needs the scale, as in
+-- Koch et al.).
+function common.encoder(loss)
+  local o = {}
+  for k, v in pairs(common.ENCODER_OPTS) do o[k] = v end
+  o.normalise = loss ~= "bce"
+  common.built_opts = o -- what export_encoder records
+  return dofile(common.DEFINITION)(o)
 end
 
--- Normalisation of the inputs (recorded in the exported encoder) and the
--- training augmentation (drawn from the library RNG, so checkpointed).
+-- Normalisation of the inputs (recorded in the exported encoder, with the
+-- test-time flip averaging the results use) and the training augmentation
+-- (drawn from the library RNG, so checkpointed).
 common.PREPROCESSING = {channels = 1, width = 46, height = 56, resize = "area", scale = 1 / 255,
-                        mean = {0.5}, std = {0.5}}
+                        mean = {0.5}, std = {0.5}, flip_average = true}
 local NORM = {mean = 0.5, std = 0.5}
+local FLIPPED = {flip = 1, mean = 0.5, std = 0.5}
 local AUGMENT = {flip = 0.5, shift = 3, brightness = 0.2, contrast = 0.2, mean = 0.5, std = 0.5}
 
 --- Saves the encoder as a shipped model (siamese.encoder.load reads it):
@@ -59,7 +67,7 @@ local AUGMENT = {flip = 0.5, shift = 3, brightness = 0.2, contrast = 0.2, mean =
 -- embedding size and how it was trained (extra fields).
 function common.export_encoder(encoder, path, extra)
   local meta = {
-    architecture = "models/att_encoder.lua", definition_opts = common.ENCODER_OPTS,
+    architecture = "models/att_encoder.lua", definition_opts = common.built_opts or common.ENCODER_OPTS,
     input_size = {1, 56, 46}, preprocessing = common.PREPROCESSING, embedding_size = common.ENCODER_OPTS.dim,
     distance = "euclidean", normalised = "L2",
   }
@@ -97,6 +105,11 @@ end
 function common.setup(loss, dataset, encoder, opts)
   local s = {encoder = encoder, loss = loss}
   local steps, seed = opts.steps, opts.seed
+  if loss == "pixels" then -- the untrained baseline: standardised pixels
+    s.encoder = common.pixels()
+    s.model = s.encoder
+    return s
+  end
   if loss == "triplet" then
     s.model = encoder
     s.criterion = siamese.loss.BatchTripletLoss{margin = opts.margin or 0.2, mining = "semihard"}
@@ -156,12 +169,38 @@ function common.setup(loss, dataset, encoder, opts)
   return s
 end
 
---- Embeddings [n, dim] of every image of a dataset (evaluation mode).
+--- The raw-pixel "encoder" of examples/att_pixel_baseline.lua: each image
+-- flattened, its mean removed, L2-normalised. No parameters.
+function common.pixels()
+  local m = nn.Module()
+  function m.updateOutput(self, x)
+    local n = x:shape(1)
+    self.output = x:contiguous():view(n, -1):clone()
+    for i = 1, n do
+      local r = self.output:select(1, i)
+      r:sub_(r:mean())
+      r:scale_(1 / r:norm())
+    end
+    return self.output
+  end
+  return m
+end
+
+--- Embeddings [n, dim] of every image of a dataset (evaluation mode),
+-- averaged with those of the mirror images (test-time flip; L2-normalised
+-- again unless the encoder is the BCE one, whose head takes raw vectors).
 function common.embed_all(s, dataset)
   s.model:evaluate()
   local idx = {}
   for i = 1, dataset.count do idx[i] = i end
-  return s.encoder:forward(dataset:batch(idx, NORM)):clone()
+  local E = s.encoder:forward(dataset:batch(idx, NORM)):clone()
+  E:add_(s.encoder:forward(dataset:batch(idx, FLIPPED)))
+  if s.loss == "bce" then return E:scale_(0.5) end
+  for i = 1, E:shape(1) do
+    local r = E:select(1, i)
+    r:scale_(1 / r:norm())
+  end
+  return E
 end
 
 local function rows(E, idx)

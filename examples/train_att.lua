@@ -35,7 +35,7 @@ local function slice(p, first, last)
 end
 local train, test = slice(all, 1, 15000), slice(all, 15001, 20000)
 
-local encoder = opts.encoder == "classic" and common.classic_encoder() or common.encoder()
+local encoder = opts.encoder == "classic" and common.classic_encoder() or common.encoder(opts.loss)
 local dim = opts.encoder == "classic" and 50 or common.ENCODER_OPTS.dim
 local s = common.setup(opts.loss, data, encoder, {steps = opts.steps, seed = opts.seed, dim = dim, pairs = train})
 local trainer = siamese.train.Trainer{

@@ -9,7 +9,9 @@
 --       1 -> w -> 2w -> 4w channels, 56x46 -> 28x23 -> 14x11 -> 7x5
 --   flatten (4w*7*5) - dropout - linear -> dim - L2-normalise
 --
--- opts: width w (default 16), dim (default 64), dropout (default 0.2).
+-- opts: width w (default 16), dim (default 64), dropout (default 0.2),
+-- normalise (default true; false leaves the embeddings unnormalised, for
+-- the BCE head of examples/att_common.lua).
 -- With the defaults: 166,944 parameters, ~6.4 M multiply-adds per face.
 local nn = require("siamese").nn
 
@@ -23,8 +25,9 @@ return function(opts)
   for _, s in ipairs{{1, w}, {w, 2 * w}, {2 * w, 4 * w}} do
     for _, m in ipairs{stage(s[1], s[2])} do layers[#layers + 1] = m end
   end
-  for _, m in ipairs{nn.Flatten(), nn.Dropout(opts.dropout or 0.2), nn.Linear(4 * w * 7 * 5, dim), nn.L2Normalize()} do
+  for _, m in ipairs{nn.Flatten(), nn.Dropout(opts.dropout or 0.2), nn.Linear(4 * w * 7 * 5, dim)} do
     layers[#layers + 1] = m
   end
+  if opts.normalise ~= false then layers[#layers + 1] = nn.L2Normalize() end
   return nn.Sequential(layers)
 end

@@ -64,6 +64,25 @@ describe("siamese.encoder", function()
     assert.are.same({5}, enc:embed(image.new(3, 2, 1)):shape())
   end)
 
+  it("flip_average embeds the normalised mean of the image and its mirror", function()
+    local prep = {}
+    for k, v in pairs(PREP) do prep[k] = v end
+    prep.flip_average = true
+    local net = write_encoder(dir, "tiny", 5, {preprocessing = prep})
+    local enc = assert(encoder.load(dir .. "/tiny_encoder.safetensors"))
+    local img = rgb_image(9)
+    local function x_of(im)
+      return im:grayscale():resize(4, 3, {method = "area"}):to_tensor{scale = 1 / 255, mean = {0.5}, std = {0.25}}
+    end
+    net:evaluate()
+    local a = net:forward(x_of(img):view(1, 1, 3, 4)):clone()
+    local b = net:forward(x_of(img:flip()):view(1, 1, 3, 4)):clone()
+    local want = a:add(b):view(5)
+    want:scale_(1 / want:norm())
+    local e = enc:embed(img)
+    for i = 1, 5 do assert.is_true(math.abs(e:get(i) - want:get(i)) < 1e-6) end
+  end)
+
   it("model_id is stable for one file and changes with the weights", function()
     write_encoder(dir, "tiny", 5)
     local a = assert(encoder.load(dir .. "/tiny_encoder.safetensors"))

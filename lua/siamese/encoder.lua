@@ -11,7 +11,8 @@
 -- copy); load(path) takes a .safetensors file whose definition is the .lua
 -- file of the same base name. The file's __metadata__ says how to prepare
 -- an image (preprocessing: channels, width, height, resize method, scale,
--- mean, std) and the embedding size; the definition file returns a
+-- mean, std, and flip_average: the embedding is the L2-normalised mean of
+-- the image's and its mirror image's) and the embedding size; the definition file returns a
 -- function(opts) building the network (opts from the metadata's
 -- definition_opts).
 --
@@ -166,7 +167,18 @@ function Encoder:embed_batch(list)
     end
     x:select(1, i):copy(self:preprocess(img))
   end
-  return self.net:forward(x):clone()
+  local E = self.net:forward(x):clone()
+  if self.preprocessing.flip_average then
+    -- mean with the mirror image's embedding, L2-normalised again
+    local flipped = T.zeros{#list, p.channels, p.height, p.width}
+    for i, img in ipairs(list) do flipped:select(1, i):copy(self:preprocess(img:flip())) end
+    E:add_(self.net:forward(flipped))
+    for i = 1, #list do
+      local r = E:select(1, i)
+      r:scale_(1 / math.max(r:norm(), 1e-12))
+    end
+  end
+  return E
 end
 
 --- The embedding [dim] of one image.
