@@ -67,6 +67,7 @@ describe("siamese gallery commands", function()
       {"identify --gallery g.gal --k 0 x.jpg", "--k must be a positive integer"},
       {"attendance --gallery g.gal x.jpg", "--db FILE is required"},
       {"attendance --db " .. q(dir .. "/none.db") .. " --report", "no such attendance database"},
+      {"attendance --db " .. q(dir .. "/none.db") .. " --gallery " .. q(dir .. "/missing.gal") .. " x.jpg", "no such gallery"},
       {"attendance --db x.db --report --date 22.11.2026", "--date must be YYYY-MM-DD"},
       {"attendance --db x.db --gallery g.gal --time noon x.jpg", "--time must be"},
       {"calibrate --gallery g.gal", "either --pairs FILE --root DIR or --folder DIR"},
@@ -81,7 +82,7 @@ describe("siamese gallery commands", function()
       assert.are.equal(2, code, case[1])
       assert.truthy(err:find(case[2], 1, true), case[1] .. " -> " .. err)
     end
-    -- attendance listing never creates a database
+    -- neither a listing nor a failed recording creates a database
     assert.is_nil(io.open(dir .. "/none.db"))
   end)
 

@@ -5,7 +5,7 @@ local json = require "siamese.json"
 local common = require "siamese.cli.common"
 
 local attendance_cmd = {
-  summary = "record recognised faces in an SQLite attendance register; --report lists who came when",
+  summary = "record faces in an SQLite attendance register; --report: who came when",
   usage = [[
 usage: siamese attendance --gallery FILE --db FILE [options] PHOTO|DIR...
        siamese attendance --db FILE --report [--date YYYY-MM-DD] [--json]
