@@ -41,7 +41,12 @@ people's photos accepted with the right name).
 embeds the whole photo. --fallback (face model, when no face is detected):
 pairs default centre (every photo of a pair is needed), folder default
 threshold (retry at a low detection score; photos without a face are
-skipped). --json prints the figures as one JSON object.]],
+skipped). --json prints the figures as one JSON object: pairs {"pairs",
+"accuracy", "accuracy_std", "auc", "eer", "eer_threshold", "tar",
+"tar_threshold", "far", "faces", "model", "seconds"}; folder {"people",
+"photos", "skipped", "genuine_pairs", "impostor_pairs", "auc", "eer", "tar",
+"best_accuracy", "rank1", "probes", "open_set": {"threshold", "rejection",
+"dir", "far", "genuine", "strangers"}, "model", "seconds"}.]],
 }
 
 local SPEC = {
