@@ -49,6 +49,9 @@ describe("siamese.hash", function()
     local ok, err = hash.file_sha256("/nonexistent/file")
     assert.is_nil(ok)
     assert.truthy(err:find("/nonexistent/file", 1, true))
+    ok, err = hash.file_sha256("spec") -- a directory
+    assert.is_nil(ok)
+    assert.truthy(err:find("spec", 1, true))
   end)
 
   it("raises on a non-string argument", function()

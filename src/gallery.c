@@ -486,24 +486,39 @@ static void list_insert(float *s, int64_t *id, int64_t kk, float v, int64_t key,
     id[pos] = key;
 }
 
-/* One query against one block of rows t0..t0+tb-1: dots become ranking
- * scores in place (a loop the compiler vectorises), then the few that beat
- * the list's last entry are inserted. */
+/* One query against one block of rows t0..t0+tb-1, in chunks: the dots
+ * become ranking scores in place while a flag records whether any beats
+ * the list's last entry (a loop the compiler vectorises); only flagged
+ * chunks, rare once the list is full, are scanned for insertions. */
+#define SCAN_CHUNK 64
 static void scan_block(float *s, int64_t *id, int64_t kk, float *dots, int64_t tb, int64_t t0,
                        const float *aux, const int64_t *owner, int euclid)
 {
     const float *a = aux + t0;
-    if (euclid)
-        for (int64_t j = 0; j < tb; j++) dots[j] = a[j] - 2.0f * dots[j];
-    else
-        for (int64_t j = 0; j < tb; j++) dots[j] = -dots[j] * a[j];
-    float worst = s[kk - 1];
-    for (int64_t j = 0; j < tb; j++) {
-        if (dots[j] <= worst) {
-            int64_t key = owner ? owner[t0 + j] : t0 + j;
-            if (before(dots[j], key, worst, id[kk - 1])) {
-                list_insert(s, id, kk, dots[j], key, owner != NULL);
-                worst = s[kk - 1];
+    for (int64_t c0 = 0; c0 < tb; c0 += SCAN_CHUNK) {
+        int64_t c1 = tb - c0 < SCAN_CHUNK ? tb : c0 + SCAN_CHUNK;
+        float worst = s[kk - 1];
+        int hit = 0;
+        if (euclid)
+            for (int64_t j = c0; j < c1; j++) {
+                float v = a[j] - 2.0f * dots[j];
+                dots[j] = v;
+                hit |= v <= worst;
+            }
+        else
+            for (int64_t j = c0; j < c1; j++) {
+                float v = -dots[j] * a[j];
+                dots[j] = v;
+                hit |= v <= worst;
+            }
+        if (!hit) continue;
+        for (int64_t j = c0; j < c1; j++) {
+            if (dots[j] <= worst) {
+                int64_t key = owner ? owner[t0 + j] : t0 + j;
+                if (before(dots[j], key, worst, id[kk - 1])) {
+                    list_insert(s, id, kk, dots[j], key, owner != NULL);
+                    worst = s[kk - 1];
+                }
             }
         }
     }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "l_aux.h"
 #include "gallery.h"
 
@@ -435,24 +436,29 @@ static uint8_t *read_whole(lua_State *L, const char *path, size_t *len, void **g
         sm_l_fail(L, "cannot open '%s': %s", path, strerror(errno));
         return NULL;
     }
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
         sm_l_fail(L, "cannot read '%s': not a regular file", path);
         return NULL;
     }
-    uint8_t *buf = malloc((size_t)size + 1);
+    if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX / 2) {
+        fclose(f);
+        sm_l_fail(L, "cannot read '%s': file too large", path);
+        return NULL;
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *buf = malloc(size + 1);
     if (!buf) {
         fclose(f);
-        sm_l_fail(L, "out of memory reading '%s' (%d bytes)", path, (int)size);
+        sm_l_fail(L, "out of memory reading '%s' (%I bytes)", path, (lua_Integer)size);
         return NULL;
     }
     *guard = buf;
-    size_t got = fread(buf, 1, (size_t)size, f);
+    size_t got = fread(buf, 1, size, f);
     int bad = ferror(f);
     fclose(f);
-    if (bad || got != (size_t)size) {
+    if (bad || got != size) {
         sm_l_fail(L, "cannot read '%s'", path);
         return NULL;
     }

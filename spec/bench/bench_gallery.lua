@@ -123,7 +123,11 @@ do
   f:write(py)
   f:close()
 end
-local p = io.popen(string.format("OMP_NUM_THREADS=%d /usr/bin/python3 %s %d %d %d 2>&1", threads, script, N, threads, K))
+-- FAISS gets its best settings on a shared machine: passive OpenMP waiting
+-- and single-threaded OpenBLAS calls inside its own threads (its default
+-- spinning threads run several times slower when the cores are busy).
+local p = io.popen(string.format("OMP_NUM_THREADS=%d OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 " ..
+  "/usr/bin/python3 %s %d %d %d 2>&1", threads, script, N, threads, K))
 for line in p:lines() do
   local ok, r = pcall(json.decode, line)
   if ok and type(r) == "table" and r.skip then
