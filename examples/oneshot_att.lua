@@ -111,7 +111,7 @@ for l = 1, #test.names do everybody[l] = true end
 local g, queries, truth = one_shot(everybody)
 local rank1 = eval.rank1(g, queries, truth)
 
-local sums = {rejected = 0, dir = 0, oracle_dir = 0, oracle_threshold = 0}
+local sums = {rejected = 0, dir = 0, oracle_dir = 0, oracle_threshold = 0, oracle_draws = 0}
 for draw = 1, math.floor(opts.draws) do
   local order = require("siamese.core").data.permutation(#test.names, math.floor(opts.seed) * 1000 + draw)
   local enrolled_people = {}
@@ -129,12 +129,18 @@ for draw = 1, math.floor(opts.draws) do
     end
   end
   local dir, oracle_t = eval.open_set{distances = distances, predicted = predicted, labels = t5, far = opts.far}
+  -- -inf: no probe is closer than the nearest strangers (nothing accepted;
+  -- DIR 0), left out of the mean threshold
+  if oracle_t > -math.huge then
+    sums.oracle_threshold = sums.oracle_threshold + oracle_t
+    sums.oracle_draws = sums.oracle_draws + 1
+  end
   sums.rejected = sums.rejected + rejected / strangers
   sums.dir = sums.dir + hits / genuine
   sums.oracle_dir = sums.oracle_dir + dir
-  sums.oracle_threshold = sums.oracle_threshold + oracle_t
 end
-for k, v in pairs(sums) do sums[k] = v / opts.draws end
+sums.oracle_threshold = sums.oracle_threshold / math.max(sums.oracle_draws, 1)
+for _, k in ipairs{"rejected", "dir", "oracle_dir"} do sums[k] = sums[k] / opts.draws end
 
 local result = {
   model = model_id, crop = opts.model == "face" and opts.crop or "whole", faces_found = how,
