@@ -59,7 +59,7 @@ end
 common.PREPROCESSING = {channels = 1, width = 46, height = 56, resize = "area", scale = 1 / 255,
                         mean = {0.5}, std = {0.5}, flip_average = true}
 local NORM = {mean = 0.5, std = 0.5}
-local FLIPPED = {flip = 1, mean = 0.5, std = 0.5}
+local FLIPPED = {flip = 1, mean = 0.5, std = 0.5, seed = 1}
 local AUGMENT = {flip = 0.5, shift = 3, brightness = 0.2, contrast = 0.2, mean = 0.5, std = 0.5}
 
 --- Saves the encoder as a shipped model (siamese.encoder.load reads it):
@@ -189,11 +189,16 @@ end
 --- Embeddings [n, dim] of every image of a dataset (evaluation mode),
 -- averaged with those of the mirror images (test-time flip; L2-normalised
 -- again unless the encoder is the BCE one, whose head takes raw vectors).
-function common.embed_all(s, dataset)
+-- flip = false: the plain embeddings (validation during training).
+-- (The plain batch draws its unused augmentation seed from the library
+-- RNG and the mirrored one has a fixed seed, so validation consumes the
+-- same random numbers with or without the flip.)
+function common.embed_all(s, dataset, flip)
   s.model:evaluate()
   local idx = {}
   for i = 1, dataset.count do idx[i] = i end
   local E = s.encoder:forward(dataset:batch(idx, NORM)):clone()
+  if flip == false then return E end
   E:add_(s.encoder:forward(dataset:batch(idx, FLIPPED)))
   if s.loss == "bce" then return E:scale_(0.5) end
   for i = 1, E:shape(1) do
@@ -210,9 +215,10 @@ local function rows(E, idx)
 end
 
 --- Pair "distances" (smaller = more alike) and booleans same: euclidean
--- between embeddings, or minus the BCE head's logit.
-function common.distances(s, dataset, p, E)
-  E = E or common.embed_all(s, dataset)
+-- between embeddings (E, or those of embed_all(s, dataset, flip)), or minus
+-- the BCE head's logit.
+function common.distances(s, dataset, p, E, flip)
+  E = E or common.embed_all(s, dataset, flip)
   local d, same = {}, {}
   local a, b = rows(E, p.left), rows(E, p.right)
   local out

@@ -19,16 +19,16 @@
 -- at the threshold best on the training people, one-shot identification.
 -- The last line printed is a JSON object.
 --
--- usage: lua5.4 examples/finetune_faces.lua [DIR] [--test 10] [--detect 0|1] [--epochs 8]
---          [--steps 10] [--lr 1e-4] [--seed 1] [--threads 2]
+-- usage: lua5.4 examples/finetune_faces.lua [DIR] [--test 10] [--detect 0|1] [--epochs 15]
+--          [--steps 20] [--lr 1e-3] [--seed 1] [--threads 2]
 local siamese = require "siamese"
 local json = require "siamese.json"
 local recognition = require "siamese.face.recognition"
 local common = dofile((arg[0]:match("^(.*)/") or ".") .. "/att_common.lua")
 local nn, T, eval = siamese.nn, siamese.tensor, siamese.eval
 
-local opts = common.options(arg, {root = "../shared/data/att_faces", test = 10, detect = 0, epochs = 8,
-                                  steps = 10, lr = 1e-4, seed = 1, threads = 2})
+local opts = common.options(arg, {root = "../shared/data/att_faces", test = 10, detect = 0, epochs = 15,
+                                  steps = 20, lr = 1e-3, seed = 1, threads = 2})
 siamese.set_num_threads(opts.threads)
 siamese.manual_seed(opts.seed)
 

@@ -10,14 +10,14 @@
 -- mining) | bce (head on |e1 - e2|). Checkpoint: --out DIR/last.safetensors
 -- (--resume 1 continues from it). The last line printed is a JSON object.
 --
--- usage: lua5.4 examples/train_att.lua [DATA_DIR] [--loss contrastive] [--epochs 5] [--steps 20]
+-- usage: lua5.4 examples/train_att.lua [DATA_DIR] [--loss contrastive] [--epochs 8] [--steps 30]
 --          [--seed 1] [--threads 2] [--encoder bn|classic] [--out DIR] [--resume 0|1]
 local siamese = require "siamese"
 local json = require "siamese.json"
 local eval = siamese.eval
 local common = dofile((arg[0]:match("^(.*)/") or ".") .. "/att_common.lua")
 
-local opts = common.options(arg, {root = "../shared/data/att_faces", loss = "contrastive", epochs = 5, steps = 20,
+local opts = common.options(arg, {root = "../shared/data/att_faces", loss = "contrastive", epochs = 8, steps = 30,
                                   seed = 1, threads = 2, encoder = "bn", resume = 0})
 opts.out = opts.out or ("build/att_classic_" .. opts.loss)
 siamese.set_num_threads(opts.threads)

@@ -54,8 +54,8 @@ local trainer = siamese.train.Trainer{
                           or siamese.optim.Adam(s.model, {lr = 1e-3}),
   batches = s.batches, step = s.step,
   schedule = siamese.optim.schedule.cosine(1e-3, opts.epochs, 1e-5),
-  validate = function()
-    local d, same = common.distances(s, val, val_pairs)
+  validate = function() -- AUC on the validation people, without the test-time flip
+    local d, same = common.distances(s, val, val_pairs, nil, false)
     return eval.auc(eval.roc(d, same))
   end,
   last = opts.out .. "/last.safetensors", best = opts.out .. "/best.safetensors",
