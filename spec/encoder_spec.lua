@@ -110,6 +110,15 @@ describe("siamese.encoder", function()
     end
   end)
 
+  it("finds the definition named by the metadata in the models folder", function()
+    local att = assert(encoder.load("att"))
+    local copy = dir .. "/exported.safetensors"
+    support.write_file(copy, support.read_file(att.path)) -- no exported.lua beside it
+    local enc = assert(encoder.load(copy))
+    assert.are.equal("exported", enc.name)
+    assert.are.same(att:embed(image.new(46, 56, 1)):totable(), enc:embed(image.new(46, 56, 1)):totable())
+  end)
+
   it("finds the shipped AT&T encoder by name", function()
     local enc = assert(encoder.load("att"))
     assert.are.equal("att", enc.name)
@@ -129,7 +138,7 @@ describe("siamese.encoder", function()
   it("returns nil, message for missing or damaged files", function()
     local ok, err = encoder.load("no_such_encoder")
     assert.is_nil(ok)
-    assert.matches("definition not found", err)
+    assert.matches("no_such_encoder", err)
     ok, err = encoder.load("bad name!")
     assert.is_nil(ok)
     assert.matches("unknown encoder name", err)
@@ -150,6 +159,11 @@ describe("siamese.encoder", function()
     ok, err = encoder.load(st)
     assert.is_nil(ok)
     assert.matches("preprocessing", err)
+    -- no definition beside the weights, none named by the metadata
+    os.remove(dir .. "/tiny_encoder.lua")
+    ok, err = encoder.load(st)
+    assert.is_nil(ok)
+    assert.matches("definition not found", err)
     -- a definition that returns no builder
     write_encoder(dir, "tiny", 5)
     support.write_file(dir .. "/tiny_encoder.lua", "return 42")

@@ -9,7 +9,8 @@
 -- load(name) finds NAME_encoder.safetensors and NAME_encoder.lua in the
 -- models folder (SIAMESE_MODELS, the checkout's models/, or the installed
 -- copy); load(path) takes a .safetensors file whose definition is the .lua
--- file of the same base name. The file's __metadata__ says how to prepare
+-- file of the same base name, or else the models folder's file named by
+-- the metadata's "architecture" (e.g. "models/att_encoder.lua"). The file's __metadata__ says how to prepare
 -- an image (preprocessing: channels, width, height, resize method, scale,
 -- mean, std, and flip_average: the embedding is the L2-normalised mean of
 -- the image's and its mirror image's) and the embedding size; the definition file returns a
@@ -103,19 +104,30 @@ function encoder.load(name_or_path)
   end
   local path, def_path, name = paths_for(name_or_path)
   if not path then return nil, "unknown encoder name '" .. name_or_path .. "'" end
-  local f = io.open(def_path, "r")
-  if not f then return nil, def_path .. ": encoder definition not found" end
-  f:close()
+  local st = require "siamese.safetensors"
+  local tensors, meta = st.load(path)
+  if not tensors then return nil, meta end
+  -- the definition: NAME.lua beside the weights, else the file of the
+  -- models folder that the metadata's architecture names (an encoder
+  -- exported by a training script elsewhere)
+  local candidates = {def_path}
+  local arch = meta.architecture
+  if type(arch) == "string" and arch:match("%.lua$") then
+    candidates[2] = weights.models_dir() .. "/" .. arch:match("([^/]+)$")
+  end
+  local found
+  for _, c in ipairs(candidates) do
+    local f = io.open(c, "r")
+    if f then f:close(); found = c; break end
+  end
+  if not found then return nil, def_path .. ": encoder definition not found" end
+  def_path = found
   local chunk, lerr = loadfile(def_path, "t")
   if not chunk then return nil, lerr end
   local ok, build = pcall(chunk)
   if not ok or type(build) ~= "function" then
     return nil, def_path .. ": must return a function building the network"
   end
-  -- the metadata first: it holds the definition's options
-  local st = require "siamese.safetensors"
-  local tensors, meta = st.load(path)
-  if not tensors then return nil, meta end
   local prep, perr = decode_field(meta, "preprocessing", path)
   if not prep then return nil, perr end
   prep, perr = check_preprocessing(prep, path)
