@@ -38,7 +38,7 @@ INST_LIBDIR ?= $(DESTDIR)/usr/local/lib/lua/5.4
 INST_LUADIR ?= $(DESTDIR)/usr/local/share/lua/5.4
 INST_BINDIR ?= $(DESTDIR)/usr/local/bin
 
-.PHONY: all deps test ctest spec sanitize demo bench lfw models install clean help e2e
+.PHONY: all deps test ctest spec sanitize demo bench lfw models oneshot install clean help train-att e2e
 
 all: $(MODULE)
 
@@ -52,6 +52,8 @@ help:
 	@echo "make e2e       the web demo driven in headless Chromium (screenshot: build/e2e/page.png)"
 	@echo "make lfw       the LFW verification benchmark (10-fold, pairs.txt; LFW_ROOT=$(LFW_ROOT))"
 	@echo "make models    re-create models/*.safetensors from the pinned face-api npm package"
+	@echo "make oneshot   one-shot AT&T identification checks, trained encoder and face model (ATT_ROOT=$(ATT_ROOT))"
+	@echo "make train-att the six AT&T experiments (2 protocols x 3 losses; ATT_ROOT=$(ATT_ROOT)), JSON in build/att/"
 
 deps:
 	@sh .ci/deps
@@ -115,14 +117,36 @@ lfw: deps
 	@$(MAKE) --no-print-directory all
 	bin/siamese eval lfw --root $(LFW_ROOT) --pairs $(LFW_ROOT)/pairs.txt --align $(LFW_ALIGN) --out build/lfw-$(LFW_ALIGN)
 
+# The README's AT&T training table: both protocols with each loss, one
+# JSON line per run in build/att/ (about an hour on 2 idle cores).
+ATT_ROOT   ?= ../shared/data/att_faces
+ATT_LOSSES ?= contrastive triplet bce
+train-att: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p $(BUILD)/att
+	@set -e; for loss in $(ATT_LOSSES); do \
+	  $(RUN_LUA) examples/train_att_unseen.lua $(ATT_ROOT) --loss $$loss --seed 1 --threads 2 --out $(BUILD)/att/unseen_$$loss \
+	    | tail -1 | tee $(BUILD)/att/unseen_$$loss.json; \
+	  $(RUN_LUA) examples/train_att.lua $(ATT_ROOT) --loss $$loss --seed 1 --threads 2 --out $(BUILD)/att/classic_$$loss \
+	    | tail -1 | tee $(BUILD)/att/classic_$$loss.json; \
+	done
+
 models: all
 	$(LUA) models/convert_faceapi.lua models
+
+# One-shot identification on the 10 AT&T people the trained encoder never
+# saw (examples/oneshot_att.lua): trained encoder, then the face pipeline.
+oneshot: deps
+	@$(MAKE) --no-print-directory all
+	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model att
+	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --crop whole
+	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --crop detect
 
 install: $(MODULE)
 	mkdir -p $(INST_LIBDIR)/siamese $(INST_LUADIR)/siamese/face/models $(INST_BINDIR)
 	cp $(MODULE) $(INST_LIBDIR)/siamese/core.so
 	cd lua && find siamese -name '*.lua' -exec sh -c 'mkdir -p "$$0/$$(dirname "$$1")" && cp "$$1" "$$0/$$1"' $(INST_LUADIR) {} \;
-	cp models/*.safetensors $(INST_LUADIR)/siamese/face/models/
+	cp models/*.safetensors models/*_encoder.lua $(INST_LUADIR)/siamese/face/models/
 	cp bin/siamese $(INST_BINDIR)/siamese && chmod 755 $(INST_BINDIR)/siamese
 
 clean:

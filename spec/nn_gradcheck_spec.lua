@@ -207,6 +207,19 @@ describe("gradient checks: losses", function()
           if #pos > 1 and not far(pos[#pos], pos[#pos - 1]) then return false end
           if #neg > 1 and not far(neg[1], neg[2]) then return false end
           if not far(pos[#pos] - neg[1] + margin, 0) then return false end
+        elseif mining == "semihard" then
+          -- every (a, p): no negative distance near d_ap or d_ap + margin
+          -- (the semi-hard band's ends), a clear nearest negative, and the
+          -- chosen triplet's loss away from 0
+          for _, dp in ipairs(pos) do
+            local pick
+            for _, dn in ipairs(neg) do
+              if not far(dn, dp) or not far(dn, dp + margin) then return false end
+              if not pick and dn > dp and dn < dp + margin then pick = dn end
+            end
+            if #neg > 1 and not far(neg[1], neg[2]) then return false end
+            if not far(dp - (pick or neg[1]) + margin, 0) then return false end
+          end
         else
           for _, dp in ipairs(pos) do
             for _, dn in ipairs(neg) do
@@ -224,8 +237,9 @@ describe("gradient checks: losses", function()
     error("no stable batch found")
   end
 
-  it("batch-hard and batch-all triplet over a P x K batch", function()
-    for _, cfg in ipairs{{"hard", false}, {"hard", true}, {"all", false}, {"all", true}} do
+  it("semi-hard, batch-hard and batch-all triplet over a P x K batch", function()
+    for _, cfg in ipairs{{"hard", false}, {"hard", true}, {"all", false}, {"all", true},
+                         {"semihard", false}, {"semihard", true}} do
       local e, lab = stable_batch(R(2, 3), R(2, 3), R(2, 6), 1, cfg[2], cfg[1])
       check_loss(loss.BatchTripletLoss{margin = 1, mining = cfg[1], squared = cfg[2]}, e, lab, {h = 1e-3, atol = 5e-3})
     end

@@ -24,4 +24,34 @@ describe("require 'siamese'", function()
     assert.are.same(a, siamese.tensor.rand{4}:totable())
     assert.has_error(function() siamese.manual_seed(1.5) end)
   end)
+
+  it("get_rng_state / set_rng_state resume the random stream exactly", function()
+    siamese.manual_seed(5)
+    siamese.tensor.randn{3} -- leaves a spare normal value pending
+    local s = siamese.get_rng_state()
+    assert.matches("^xoshiro256%*%*:", s)
+    local a = {siamese.tensor.randn{5}:totable(), siamese.tensor.rand{3}:totable(), siamese.tensor.randn{1}:totable()}
+    siamese.manual_seed(99)
+    siamese.tensor.rand{7}
+    siamese.set_rng_state(s)
+    assert.are.equal(s, siamese.get_rng_state())
+    local b = {siamese.tensor.randn{5}:totable(), siamese.tensor.rand{3}:totable(), siamese.tensor.randn{1}:totable()}
+    assert.are.same(a, b)
+    -- the state also drives the data sampling seeds (dropout, augmentation)
+    siamese.set_rng_state(s)
+    local d1 = siamese.nn.Dropout(0.5):forward(siamese.tensor.ones{16}):totable()
+    siamese.set_rng_state(s)
+    assert.are.same(d1, siamese.nn.Dropout(0.5):forward(siamese.tensor.ones{16}):totable())
+  end)
+
+  it("set_rng_state refuses what is not a state", function()
+    local s = siamese.get_rng_state()
+    for _, bad in ipairs{"", "xoshiro256**:", s:sub(1, -2), s .. "0", "y" .. s:sub(2), s:sub(1, 81) .. "2" .. s:sub(83),
+                         "xoshiro256**:" .. ("0"):rep(16) .. "," .. ("0"):rep(16) .. "," .. ("0"):rep(16) .. ","
+                           .. ("0"):rep(16) .. ",0," .. ("0"):rep(16), s:upper()} do
+      assert.has_error(function() siamese.set_rng_state(bad) end, nil, bad)
+    end
+    assert.has_error(function() siamese.set_rng_state(nil) end)
+    assert.are.equal(s, siamese.get_rng_state()) -- untouched by the refusals
+  end)
 end)

@@ -573,15 +573,16 @@ static int l_bce_loss(lua_State *L)
 }
 
 /* batch_triplet_loss(grad|nil, e [B,D], labels (tensor of B integers), margin,
- * squared, eps, "hard"|"all", scale) → loss, active */
+ * squared, eps, "hard"|"all"|"semihard", scale) → loss, active */
 static int l_batch_triplet_loss(lua_State *L)
 {
-    static const char *const mining[] = { "all", "hard", NULL };
+    static const char *const mining[] = { "all", "hard", "semihard", NULL };
+    static const sm_mining kinds[] = { SM_MINE_BATCH_ALL, SM_MINE_BATCH_HARD, SM_MINE_SEMIHARD };
     sm_tensor *g = opt_ctensor(L, 1), *e = ctensor(L, 2), *lab = ctensor(L, 3);
     float margin = (float)luaL_checknumber(L, 4);
     int squared = lua_toboolean(L, 5);
     float eps = (float)luaL_optnumber(L, 6, 1e-7);
-    sm_mining m = luaL_checkoption(L, 7, "hard", mining) == 0 ? SM_MINE_BATCH_ALL : SM_MINE_BATCH_HARD;
+    sm_mining m = kinds[luaL_checkoption(L, 7, "hard", mining)];
     float scale = (float)luaL_optnumber(L, 8, 1);
     check_rows(L, 2, e);
     int64_t B = e->shape[0];

@@ -6,6 +6,7 @@
  * user value 1. Misuse raises with the function, the argument and shapes.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include "l_aux.h"
 
@@ -195,6 +196,60 @@ static int l_manual_seed(lua_State *L)
 {
     lua_Integer s = luaL_checkinteger(L, 1);
     sm_rng_seed(sm_l_rng(L), (uint64_t)s);
+    return 0;
+}
+
+/* The generator's whole state as text: "xoshiro256**:" then the four state
+ * words, the spare-normal flag and the spare's bits, each in hex, so a
+ * checkpoint can store it in safetensors metadata and resume the stream. */
+static int l_get_rng_state(lua_State *L)
+{
+    const sm_rng *r = sm_l_rng(L);
+    uint64_t spare;
+    memcpy(&spare, &r->spare, sizeof spare);
+    char buf[160];
+    snprintf(buf, sizeof buf, "xoshiro256**:%016llx,%016llx,%016llx,%016llx,%d,%016llx",
+             (unsigned long long)r->s[0], (unsigned long long)r->s[1], (unsigned long long)r->s[2],
+             (unsigned long long)r->s[3], r->has_spare ? 1 : 0, (unsigned long long)spare);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+static int parse_hex64(const char **p, uint64_t *out)
+{
+    uint64_t v = 0;
+    int n = 0;
+    for (; n < 16; n++) {
+        char c = (*p)[n];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return 0;
+        v = v << 4 | (uint64_t)d;
+    }
+    *p += 16;
+    *out = v;
+    return 1;
+}
+
+static int l_set_rng_state(lua_State *L)
+{
+    size_t len;
+    const char *str = luaL_checklstring(L, 1, &len);
+    static const char prefix[] = "xoshiro256**:";
+    const char *p = str;
+    sm_rng r = { { 0 }, 0, 0 };
+    uint64_t spare = 0;
+    int ok = len == sizeof prefix - 1 + 4 * 17 + 2 + 16 && strncmp(p, prefix, sizeof prefix - 1) == 0;
+    if (ok) {
+        p += sizeof prefix - 1;
+        for (int i = 0; i < 4 && ok; i++) ok = parse_hex64(&p, &r.s[i]) && *p++ == ',';
+        ok = ok && (p[0] == '0' || p[0] == '1') && p[1] == ',';
+        if (ok) { r.has_spare = p[0] == '1'; p += 2; }
+        ok = ok && parse_hex64(&p, &spare);
+        ok = ok && (r.s[0] | r.s[1] | r.s[2] | r.s[3]) != 0; /* the all-zero state is a fixed point */
+    }
+    if (!ok) return luaL_argerror(L, 1, "not a state from get_rng_state");
+    memcpy(&r.spare, &spare, sizeof spare);
+    *sm_l_rng(L) = r;
     return 0;
 }
 
@@ -781,4 +836,8 @@ void sm_open_tensor(lua_State *L)
     lua_setfield(L, -2, "tensor");
     lua_pushcfunction(L, l_manual_seed);
     lua_setfield(L, -2, "manual_seed");
+    lua_pushcfunction(L, l_get_rng_state);
+    lua_setfield(L, -2, "get_rng_state");
+    lua_pushcfunction(L, l_set_rng_state);
+    lua_setfield(L, -2, "set_rng_state");
 }

@@ -16,6 +16,14 @@
  * on logits z (stable form):
  *   L = 1/N sum max(z, 0) - z y + log(1 + e^-|z|),  dL/dz = (sigmoid(z) - y) / N
  *
+ * Semi-hard mining (Schroff et al. 2015, FaceNet / OpenFace): every
+ * anchor-positive pair (a, p) of the batch takes the negative n with
+ * d_ap < d_an < d_ap + margin that is nearest to the anchor (the hardest
+ * semi-hard one); when there is none, the nearest negative overall (the
+ * hard one). The loss is the mean of max(d_ap - d_an + margin, 0) over all
+ * anchor-positive pairs (inactive ones count as 0, as in TensorFlow's
+ * triplet_semihard_loss); a semi-hard pick is active by construction.
+ *
  * Batch triplet over embeddings e[B,D] with labels (Hermans et al. 2017):
  * D_ij from the rows, G_ij = dL/dD_ij collected while mining, then
  *   dL/de_i = sum_j (G_ij + G_ji) dD_ij/de_i,  dD_ij/de_i = (e_i - e_j)/D_ij
@@ -127,6 +135,27 @@ double sm_batch_triplet_loss(float *grad_e, const float *e, const int64_t *label
                 loss += l;
                 G[i * B + jp] += 1;
                 G[i * B + kn] -= 1;
+            }
+        } else if (mining == SM_MINE_SEMIHARD) {
+            for (int64_t j = 0; j < B; j++) {
+                if (j == i || labels[j] != labels[i]) continue;
+                double dap = dist[i * B + j];
+                int64_t semi = -1, hard = -1;
+                for (int64_t k = 0; k < B; k++) {
+                    if (labels[k] == labels[i]) continue;
+                    double dan = dist[i * B + k];
+                    if (hard < 0 || dan < dist[i * B + hard]) hard = k;
+                    if (dan > dap && dan < dap + margin && (semi < 0 || dan < dist[i * B + semi])) semi = k;
+                }
+                if (hard < 0) continue; /* a batch of one identity: no triplet */
+                int64_t kn = semi >= 0 ? semi : hard;
+                count++;
+                double l = dap - dist[i * B + kn] + margin;
+                if (l > 0) {
+                    loss += l;
+                    G[i * B + j] += 1;
+                    G[i * B + kn] -= 1;
+                }
             }
         } else {
             for (int64_t j = 0; j < B; j++) {

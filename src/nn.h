@@ -159,11 +159,14 @@ double sm_triplet_loss(float *grad_a, float *grad_p, float *grad_n, const float 
 double sm_bce_loss(float *grad_p, const float *p, const float *y, int64_t N, float eps, float scale);
 double sm_bce_logits_loss(float *grad_z, const float *z, const float *y, int64_t N, float scale);
 
-typedef enum { SM_MINE_BATCH_ALL, SM_MINE_BATCH_HARD } sm_mining;
+typedef enum { SM_MINE_BATCH_ALL, SM_MINE_BATCH_HARD, SM_MINE_SEMIHARD } sm_mining;
 /* Triplet loss over a batch of embeddings e [B,D] with integer labels:
  *  batch-hard: per anchor, the farthest positive and the nearest negative;
  *              mean over anchors that have both;
- *  batch-all:  every valid (a, p, n); mean over triplets with positive loss.
+ *  batch-all:  every valid (a, p, n); mean over triplets with positive loss;
+ *  semi-hard:  every (a, p) with the nearest negative farther than p but
+ *              within the margin (else the nearest negative); mean over
+ *              all (a, p) pairs (FaceNet).
  * work: 2*B*B doubles. active (optional) receives the number of anchors or
  * triplets averaged over. */
 double sm_batch_triplet_loss(float *grad_e, const float *e, const int64_t *labels, int64_t B, int64_t D,

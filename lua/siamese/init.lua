@@ -16,12 +16,26 @@ local siamese = {
   safetensors = require "siamese.safetensors",
   gallery = require "siamese.gallery",
   hash = require "siamese.hash",
+  train = require "siamese.train",
+  encoder = require "siamese.encoder",
 }
 
 --- Seeds the library's one random-number generator (tensors, sampling,
 -- dropout): the same seed gives the same numbers on every run.
 function siamese.manual_seed(n)
   core.manual_seed(n)
+end
+
+--- The state of that generator as a string (for checkpoints), and its
+-- restoration: after set_rng_state(s) the numbers continue exactly as they
+-- did after get_rng_state() returned s. A string that is not such a state
+-- raises.
+function siamese.get_rng_state()
+  return core.get_rng_state()
+end
+
+function siamese.set_rng_state(s)
+  core.set_rng_state(s)
 end
 
 --- Sets how many threads the C kernels and OpenBLAS use (default: all cores).

@@ -149,6 +149,26 @@ static void test_losses(void)
     CHECK(active == 4);
     l = sm_batch_triplet_loss(NULL, e, lab, 4, 2, 3.0f, 0, 1e-7f, SM_MINE_BATCH_HARD, 1.0f, work, &active);
     CHECK_NEAR(l, 1, 1e-6);
+
+    /* Semi-hard, 1-D points s0 = 0, s1 = 1 (identity 1), s2 = -0.5, s3 = 1.5
+     * (identity 2), margin 1. (0,1): d_ap 1, negatives s2 at 0.5 and s3 at
+     * 1.5: semi-hard s3 -> 0.5; (1,0): negatives s2 at 1.5, s3 at 0.5:
+     * semi-hard s2 -> 0.5; (2,3) and (3,2): d_ap 2, no negative in (2, 3):
+     * the hardest, at 0.5 -> 2.5 each. Mean over 4 pairs: 1.5 (batch-hard
+     * gives 2). */
+    float s[4] = { 0, 1, -0.5f, 1.5f }, gs[4];
+    l = sm_batch_triplet_loss(gs, s, lab, 4, 1, 1.0f, 0, 1e-7f, SM_MINE_SEMIHARD, 1.0f, work, &active);
+    CHECK_NEAR(l, 1.5, 1e-6);
+    CHECK(active == 4);
+    /* d/ds0 = (d01' - d03') + d10' - d20' = (-1 + 1) - 1 - 1 = -2, over 4 */
+    CHECK_NEAR(gs[0], -0.5, 1e-6);
+    /* d/ds1 = d01' + (d10' - d12') - d31' = 1 + (1 - 1) + 1 = 2, over 4 */
+    CHECK_NEAR(gs[1], 0.5, 1e-6);
+    /* d/ds2 = -d12' + (d23' - d20') + d32' = 1 + (-1 + 1) - 1 = 0 */
+    CHECK_NEAR(gs[2], 0, 1e-6);
+    CHECK_NEAR(gs[3], 0, 1e-6);
+    l = sm_batch_triplet_loss(NULL, s, lab, 4, 1, 1.0f, 0, 1e-7f, SM_MINE_BATCH_HARD, 1.0f, work, &active);
+    CHECK_NEAR(l, 2.0, 1e-6);
 }
 
 static void test_sgd_step(void)

@@ -1,19 +1,52 @@
---- siamese eval lfw: the LFW verification benchmark.
+--- siamese eval: verification and identification benchmarks.
+--   lfw     the LFW verification benchmark with the face pipeline
+--   pairs   verification on any pairs file, with any encoder
+--   folder  verification and one-shot identification on a folder dataset
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 
 local eval_cmd = {
-  summary = "verification benchmarks (lfw: the standard 10-fold protocol)",
+  summary = "benchmarks: lfw (10-fold protocol), pairs FILE, folder DIR (identification too)",
   usage = [[
 usage: siamese eval lfw --root DIR --pairs FILE [--align similarity|faceapi]
                         [--landmarks tiny|full] [--out DIR] [--threads N] [--json]
+       siamese eval pairs --pairs FILE --root DIR [--model face|NAME|PATH]
+                        [--fallback none|threshold|centre] [--far F] [--roc FILE.png] [--json]
+       siamese eval folder DIR [--model face|NAME|PATH] [--enroll N] [--strangers K]
+                        [--seed S] [--far F] [--fallback ...] [--roc FILE.png] [--json]
 
-Embeds every photo the pairs use (the face nearest the centre; if none is
+lfw: embeds every photo the pairs use (the face nearest the centre; if none is
 found, a lower detection threshold, then the centred region), and reports
 10-fold accuracy (threshold chosen on 9 folds, applied to the 10th), AUC,
 EER, TAR at FAR = 1e-3 and the wall time. Writes DIR/roc.png and
 DIR/worst_pairs.png (the worst false accepts, red, and false rejects,
-blue). --json prints the same figures as one JSON object.]],
+blue). --json prints the same figures as one JSON object.
+
+pairs: verification on an LFW-style pairs file (photos under --root as
+NAME/NAME_0001.jpg) with the chosen encoder: k-fold accuracy (the folds of
+the file), AUC, EER, TAR at FAR = --far (default 0.001).
+
+folder: DIR holds one sub-folder per person. Verification over every pair
+of photos (AUC, EER, TAR at --far, default 0.01, best accuracy), and
+identification: the first --enroll photos (default 1) of each person are
+enrolled in a gallery, the others identified (rank-1, closed set). With
+--strangers K, K people (chosen by --seed) are left out of the gallery:
+open-set identification reports the threshold at which at most --far of
+the strangers' photos are accepted as someone, the rate of strangers
+rejected there, and the detection-and-identification rate (DIR: enrolled
+people's photos accepted with the right name).
+
+--model: face (default, the pretrained face pipeline) or a trained encoder
+(siamese.encoder.load: a name such as att, or a .safetensors path) that
+embeds the whole photo. --fallback (face model, when no face is detected):
+pairs default centre (every photo of a pair is needed), folder default
+threshold (retry at a low detection score; photos without a face are
+skipped). --json prints the figures as one JSON object: pairs {"pairs",
+"accuracy", "accuracy_std", "auc", "eer", "eer_threshold", "tar",
+"tar_threshold", "far", "faces", "model", "seconds"}; folder {"people",
+"photos", "skipped", "genuine_pairs", "impostor_pairs", "auc", "eer", "tar",
+"best_accuracy", "rank1", "probes", "open_set": {"threshold", "rejection",
+"dir", "far", "genuine", "strangers"}, "model", "seconds"}.]],
 }
 
 local SPEC = {
@@ -63,7 +96,7 @@ local function worst_montage(fr, root, pairs_, d, lfw, viz, image)
   return viz.montage(tiles, {columns = 4, border = 4})
 end
 
-function eval_cmd.run(argv)
+local function run_lfw(argv)
   local cli = require "siamese.cli"
   local opts, pos = args.parse(argv, SPEC)
   if not opts then return cli.fail(pos, eval_cmd.usage) end
@@ -102,6 +135,31 @@ function eval_cmd.run(argv)
     print(string.format("  wall time     %.1f s; wrote %s, %s", m.seconds, m.roc_png, m.worst_png))
   end
   return 0
+end
+
+function eval_cmd.run(argv)
+  local cli = require "siamese.cli"
+  -- The benchmark is the first of lfw / pairs / folder in the arguments
+  -- (options may come before it).
+  local which
+  for _, a in ipairs(argv) do
+    if a == "lfw" or a == "pairs" or a == "folder" then which = a break end
+  end
+  if not which then
+    for _, a in ipairs(argv) do
+      if not a:match("^%-") then which = a break end
+    end
+  end
+  if which == "lfw" then return run_lfw(argv) end
+  if which == "pairs" or which == "folder" then
+    local rest, dropped = {}, false
+    for _, a in ipairs(argv) do
+      if a == which and not dropped then dropped = true else rest[#rest + 1] = a end
+    end
+    return require("siamese.cli.eval_" .. which).run(rest)
+  end
+  return cli.fail(which and "unknown benchmark '" .. which .. "' (lfw, pairs or folder)"
+                        or "expected 'siamese eval lfw|pairs|folder'", eval_cmd.usage)
 end
 
 return eval_cmd

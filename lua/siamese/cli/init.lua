@@ -3,12 +3,12 @@
 -- `run(argv) -> exit code`. Errors: message on stderr, exit code 2.
 local cli = {}
 
-local COMMANDS = {"embed", "eval", "serve"}
+local COMMANDS = {"embed", "enroll", "verify", "identify", "attendance", "calibrate", "eval", "serve"}
 
 local function usage()
   local lines = {"usage: siamese COMMAND [options] ...", "", "commands:"}
   for _, name in ipairs(COMMANDS) do
-    lines[#lines + 1] = string.format("  %-10s %s", name, require("siamese.cli." .. name).summary)
+    lines[#lines + 1] = string.format("  %-11s %s", name, require("siamese.cli." .. name).summary)
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "siamese COMMAND --help shows a command's options."

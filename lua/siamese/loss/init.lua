@@ -3,8 +3,9 @@
 --   ContrastiveLoss{margin = 1}           input distances [N], target 1 = same, 0 = different
 --   TripletLoss{margin = 0.2, squared}    input {a, p, n} embeddings [N,D]
 --   BCELoss{logits = false}               input probabilities (or logits) [N] or [N,1]
---   BatchTripletLoss{margin, squared, mining = "hard" | "all"}
+--   BatchTripletLoss{margin, squared, mining = "semihard" | "hard" | "all"}
 --                                         input embeddings [B,D], target identity labels [B]
+--                                         (a P x K batch; the triplets are mined in C)
 local class = require "siamese.class"
 local T = require "siamese.tensor"
 local K = require("siamese.core").nn
@@ -112,7 +113,13 @@ function BCELoss:backward(p, y)
   return self.gradInput
 end
 
---- Batch-hard or batch-all triplet loss over a P x K batch (Hermans et al.).
+--- Triplet loss over a P x K batch with online mining, in C (src/loss.c):
+--  "semihard": every anchor-positive pair with the nearest negative that is
+--              farther than the positive but within the margin, or the
+--              nearest negative when there is none (FaceNet, OpenFace);
+--  "hard":     per anchor, the farthest positive and the nearest negative
+--              (batch-hard, Hermans et al.);
+--  "all":      every valid triplet, averaged over the active ones.
 local BatchTripletLoss = class("BatchTripletLoss", Criterion)
 loss.BatchTripletLoss = BatchTripletLoss
 
@@ -122,7 +129,9 @@ function BatchTripletLoss:__init(opts)
   self.squared = self.opts.squared and true or false
   self.mining = self.opts.mining or "hard"
   self.eps = self.opts.eps or 1e-7
-  assert(self.mining == "hard" or self.mining == "all", "BatchTripletLoss: mining must be 'hard' or 'all'")
+  if self.mining ~= "hard" and self.mining ~= "all" and self.mining ~= "semihard" then
+    error("BatchTripletLoss: mining must be 'semihard', 'hard' or 'all', got " .. tostring(self.mining), 3)
+  end
 end
 
 function BatchTripletLoss:forward(e, labels)

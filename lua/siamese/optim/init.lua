@@ -24,8 +24,61 @@ function Optimizer:__init(target, opts, defaults)
     if defaults[k] == nil then error(string.format("%s: unknown option '%s'", self.__name, k), 3) end
   end
   if type(self.lr) ~= "number" or self.lr < 0 then error(self.__name .. ": lr must be a non-negative number", 3) end
+  self.hyper = {}
+  for k in pairs(defaults) do self.hyper[#self.hyper + 1] = k end
+  table.sort(self.hyper)
   self.t = 0
   self.state = {}
+end
+
+--- The optimiser's whole state, for checkpoints (like torch's state_dict):
+-- {optimizer = class name, t = step count, hyper = {lr = ..., ...},
+--  tensors = {["<slot>.<i>"] = tensor, ...}} where slot is "m", "v",
+-- "velocity" or "square" and i the parameter's 1-based position. The
+-- tensors are the live ones (not copies).
+function Optimizer:state_dict()
+  local hyper, tensors = {}, {}
+  for _, k in ipairs(self.hyper) do hyper[k] = self[k] end
+  for kind, list in pairs(self.state) do
+    for i, t in pairs(list) do tensors[kind .. "." .. i] = t end
+  end
+  return {optimizer = self.__name, t = self.t, hyper = hyper, tensors = tensors}
+end
+
+--- Restores a state_dict() of the same optimiser over the same parameters.
+-- Everything is checked before anything changes: returns true, or nil and
+-- a message (another optimiser, an unknown slot, a shape that differs).
+function Optimizer:load_state_dict(sd)
+  if type(sd) ~= "table" or type(sd.tensors) ~= "table" or type(sd.hyper) ~= "table" then
+    error(self.__name .. ":load_state_dict: expects a table from state_dict()", 2)
+  end
+  if sd.optimizer ~= self.__name then
+    return nil, string.format("optimiser state is %s's, not %s's", tostring(sd.optimizer), self.__name)
+  end
+  if math.type(sd.t) ~= "integer" or sd.t < 0 then return nil, "optimiser step count must be an integer >= 0" end
+  for _, k in ipairs(self.hyper) do
+    if sd.hyper[k] == nil or type(sd.hyper[k]) ~= type(self[k]) then
+      return nil, string.format("optimiser hyper-parameter '%s' missing or of the wrong type", k)
+    end
+  end
+  local slots = {}
+  for name, t in pairs(sd.tensors) do
+    local kind, i = tostring(name):match("^(%a+)%.(%d+)$")
+    i = tonumber(i)
+    if not kind or not self.params[i] then
+      return nil, string.format("optimiser state has '%s', which names no parameter slot", tostring(name))
+    end
+    if not T.is_tensor(t) or t:numel() ~= self.params[i]:numel() then
+      return nil, string.format("optimiser state '%s' does not match parameter %d of shape [%s]", name, i,
+        table.concat(self.params[i]:shape(), ","))
+    end
+    slots[#slots + 1] = {kind, i, t}
+  end
+  self.state = {}
+  for _, s in ipairs(slots) do self:slot(s[1], s[2]):copy(s[3]:view(self.params[s[2]]:shape())) end
+  for _, k in ipairs(self.hyper) do self[k] = sd.hyper[k] end
+  self.t = sd.t
+  return true
 end
 
 -- Per-parameter state tensors named by kind, created on first use.

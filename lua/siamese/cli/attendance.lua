@@ -1,0 +1,193 @@
+--- siamese attendance: record who is in the photos of a camera in an
+-- SQLite register, and report who came when.
+local args = require "siamese.cli.args"
+local json = require "siamese.json"
+local common = require "siamese.cli.common"
+
+local attendance_cmd = {
+  summary = "record faces in an SQLite attendance register; --report: who came when",
+  usage = [[
+usage: siamese attendance --gallery FILE --db FILE [options] PHOTO|DIR...
+       siamese attendance --db FILE --report [--date YYYY-MM-DD] [--json]
+       siamese attendance --db FILE --unknowns [--date YYYY-MM-DD] [--json]
+
+Identifies every face in the photos (a DIR stands for its image files)
+and records one timestamped event per face in the SQLite database (created
+when absent): the name and distance of a recognised face; for an unknown
+face its descriptor (and with --review DIR a PNG of the face) to be
+reviewed later. All events of a run are written in one transaction.
+--report prints each person's first arrival (and last sighting) on a day,
+default today; --unknowns lists the unknown faces waiting for review.
+
+options:
+  --gallery FILE       the gallery (siamese enroll creates it)
+  --db FILE            the attendance database
+  --time "YYYY-MM-DD HH:MM[:SS]"  when the photos were taken (default now)
+  --review DIR         save unknown faces as PNG there
+  --threshold T        override the gallery's threshold
+  --model NAME|PATH    the encoder, when not the one the gallery names
+  --fallback none|threshold|centre  when no face is detected (default none)
+  --report             list first arrivals of --date
+  --unknowns           list unknown faces of --date (all days without it)
+  --date YYYY-MM-DD    the day (default today for --report)
+  --json               record: {"events": [{"id", "photo", "name", "distance",
+                       "box", "crop"}], "recognised", "unknown"};
+                       report: {"date", "people": [{"name", "first", "last",
+                       "count"}]}; unknowns: {"unknown": [{"id", "at",
+                       "photo", "distance", "box", "crop"}]}
+
+exit status: 0 done, 2 error (missing gallery, locked or damaged database,
+unreadable photo: reported, the other photos still recorded).]],
+}
+
+local SPEC = {
+  gallery = {kind = "string"},
+  db = {kind = "string"},
+  time = {kind = "string"},
+  review = {kind = "string"},
+  threshold = {kind = "number"},
+  model = {kind = "string"},
+  models = {kind = "string"},
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
+  report = {kind = "flag", default = false},
+  unknowns = {kind = "flag", default = false},
+  date = {kind = "string"},
+  json = {kind = "flag", default = false},
+}
+
+-- Seconds since the epoch of "YYYY-MM-DD HH:MM[:SS]" (local time), or nil.
+local function parse_time(s)
+  local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):?(%d*)$")
+  if not y then return nil end
+  local t = {year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
+             min = tonumber(mi), sec = tonumber(sec ~= "" and sec or "0")}
+  if t.month < 1 or t.month > 12 or t.day < 1 or t.day > 31 or t.hour > 23 or t.min > 59 or t.sec > 60 then
+    return nil
+  end
+  return os.time(t)
+end
+
+local function report(db, opts)
+  local cli = require "siamese.cli"
+  local date = opts.date or os.date("%Y-%m-%d")
+  local rows, err = db:report(date)
+  if not rows then return cli.fail(err) end
+  if opts.json then
+    local people = {}
+    for i, r in ipairs(rows) do people[i] = {name = r.name, first = r.first, last = r.last, count = r.count} end
+    print(json.encode{date = date, people = json.array(people)})
+  else
+    print(string.format("%s: %d %s", date, #rows, #rows == 1 and "person" or "people"))
+    for _, r in ipairs(rows) do
+      print(string.format("  %s  %-24s last seen %s, %d sighting%s", r.first, r.name, r.last, r.count, r.count == 1 and "" or "s"))
+    end
+  end
+  return 0
+end
+
+local function unknowns(db, opts)
+  local cli = require "siamese.cli"
+  local rows, err = db:unknowns(opts.date)
+  if not rows then return cli.fail(err) end
+  if opts.json then
+    local list = {}
+    for i, e in ipairs(rows) do
+      list[i] = {id = e.id, at = e.at, photo = e.photo or json.null, distance = e.distance or json.null,
+                 box = e.box or json.null, crop = e.crop or json.null}
+    end
+    print(json.encode{unknown = json.array(list)})
+  else
+    print(string.format("%d unknown face%s to review", #rows, #rows == 1 and "" or "s"))
+    for _, e in ipairs(rows) do
+      print(string.format("  #%d %s %s%s%s", e.id, e.at, e.photo or "?",
+        e.distance and string.format(" (nearest at %.3f)", e.distance) or "", e.crop and " -> " .. e.crop or ""))
+    end
+  end
+  return 0
+end
+
+local function record(opts, pos)
+  local cli = require "siamese.cli"
+  local identify = require "siamese.cli.identify"
+  if not opts.gallery then return cli.fail("--gallery FILE is required to record photos", attendance_cmd.usage) end
+  if #pos == 0 then return cli.fail("no photo given", attendance_cmd.usage) end
+  local when = os.time()
+  if opts.time then
+    when = parse_time(opts.time)
+    if not when then return cli.fail("--time must be 'YYYY-MM-DD HH:MM[:SS]', got '" .. opts.time .. "'") end
+  end
+  local photos, perr = common.photos(pos)
+  if not photos then return cli.fail(perr) end
+  local g, err = common.load_gallery(opts.gallery)
+  if not g then return cli.fail(err) end
+  local enc, eerr = common.encoder_for(g, opts)
+  if not enc then return cli.fail(eerr) end
+  local threshold = opts.threshold or g:threshold()
+  local image = require "siamese.image"
+
+  local events, shown, failed = {}, {}, false
+  local stamp = os.date("%Y%m%d-%H%M%S", when)
+  for _, path in ipairs(photos) do
+    local img, lerr = image.load(path)
+    if not img then
+      failed = true
+      io.stderr:write("siamese: ", lerr, "\n")
+    else
+      for _, r in ipairs(identify.faces(g, enc, img, {k = 1, threshold = threshold})) do
+        local ev = {time = when, name = r.name, distance = r.distance, threshold = threshold, photo = path,
+                    box = r.box, model = enc.model_id}
+        if not r.name then
+          ev.descriptor = r.face.descriptor
+          ev.crop = common.save_chip(opts.review, string.format("%s-%d", stamp, #events + 1), r.face)
+        end
+        events[#events + 1] = ev
+      end
+    end
+  end
+  local db <close>, derr = require("siamese.attendance").open(opts.db)
+  if not db then return cli.fail(derr) end
+  local ids, rerr = db:record_all(events)
+  if not ids then return cli.fail(rerr) end
+  local recognised = 0
+  for i, ev in ipairs(events) do
+    if ev.name then recognised = recognised + 1 end
+    shown[i] = {id = ids[i], photo = ev.photo, name = ev.name or json.null, distance = ev.distance or json.null,
+                box = ev.box, crop = ev.crop or json.null}
+  end
+  if opts.json then
+    print(json.encode{events = json.array(shown), recognised = recognised, unknown = #events - recognised,
+                      at = os.date("%Y-%m-%d %H:%M:%S", when)})
+  else
+    for _, ev in ipairs(events) do
+      if ev.name then
+        print(string.format("%s %s: %s (distance %.3f)", os.date("%H:%M:%S", when), ev.photo, ev.name, ev.distance))
+      else
+        print(string.format("%s %s: unknown face kept for review%s", os.date("%H:%M:%S", when), ev.photo,
+          ev.crop and " (" .. ev.crop .. ")" or ""))
+      end
+    end
+    print(string.format("%d recognised, %d unknown, recorded in %s", recognised, #events - recognised, opts.db))
+  end
+  return failed and 2 or 0
+end
+
+function attendance_cmd.run(argv)
+  local cli = require "siamese.cli"
+  local opts, pos = args.parse(argv, SPEC)
+  if not opts then return cli.fail(pos, attendance_cmd.usage) end
+  if not opts.db then return cli.fail("--db FILE is required", attendance_cmd.usage) end
+  if opts.date and not opts.date:match("^%d%d%d%d%-%d%d%-%d%d$") then
+    return cli.fail("--date must be YYYY-MM-DD, got '" .. opts.date .. "'")
+  end
+  if opts.report and opts.unknowns then return cli.fail("give --report or --unknowns, not both") end
+  local listing = opts.report or opts.unknowns
+  if listing and #pos > 0 then return cli.fail("--report and --unknowns take no photos") end
+  if not listing then return record(opts, pos) end
+  -- Listing never creates a database.
+  local db <close>, err = require("siamese.attendance").open(opts.db, {create = false})
+  if not db then return cli.fail(err) end
+  if opts.report then return report(db, opts) end
+  return unknowns(db, opts)
+end
+
+return attendance_cmd

@@ -1,0 +1,140 @@
+--- siamese calibrate: measure the gallery encoder's ROC on labelled data
+-- and store the threshold for a target false-accept rate in the gallery.
+local args = require "siamese.cli.args"
+local json = require "siamese.json"
+local common = require "siamese.cli.common"
+
+local calibrate = {
+  summary = "choose the gallery's threshold at a target false-accept rate",
+  usage = [[
+usage: siamese calibrate --gallery FILE (--pairs FILE --root DIR | --folder DIR)
+                         [--far 0.01] [--roc out.png] [--dry-run] [--json]
+
+Embeds labelled data with the gallery's encoder: the pairs of an
+LFW-style pairs file (--pairs, photos under --root as NAME/NAME_0001.jpg),
+or every pair of photos of a folder with one sub-folder per person
+(--folder). From the distances: ROC, AUC, EER, and the threshold at which
+at most --far of impostor pairs are accepted (default 0.01), with the
+true-accept rate there. The threshold is stored in the gallery (saved
+atomically) unless --dry-run. --roc writes the ROC curve as PNG.
+
+options:
+  --gallery FILE       the gallery to calibrate
+  --pairs FILE --root DIR   labelled pairs
+  --folder DIR         one sub-folder per person
+  --far F              target false-accept rate (0 < F < 1, default 0.01)
+  --roc FILE.png       the ROC curve
+  --model NAME|PATH    the encoder, when not the one the gallery names
+  --fallback none|threshold|centre  when no face is detected: skip the photo,
+                       retry at a low detection score (default), or also use the
+                       centred region of a portrait (LFW-style crops)
+  --max-pairs N        folder: impostor pairs sampled past N pairs (300000)
+  --dry-run            report only, leave the gallery as it is
+  --json               print {"gallery", "pairs", "genuine", "impostor",
+                       "auc", "eer", "eer_threshold", "far", "threshold",
+                       "tar", "accuracy", "previous_threshold", "saved",
+                       "roc_png", "skipped"}
+
+exit status: 0 calibrated, 2 error.]],
+}
+
+local SPEC = {
+  gallery = {kind = "string"},
+  pairs = {kind = "string"},
+  root = {kind = "string"},
+  folder = {kind = "string"},
+  far = {kind = "number", default = 0.01},
+  roc = {kind = "string"},
+  model = {kind = "string"},
+  models = {kind = "string"},
+  fallback = {kind = "string", default = "threshold", choices = {"none", "threshold", "centre"}},
+  max_pairs = {kind = "number", default = 300000},
+  dry_run = {kind = "flag", default = false},
+  json = {kind = "flag", default = false},
+}
+
+--- Distances and labels of the data named by opts (pairs or folder), with
+-- the encoder; or nil, message. Shared with siamese eval.
+function calibrate.labelled_distances(enc, opts, metric)
+  if opts.pairs then
+    local d, same, folds, how = common.pair_distances(enc, opts.pairs, opts.root, metric,
+      common.progress("embed", "photos"))
+    if not d then return nil, same end
+    return {distances = d, same = same, folds = folds, how = how, skipped = {}}
+  end
+  local people, err = common.people(opts.folder)
+  if not people then return nil, err end
+  local set, skipped = common.embed_people(enc, people, common.progress("embed", "photos"))
+  if #set.descriptors < 2 then return nil, opts.folder .. ": fewer than two photos with a face" end
+  local d, same = common.all_pairs(set, metric, math.floor(opts.max_pairs))
+  return {distances = d, same = same, set = set, skipped = skipped}
+end
+
+local function counts(same)
+  local g = 0
+  for _, s in ipairs(same) do if s then g = g + 1 end end
+  return g, #same - g
+end
+
+function calibrate.run(argv)
+  local cli = require "siamese.cli"
+  local opts, pos = args.parse(argv, SPEC)
+  if not opts then return cli.fail(pos, calibrate.usage) end
+  if #pos > 0 then return cli.fail("unexpected argument '" .. pos[1] .. "'", calibrate.usage) end
+  if not opts.gallery then return cli.fail("--gallery FILE is required", calibrate.usage) end
+  if (opts.pairs == nil) == (opts.folder == nil) then
+    return cli.fail("give either --pairs FILE --root DIR or --folder DIR", calibrate.usage)
+  end
+  if opts.pairs and not opts.root then return cli.fail("--pairs needs --root DIR", calibrate.usage) end
+  if not (opts.far > 0 and opts.far < 1) then return cli.fail("--far must be between 0 and 1, got " .. opts.far) end
+  if opts.roc and not opts.roc:lower():match("%.png$") then return cli.fail("--roc needs a .png file name") end
+  local g, err = common.load_gallery(opts.gallery)
+  if not g then return cli.fail(err) end
+  local enc, eerr = common.encoder_for(g, opts)
+  if not enc then return cli.fail(eerr) end
+
+  local data, derr = calibrate.labelled_distances(enc, opts, g:metric())
+  if not data then return cli.fail(derr) end
+  local genuine, impostor = counts(data.same)
+  if genuine == 0 or impostor == 0 then
+    return cli.fail(string.format("need genuine and impostor pairs, got %d and %d", genuine, impostor))
+  end
+  local eval = require "siamese.eval"
+  local roc = eval.roc(data.distances, data.same)
+  local tar, threshold = eval.tar_at_far(roc, opts.far)
+  if threshold == -math.huge then
+    return cli.fail(string.format("no threshold accepts anyone at FAR <= %g with %d impostor pairs (raise --far)",
+      opts.far, impostor))
+  end
+  local eer, eer_t = eval.eer(roc)
+  local m = {gallery = opts.gallery, pairs = #data.distances, genuine = genuine, impostor = impostor,
+             auc = eval.auc(roc), eer = eer, eer_threshold = eer_t, far = opts.far, threshold = threshold,
+             tar = tar, accuracy = eval.accuracy(data.distances, data.same, threshold),
+             previous_threshold = g:threshold(), saved = false, skipped = #data.skipped, model = g:model()}
+  if opts.roc then
+    local ok, perr = require("siamese.viz").roc_image(roc, {title = "ROC: " .. enc.name}):save(opts.roc)
+    if not ok then return cli.fail(perr) end
+    m.roc_png = opts.roc
+  end
+  if not opts.dry_run then
+    g:set_threshold(threshold)
+    local ok, serr = g:save(opts.gallery)
+    if not ok then return cli.fail(serr) end
+    m.saved = true
+  end
+  if opts.json then
+    print(json.encode(m))
+  else
+    print(string.format("%s: %d pairs (%d genuine, %d impostor), %d photos skipped", opts.gallery, m.pairs,
+      genuine, impostor, m.skipped))
+    print(string.format("  AUC %.4f, EER %.2f %% at distance %.3f", m.auc, 100 * eer, eer_t))
+    print(string.format("  at FAR <= %g: threshold %.4f, TAR %.2f %%, accuracy %.2f %%", opts.far, threshold,
+      100 * tar, 100 * m.accuracy))
+    print(m.saved and string.format("  threshold %.4f -> %.4f saved", m.previous_threshold, threshold)
+                  or "  dry run: gallery unchanged")
+    if m.roc_png then print("  wrote " .. m.roc_png) end
+  end
+  return 0
+end
+
+return calibrate

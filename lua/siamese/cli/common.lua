@@ -1,0 +1,349 @@
+--- Parts shared by the gallery commands (enroll, verify, identify,
+-- attendance, calibrate, eval folder/pairs): the encoder behind a
+-- --model option, gallery files, photo lists and progress lines.
+--
+-- Encoders. "face" (default) is the pretrained face pipeline: each photo
+-- is searched for faces (detect -> 68 landmarks -> aligned chip -> 128-D
+-- descriptor, euclidean). Any other --model value (a name such as "att",
+-- or a .safetensors path) is loaded with siamese.encoder.load and embeds
+-- the whole photo (for datasets of face crops such as AT&T). Both give an
+-- object with model_id, dim, kind, faces(img) and main(img).
+local common = {}
+
+local IMAGE_EXT = {jpg = true, jpeg = true, png = true, pgm = true, ppm = true, pnm = true}
+
+common.DEFAULT_FACE_THRESHOLD = 0.6
+common.FACE_MODEL_PREFIX = "faceapi_recognition"
+
+--- True when a file can be opened for reading.
+function common.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Sorted entries of a directory: names, is_dir (or nil, message).
+local function list_dir(dir)
+  local names, is_dir = require("siamese.core").data.list_dir(dir)
+  if not names then return nil, is_dir end
+  local order = {}
+  for i = 1, #names do order[i] = i end
+  table.sort(order, function(a, b) return names[a] < names[b] end)
+  local n, d = {}, {}
+  for k, i in ipairs(order) do n[k], d[k] = names[i], is_dir[i] end
+  return n, d
+end
+
+local function is_image(name)
+  local ext = name:match("%.(%w+)$")
+  return ext ~= nil and IMAGE_EXT[ext:lower()] == true and name:sub(1, 1) ~= "."
+end
+
+--- Photos of the arguments: files as given, directories replaced by their
+-- image files (name order, not recursive). Returns the list, or nil,
+-- message (a directory that cannot be read).
+function common.photos(args_)
+  local out = {}
+  for _, a in ipairs(args_) do
+    local names, is_dir = list_dir(a)
+    if names then
+      for i, name in ipairs(names) do
+        if not is_dir[i] and is_image(name) then out[#out + 1] = a .. "/" .. name end
+      end
+    else
+      out[#out + 1] = a
+    end
+  end
+  return out
+end
+
+--- A folder dataset: one sub-folder per person with one or more photos.
+-- Returns a list of {name, photos = {paths}} in name order, or nil, message.
+function common.people(dir)
+  local names, is_dir = list_dir(dir)
+  if not names then return nil, dir .. ": " .. tostring(is_dir) end
+  local people = {}
+  for i, name in ipairs(names) do
+    if is_dir[i] and name:sub(1, 1) ~= "." then
+      local files, fdir = list_dir(dir .. "/" .. name)
+      if not files then return nil, dir .. "/" .. name .. ": " .. tostring(fdir) end
+      local photos = {}
+      for k, f in ipairs(files) do
+        if not fdir[k] and is_image(f) then photos[#photos + 1] = dir .. "/" .. name .. "/" .. f end
+      end
+      if #photos > 0 then people[#people + 1] = {name = name, photos = photos} end
+    end
+  end
+  if #people == 0 then return nil, dir .. ": no sub-folders with photos (expected one folder per person)" end
+  return people
+end
+
+-- ---- encoders --------------------------------------------------------------------
+
+local function face_encoder(opts)
+  local siamese = require "siamese"
+  local fr, err = siamese.face.load{models_dir = opts.models, align = opts.align}
+  if not fr then return nil, err end
+  local fallback = opts.fallback ~= "none" and opts.fallback or nil
+  local enc = {kind = "face", name = "face", model_id = fr.model_id, dim = fr.dim or 128,
+               metric = "euclidean", threshold = common.DEFAULT_FACE_THRESHOLD, recognizer = fr}
+  -- Every face of the photo; when none is detected and a fallback is set,
+  -- the main face by that fallback. Each: {box, score, descriptor, chip, how}.
+  function enc.faces(img)
+    local found = fr:detect(img)
+    if #found == 0 and fallback then
+      local f, how = fr:main_face(img, {fallback = fallback})
+      if f then
+        f.how = how
+        found = {f}
+      end
+    end
+    local kept, chips = {}, {}
+    for _, f in ipairs(found) do
+      local chip = fr:align(img, f)
+      if chip then
+        f.chip, f.how = chip, f.how or "detected"
+        kept[#kept + 1], chips[#chips + 1] = f, chip
+      end
+    end
+    if #chips > 0 then
+      local d = fr:embed_batch(chips)
+      for i, f in ipairs(kept) do f.descriptor = d:select(1, i):clone() end
+    end
+    return kept
+  end
+  -- The one face of a portrait (the detection nearest the centre, with the
+  -- fallback), or nil.
+  function enc.main(img)
+    local f, how = fr:main_face(img, {fallback = fallback})
+    if not f then return nil end
+    local chip = fr:align(img, f)
+    if not chip then return nil end
+    f.chip, f.how, f.descriptor = chip, how, fr:embed(chip)
+    return f
+  end
+  return enc
+end
+
+local function image_encoder(opts)
+  local ok, encoder = pcall(require, "siamese.encoder")
+  if not ok then return nil, "--model " .. opts.model .. ": this build has no siamese.encoder (trained encoders)" end
+  local model, err = encoder.load(opts.model)
+  if not model then return nil, err end
+  local enc = {kind = "image", name = model.name or opts.model, model_id = model.model_id, dim = model.dim,
+               metric = model.metric or "euclidean", threshold = model.threshold, model = model}
+  -- The whole photo is the face (datasets of face crops).
+  function enc.main(img)
+    return {box = {x = 0, y = 0, width = img.width, height = img.height}, score = 1, how = "whole image",
+            chip = img, descriptor = model:embed(img)}
+  end
+  function enc.faces(img) return {enc.main(img)} end
+  return enc
+end
+
+--- The encoder chosen by opts.model ("face", default; else a name or path
+-- for siamese.encoder.load). opts: models (face models dir), align,
+-- fallback ("none" | "threshold" | "centre"). Returns it, or nil, message.
+function common.encoder(opts)
+  if opts.model == nil or opts.model == "face" then return face_encoder(opts) end
+  return image_encoder(opts)
+end
+
+--- The encoder a gallery was made with: its model id names it ("faceapi_
+-- recognition:..." is the face pipeline, "att:..." the encoder "att");
+-- opts.model overrides the name. Refuses an encoder whose id differs.
+function common.encoder_for(g, opts)
+  local id = g:model()
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  if o.model == nil then
+    local prefix = id:match("^([^:]+)")
+    o.model = prefix == common.FACE_MODEL_PREFIX and "face" or prefix
+  end
+  local enc, err = common.encoder(o)
+  if not enc then
+    return nil, string.format("gallery made with model %s: cannot load its encoder (%s)", id, tostring(err))
+  end
+  local ok, merr = common.check_model(g, enc)
+  if not ok then return nil, merr end
+  return enc
+end
+
+--- nil, message when the encoder is not the one the gallery was made with.
+function common.check_model(g, enc, path)
+  if g:model() ~= enc.model_id then
+    return nil, string.format("%sgallery made with model %s, the encoder is %s (use --model, or another gallery)",
+      path and path .. ": " or "", g:model(), tostring(enc.model_id))
+  end
+  return true
+end
+
+-- ---- galleries -------------------------------------------------------------------
+
+--- Loads an existing gallery; nil, message when missing or damaged.
+function common.load_gallery(path)
+  if not path then return nil, "--gallery FILE is required" end
+  if not common.exists(path) then
+    return nil, path .. ": no such gallery (create one with: siamese enroll --gallery " .. path .. " NAME PHOTO...)"
+  end
+  local gallery = require "siamese.gallery"
+  return gallery.load(path)
+end
+
+--- Loads the gallery, or creates an empty one for the encoder (threshold:
+-- opts.threshold, else the encoder's default, else 0.6). Returns g, created.
+function common.open_or_create_gallery(path, enc, opts)
+  if common.exists(path) then
+    local g, err = require("siamese.gallery").load(path)
+    if not g then return nil, err end
+    return g, false
+  end
+  local g = require("siamese.gallery").new{
+    dim = enc.dim, metric = opts.metric or enc.metric or "euclidean",
+    threshold = opts.threshold or enc.threshold or common.DEFAULT_FACE_THRESHOLD,
+    model = enc.model_id,
+  }
+  return g, true
+end
+
+-- ---- output ----------------------------------------------------------------------
+
+--- A box with rounded numbers for output.
+function common.box(b)
+  if not b then return nil end
+  local function r(v) return math.floor(v * 10 + 0.5) / 10 end
+  return {x = r(b.x), y = r(b.y), width = r(b.width), height = r(b.height)}
+end
+
+--- A progress printer for long jobs: call p(i, n) after each item; it
+-- writes "label: i/n items, rate/s, ETA" to stderr at most every 2 s.
+function common.progress(label, what)
+  local siamese = require "siamese"
+  local start, last = siamese.clock(), -math.huge
+  return function(i, n)
+    local now = siamese.clock()
+    if now - last < 2 and i < n then return end
+    last = now
+    local rate = i / math.max(now - start, 1e-9)
+    io.stderr:write(string.format("\r%s: %d/%d %s, %.1f %s/s, ETA %ds   ", label, i, n, what, rate, what,
+      math.floor((n - i) / rate + 0.5)))
+    if i == n then io.stderr:write("\n") end
+  end
+end
+
+--- Saves a face's chip (or crop) as PNG under dir; returns the path or nil.
+function common.save_chip(dir, stem, f)
+  if not (dir and f.chip) then return nil end
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  local path = string.format("%s/%s.png", dir, stem)
+  if f.chip:save(path) then return path end
+  return nil
+end
+
+-- ---- datasets --------------------------------------------------------------------
+
+--- Embeds the photos of a folder dataset (common.people) with enc.main.
+-- Returns {descriptors = {Tensor [dim], ...}, labels = {person index},
+-- paths, names (person names)}, and the skipped photos {{photo, reason}}.
+-- progress(i, n) is called after each photo.
+function common.embed_people(enc, people, progress)
+  local image = require "siamese.image"
+  local total = 0
+  for _, p in ipairs(people) do total = total + #p.photos end
+  local set, skipped, done = {descriptors = {}, labels = {}, paths = {}, names = {}}, {}, 0
+  for label, p in ipairs(people) do
+    set.names[label] = p.name
+    for _, path in ipairs(p.photos) do
+      local img, err = image.load(path)
+      local f = img and enc.main(img)
+      if f then
+        local k = #set.descriptors + 1
+        set.descriptors[k], set.labels[k], set.paths[k] = f.descriptor, label, path
+      else
+        skipped[#skipped + 1] = {photo = path, reason = err or "no face found"}
+      end
+      done = done + 1
+      if progress then progress(done, total) end
+    end
+  end
+  return set, skipped
+end
+
+--- Distance between two descriptors for a metric: euclidean, or cosine
+-- (1 - cosine similarity), as the gallery computes them.
+function common.distance(a, b, metric)
+  if metric == "cosine" then
+    local na, nb = a:norm(), b:norm()
+    if na == 0 or nb == 0 then return 1 end
+    local dot = a:view(1, -1):matmul(b:view(-1, 1)):get(1, 1)
+    return 1 - dot / (na * nb)
+  end
+  return a:sub(b):norm()
+end
+
+--- Every pair of an embedded set: distances and labels (true: same
+-- person). Past max_pairs (default 300000) the impostor pairs are a
+-- seeded sample (every genuine pair is kept).
+function common.all_pairs(set, metric, max_pairs)
+  local d, same = {}, {}
+  local n = #set.descriptors
+  max_pairs = max_pairs or 300000
+  local total = n * (n - 1) // 2
+  local genuine = 0
+  local count = {}
+  for _, l in ipairs(set.labels) do count[l] = (count[l] or 0) + 1 end
+  for _, c in pairs(count) do genuine = genuine + c * (c - 1) // 2 end
+  -- keep each impostor pair with probability p (a fixed LCG: reproducible)
+  local p = total <= max_pairs and 1 or math.max(0, (max_pairs - genuine) / (total - genuine))
+  local state = 12345
+  local function coin()
+    state = (state * 1103515245 + 12345) % 2147483648
+    return state / 2147483648 < p
+  end
+  for i = 1, n do
+    for j = i + 1, n do
+      local s = set.labels[i] == set.labels[j]
+      if s or p >= 1 or coin() then
+        d[#d + 1] = common.distance(set.descriptors[i], set.descriptors[j], metric)
+        same[#same + 1] = s
+      end
+    end
+  end
+  return d, same
+end
+
+--- Distances of an LFW-style pairs file (siamese.face.lfw.read_pairs;
+-- photos root/NAME/NAME_0001.jpg). Returns distances, labels, folds and
+-- the count of photos by how their face was found; or nil, message.
+function common.pair_distances(enc, pairs_path, root, metric, progress)
+  local lfw = require "siamese.face.lfw"
+  local image = require "siamese.image"
+  local list, err = lfw.read_pairs(pairs_path)
+  if not list then return nil, err end
+  local keys, seen = {}, {}
+  for _, p in ipairs(list) do
+    for _, side in ipairs{p.a, p.b} do
+      local key = side[1] .. "/" .. side[2]
+      if not seen[key] then seen[key] = side; keys[#keys + 1] = key end
+    end
+  end
+  local desc, how = {}, {}
+  for i, key in ipairs(keys) do
+    local path = lfw.image_path(root, seen[key][1], seen[key][2])
+    local img, lerr = image.load(path)
+    if not img then return nil, lerr end
+    local f = enc.main(img)
+    if not f then return nil, path .. ": no face found (try --fallback centre)" end
+    desc[key] = f.descriptor
+    how[f.how] = (how[f.how] or 0) + 1
+    if progress then progress(i, #keys) end
+  end
+  local d, same, folds = {}, {}, {}
+  for i, p in ipairs(list) do
+    d[i] = common.distance(desc[p.a[1] .. "/" .. p.a[2]], desc[p.b[1] .. "/" .. p.b[2]], metric)
+    same[i], folds[i] = p.same, p.fold
+  end
+  return d, same, folds, how
+end
+
+return common

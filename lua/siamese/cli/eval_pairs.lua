@@ -1,0 +1,66 @@
+--- siamese eval pairs: verification on a pairs file with any encoder.
+local args = require "siamese.cli.args"
+local json = require "siamese.json"
+local common = require "siamese.cli.common"
+
+local eval_pairs = {}
+
+local SPEC = {
+  pairs = {kind = "string"},
+  root = {kind = "string"},
+  model = {kind = "string"},
+  models = {kind = "string"},
+  metric = {kind = "string", default = "euclidean", choices = {"euclidean", "cosine"}},
+  fallback = {kind = "string", default = "centre", choices = {"none", "threshold", "centre"}},
+  far = {kind = "number", default = 0.001},
+  roc = {kind = "string"},
+  json = {kind = "flag", default = false},
+}
+
+function eval_pairs.run(argv)
+  local cli = require "siamese.cli"
+  local usage = require("siamese.cli.eval").usage
+  local opts, pos = args.parse(argv, SPEC)
+  if not opts then return cli.fail(pos, usage) end
+  if #pos > 0 then return cli.fail("unexpected argument '" .. pos[1] .. "'", usage) end
+  if not opts.pairs or not opts.root then return cli.fail("--pairs FILE and --root DIR are required", usage) end
+  if not (opts.far > 0 and opts.far < 1) then return cli.fail("--far must be between 0 and 1") end
+  local enc, err = common.encoder(opts)
+  if not enc then return cli.fail(err) end
+  local siamese = require "siamese"
+  local eval = siamese.eval
+  local start = siamese.clock()
+  local d, same, folds, how = common.pair_distances(enc, opts.pairs, opts.root, opts.metric,
+    common.progress("eval pairs", "photos"))
+  if not d then return cli.fail(same) end
+  local m = {pairs_file = opts.pairs, pairs = #d, model = enc.model_id, metric = opts.metric, far = opts.far, faces = how}
+  local k = 0
+  for _, f in ipairs(folds) do k = math.max(k, f) end
+  if k >= 2 then m.accuracy, m.accuracy_std = eval.kfold_accuracy(d, same, folds) end
+  local roc = eval.roc(d, same)
+  m.auc = eval.auc(roc)
+  m.eer, m.eer_threshold = eval.eer(roc)
+  m.tar, m.tar_threshold = eval.tar_at_far(roc, opts.far)
+  if m.tar_threshold == -math.huge then m.tar_threshold = json.null end
+  m.seconds = siamese.clock() - start
+  if opts.roc then
+    local ok, perr = siamese.viz.roc_image(roc, {title = "ROC: " .. enc.name}):save(opts.roc)
+    if not ok then return cli.fail(perr) end
+    m.roc_png = opts.roc
+  end
+  if opts.json then
+    print(json.encode(m))
+  else
+    print(string.format("%s: %d pairs, model %s (%s)", opts.pairs, #d, enc.model_id, opts.metric))
+    if m.accuracy then
+      print(string.format("  accuracy      %.2f %% +- %.2f (%d-fold)", 100 * m.accuracy, 100 * m.accuracy_std, k))
+    end
+    print(string.format("  AUC           %.4f", m.auc))
+    print(string.format("  EER           %.2f %% (distance %.3f)", 100 * m.eer, m.eer_threshold))
+    print(string.format("  TAR@FAR=%g  %.2f %%", opts.far, 100 * m.tar))
+    if m.roc_png then print("  wrote " .. m.roc_png) end
+  end
+  return 0
+end
+
+return eval_pairs
