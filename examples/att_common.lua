@@ -96,12 +96,13 @@ function common.pairs(dataset, n, seed)
 end
 
 --- The model, criterion, per-epoch batches and training step of one loss:
---   contrastive  Siamese(encoder), euclidean distance, margin 1, 32 pairs a step
+--   contrastive  Siamese(encoder), euclidean distance, margin 1, opts.per pairs a step (32)
 --   bce          Siamese(encoder, absdiff, head Linear(dim, 1)), BCE on logits
 --   triplet      the encoder on P x K = 16 x 4 batches, semi-hard mining, margin 0.2
 -- Every step sees 64 images. opts: steps (per epoch), seed, pairs (a fixed
 -- training pair list for contrastive/bce; default: fresh balanced pairs of
--- the dataset each epoch), dim (embedding size).
+-- the dataset each epoch), dim (embedding size), per (pairs a step),
+-- augment (false: the plain normalised images).
 function common.setup(loss, dataset, encoder, opts)
   local s = {encoder = encoder, loss = loss}
   local steps, seed = opts.steps, opts.seed
@@ -144,7 +145,8 @@ function common.setup(loss, dataset, encoder, opts)
   else
     error("--loss must be contrastive, triplet or bce, got " .. tostring(loss))
   end
-  local per = 32
+  local per = opts.per or 32
+  local look = opts.augment == false and NORM or AUGMENT
   s.batches = function(epoch)
     local p = opts.pairs or common.pairs(dataset, steps * per, seed * 100000 + epoch)
     local out = {}
@@ -160,11 +162,11 @@ function common.setup(loss, dataset, encoder, opts)
     return out
   end
   s.step = function(b)
-    local x1, x2, y = dataset:batch(b.left, AUGMENT), dataset:batch(b.right, AUGMENT), T.new(b.same)
+    local x1, x2, y = dataset:batch(b.left, look), dataset:batch(b.right, look), T.new(b.same)
     local out = s.model:forward{x1, x2}
     local l = s.criterion:forward(out, y)
     s.model:backward({x1, x2}, s.criterion:backward(out, y))
-    return l, 2 * per
+    return l, 2 * #b.left
   end
   return s
 end

@@ -60,9 +60,16 @@ describe("training examples", function()
 
   it("train_att.lua (classic protocol, BCE head): JSON result", function()
     if not have_att() then pending("needs " .. ATT) return end
-    local r = run("train_att.lua", ATT .. " --loss bce --epochs 1 --steps 1 --threads 1 --out " .. dir)
+    local r = run("train_att.lua", ATT .. " --recipe ours --loss bce --epochs 1 --steps 1 --threads 1 --out " .. dir)
     for _, key in ipairs{"accuracy", "auc", "pairs_per_s", "seconds"} do assert.is_number(r[key], key) end
     assert.are.equal("bce", r.loss)
+  end)
+
+  it("train_att.lua (the seed's recipe, the default): contrastive, classic encoder, threshold 0.5", function()
+    if not have_att() then pending("needs " .. ATT) return end
+    local r = run("train_att.lua", ATT .. " --epochs 1 --steps 2 --threads 1 --out " .. dir)
+    for _, key in ipairs{"accuracy", "auc", "pairs_per_s", "seconds"} do assert.is_number(r[key], key) end
+    assert.are.same({"seed", "contrastive", "classic", 0.5}, {r.recipe, r.loss, r.encoder, r.threshold})
   end)
 
   it("finetune_faces.lua on the bundled faces: before and after", function()
