@@ -65,6 +65,7 @@ void sm_open_image(lua_State *L);
 void sm_open_nn(lua_State *L);
 void sm_open_serial(lua_State *L);
 void sm_open_data(lua_State *L);
+void sm_open_winograd(lua_State *L);
 sm_rng *sm_l_rng(lua_State *L); /* the one library RNG */
 
 #endif
