@@ -287,12 +287,39 @@ static void regroup(float *blk, float *t, const conv_dims *d, int64_t n0, int64_
         }
 }
 
+/* A 1x1 convolution with stride 1, no padding and one group: each sample's
+ * input plane [Cin][H*W] is already the column matrix, so out_n = W x_n
+ * with no unfold and no regrouping. */
+static int is_pointwise(const conv_dims *d, const sm_conv2d_params *p)
+{
+    return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && d->G == 1 &&
+           p->pt == 0 && p->pl == 0 && p->pb == 0 && p->pr == 0;
+}
+
+/* rows [Cout][HWo] of one sample <- bias (or 0), ready for a beta = 1 GEMM */
+static void fill_bias(float *o, const float *bias, int64_t cout, int64_t hw)
+{
+    for (int64_t c = 0; c < cout; c++) {
+        float bv = bias ? bias[c] : 0.0f;
+        for (int64_t i = 0; i < hw; i++) o[c * hw + i] = bv;
+    }
+}
+
 void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight,
                        const sm_tensor *bias, const sm_conv2d_params *p, float *ws)
 {
     conv_dims d = dims_of(in, out, p);
     if (is_depthwise(&d)) {
         depthwise_forward(out->data, in->data, weight->data, bias ? bias->data : NULL, &d, p);
+        return;
+    }
+    if (is_pointwise(&d, p)) {
+        for (int64_t n = 0; n < d.N; n++) {
+            float *o = out->data + n * d.Cout * d.HWo;
+            fill_bias(o, bias ? bias->data : NULL, d.Cout, d.HWo);
+            sm_sgemm(0, 0, d.Cout, d.HWo, d.Cin, 1.0f, weight->data, d.Cin, in->data + n * d.Cin * d.HWo, d.HWo,
+                     1.0f, o, d.HWo);
+        }
         return;
     }
     int64_t nbmax = chunk_samples(&d);
@@ -304,13 +331,9 @@ void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wei
             const float *wg = weight->data + g * d.Cgo * d.K;
             if (nb == 1) { /* the output block of one sample is already [Cgo][HWo] */
                 float *o = out->data + (n0 * d.Cout + g * d.Cgo) * d.HWo;
+                fill_bias(o, bias ? bias->data + g * d.Cgo : NULL, d.Cgo, d.HWo);
                 sm_sgemm(0, 0, d.Cgo, ncol, d.K,
-                            1.0f, wg, d.K, col, ncol, 0.0f, o, ncol);
-                if (bias)
-                    for (int64_t c = 0; c < d.Cgo; c++) {
-                        float bv = bias->data[g * d.Cgo + c];
-                        for (int64_t i = 0; i < d.HWo; i++) o[c * d.HWo + i] += bv;
-                    }
+                            1.0f, wg, d.K, col, ncol, 1.0f, o, ncol);
             } else {
                 sm_sgemm(0, 0, d.Cgo, ncol, d.K,
                             1.0f, wg, d.K, col, ncol, 0.0f, blk, ncol);

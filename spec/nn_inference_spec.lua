@@ -1,6 +1,7 @@
--- Specs of nn.Conv2d:prepare: the Winograd inference forward (src/winograd.c)
--- against the ordinary im2col forward of the same layer, when it applies,
--- and how training mode and weight changes are handled.
+-- Specs of the inference fast paths: nn.Conv2d:prepare (the Winograd
+-- forward of src/winograd.c against the ordinary im2col forward, when it
+-- applies, training mode and weight changes) and nn.MaxPool2d's
+-- evaluation-mode forward without argmax.
 local siamese = require "siamese"
 local nn, T = siamese.nn, siamese.tensor
 
@@ -77,5 +78,23 @@ describe("nn.Conv2d:prepare", function()
       {3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1})
     assert.is_false(ok)
     assert.matches("stride 1", err)
+  end)
+end)
+
+describe("nn.MaxPool2d in evaluation mode", function()
+  it("gives the training-mode values and still supports backward", function()
+    siamese.manual_seed(3)
+    local x = T.randn{2, 3, 9, 8}
+    local g = T.randn{2, 3, 5, 4}
+    local train = nn.MaxPool2d(2, {padding = "same"})
+    local y_train = train:forward(x):clone()
+    local gx_train = train:backward(x, g):clone()
+    local eval = nn.MaxPool2d(2, {padding = "same"}):evaluate()
+    local y_eval = eval:forward(x)
+    assert.is_false(eval.has_indices)
+    assert(max_diff(y_train, y_eval) == 0)
+    -- the argmax is recomputed for backward
+    assert(max_diff(gx_train, eval:backward(x, g)) == 0)
+    assert.is_true(eval.has_indices)
   end)
 end)
