@@ -463,13 +463,19 @@ void sm_image_square_tf(sm_tensor *out, const sm_image *in, int64_t left, int64_
 {
     int c = in->channels;
     int64_t S = out->shape[1];
+    /* the column taps are the same for every row: computed once when they
+     * fit on the stack */
+    enum { XTAPS_MAX = 1024 };
+    taps2 xtaps[XTAPS_MAX];
+    int cached = S <= XTAPS_MAX;
+    for (int64_t x = 0; cached && x < S; x++) xtaps[x] = linear_taps(SM_RESIZE_TF, x, side, S);
     #pragma omp parallel for schedule(static) if (S * S > 16384)
     for (int64_t y = 0; y < S; y++) {
         taps2 ty = linear_taps(SM_RESIZE_TF, y, side, S);
         int64_t r0 = ty.i0 - top, r1 = ty.i1 - top;
         int in0 = r0 >= 0 && r0 < in->height, in1 = r1 >= 0 && r1 < in->height;
         for (int64_t x = 0; x < S; x++) {
-            taps2 tx = linear_taps(SM_RESIZE_TF, x, side, S);
+            taps2 tx = cached ? xtaps[x] : linear_taps(SM_RESIZE_TF, x, side, S);
             int64_t c0 = tx.i0 - left, c1 = tx.i1 - left;
             int ok0 = c0 >= 0 && c0 < in->width, ok1 = c1 >= 0 && c1 < in->width;
             for (int k = 0; k < c; k++) {

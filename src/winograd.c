@@ -32,7 +32,12 @@
 #include <string.h>
 #include "nn.h"
 
-#define WINO_WS_BUDGET ((size_t)2 << 20)
+#ifndef WINO_WS_BUDGET
+#define WINO_WS_BUDGET ((size_t)1 << 18)
+#endif
+#ifndef MIN_COLUMNS
+#define MIN_COLUMNS 128
+#endif
 /* Tiles transformed together: one SIMD-friendly run along the tile axis. */
 #define LANES 8
 
@@ -111,10 +116,13 @@ static wino_dims wdims(const sm_tensor *out, const sm_tensor *in, const sm_tenso
     return d;
 }
 
+/* Samples per chunk: V and M within the budget (near the L2 cache), but at
+ * least MIN_COLUMNS tiles so that small maps still give wide GEMMs. */
 static int64_t wino_chunk(const wino_dims *d)
 {
     size_t per = (size_t)(d->a * d->a) * (size_t)(d->Cin + d->Cout) * (size_t)d->tiles;
-    int64_t nb = (int64_t)(WINO_WS_BUDGET / per);
+    int64_t nb = (int64_t)(WINO_WS_BUDGET / per), wide = (MIN_COLUMNS + d->tiles - 1) / d->tiles;
+    if (nb < wide) nb = wide;
     if (nb < 1) nb = 1;
     if (nb > d->N) nb = d->N;
     return nb;
@@ -236,16 +244,15 @@ static inline void tile_out(int m, float (*mv)[LANES], float bias, float (*y)[LA
 #define PLANE_MAX 8192
 
 /* V[xi][c][t] for samples [n0, n0+nb): for each channel plane, the a x a
- * patches of up to LANES tiles along a tile row are gathered, then
- * transformed B^T . B lane by lane. Small planes are first copied into a
- * zero-padded plane (covering every lane of every tile) so the gather needs
- * no bounds checks. */
+ * patches of LANES consecutive tiles (row-major over the tile grid, so no
+ * lane is wasted at the end of a tile row) are gathered, then transformed
+ * B^T . B lane by lane. Small planes are first copied into a zero-padded
+ * plane covering every tile, so the gather needs no bounds checks. */
 static void input_transform(float *V, const float *x, const wino_dims *d, int64_t n0, int64_t nb)
 {
     const int a = d->a, m = d->m;
     int64_t T = nb * d->tiles, HW = d->H * d->W;
-    int64_t blocks = (d->tw + LANES - 1) / LANES;
-    int64_t PH = d->th * m + 2, PW = blocks * LANES * m + 2;
+    int64_t PH = d->th * m + 2, PW = d->tw * m + 2;
     int padded = PH * PW <= PLANE_MAX;
     #pragma omp parallel for schedule(static) if (d->Cin * T * a * a > 32768)
     for (int64_t c = 0; c < d->Cin; c++) {
@@ -257,40 +264,39 @@ static void input_transform(float *V, const float *x, const wino_dims *d, int64_
                 /* plane[r][q] = x[r - pt][q - pl], zero outside the image */
                 memset(plane, 0, (size_t)(PH * PW) * sizeof(float));
                 for (int64_t r = 0; r < PH; r++) {
-                    int64_t y = r - d->pt, q0 = d->pl, len = d->W;
+                    int64_t y = r - d->pt, len = d->W;
                     if (y < 0 || y >= d->H) continue;
-                    if (q0 + len > PW) len = PW - q0;
-                    if (len > 0) memcpy(plane + r * PW + q0, xp + y * d->W, (size_t)len * sizeof(float));
+                    if (d->pl + len > PW) len = PW - d->pl;
+                    if (len > 0) memcpy(plane + r * PW + d->pl, xp + y * d->W, (size_t)len * sizeof(float));
                 }
             }
-            for (int64_t ty = 0; ty < d->th; ty++) {
-                int64_t y0 = ty * m - d->pt;
-                for (int64_t tx0 = 0; tx0 < d->tw; tx0 += LANES) {
-                    int lanes = d->tw - tx0 < LANES ? (int)(d->tw - tx0) : LANES;
+            for (int64_t t0 = 0; t0 < d->tiles; t0 += LANES) {
+                int lanes = d->tiles - t0 < LANES ? (int)(d->tiles - t0) : LANES;
+                int64_t ty = t0 / d->tw, tx = t0 % d->tw;
+                for (int l = 0; l < LANES; l++) {
+                    if (l >= lanes) {
+                        for (int k = 0; k < a * a; k++) patch[k][l] = 0;
+                        continue;
+                    }
                     if (padded) {
-                        const float *pp = plane + ty * m * PW + tx0 * m;
+                        const float *pp = plane + ty * m * PW + tx * m;
                         for (int i = 0; i < a; i++)
-                            for (int j = 0; j < a; j++)
-                                for (int l = 0; l < LANES; l++) patch[i * a + j][l] = pp[i * PW + l * m + j];
+                            for (int j = 0; j < a; j++) patch[i * a + j][l] = pp[i * PW + j];
                     } else {
-                        int64_t xs = tx0 * m - d->pl;
-                        for (int i = 0; i < a; i++) {
-                            int64_t y = y0 + i;
-                            const float *row = xp + y * d->W;
-                            for (int j = 0; j < a; j++)
-                                for (int l = 0; l < LANES; l++) {
-                                    int64_t xx = xs + l * m + j;
-                                    patch[i * a + j][l] =
-                                        l < lanes && y >= 0 && y < d->H && xx >= 0 && xx < d->W ? row[xx] : 0.0f;
-                                }
-                        }
+                        int64_t y0 = ty * m - d->pt, x0 = tx * m - d->pl;
+                        for (int i = 0; i < a; i++)
+                            for (int j = 0; j < a; j++) {
+                                int64_t y = y0 + i, xx = x0 + j;
+                                patch[i * a + j][l] = y >= 0 && y < d->H && xx >= 0 && xx < d->W ? xp[y * d->W + xx] : 0.0f;
+                            }
                     }
-                    tile_in(a, patch, v);
-                    int64_t t0 = (n - n0) * d->tiles + ty * d->tw + tx0;
-                    for (int xi = 0; xi < a * a; xi++) {
-                        float *dst = V + ((int64_t)xi * d->Cin + c) * T + t0;
-                        for (int l = 0; l < lanes; l++) dst[l] = v[xi][l];
-                    }
+                    if (++tx == d->tw) { tx = 0; ty++; }
+                }
+                tile_in(a, patch, v);
+                float *dst0 = V + c * T + (n - n0) * d->tiles + t0;
+                for (int xi = 0; xi < a * a; xi++) {
+                    float *dst = dst0 + (int64_t)xi * d->Cin * T;
+                    for (int l = 0; l < lanes; l++) dst[l] = v[xi][l];
                 }
             }
         }
@@ -298,7 +304,7 @@ static void input_transform(float *V, const float *x, const wino_dims *d, int64_
 }
 
 /* out = A^T M A + bias (then max(., 0) when relu) for samples [n0, n0+nb),
- * LANES tiles along a tile row at a time. */
+ * LANES consecutive tiles at a time. */
 static void output_transform(float *out, const float *Mx, const float *bias, int relu, const wino_dims *d,
                              int64_t n0, int64_t nb)
 {
@@ -310,27 +316,27 @@ static void output_transform(float *out, const float *Mx, const float *bias, int
         float bv = bias ? bias[o] : 0.0f;
         for (int64_t n = n0; n < n0 + nb; n++) {
             float *op = out + (n * d->Cout + o) * HWo;
-            for (int64_t ty = 0; ty < d->th; ty++)
-                for (int64_t tx0 = 0; tx0 < d->tw; tx0 += LANES) {
-                    int lanes = d->tw - tx0 < LANES ? (int)(d->tw - tx0) : LANES;
-                    int64_t t0 = (n - n0) * d->tiles + ty * d->tw + tx0;
-                    for (int xi = 0; xi < a * a; xi++) {
-                        const float *src = Mx + ((int64_t)xi * d->Cout + o) * T + t0;
-                        for (int l = 0; l < LANES; l++) mv[xi][l] = l < lanes ? src[l] : 0.0f;
-                    }
-                    tile_out(m, mv, bv, y);
-                    if (relu)
-                        for (int k = 0; k < m * m; k++)
-                            for (int l = 0; l < LANES; l++) y[k][l] = y[k][l] > 0 ? y[k][l] : 0;
-                    int64_t ys = ty * m, ih = d->Ho - ys < m ? d->Ho - ys : m;
-                    for (int64_t i = 0; i < ih; i++) {
-                        float *orow = op + (ys + i) * d->Wo;
-                        for (int l = 0; l < lanes; l++) {
-                            int64_t xs = (tx0 + l) * m, jw = d->Wo - xs < m ? d->Wo - xs : m;
-                            for (int64_t j = 0; j < jw; j++) orow[xs + j] = y[i * m + j][l];
-                        }
-                    }
+            for (int64_t t0 = 0; t0 < d->tiles; t0 += LANES) {
+                int lanes = d->tiles - t0 < LANES ? (int)(d->tiles - t0) : LANES;
+                const float *src0 = Mx + o * T + (n - n0) * d->tiles + t0;
+                for (int xi = 0; xi < a * a; xi++) {
+                    const float *src = src0 + (int64_t)xi * d->Cout * T;
+                    for (int l = 0; l < LANES; l++) mv[xi][l] = l < lanes ? src[l] : 0.0f;
                 }
+                tile_out(m, mv, bv, y);
+                if (relu)
+                    for (int k = 0; k < m * m; k++)
+                        for (int l = 0; l < LANES; l++) y[k][l] = y[k][l] > 0 ? y[k][l] : 0;
+                int64_t ty = t0 / d->tw, tx = t0 % d->tw;
+                for (int l = 0; l < lanes; l++) {
+                    int64_t ys = ty * m, xs = tx * m;
+                    int64_t ih = d->Ho - ys < m ? d->Ho - ys : m, jw = d->Wo - xs < m ? d->Wo - xs : m;
+                    float *ob = op + ys * d->Wo + xs;
+                    for (int64_t i = 0; i < ih; i++)
+                        for (int64_t j = 0; j < jw; j++) ob[i * d->Wo + j] = y[i * m + j][l];
+                    if (++tx == d->tw) { tx = 0; ty++; }
+                }
+            }
         }
     }
 }

@@ -82,7 +82,7 @@ function Conv2d:updateOutput(input)
     self:fail("input %s is smaller than the %dx%d kernel", util.shape_str(input), self.kh, self.kw)
   end
   self.output = Module.buffer(self.output, {s[1], self.nout, ho, wo})
-  local u = self.prepared and not self.train and self:winograd_weights(ho, wo)
+  local u = self.prepared and not self.train and self:winograd_weights(s[1], ho, wo)
   if u then
     local ws = workspace.get(winograd.workspace(self.output, x, u, p))
     winograd.forward(self.output, x, u, self.bias, p, false, ws)
@@ -97,8 +97,9 @@ end
 -- dilation 1 and one group, evaluation-mode forwards run Winograd F(m x m,
 -- 3x3) (src/winograd.c) on a transformed copy of the weights made at the
 -- first such forward. opts.tile = 2 or 4 forces m; by default m follows the
--- output size (4 from 12x12, 2 from 6x6, the ordinary path below: there
--- the transforms cost more than they save). Returns true when the layer
+-- output size and batch (one sample: 4 from 12x12, 2 from 6x6; four or
+-- more: 4 from 6x6, 2 from 4x4; else the ordinary path, where the
+-- transforms would cost more than they save). Returns true when the layer
 -- qualifies. The copy is a snapshot of the weights: call prepare() again
 -- after changing them; training() and prepare(false) drop it.
 function Conv2d:prepare(opts)
@@ -116,18 +117,20 @@ function Conv2d:prepare(opts)
   return true
 end
 
--- The Winograd tile for an output of ho x wo, or nil for the ordinary path.
-local function auto_tile(ho, wo)
+-- The Winograd tile for n outputs of ho x wo, or nil for the ordinary
+-- path (measured with the 3x3 convolutions of the recognition net: on
+-- small maps only batches give the a*a products enough columns).
+local function auto_tile(n, ho, wo)
   local side = math.min(ho, wo)
-  if side >= 12 then return 4 end
-  if side >= 6 then return 2 end
+  if side >= 12 or (side >= 6 and n >= 4) then return 4 end
+  if side >= 6 or (side >= 4 and n >= 4) then return 2 end
   return nil
 end
 
--- The transformed weights for this output size, or nil.
-function Conv2d:winograd_weights(ho, wo)
+-- The transformed weights for n outputs of ho x wo, or nil.
+function Conv2d:winograd_weights(n, ho, wo)
   local prep = self.prepared
-  local tile = prep.tile or auto_tile(ho, wo)
+  local tile = prep.tile or auto_tile(n, ho, wo)
   if not tile then return nil end
   local u = prep.u[tile]
   if not u then
