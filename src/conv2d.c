@@ -372,6 +372,10 @@ void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wei
         depthwise_forward(out->data, in->data, weight->data, bias ? bias->data : NULL, &d, p);
         return;
     }
+    if (sm_conv2d_direct_applies(in, weight, p)) { /* e.g. 3 -> 16 channels, 3x3 */
+        sm_conv2d_forward_direct(out, in, weight, bias, p);
+        return;
+    }
     if (is_pointwise(&d, p)) {
         for (int64_t n = 0; n < d.N; n++) {
             float *o = out->data + n * d.Cout * d.HWo;

@@ -165,6 +165,15 @@ void sm_rmsprop_step(float *w, float *s, const float *g, int64_t n, float lr, fl
 /* sum of squares of n floats, in double */
 double sm_sumsq(const float *x, int64_t n);
 
+/* ---- direct forward for few input channels (conv2d_direct.c) ----------------------- */
+
+/* True for stride 1, dilation 1, one group, a kernel larger than 1x1,
+ * Cin*kh*kw <= 32 and Cout a multiple of 8 on a CPU with AVX2 and FMA; sm_conv2d_forward then uses
+ * sm_conv2d_forward_direct (no workspace). */
+int sm_conv2d_direct_applies(const sm_tensor *in, const sm_tensor *weight, const sm_conv2d_params *p);
+void sm_conv2d_forward_direct(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
+                              const sm_conv2d_params *p);
+
 /* ---- Winograd 3x3 stride-1 convolution, inference only (winograd.c) ---------------- */
 
 /* True for a 3x3 kernel with stride 1, dilation 1 and one group (any padding). */

@@ -99,8 +99,15 @@ static void test_conv_forward_on_large_maps_and_1x1(void)
     CHECK(conv_worst(3, 3, 4, 150, 150, s2k7, 1) < 1e-5);
     sm_conv2d_params padded = { 3, 3, 1, 1, 1, 1, 1, 2, 0, 1, 1 };
     CHECK(conv_worst(2, 4, 3, 140, 121, padded, 0) < 1e-5);
+    /* few input channels, output channels a multiple of 8: the direct
+     * kernel (with AVX2/FMA), interior, borders and row tails */
+    CHECK(conv_worst(2, 3, 16, 40, 37, valid3, 1) < 1e-5);
+    CHECK(conv_worst(1, 3, 8, 21, 30, padded, 0) < 1e-5);
+    sm_conv2d_params pad5 = { 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1 };
+    CHECK(conv_worst(1, 1, 8, 17, 9, pad5, 1) < 1e-5);
     /* 1x1 stride 1 without padding: the GEMM on the input planes */
     sm_conv2d_params one = { 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1 };
+    CHECK(conv_worst(2, 16, 16, 13, 12, one, 1) < 1e-5);
     CHECK(conv_worst(3, 16, 7, 13, 11, one, 1) < 1e-5);
     CHECK(conv_worst(1, 5, 3, 9, 9, one, 0) < 1e-5);
 }
