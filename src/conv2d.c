@@ -372,8 +372,8 @@ void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wei
         depthwise_forward(out->data, in->data, weight->data, bias ? bias->data : NULL, &d, p);
         return;
     }
-    if (sm_conv2d_direct_applies(in, weight, p)) { /* e.g. 3 -> 16 channels, 3x3 */
-        sm_conv2d_forward_direct(out, in, weight, bias, p);
+    if (sm_conv2d_direct_applies(in, weight, p, sm_conv2d_workspace(in, out, p))) { /* few input channels */
+        sm_conv2d_forward_direct(out, in, weight, bias, p, ws);
         return;
     }
     if (is_pointwise(&d, p)) {

@@ -167,12 +167,15 @@ double sm_sumsq(const float *x, int64_t n);
 
 /* ---- direct forward for few input channels (conv2d_direct.c) ----------------------- */
 
-/* True for stride 1, dilation 1, one group, a kernel larger than 1x1,
- * Cin*kh*kw <= 32 and Cout a multiple of 8 on a CPU with AVX2 and FMA; sm_conv2d_forward then uses
- * sm_conv2d_forward_direct (no workspace). */
-int sm_conv2d_direct_applies(const sm_tensor *in, const sm_tensor *weight, const sm_conv2d_params *p);
+/* True for strides 1 or 2, dilation 1, one group, a kernel larger than
+ * 1x1, Cin*kh*kw <= 32 (stride 1) or <= 160 (stride 2), Cout a multiple of
+ * 8, on a CPU with AVX2 and FMA, and (stride 2) a workspace of `workspace`
+ * floats holding one sample's input; sm_conv2d_forward then uses
+ * sm_conv2d_forward_direct. */
+int sm_conv2d_direct_applies(const sm_tensor *in, const sm_tensor *weight, const sm_conv2d_params *p,
+                             size_t workspace);
 void sm_conv2d_forward_direct(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
-                              const sm_conv2d_params *p);
+                              const sm_conv2d_params *p, float *ws);
 
 /* ---- Winograd 3x3 stride-1 convolution, inference only (winograd.c) ---------------- */
 

@@ -112,6 +112,13 @@ static void test_conv_forward_on_large_maps_and_1x1(void)
     CHECK(conv_worst(1, 3, 8, 21, 30, padded, 0) < 1e-5);
     sm_conv2d_params pad5 = { 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1 };
     CHECK(conv_worst(1, 1, 8, 17, 9, pad5, 1) < 1e-5);
+    /* stride 2 (split even/odd columns): the recognition net's 7x7 first
+     * layer, a padded 3x3 with odd sizes, mixed strides */
+    CHECK(conv_worst(2, 3, 32, 150, 150, s2k7, 1) < 1e-5);
+    sm_conv2d_params same2 = { 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1 };
+    CHECK(conv_worst(1, 3, 16, 41, 37, same2, 1) < 1e-5);
+    sm_conv2d_params mixed = { 5, 3, 1, 2, 1, 1, 2, 0, 1, 1, 1 };
+    CHECK(conv_worst(1, 2, 8, 30, 27, mixed, 0) < 1e-5);
     /* 1x1 stride 1 without padding: the GEMM on the input planes */
     sm_conv2d_params one = { 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1 };
     CHECK(conv_worst(2, 16, 16, 13, 12, one, 1) < 1e-5);
