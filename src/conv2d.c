@@ -16,7 +16,8 @@
  * The workspace holds col and one gathered [Cout/G, nb*Ho*Wo] block.
  * GEMMs go through sm_sgemm (split across threads); unfold runs in parallel
  * over channels. Stride-1 layers with few channels take the direct kernels
- * of conv2d_direct.c instead.
+ * of conv2d_direct.c instead; first layers with few input channels (RGB)
+ * the AVX2 forward of conv2d_first_layer.c.
  */
 #include <string.h>
 #include "nn.h"
@@ -289,6 +290,83 @@ static void regroup(float *blk, float *t, const conv_dims *d, int64_t n0, int64_
         }
 }
 
+/* A 1x1 convolution with stride 1, no padding and one group: each sample's
+ * input plane [Cin][H*W] is already the column matrix, so out_n = W x_n
+ * with no unfold and no regrouping. */
+static int is_pointwise(const conv_dims *d, const sm_conv2d_params *p)
+{
+    return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && d->G == 1 &&
+           p->pt == 0 && p->pl == 0 && p->pb == 0 && p->pr == 0;
+}
+
+/* rows [Cout][HWo] of one sample <- bias (or 0), ready for a beta = 1 GEMM */
+static void fill_bias(float *o, const float *bias, int64_t cout, int64_t hw)
+{
+    for (int64_t c = 0; c < cout; c++) {
+        float bv = bias ? bias[c] : 0.0f;
+        for (int64_t i = 0; i < hw; i++) o[c * hw + i] = bv;
+    }
+}
+
+/* Column-matrix floats per band of output rows in the banded forward: the
+ * band's columns stay in the cache between unfold and GEMM. */
+#define BAND_FLOATS ((int64_t)1 << 16)
+
+/* Unfolds output rows [oy0, oy1) of sample n, group g into
+ * col[K][(oy1 - oy0) * Wo] (forward only; see unfold). */
+static void unfold_band(float *col, const float *x, const conv_dims *d, const sm_conv2d_params *p,
+                        int64_t n, int64_t g, int64_t oy0, int64_t oy1)
+{
+    int64_t ncol = (oy1 - oy0) * d->Wo, HW = d->H * d->W;
+    for (int64_t c = 0; c < d->Cg; c++) {
+        const float *src = x + (n * d->Cin + g * d->Cg + c) * HW;
+        for (int64_t ky = 0; ky < p->kh; ky++)
+            for (int64_t kx = 0; kx < p->kw; kx++) {
+                int64_t r = (c * p->kh + ky) * p->kw + kx;
+                int64_t xoff = kx * p->dw - p->pl, lo, hi;
+                valid_range(d->W, d->Wo, p->sw, xoff, &lo, &hi);
+                for (int64_t oy = oy0; oy < oy1; oy++) {
+                    int64_t iy = oy * p->sh - p->pt + ky * p->dh;
+                    float *drow = col + r * ncol + (oy - oy0) * d->Wo;
+                    if (iy < 0 || iy >= d->H) {
+                        memset(drow, 0, (size_t)d->Wo * sizeof(float));
+                        continue;
+                    }
+                    const float *srow = src + iy * d->W;
+                    for (int64_t ox = 0; ox < lo; ox++) drow[ox] = 0;
+                    if (p->sw == 1) memcpy(drow + lo, srow + (lo + xoff), (size_t)(hi - lo) * sizeof(float));
+                    else for (int64_t ox = lo; ox < hi; ox++) drow[ox] = srow[ox * p->sw + xoff];
+                    for (int64_t ox = hi; ox < d->Wo; ox++) drow[ox] = 0;
+                }
+            }
+    }
+}
+
+/* One sample, one group, in bands of output rows: each thread unfolds its
+ * band into its own slice of col (the slices together are the K x HWo the
+ * workspace holds) and runs a single-threaded GEMM into the output rows
+ * (leading dimension HWo), bias filled first. Large maps (the first layers)
+ * thus never stream a column matrix bigger than the caches. */
+static void forward_banded(float *out, const float *x, const float *wg, const float *bias, const conv_dims *d,
+                           const sm_conv2d_params *p, int64_t n, int64_t g, float *col)
+{
+    int64_t rows = BAND_FLOATS / (d->K * d->Wo);
+    if (rows < 1) rows = 1;
+    int64_t nbands = (d->Ho + rows - 1) / rows;
+    float *o = out + (n * d->Cout + g * d->Cgo) * d->HWo;
+    #pragma omp parallel for schedule(dynamic, 1) if (nbands > 1)
+    for (int64_t b = 0; b < nbands; b++) {
+        int64_t oy0 = b * rows, oy1 = oy0 + rows < d->Ho ? oy0 + rows : d->Ho, ncol = (oy1 - oy0) * d->Wo;
+        float *cb = col + d->K * oy0 * d->Wo, *ob = o + oy0 * d->Wo;
+        unfold_band(cb, x, d, p, n, g, oy0, oy1);
+        for (int64_t c = 0; c < d->Cgo; c++) {
+            float bv = bias ? bias[c] : 0.0f;
+            for (int64_t i = 0; i < ncol; i++) ob[c * d->HWo + i] = bv;
+        }
+        sm_sgemm(0, 0, d->Cgo, ncol, d->K, 1.0f, wg, d->K, cb, ncol, 1.0f, ob, d->HWo);
+    }
+}
+
 void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight,
                        const sm_tensor *bias, const sm_conv2d_params *p, float *ws)
 {
@@ -301,22 +379,38 @@ void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wei
         depthwise_forward(out->data, in->data, weight->data, bias ? bias->data : NULL, &d, p);
         return;
     }
+    if (sm_conv2d_direct_applies(in, weight, p, sm_conv2d_workspace(in, out, p))) { /* few input channels */
+        sm_conv2d_forward_direct(out, in, weight, bias, p, ws);
+        return;
+    }
+    if (is_pointwise(&d, p)) {
+        for (int64_t n = 0; n < d.N; n++) {
+            float *o = out->data + n * d.Cout * d.HWo;
+            fill_bias(o, bias ? bias->data : NULL, d.Cout, d.HWo);
+            sm_sgemm(0, 0, d.Cout, d.HWo, d.Cin, 1.0f, weight->data, d.Cin, in->data + n * d.Cin * d.HWo, d.HWo,
+                     1.0f, o, d.HWo);
+        }
+        return;
+    }
+    if (d.K * d.HWo > 4 * BAND_FLOATS) { /* large maps: sample by sample, in bands of rows */
+        for (int64_t n = 0; n < d.N; n++)
+            for (int64_t g = 0; g < d.G; g++)
+                forward_banded(out->data, in->data, weight->data + g * d.Cgo * d.K,
+                               bias ? bias->data + g * d.Cgo : NULL, &d, p, n, g, ws);
+        return;
+    }
     int64_t nbmax = chunk_samples(&d);
     float *col = ws, *blk = ws + d.K * nbmax * d.HWo;
     for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
         int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, ncol = nb * d.HWo;
         for (int64_t g = 0; g < d.G; g++) {
-            unfold(col, in->data, &d, p, n0, nb, g, 0);
             const float *wg = weight->data + g * d.Cgo * d.K;
+            unfold(col, in->data, &d, p, n0, nb, g, 0);
             if (nb == 1) { /* the output block of one sample is already [Cgo][HWo] */
                 float *o = out->data + (n0 * d.Cout + g * d.Cgo) * d.HWo;
+                fill_bias(o, bias ? bias->data + g * d.Cgo : NULL, d.Cgo, d.HWo);
                 sm_sgemm(0, 0, d.Cgo, ncol, d.K,
-                            1.0f, wg, d.K, col, ncol, 0.0f, o, ncol);
-                if (bias)
-                    for (int64_t c = 0; c < d.Cgo; c++) {
-                        float bv = bias->data[g * d.Cgo + c];
-                        for (int64_t i = 0; i < d.HWo; i++) o[c * d.HWo + i] += bv;
-                    }
+                            1.0f, wg, d.K, col, ncol, 1.0f, o, ncol);
             } else {
                 sm_sgemm(0, 0, d.Cgo, ncol, d.K,
                             1.0f, wg, d.K, col, ncol, 0.0f, blk, ncol);

@@ -463,13 +463,23 @@ void sm_image_square_tf(sm_tensor *out, const sm_image *in, int64_t left, int64_
 {
     int c = in->channels;
     int64_t S = out->shape[1];
+    /* the column taps are the same for every row: computed once when they
+     * fit on the stack */
+    enum { XTAPS_MAX = 1024 };
+    taps2 xtaps[XTAPS_MAX];
+    int cached = S <= XTAPS_MAX;
+    for (int64_t x = 0; cached && x < S; x++) xtaps[x] = linear_taps(SM_RESIZE_TF, x, side, S);
+    /* images have 1 to 4 channels; a multiplication instead of a division
+     * per value (the float results agree but for rare last-bit ties) */
+    double inv_std[4];
+    for (int k = 0; k < c && k < 4; k++) inv_std[k] = 1.0 / std[k];
     #pragma omp parallel for schedule(static) if (S * S > 16384)
     for (int64_t y = 0; y < S; y++) {
         taps2 ty = linear_taps(SM_RESIZE_TF, y, side, S);
         int64_t r0 = ty.i0 - top, r1 = ty.i1 - top;
         int in0 = r0 >= 0 && r0 < in->height, in1 = r1 >= 0 && r1 < in->height;
         for (int64_t x = 0; x < S; x++) {
-            taps2 tx = linear_taps(SM_RESIZE_TF, x, side, S);
+            taps2 tx = cached ? xtaps[x] : linear_taps(SM_RESIZE_TF, x, side, S);
             int64_t c0 = tx.i0 - left, c1 = tx.i1 - left;
             int ok0 = c0 >= 0 && c0 < in->width, ok1 = c1 >= 0 && c1 < in->width;
             for (int k = 0; k < c; k++) {
@@ -481,7 +491,7 @@ void sm_image_square_tf(sm_tensor *out, const sm_image *in, int64_t left, int64_
                 double top_ = (1 - tx.w) * p00 + tx.w * p01, bottom = (1 - tx.w) * p10 + tx.w * p11;
                 double v = (1 - ty.w) * top_ + ty.w * bottom;
                 out->data[k * out->stride[0] + y * out->stride[1] + x * out->stride[2]] =
-                    (float)((v * scale - mean[k]) / std[k]);
+                    (float)((v * scale - mean[k]) * inv_std[k]);
             }
         }
     }

@@ -67,6 +67,7 @@ void sm_open_serial(lua_State *L);
 void sm_open_data(lua_State *L);
 void sm_open_gallery(lua_State *L);
 void sm_open_hash(lua_State *L);
+void sm_open_winograd(lua_State *L);
 sm_rng *sm_l_rng(lua_State *L); /* the one library RNG */
 
 #endif

@@ -19,6 +19,21 @@
 /* Below this many multiply-adds a product is not worth splitting. */
 #define SGEMM_SPLIT_MIN 1e6
 
+/* One cblas_sgemm on the calling thread only. The OpenMP build of OpenBLAS
+ * sizes its own threading from the caller's omp_get_max_threads() on every
+ * call outside a parallel region (openblas_set_num_threads(1) does not
+ * stick), and its fork/join for small products cost up to 100x the product
+ * itself when the 2 vCPUs are shared; so the thread count is 1 during the
+ * call and restored afterwards (a per-thread setting, so cheap). */
+static void sgemm_1thread(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, float alpha,
+                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nt > 1) omp_set_num_threads(1);
+    cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    if (nt > 1) omp_set_num_threads(nt);
+}
+
 void sm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
@@ -28,7 +43,7 @@ void sm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
     int64_t len = split_n ? N : M;
     if (nt > len / 8) nt = (int)(len / 8); /* slices of at least 8 rows or columns */
     if (nt <= 1 || (double)M * (double)N * (double)K < SGEMM_SPLIT_MIN) {
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+        sgemm_1thread(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     /* Each thread computes its own block of C with a single-threaded call. */
@@ -50,8 +65,7 @@ void sm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 /* The plain library call, single-threaded: the benchmarks' reference. */
 void sm_sgemm_plain(int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, (int)N,
-                0.0f, C, (int)N);
+    sgemm_1thread(CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
 }
 
 /* Describes a 2-D view as a BLAS operand: transposed or not, leading dim. */

@@ -185,4 +185,33 @@ void sm_rmsprop_step(float *w, float *s, const float *g, int64_t n, float lr, fl
 /* sum of squares of n floats, in double */
 double sm_sumsq(const float *x, int64_t n);
 
+/* ---- direct forward for few input channels (conv2d_first_layer.c) ----------------------- */
+
+/* True for strides 1 or 2, dilation 1, one group, a kernel larger than
+ * 1x1, Cin*kh*kw <= 32 (stride 1) or <= 160 (stride 2), Cout a multiple of
+ * 8, on a CPU with AVX2 and FMA, and (stride 2) a workspace of `workspace`
+ * floats holding one sample's input; sm_conv2d_forward then uses
+ * sm_conv2d_forward_direct. */
+int sm_conv2d_direct_applies(const sm_tensor *in, const sm_tensor *weight, const sm_conv2d_params *p,
+                             size_t workspace);
+void sm_conv2d_forward_direct(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
+                              const sm_conv2d_params *p, float *ws);
+
+/* ---- Winograd 3x3 stride-1 convolution, inference only (winograd.c) ---------------- */
+
+/* True for a 3x3 kernel with stride 1, dilation 1 and one group (any padding). */
+int sm_winograd_applies(const sm_conv2d_params *p);
+/* u [a*a,Cout,Cin] (a = tile + 2; tile 2 or 4) receives G g G^T of each
+ * filter of weight [Cout,Cin,3,3]. */
+sm_status sm_winograd_prepare_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile);
+void sm_winograd_prepare(sm_tensor *u, const sm_tensor *weight, int tile);
+/* The convolution of sm_conv2d_forward from the transformed weights u
+ * (the tile follows from u's first dimension); relu != 0 applies
+ * max(., 0) to the output. */
+sm_status sm_winograd_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *u,
+                            const sm_tensor *bias, const sm_conv2d_params *p);
+size_t sm_winograd_workspace(const sm_tensor *out, const sm_tensor *in, const sm_tensor *u);
+void sm_winograd_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *u, const sm_tensor *bias,
+                         const sm_conv2d_params *p, int relu, float *ws);
+
 #endif

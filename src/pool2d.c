@@ -118,8 +118,51 @@ SM_HOT static void maxpool2x2_row(float *o, int32_t *am, const float *r0, const 
     }
 }
 
+/* Values only (inference: no argmax): the same running maxima without the
+ * index bookkeeping. Starting from -inf gives the same results as taking
+ * the first valid tap: a -inf or NaN first tap still ends up held. */
+static void maxpool_values(sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)
+{
+    int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
+    int64_t Ho = out->shape[2], Wo = out->shape[3];
+    #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 32768)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *x = in->data + pl * H * W;
+        float *o = out->data + pl * Ho * Wo;
+        for (int64_t oy = 0; oy < Ho; oy++) {
+            float *orow = o + oy * Wo;
+            for (int64_t ox = 0; ox < Wo; ox++) orow[ox] = -INFINITY;
+            for (int ky = 0; ky < p->kh; ky++) {
+                int64_t iy = oy * p->sh - p->pt + ky;
+                if (iy < 0 || iy >= H) continue;
+                const float *irow = x + iy * W;
+                for (int kx = 0; kx < p->kw; kx++) {
+                    int64_t off = kx - p->pl, lo, hi;
+                    valid_cols(W, Wo, p->sw, off, &lo, &hi);
+                    const float *src = irow + off;
+                    if (p->sw == 2) {
+                        for (int64_t ox = lo; ox < hi; ox++) {
+                            float v = src[2 * ox], cur = orow[ox];
+                            orow[ox] = (cur == cur) & ((v > cur) | (v != v)) ? v : cur;
+                        }
+                    } else {
+                        for (int64_t ox = lo; ox < hi; ox++) {
+                            float v = src[ox * p->sw], cur = orow[ox];
+                            orow[ox] = (cur == cur) & ((v > cur) | (v != v)) ? v : cur;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 void sm_maxpool2d_forward(sm_tensor *out, int32_t *argmax, const sm_tensor *in, const sm_pool2d_params *p)
 {
+    if (!argmax) {
+        maxpool_values(out, in, p);
+        return;
+    }
     int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
     int64_t Ho = out->shape[2], Wo = out->shape[3];
     if (p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && !(p->pt | p->pl | p->pb | p->pr)) {

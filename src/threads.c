@@ -4,7 +4,9 @@
  * large matrix products (sm_sgemm splits them into single-threaded OpenBLAS
  * calls, one per thread). OpenBLAS itself stays at one thread: its own
  * threading measured no faster (pthread build) or far slower (OpenMP
- * build) than one thread on the 2-vCPU machines this targets. It is the
+ * build) than one thread on the 2-vCPU machines this targets. (The OpenMP
+ * build re-reads omp_get_max_threads() on each call, so sm_sgemm lowers
+ * the count to 1 around every call it makes outside a parallel region.) It is the
  * OpenMP build so that no second pool of spinning pthreads competes with
  * ours. */
 #include <cblas.h>

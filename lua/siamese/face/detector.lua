@@ -181,13 +181,17 @@ end
 -- layers that carry face-api weights, by face-api prefix.
 function detector.build_net()
   local named = {conv0 = nn.Conv2d(3, 16, 3, {padding = "valid"})}
-  -- The activations work in place on the convolutions' outputs.
-  local layers = {named.conv0, nn.LeakyReLU(0.1, true), nn.MaxPool2d(2, {padding = "same"})}
+  -- Each conv -> leaky -> max pool runs as conv -> max pool -> leaky: the
+  -- leaky ReLU is non-decreasing, so max(leaky(a), leaky(b)) =
+  -- leaky(max(a, b)) exactly (padding never wins either way), and the
+  -- activation then touches a quarter of the values. The activations work
+  -- in place on the pools' outputs.
+  local layers = {named.conv0, nn.MaxPool2d(2, {padding = "same"}), nn.LeakyReLU(0.1, true)}
   for i, ch in ipairs(SEPARABLE_CHANNELS) do
     local block = detector.separable(ch[1], ch[2], 1, 1)
     named["conv" .. i] = block
     local last = i == #SEPARABLE_CHANNELS
-    for _, m in ipairs{block, nn.LeakyReLU(0.1, true), nn.MaxPool2d(2, {stride = last and 1 or 2, padding = "same"})} do
+    for _, m in ipairs{block, nn.MaxPool2d(2, {stride = last and 1 or 2, padding = "same"}), nn.LeakyReLU(0.1, true)} do
       layers[#layers + 1] = m
     end
   end

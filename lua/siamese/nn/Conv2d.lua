@@ -12,6 +12,7 @@ local util = require "siamese.nn.util"
 local init = require "siamese.nn.weight_init"
 local workspace = require "siamese.nn.workspace"
 local K = core.nn
+local winograd = core.winograd
 
 local Conv2d = class("Conv2d", Module)
 
@@ -81,9 +82,68 @@ function Conv2d:updateOutput(input)
     self:fail("input %s is smaller than the %dx%d kernel", util.shape_str(input), self.kh, self.kw)
   end
   self.output = Module.buffer(self.output, {s[1], self.nout, ho, wo})
+  local u = self.prepared and not self.train and self:winograd_weights(s[1], ho, wo)
+  if u then
+    local ws = workspace.get(winograd.workspace(self.output, x, u, p))
+    winograd.forward(self.output, x, u, self.bias, p, false, ws)
+    return self.output
+  end
   local ws = workspace.get(K.conv2d_workspace(self.output, x, self.weight, p))
   K.conv2d_forward(self.output, x, self.weight, self.bias, p, ws)
   return self.output
+end
+
+--- Opts in to a fast inference forward: for a 3x3 kernel with stride 1,
+-- dilation 1 and one group, evaluation-mode forwards run Winograd F(m x m,
+-- 3x3) (src/winograd.c) on a transformed copy of the weights made at the
+-- first such forward. opts.tile = 2 or 4 forces m; by default m follows the
+-- output size and batch (one sample: 4 from 12x12, 2 from 6x6; four or
+-- more: 4 from 6x6, 2 from 4x4; else the ordinary path, where the
+-- transforms would cost more than they save). Returns true when the layer
+-- qualifies. The copy is a snapshot of the weights: call prepare() again
+-- after changing them; training() and prepare(false) drop it.
+function Conv2d:prepare(opts)
+  self.prepared = nil
+  if opts == false then return false end
+  opts = opts or {}
+  if opts.tile ~= nil and opts.tile ~= 2 and opts.tile ~= 4 then
+    error(string.format("bad argument #1 to 'prepare' (tile must be 2 or 4, got %s)", tostring(opts.tile)), 2)
+  end
+  if self.kh ~= 3 or self.kw ~= 3 or self.sh ~= 1 or self.sw ~= 1 or self.dh ~= 1 or self.dw ~= 1
+      or self.groups ~= 1 then
+    return false
+  end
+  self.prepared = {tile = opts.tile, u = {}}
+  return true
+end
+
+-- The Winograd tile for n outputs of ho x wo, or nil for the ordinary
+-- path (measured with the 3x3 convolutions of the recognition net: on
+-- small maps only batches give the a*a products enough columns).
+local function auto_tile(n, ho, wo)
+  local side = math.min(ho, wo)
+  if side >= 12 or (side >= 6 and n >= 4) then return 4 end
+  if side >= 6 or (side >= 4 and n >= 4) then return 2 end
+  return nil
+end
+
+-- The transformed weights for n outputs of ho x wo, or nil.
+function Conv2d:winograd_weights(n, ho, wo)
+  local prep = self.prepared
+  local tile = prep.tile or auto_tile(n, ho, wo)
+  if not tile then return nil end
+  local u = prep.u[tile]
+  if not u then
+    u = T.zeros{(tile + 2) * (tile + 2), self.nout, self.nin}
+    winograd.prepare(u, self.weight)
+    prep.u[tile] = u
+  end
+  return u
+end
+
+function Conv2d:training()
+  self.prepared = nil
+  return Module.training(self)
 end
 
 function Conv2d:updateGradInput(input, gradOutput)

@@ -1,0 +1,96 @@
+/*
+ * l_winograd.c — Lua binding of the Winograd inference convolution
+ * (core.winograd, see winograd.c). nn.Conv2d:prepare() uses it.
+ *
+ *   prepare(u, weight)                        u [16 or 36, Cout, Cin] <- transformed weight
+ *   workspace(out, in, u, params)             floats of scratch forward needs
+ *   forward(out, in, u, bias|nil, params, relu, ws)
+ *
+ * params is the conv2d list {kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups}.
+ */
+#include "l_aux.h"
+#include "nn.h"
+
+static sm_tensor *ctensor(lua_State *L, int arg)
+{
+    sm_tensor *t = sm_l_checktensor(L, arg);
+    if (!sm_tensor_is_contiguous(t)) {
+        char s[SM_SHAPE_STR_LEN];
+        luaL_argerror(L, arg, lua_pushfstring(L, "tensor %s must be contiguous", sm_l_shape(s, t)));
+    }
+    return t;
+}
+
+static int readint(lua_State *L, int t, int i)
+{
+    lua_geti(L, t, i);
+    int ok;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < 0 || v > INT32_MAX) luaL_error(L, "parameter %d must be a non-negative integer", i);
+    lua_pop(L, 1);
+    return (int)v;
+}
+
+static sm_conv2d_params conv_params(lua_State *L, int arg)
+{
+    luaL_checktype(L, arg, LUA_TTABLE);
+    sm_conv2d_params p;
+    p.kh = readint(L, arg, 1); p.kw = readint(L, arg, 2);
+    p.sh = readint(L, arg, 3); p.sw = readint(L, arg, 4);
+    p.dh = readint(L, arg, 5); p.dw = readint(L, arg, 6);
+    p.pt = readint(L, arg, 7); p.pl = readint(L, arg, 8);
+    p.pb = readint(L, arg, 9); p.pr = readint(L, arg, 10);
+    p.groups = readint(L, arg, 11);
+    return p;
+}
+
+static int l_prepare(lua_State *L)
+{
+    sm_tensor *u = ctensor(L, 1), *w = ctensor(L, 2);
+    int tile = u->ndim == 3 && u->shape[0] == 16 ? 2 : u->ndim == 3 && u->shape[0] == 36 ? 4 : 0;
+    sm_err err;
+    if (tile == 0) {
+        char s[SM_SHAPE_STR_LEN];
+        return luaL_argerror(L, 1, lua_pushfstring(L, "expected [16 or 36,Cout,Cin], got %s", sm_l_shape(s, u)));
+    }
+    if (sm_winograd_prepare_check(&err, u, w, tile)) return luaL_error(L, "%s", err.msg);
+    sm_winograd_prepare(u, w, tile);
+    return 0;
+}
+
+static int l_workspace(lua_State *L)
+{
+    sm_tensor *out = ctensor(L, 1), *in = ctensor(L, 2), *u = ctensor(L, 3);
+    sm_conv2d_params p = conv_params(L, 4);
+    sm_err err;
+    if (sm_winograd_check(&err, out, in, u, NULL, &p)) return luaL_error(L, "%s", err.msg);
+    lua_pushinteger(L, (lua_Integer)sm_winograd_workspace(out, in, u));
+    return 1;
+}
+
+static int l_forward(lua_State *L)
+{
+    sm_tensor *out = ctensor(L, 1), *in = ctensor(L, 2), *u = ctensor(L, 3);
+    sm_tensor *b = lua_isnoneornil(L, 4) ? NULL : ctensor(L, 4);
+    sm_conv2d_params p = conv_params(L, 5);
+    int relu = lua_toboolean(L, 6);
+    sm_tensor *ws = ctensor(L, 7);
+    sm_err err;
+    if (sm_winograd_check(&err, out, in, u, b, &p)) return luaL_error(L, "%s", err.msg);
+    size_t need = sm_winograd_workspace(out, in, u);
+    if ((size_t)sm_numel(ws->ndim, ws->shape) < need)
+        return luaL_argerror(L, 7, lua_pushfstring(L, "workspace has %d floats, %d needed",
+                                                   (int)sm_numel(ws->ndim, ws->shape), (int)need));
+    sm_winograd_forward(out, in, u, b, &p, relu, ws->data);
+    return 0;
+}
+
+static const luaL_Reg winograd_functions[] = {
+    { "prepare", l_prepare }, { "workspace", l_workspace }, { "forward", l_forward }, { NULL, NULL },
+};
+
+void sm_open_winograd(lua_State *L)
+{
+    luaL_newlib(L, winograd_functions);
+    lua_setfield(L, -2, "winograd");
+}

@@ -1,0 +1,360 @@
+/*
+ * winograd.c — 3x3 stride-1 convolution for inference by Winograd's minimal
+ * filtering F(m x m, 3x3), m = 2 or 4 (Lavin & Gray 2015, "Fast Algorithms
+ * for Convolutional Neural Networks").
+ *
+ * Shapes: in [N,Cin,H,W], weight [Cout,Cin,3,3] (groups 1, dilation 1,
+ * stride 1, any zero padding), bias [Cout] or NULL, out [N,Cout,Ho,Wo] as
+ * in conv2d.c. The output is cut into m x m tiles; tile (ty, tx) of sample n
+ * reads the a x a input patch d (a = m + 2) at rows ty*m - pt .., columns
+ * tx*m - pl .. (zeros outside the image). For one input channel c and one
+ * output channel o:
+ *
+ *   Y = A^T [ (G g G^T) .* (B^T d B) ] A        (m x m outputs)
+ *
+ * with g the 3x3 filter w[o,c]. Summed over c, the element-wise product at
+ * each of the a*a positions xi becomes one matrix product:
+ *
+ *   U[xi] = (G g G^T)[xi]   [Cout][Cin]   (sm_winograd_prepare, once per weights)
+ *   V[xi] = (B^T d B)[xi]   [Cin][T]      (T tiles of a chunk of samples)
+ *   M[xi] = U[xi] V[xi]     [Cout][T]     (a*a sgemms, run in parallel)
+ *   out   = A^T M A + bias, optionally max(., 0) (fused ReLU)
+ *
+ * Multiplications per output: a^2/m^2 * Cin*Cout, against 9 Cin*Cout
+ * directly: 2.25x fewer for m = 2, 4x for m = 4. The transforms add
+ * rounding: with m = 2 the matrices hold 0, +-1 and 1/2 (exact); with m = 4
+ * they hold up to 5 and 1/24, so errors grow to ~1e-6 relative per layer.
+ * Weights are transformed in double.
+ *
+ * Workspace per chunk of nb samples: a^2 (Cin + Cout) T floats, T = nb *
+ * ceil(Ho/m) * ceil(Wo/m); chunks are sized to stay near the caches.
+ */
+#include <string.h>
+#include "nn.h"
+
+#ifndef WINO_WS_BUDGET
+#define WINO_WS_BUDGET ((size_t)1 << 18)
+#endif
+#ifndef MIN_COLUMNS
+#define MIN_COLUMNS 128
+#endif
+/* Tiles transformed together: one SIMD-friendly run along the tile axis. */
+#define LANES 8
+
+/* G of F(2x2,3x3) and F(4x4,3x3); B^T and A^T are written out below. */
+static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+
+static const double G4[6][3] = {
+    {1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1},
+};
+
+int sm_winograd_applies(const sm_conv2d_params *p)
+{
+    return p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 && p->groups == 1;
+}
+
+sm_status sm_winograd_prepare_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile)
+{
+    char sw[SM_SHAPE_STR_LEN], su[SM_SHAPE_STR_LEN];
+    sm_shape_str(sw, sizeof sw, weight->ndim, weight->shape);
+    sm_shape_str(su, sizeof su, u->ndim, u->shape);
+    if (tile != 2 && tile != 4)
+        return sm_fail(err, SM_EINVAL, "winograd: tile must be 2 or 4, got %d", tile);
+    if (weight->ndim != 4 || weight->shape[2] != 3 || weight->shape[3] != 3 || !sm_tensor_is_contiguous(weight))
+        return sm_fail(err, SM_EINVAL, "winograd: weight must be a contiguous [Cout,Cin,3,3] tensor, got %s", sw);
+    int64_t a = tile + 2;
+    if (u->ndim != 3 || u->shape[0] != a * a || u->shape[1] != weight->shape[0] || u->shape[2] != weight->shape[1] ||
+        !sm_tensor_is_contiguous(u))
+        return sm_fail(err, SM_EINVAL, "winograd: transformed weight %s should be [%lld,%lld,%lld]", su,
+                       (long long)(a * a), (long long)weight->shape[0], (long long)weight->shape[1]);
+    return SM_OK;
+}
+
+void sm_winograd_prepare(sm_tensor *u, const sm_tensor *weight, int tile)
+{
+    int a = tile + 2;
+    int64_t cout = weight->shape[0], cin = weight->shape[1];
+    const double *G = tile == 2 ? &G2[0][0] : &G4[0][0];
+    for (int64_t o = 0; o < cout; o++)
+        for (int64_t c = 0; c < cin; c++) {
+            const float *g = weight->data + (o * cin + c) * 9;
+            double tmp[6][3]; /* G g */
+            for (int i = 0; i < a; i++)
+                for (int j = 0; j < 3; j++)
+                    tmp[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
+            for (int i = 0; i < a; i++)
+                for (int j = 0; j < a; j++) {
+                    double v = tmp[i][0] * G[j * 3] + tmp[i][1] * G[j * 3 + 1] + tmp[i][2] * G[j * 3 + 2];
+                    u->data[((int64_t)(i * a + j) * cout + o) * cin + c] = (float)v;
+                }
+        }
+}
+
+typedef struct {
+    int64_t N, Cin, H, W, Cout, Ho, Wo, th, tw, tiles; /* tiles per sample = th * tw */
+    int m, a, pt, pl;
+} wino_dims;
+
+static wino_dims wdims(const sm_tensor *out, const sm_tensor *in, const sm_tensor *u, const sm_conv2d_params *p)
+{
+    wino_dims d;
+    d.N = in->shape[0];
+    d.Cin = in->shape[1];
+    d.H = in->shape[2];
+    d.W = in->shape[3];
+    d.Cout = out->shape[1];
+    d.Ho = out->shape[2];
+    d.Wo = out->shape[3];
+    d.m = u->shape[0] == 16 ? 2 : 4;
+    d.a = d.m + 2;
+    d.th = (d.Ho + d.m - 1) / d.m;
+    d.tw = (d.Wo + d.m - 1) / d.m;
+    d.tiles = d.th * d.tw;
+    d.pt = p->pt;
+    d.pl = p->pl;
+    return d;
+}
+
+/* Samples per chunk: V and M within the budget (near the L2 cache), but at
+ * least MIN_COLUMNS tiles so that small maps still give wide GEMMs. */
+static int64_t wino_chunk(const wino_dims *d)
+{
+    size_t per = (size_t)(d->a * d->a) * (size_t)(d->Cin + d->Cout) * (size_t)d->tiles;
+    int64_t nb = (int64_t)(WINO_WS_BUDGET / per), wide = (MIN_COLUMNS + d->tiles - 1) / d->tiles;
+    if (nb < wide) nb = wide;
+    if (nb < 1) nb = 1;
+    if (nb > d->N) nb = d->N;
+    return nb;
+}
+
+sm_status sm_winograd_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *u,
+                            const sm_tensor *bias, const sm_conv2d_params *p)
+{
+    if (!sm_winograd_applies(p))
+        return sm_fail(err, SM_EINVAL, "winograd: needs a 3x3 kernel, stride 1, dilation 1 and 1 group");
+    if (u->ndim != 3 || (u->shape[0] != 16 && u->shape[0] != 36) || !sm_tensor_is_contiguous(u)) {
+        char su[SM_SHAPE_STR_LEN];
+        return sm_fail(err, SM_EINVAL, "winograd: transformed weight must be [16 or 36,Cout,Cin], got %s",
+                       sm_shape_str(su, sizeof su, u->ndim, u->shape));
+    }
+    /* the ordinary check on a stand-in weight of the original shape */
+    sm_tensor w = *u;
+    w.ndim = 4;
+    w.shape[0] = u->shape[1];
+    w.shape[1] = u->shape[2];
+    w.shape[2] = 3;
+    w.shape[3] = 3;
+    w.stride[3] = 1;
+    w.stride[2] = 3;
+    w.stride[1] = 9;
+    w.stride[0] = 9 * u->shape[2];
+    return sm_conv2d_check(err, out, in, &w, bias, p);
+}
+
+size_t sm_winograd_workspace(const sm_tensor *out, const sm_tensor *in, const sm_tensor *u)
+{
+    sm_conv2d_params p = {3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1};
+    wino_dims d = wdims(out, in, u, &p);
+    return (size_t)(d.a * d.a) * (size_t)(d.Cin + d.Cout) * (size_t)(wino_chunk(&d) * d.tiles);
+}
+
+/* One-dimensional transforms on LANES tiles at once: element k of the input
+ * is s[k * ss], of the output o[k * os] (ss, os = 1 along a row, a along a
+ * column). Written out so that every loop is a plain vector operation. */
+#define L_FOR for (int l = 0; l < LANES; l++)
+
+static inline void bt2_1d(float (*s)[LANES], int ss, float (*o)[LANES], int os)
+{
+    L_FOR {
+        float s0 = s[0][l], s1 = s[ss][l], s2 = s[2 * ss][l], s3 = s[3 * ss][l];
+        o[0][l] = s0 - s2;
+        o[os][l] = s1 + s2;
+        o[2 * os][l] = s2 - s1;
+        o[3 * os][l] = s1 - s3;
+    }
+}
+
+static inline void bt4_1d(float (*s)[LANES], int ss, float (*o)[LANES], int os)
+{
+    L_FOR {
+        float s0 = s[0][l], s1 = s[ss][l], s2 = s[2 * ss][l], s3 = s[3 * ss][l], s4 = s[4 * ss][l],
+              s5 = s[5 * ss][l];
+        float p = s4 - 4 * s2, q = s3 - 4 * s1, r = s4 - s2, u = 2 * (s3 - s1);
+        o[0][l] = 4 * s0 - 5 * s2 + s4;
+        o[os][l] = p + q;
+        o[2 * os][l] = p - q;
+        o[3 * os][l] = r + u;
+        o[4 * os][l] = r - u;
+        o[5 * os][l] = 4 * s1 - 5 * s3 + s5;
+    }
+}
+
+static inline void at2_1d(float (*s)[LANES], int ss, float (*o)[LANES], int os)
+{
+    L_FOR {
+        float s0 = s[0][l], s1 = s[ss][l], s2 = s[2 * ss][l], s3 = s[3 * ss][l];
+        o[0][l] = s0 + s1 + s2;
+        o[os][l] = s1 - s2 - s3;
+    }
+}
+
+static inline void at4_1d(float (*s)[LANES], int ss, float (*o)[LANES], int os)
+{
+    L_FOR {
+        float s0 = s[0][l], s1 = s[ss][l], s2 = s[2 * ss][l], s3 = s[3 * ss][l], s4 = s[4 * ss][l],
+              s5 = s[5 * ss][l];
+        float p = s1 + s2, q = s1 - s2, r = s3 + s4, u = s3 - s4;
+        o[0][l] = s0 + p + r;
+        o[os][l] = q + 2 * u;
+        o[2 * os][l] = p + 4 * r;
+        o[3 * os][l] = q + 8 * u + s5;
+    }
+}
+
+/* v = B^T patch B (a x a per lane). */
+static inline void tile_in(int a, float (*patch)[LANES], float (*v)[LANES])
+{
+    float tmp[36][LANES];
+    if (a == 4) {
+        for (int j = 0; j < 4; j++) bt2_1d(patch + j, 4, tmp + j, 4);   /* columns */
+        for (int i = 0; i < 4; i++) bt2_1d(tmp + 4 * i, 1, v + 4 * i, 1); /* rows */
+    } else {
+        for (int j = 0; j < 6; j++) bt4_1d(patch + j, 6, tmp + j, 6);
+        for (int i = 0; i < 6; i++) bt4_1d(tmp + 6 * i, 1, v + 6 * i, 1);
+    }
+}
+
+/* y = A^T mv A + bias (m x m per lane). */
+static inline void tile_out(int m, float (*mv)[LANES], float bias, float (*y)[LANES])
+{
+    float tmp[24][LANES];
+    if (m == 2) {
+        for (int j = 0; j < 4; j++) at2_1d(mv + j, 4, tmp + j, 4);     /* columns: tmp [2][4] */
+        for (int i = 0; i < 2; i++) at2_1d(tmp + 4 * i, 1, y + 2 * i, 1);
+    } else {
+        for (int j = 0; j < 6; j++) at4_1d(mv + j, 6, tmp + j, 6);     /* tmp [4][6] */
+        for (int i = 0; i < 4; i++) at4_1d(tmp + 6 * i, 1, y + 4 * i, 1);
+    }
+    for (int k = 0; k < m * m; k++) L_FOR y[k][l] += bias;
+}
+
+/* Largest zero-padded input plane gathered on the stack (floats); larger
+ * planes take the bounds-checked path. */
+#define PLANE_MAX 8192
+
+/* V[xi][c][t] for samples [n0, n0+nb): for each channel plane, the a x a
+ * patches of LANES consecutive tiles (row-major over the tile grid, so no
+ * lane is wasted at the end of a tile row) are gathered, then transformed
+ * B^T . B lane by lane. Small planes are first copied into a zero-padded
+ * plane covering every tile, so the gather needs no bounds checks. */
+static void input_transform(float *V, const float *x, const wino_dims *d, int64_t n0, int64_t nb)
+{
+    const int a = d->a, m = d->m;
+    int64_t T = nb * d->tiles, HW = d->H * d->W;
+    int64_t PH = d->th * m + 2, PW = d->tw * m + 2;
+    int padded = PH * PW <= PLANE_MAX;
+    #pragma omp parallel for schedule(static) if (d->Cin * T * a * a > 32768)
+    for (int64_t c = 0; c < d->Cin; c++) {
+        float patch[36][LANES], v[36][LANES];
+        float plane[PLANE_MAX];
+        for (int64_t n = n0; n < n0 + nb; n++) {
+            const float *xp = x + (n * d->Cin + c) * HW;
+            if (padded) {
+                /* plane[r][q] = x[r - pt][q - pl], zero outside the image */
+                memset(plane, 0, (size_t)(PH * PW) * sizeof(float));
+                for (int64_t r = 0; r < PH; r++) {
+                    int64_t y = r - d->pt, len = d->W;
+                    if (y < 0 || y >= d->H) continue;
+                    if (d->pl + len > PW) len = PW - d->pl;
+                    if (len > 0) memcpy(plane + r * PW + d->pl, xp + y * d->W, (size_t)len * sizeof(float));
+                }
+            }
+            for (int64_t t0 = 0; t0 < d->tiles; t0 += LANES) {
+                int lanes = d->tiles - t0 < LANES ? (int)(d->tiles - t0) : LANES;
+                int64_t ty = t0 / d->tw, tx = t0 % d->tw;
+                for (int l = 0; l < LANES; l++) {
+                    if (l >= lanes) {
+                        for (int k = 0; k < a * a; k++) patch[k][l] = 0;
+                        continue;
+                    }
+                    if (padded) {
+                        const float *pp = plane + ty * m * PW + tx * m;
+                        for (int i = 0; i < a; i++)
+                            for (int j = 0; j < a; j++) patch[i * a + j][l] = pp[i * PW + j];
+                    } else {
+                        int64_t y0 = ty * m - d->pt, x0 = tx * m - d->pl;
+                        for (int i = 0; i < a; i++)
+                            for (int j = 0; j < a; j++) {
+                                int64_t y = y0 + i, xx = x0 + j;
+                                patch[i * a + j][l] = y >= 0 && y < d->H && xx >= 0 && xx < d->W ? xp[y * d->W + xx] : 0.0f;
+                            }
+                    }
+                    if (++tx == d->tw) { tx = 0; ty++; }
+                }
+                tile_in(a, patch, v);
+                float *dst0 = V + c * T + (n - n0) * d->tiles + t0;
+                for (int xi = 0; xi < a * a; xi++) {
+                    float *dst = dst0 + (int64_t)xi * d->Cin * T;
+                    for (int l = 0; l < lanes; l++) dst[l] = v[xi][l];
+                }
+            }
+        }
+    }
+}
+
+/* out = A^T M A + bias (then max(., 0) when relu) for samples [n0, n0+nb),
+ * LANES consecutive tiles at a time. */
+static void output_transform(float *out, const float *Mx, const float *bias, int relu, const wino_dims *d,
+                             int64_t n0, int64_t nb)
+{
+    const int a = d->a, m = d->m;
+    int64_t T = nb * d->tiles, HWo = d->Ho * d->Wo;
+    #pragma omp parallel for schedule(static) if (d->Cout * T * a * a > 32768)
+    for (int64_t o = 0; o < d->Cout; o++) {
+        float mv[36][LANES], y[16][LANES];
+        float bv = bias ? bias[o] : 0.0f;
+        for (int64_t n = n0; n < n0 + nb; n++) {
+            float *op = out + (n * d->Cout + o) * HWo;
+            for (int64_t t0 = 0; t0 < d->tiles; t0 += LANES) {
+                int lanes = d->tiles - t0 < LANES ? (int)(d->tiles - t0) : LANES;
+                const float *src0 = Mx + o * T + (n - n0) * d->tiles + t0;
+                for (int xi = 0; xi < a * a; xi++) {
+                    const float *src = src0 + (int64_t)xi * d->Cout * T;
+                    for (int l = 0; l < LANES; l++) mv[xi][l] = l < lanes ? src[l] : 0.0f;
+                }
+                tile_out(m, mv, bv, y);
+                if (relu)
+                    for (int k = 0; k < m * m; k++)
+                        for (int l = 0; l < LANES; l++) y[k][l] = y[k][l] > 0 ? y[k][l] : 0;
+                int64_t ty = t0 / d->tw, tx = t0 % d->tw;
+                for (int l = 0; l < lanes; l++) {
+                    int64_t ys = ty * m, xs = tx * m;
+                    int64_t ih = d->Ho - ys < m ? d->Ho - ys : m, jw = d->Wo - xs < m ? d->Wo - xs : m;
+                    float *ob = op + ys * d->Wo + xs;
+                    for (int64_t i = 0; i < ih; i++)
+                        for (int64_t j = 0; j < jw; j++) ob[i * d->Wo + j] = y[i * m + j][l];
+                    if (++tx == d->tw) { tx = 0; ty++; }
+                }
+            }
+        }
+    }
+}
+
+void sm_winograd_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *u, const sm_tensor *bias,
+                         const sm_conv2d_params *p, int relu, float *ws)
+{
+    wino_dims d = wdims(out, in, u, p);
+    int64_t nbmax = wino_chunk(&d), aa = d.a * d.a;
+    float *V = ws, *Mx = ws + aa * d.Cin * nbmax * d.tiles;
+    for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
+        int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, T = nb * d.tiles;
+        input_transform(V, in->data, &d, n0, nb);
+        /* a*a independent products, one single-threaded sgemm each */
+        #pragma omp parallel for schedule(dynamic, 1) if (aa * d.Cout * d.Cin * T > 262144)
+        for (int64_t xi = 0; xi < aa; xi++)
+            sm_sgemm(0, 0, d.Cout, T, d.Cin, 1.0f, u->data + xi * d.Cout * d.Cin, d.Cin,
+                     V + xi * d.Cin * T, T, 0.0f, Mx + xi * d.Cout * T, T);
+        output_transform(out->data, Mx, bias ? bias->data : NULL, relu, &d, n0, nb);
+    }
+}
