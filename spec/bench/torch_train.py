@@ -43,7 +43,7 @@ def load_safetensors(path):
 
 
 def att_encoder():
-    # examples/att_common.lua common.encoder()
+    # examples/att_common.lua common.classic_encoder() (the seed's net)
     return nn.Sequential(
         nn.Conv2d(1, 6, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Dropout(0.1),
         nn.Conv2d(6, 12, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Dropout(0.1),

@@ -48,7 +48,7 @@ end
 local step_fn, items
 if which == "att" then
   local common = dofile("examples/att_common.lua")
-  local net = nn.Siamese(common.encoder()):skipInputGrad()
+  local net = nn.Siamese(common.classic_encoder()):skipInputGrad()
   local criterion = siamese.loss.ContrastiveLoss{margin = 1}
   local opt = siamese.optim.RMSprop(net, {lr = 1e-3})
   net:training()
