@@ -10,28 +10,15 @@ local siamese = require "siamese"
 local json = require "siamese.json"
 local T = siamese.tensor
 
-local threads = tonumber(os.getenv("SIAMESE_THREADS") or "") or 2
+local bench = dofile("spec/bench/support.lua")
+local threads = bench.threads
 siamese.set_num_threads(threads)
 siamese.manual_seed(1)
 local N = tonumber(os.getenv("SIAMESE_GALLERY_N") or "") or 1000000
 local DIM, K = 128, 10
 
-local function emit(t)
-  t.threads = threads
-  io.write(json.encode(t), "\n")
-  io.flush()
-end
-
--- Seconds per call of fn: one warm-up call, then repeats for >= min_time.
-local function time(fn, min_time)
-  fn()
-  local n, t0 = 0, siamese.clock()
-  repeat
-    fn()
-    n = n + 1
-  until siamese.clock() - t0 >= (min_time or 1)
-  return (siamese.clock() - t0) / n
-end
+local emit = bench.emit
+local function time(fn, min_time) return bench.time(fn, min_time or 1) end
 
 local function rss_bytes()
   local f = io.open("/proc/self/status")

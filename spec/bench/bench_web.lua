@@ -20,15 +20,11 @@ local server = require "siamese.web.server"
 local cqueues = require "cqueues"
 
 local N, IN_FLIGHT = tonumber(os.getenv("WEB_REQUESTS") or "") or 200, 4
-local threads = tonumber(os.getenv("SIAMESE_THREADS") or "") or 2
+local bench = dofile("spec/bench/support.lua")
+local threads = bench.threads
 siamese.set_num_threads(threads)
 
-local function emit(t)
-  t.threads = threads
-  io.write(json.encode(t), "\n")
-  io.flush()
-end
-
+local emit = bench.emit
 -- Pairs of photos (same person and different people) and their bodies.
 local people = {"Colin_Powell", "Tony_Blair", "Serena_Williams", "Junichiro_Koizumi"}
 local pairs_ = {}

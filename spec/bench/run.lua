@@ -6,29 +6,15 @@
 -- fastest sgemm available here); sgemm_plain_* rows give one plain
 -- single-threaded cblas_sgemm for comparison.
 local siamese = require "siamese"
-local json = require "siamese.json"
 local T, nn = siamese.tensor, siamese.nn
 
-local threads = tonumber(os.getenv("SIAMESE_THREADS") or "") or 2
+local bench = dofile("spec/bench/support.lua")
+local threads = bench.threads
 siamese.set_num_threads(threads)
 siamese.manual_seed(1)
 
-local function emit(t)
-  t.threads = threads
-  io.write(json.encode(t), "\n")
-  io.flush()
-end
-
--- Seconds per call of fn: one warm-up call, then repeats for >= min_time.
-local function time(fn, min_time)
-  fn()
-  local n, t0 = 0, siamese.clock()
-  repeat
-    fn()
-    n = n + 1
-  until siamese.clock() - t0 >= (min_time or 0.5)
-  return (siamese.clock() - t0) / n
-end
+local emit = bench.emit
+local time = bench.time
 
 -- sgemm rate (GFLOP/s) for C[M,N] = A[M,K] B[K,N] at the thread count,
 -- and of one plain single-threaded call.
