@@ -7,7 +7,9 @@
 --
 -- Uploads are read concurrently (cqueues coroutines) and limited to
 -- app.max_upload bytes (413, from Content-Length before reading, or while
--- reading); the handlers then run one at a time behind a lock, so a
+-- reading; a body left unread is answered with "connection: close", so
+-- lua-http ends the connection after the response instead of keeping it
+-- for a next request while the client may still be sending); the handlers then run one at a time behind a lock, so a
 -- handler never interleaves with another (face inference does not yield
 -- anyway; the lock keeps the gallery's load-modify-save safe should a
 -- handler ever yield).
@@ -64,7 +66,7 @@ function listener.start(app, opts)
     end
   end
 
-  local function respond(stream, method, status, body, ctype, allow)
+  local function respond(stream, method, status, body, ctype, allow, close)
     local h = http_headers.new()
     h:append(":status", tostring(status))
     h:append("content-type", ctype)
@@ -72,6 +74,7 @@ function listener.start(app, opts)
     h:append("cache-control", "no-store")
     h:append("x-content-type-options", "nosniff")
     if allow then h:append("allow", allow) end
+    if close then h:append("connection", "close") end
     if method == "HEAD" then
       stream:write_headers(h, true, IO_TIMEOUT)
     else
@@ -87,13 +90,14 @@ function listener.start(app, opts)
     local method, path = headers:get(":method"), headers:get(":path") or "/"
     local status, body, ctype, allow
     local data, code, msg = read_body(stream, headers)
+    local unread = not data and code == 413
     if not data then
       status, body, ctype = server.error_response(code, msg)
     else
       status, body, ctype, allow = run_locked{method = method == "HEAD" and "GET" or method, path = path,
                                               content_type = headers:get("content-type"), body = data}
     end
-    respond(stream, method, status, body, ctype, allow)
+    respond(stream, method, status, body, ctype, allow, unread)
     log(("%s %s %d %d bytes %.0f ms"):format(method, path, status, #body, (monotime() - t0) * 1000))
   end
 
