@@ -1,8 +1,10 @@
 /*
- * l_winograd.c — Lua binding of the Winograd inference convolution
+ * l_winograd.c — Lua binding of the Winograd convolution
  * (core.winograd, see winograd.c). nn.Conv2d:prepare() uses it.
  *
  *   prepare(u, weight)                        u [16 or 36, Cout, Cin] <- transformed weight
+ *   prepare(u, weight, true)                  u [16 or 36, Cin, Cout] <- the same of the flipped
+ *                                             weight (input gradient, see nn.h)
  *   workspace(out, in, u, params)             floats of scratch forward needs
  *   forward(out, in, u, bias|nil, params, relu, ws)
  *
@@ -52,6 +54,12 @@ static int l_prepare(lua_State *L)
     if (tile == 0) {
         char s[SM_SHAPE_STR_LEN];
         return luaL_argerror(L, 1, lua_pushfstring(L, "expected [16 or 36,Cout,Cin], got %s", sm_l_shape(s, u)));
+    }
+    int flipped = lua_toboolean(L, 3);
+    if (flipped) {
+        if (sm_winograd_prepare_flipped_check(&err, u, w, tile)) return luaL_error(L, "%s", err.msg);
+        sm_winograd_prepare_flipped(u, w, tile);
+        return 0;
     }
     if (sm_winograd_prepare_check(&err, u, w, tile)) return luaL_error(L, "%s", err.msg);
     sm_winograd_prepare(u, w, tile);

@@ -54,7 +54,7 @@ int sm_winograd_applies(const sm_conv2d_params *p)
     return p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 && p->groups == 1;
 }
 
-sm_status sm_winograd_prepare_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile)
+static sm_status prepare_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile, int flipped)
 {
     char sw[SM_SHAPE_STR_LEN], su[SM_SHAPE_STR_LEN];
     sm_shape_str(sw, sizeof sw, weight->ndim, weight->shape);
@@ -63,32 +63,57 @@ sm_status sm_winograd_prepare_check(sm_err *err, const sm_tensor *u, const sm_te
         return sm_fail(err, SM_EINVAL, "winograd: tile must be 2 or 4, got %d", tile);
     if (weight->ndim != 4 || weight->shape[2] != 3 || weight->shape[3] != 3 || !sm_tensor_is_contiguous(weight))
         return sm_fail(err, SM_EINVAL, "winograd: weight must be a contiguous [Cout,Cin,3,3] tensor, got %s", sw);
-    int64_t a = tile + 2;
-    if (u->ndim != 3 || u->shape[0] != a * a || u->shape[1] != weight->shape[0] || u->shape[2] != weight->shape[1] ||
+    int64_t a = tile + 2, d1 = weight->shape[flipped ? 1 : 0], d2 = weight->shape[flipped ? 0 : 1];
+    if (u->ndim != 3 || u->shape[0] != a * a || u->shape[1] != d1 || u->shape[2] != d2 ||
         !sm_tensor_is_contiguous(u))
         return sm_fail(err, SM_EINVAL, "winograd: transformed weight %s should be [%lld,%lld,%lld]", su,
-                       (long long)(a * a), (long long)weight->shape[0], (long long)weight->shape[1]);
+                       (long long)(a * a), (long long)d1, (long long)d2);
     return SM_OK;
 }
 
-void sm_winograd_prepare(sm_tensor *u, const sm_tensor *weight, int tile)
+sm_status sm_winograd_prepare_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile)
+{
+    return prepare_check(err, u, weight, tile, 0);
+}
+
+sm_status sm_winograd_prepare_flipped_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile)
+{
+    return prepare_check(err, u, weight, tile, 1);
+}
+
+/* u[xi][o][c] = (G g G^T)[xi] of g = w[o,c]; flipped: u[xi][c][o] of g =
+ * w[o,c] rotated by 180 degrees (g[i][j] = w[o,c,2-i,2-j]). */
+static void prepare(sm_tensor *u, const sm_tensor *weight, int tile, int flipped)
 {
     int a = tile + 2;
     int64_t cout = weight->shape[0], cin = weight->shape[1];
     const double *G = tile == 2 ? &G2[0][0] : &G4[0][0];
     for (int64_t o = 0; o < cout; o++)
         for (int64_t c = 0; c < cin; c++) {
-            const float *g = weight->data + (o * cin + c) * 9;
+            const float *w = weight->data + (o * cin + c) * 9;
+            float g[9];
+            for (int k = 0; k < 9; k++) g[k] = flipped ? w[8 - k] : w[k];
             double tmp[6][3]; /* G g */
             for (int i = 0; i < a; i++)
                 for (int j = 0; j < 3; j++)
                     tmp[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
+            int64_t at = flipped ? c * cout + o : o * cin + c;
             for (int i = 0; i < a; i++)
                 for (int j = 0; j < a; j++) {
                     double v = tmp[i][0] * G[j * 3] + tmp[i][1] * G[j * 3 + 1] + tmp[i][2] * G[j * 3 + 2];
-                    u->data[((int64_t)(i * a + j) * cout + o) * cin + c] = (float)v;
+                    u->data[(int64_t)(i * a + j) * cout * cin + at] = (float)v;
                 }
         }
+}
+
+void sm_winograd_prepare(sm_tensor *u, const sm_tensor *weight, int tile)
+{
+    prepare(u, weight, tile, 0);
+}
+
+void sm_winograd_prepare_flipped(sm_tensor *u, const sm_tensor *weight, int tile)
+{
+    prepare(u, weight, tile, 1);
 }
 
 typedef struct {
