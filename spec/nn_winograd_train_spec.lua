@@ -42,6 +42,32 @@ describe("nn.Conv2d Winograd training path", function()
     end
   end)
 
+  it("matches im2col for the weight and bias gradients, with both tiles", function()
+    for _, tile in ipairs{2, 4, false} do
+      nn.Conv2d.weight_grad_tile = tile or nil
+      for _, c in ipairs{{32, 16, 30, 26, 3, 1}, {16, 8, 13, 17, 5, 2}, {8, 24, 12, 12, 2, 0},
+                         {9, 7, 20, 20, 1, {top = 0, left = 2, bottom = 1, right = 0}}} do
+        local cin, cout, h, w, n, pad = table.unpack(c)
+        local conv = nn.Conv2d(cin, cout, 3, {padding = pad}):training()
+        local x = T.randn{n, cin, h, w}
+        local g = T.randn(conv:forward(x):shape())
+        local grads = {}
+        for _, wino in ipairs{false, true} do
+          conv.train_winograd = wino
+          conv:zeroGradParameters()
+          conv.gradWeight:fill(0.25) -- accumulates onto what is there
+          conv:accGradParameters(x, g, 0.5)
+          grads[wino] = {conv.gradWeight:clone(), conv.gradBias:clone()}
+        end
+        local label = table.concat({tostring(tile), cin, cout, h, w, n}, "x")
+        local dw, db = rel_diff(grads[true][1], grads[false][1]), rel_diff(grads[true][2], grads[false][2])
+        assert(dw < 1e-4 and db < 1e-4, label .. string.format(": weight %g bias %g", dw, db))
+        assert(dw > 0, label .. ": the Winograd path did not run")
+      end
+    end
+    nn.Conv2d.weight_grad_tile = nil
+  end)
+
   it("uses the current weights at every step", function()
     local conv = nn.Conv2d(16, 16, 3, {padding = 1}):training()
     local x = T.randn{4, 16, 12, 12}

@@ -220,5 +220,14 @@ sm_status sm_winograd_check(sm_err *err, const sm_tensor *out, const sm_tensor *
 size_t sm_winograd_workspace(const sm_tensor *out, const sm_tensor *in, const sm_tensor *u);
 void sm_winograd_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *u, const sm_tensor *bias,
                          const sm_conv2d_params *p, int relu, float *ws);
+/* The weight gradient of sm_conv2d_backward_params (grad_w += scale *
+ * dL/dw, and grad_b += scale * dL/db when grad_b is not NULL) by Winograd F(tile x tile, 3x3): the adjoints of the
+ * output and weight transforms around a*a products. */
+sm_status sm_winograd_backward_weight_check(sm_err *err, const sm_tensor *grad_w, const sm_tensor *grad_b,
+                                            const sm_tensor *grad_out, const sm_tensor *in,
+                                            const sm_conv2d_params *p, int tile);
+size_t sm_winograd_backward_weight_workspace(const sm_tensor *grad_out, const sm_tensor *in, int tile);
+void sm_winograd_backward_weight(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
+                                 const sm_tensor *in, const sm_conv2d_params *p, float scale, int tile, float *ws);
 
 #endif

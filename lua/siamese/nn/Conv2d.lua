@@ -155,8 +155,12 @@ end
 -- (winograd.prepare(u, w, true)). The weights change at every optimiser
 -- step, so they are transformed again at every call (a*a*Cin*Cout values,
 -- little next to the products). Values differ from the im2col path by
--- rounding only (~1e-6 relative). Set Conv2d.train_winograd = false (on the
--- class or a layer) for the im2col path.
+-- rounding only (~1e-6 relative). The weight gradient takes the adjoint
+-- route (winograd.backward_weight: output gradients and inputs transformed,
+-- a*a products, G^T . G back to 3x3), same conditions, same automatic
+-- tile unless Conv2d.weight_grad_tile (2 or 4) is set. Set
+-- Conv2d.train_winograd = false (on the class or a layer) for the im2col
+-- path.
 Conv2d.train_winograd = true
 
 local function train_qualifies(self, p)
@@ -221,6 +225,13 @@ function Conv2d:accGradParameters(input, gradOutput, scale)
   local s = self:check_input(input)
   local p = self:params(s[3], s[4])
   local x, go = util.contiguous(input), util.contiguous(gradOutput)
+  local tile = train_qualifies(self, p) and auto_tile(s[1], go:shape(3), go:shape(4))
+  if tile then
+    tile = Conv2d.weight_grad_tile or tile
+    local ws = workspace.get(winograd.backward_weight_workspace(self.gradWeight, go, x, p, tile))
+    winograd.backward_weight(self.gradWeight, self.gradBias, go, x, p, scale or 1, tile, ws)
+    return
+  end
   local ws = workspace.get(K.conv2d_workspace(go, x, self.weight, p))
   K.conv2d_backward_params(self.gradWeight, self.gradBias, go, x, p, scale or 1, ws)
 end
