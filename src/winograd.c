@@ -88,22 +88,23 @@ static void prepare(sm_tensor *u, const sm_tensor *weight, int tile, int flipped
     int a = tile + 2;
     int64_t cout = weight->shape[0], cin = weight->shape[1];
     const double *G = tile == 2 ? &G2[0][0] : &G4[0][0];
-    for (int64_t o = 0; o < cout; o++)
-        for (int64_t c = 0; c < cin; c++) {
-            const float *w = weight->data + (o * cin + c) * 9;
-            float g[9];
-            for (int k = 0; k < 9; k++) g[k] = flipped ? w[8 - k] : w[k];
-            double tmp[6][3]; /* G g */
-            for (int i = 0; i < a; i++)
-                for (int j = 0; j < 3; j++)
-                    tmp[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
-            int64_t at = flipped ? c * cout + o : o * cin + c;
-            for (int i = 0; i < a; i++)
-                for (int j = 0; j < a; j++) {
-                    double v = tmp[i][0] * G[j * 3] + tmp[i][1] * G[j * 3 + 1] + tmp[i][2] * G[j * 3 + 2];
-                    u->data[(int64_t)(i * a + j) * cout * cin + at] = (float)v;
-                }
-        }
+    /* k runs along the rows of u (so its a*a planes are written in order) */
+    #pragma omp parallel for schedule(static) if (cout * cin > 1024)
+    for (int64_t k = 0; k < cout * cin; k++) {
+        int64_t o = flipped ? k % cout : k / cin, c = flipped ? k / cout : k % cin;
+        const float *w = weight->data + (o * cin + c) * 9;
+        float g[9];
+        for (int t = 0; t < 9; t++) g[t] = flipped ? w[8 - t] : w[t];
+        double tmp[6][3]; /* G g */
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < 3; j++)
+                tmp[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < a; j++) {
+                double v = tmp[i][0] * G[j * 3] + tmp[i][1] * G[j * 3 + 1] + tmp[i][2] * G[j * 3 + 2];
+                u->data[(int64_t)(i * a + j) * cout * cin + k] = (float)v;
+            }
+    }
 }
 
 void sm_winograd_prepare(sm_tensor *u, const sm_tensor *weight, int tile)
@@ -264,6 +265,16 @@ static inline void tile_out(int m, float (*mv)[LANES], float bias, float (*y)[LA
     for (int k = 0; k < m * m; k++) L_FOR y[k][l] += bias;
 }
 
+/* dst[0 .. lanes) = src[0 .. lanes): a full run as one fixed-length copy
+ * (inlined vector moves; a variable-length loop becomes a memcpy call). */
+static inline void store_lanes(float *dst, const float *src, int lanes)
+{
+    if (lanes == LANES)
+        for (int l = 0; l < LANES; l++) dst[l] = src[l];
+    else
+        for (int l = 0; l < lanes; l++) dst[l] = src[l];
+}
+
 /* Largest zero-padded input plane gathered on the stack (floats); larger
  * planes take the bounds-checked path. */
 #define PLANE_MAX 8192
@@ -321,7 +332,7 @@ static void input_transform(float *V, const float *x, const wino_dims *d, int64_
                 float *dst0 = V + c * T + (n - n0) * d->tiles + t0;
                 for (int xi = 0; xi < a * a; xi++) {
                     float *dst = dst0 + (int64_t)xi * d->Cin * T;
-                    for (int l = 0; l < lanes; l++) dst[l] = v[xi][l];
+                    store_lanes(dst, v[xi], lanes);
                 }
             }
         }
@@ -464,7 +475,7 @@ static void grad_transform(float *dM, const float *g, const wino_dims *d, int64_
                 float *dst0 = dM + o * T + (n - n0) * d->tiles + t0;
                 for (int xi = 0; xi < a * a; xi++) {
                     float *dst = dst0 + (int64_t)xi * d->Cout * T;
-                    for (int l = 0; l < lanes; l++) dst[l] = mv[xi][l];
+                    store_lanes(dst, mv[xi], lanes);
                 }
             }
         }
