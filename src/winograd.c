@@ -1,7 +1,10 @@
 /*
- * winograd.c — 3x3 stride-1 convolution for inference by Winograd's minimal
- * filtering F(m x m, 3x3), m = 2 or 4 (Lavin & Gray 2015, "Fast Algorithms
- * for Convolutional Neural Networks").
+ * winograd.c — 3x3 stride-1 convolution by Winograd's minimal filtering
+ * F(m x m, 3x3), m = 2 or 4 (Lavin & Gray 2015, "Fast Algorithms for
+ * Convolutional Neural Networks"): the forward (inference and training),
+ * the input gradient (the forward of the output gradient with the flipped,
+ * channel-swapped filters, sm_winograd_prepare_flipped) and the weight
+ * gradient (sm_winograd_backward_weight, at the end of this file).
  *
  * Shapes: in [N,Cin,H,W], weight [Cout,Cin,3,3] (groups 1, dilation 1,
  * stride 1, any zero padding), bias [Cout] or NULL, out [N,Cout,Ho,Wo] as
