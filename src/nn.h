@@ -197,7 +197,7 @@ int sm_conv2d_direct_applies(const sm_tensor *in, const sm_tensor *weight, const
 void sm_conv2d_forward_direct(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
                               const sm_conv2d_params *p, float *ws);
 
-/* ---- Winograd 3x3 stride-1 convolution, inference only (winograd.c) ---------------- */
+/* ---- Winograd 3x3 stride-1 convolution (winograd.c) ---------------- */
 
 /* True for a 3x3 kernel with stride 1, dilation 1 and one group (any padding). */
 int sm_winograd_applies(const sm_conv2d_params *p);
@@ -205,6 +205,13 @@ int sm_winograd_applies(const sm_conv2d_params *p);
  * filter of weight [Cout,Cin,3,3]. */
 sm_status sm_winograd_prepare_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile);
 void sm_winograd_prepare(sm_tensor *u, const sm_tensor *weight, int tile);
+/* The same for the input gradient of a 3x3 stride-1 convolution: u
+ * [a*a,Cin,Cout] receives the transform of each filter rotated by 180
+ * degrees with the channel axes swapped, so that sm_winograd_forward of the
+ * output gradient (padded by 2 - pt, 2 - pl on the top/left) with it is the
+ * input gradient. */
+sm_status sm_winograd_prepare_flipped_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile);
+void sm_winograd_prepare_flipped(sm_tensor *u, const sm_tensor *weight, int tile);
 /* The convolution of sm_conv2d_forward from the transformed weights u
  * (the tile follows from u's first dimension); relu != 0 applies
  * max(., 0) to the output. */
@@ -213,5 +220,14 @@ sm_status sm_winograd_check(sm_err *err, const sm_tensor *out, const sm_tensor *
 size_t sm_winograd_workspace(const sm_tensor *out, const sm_tensor *in, const sm_tensor *u);
 void sm_winograd_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *u, const sm_tensor *bias,
                          const sm_conv2d_params *p, int relu, float *ws);
+/* The weight gradient of sm_conv2d_backward_params (grad_w += scale *
+ * dL/dw, and grad_b += scale * dL/db when grad_b is not NULL) by Winograd F(tile x tile, 3x3): the adjoints of the
+ * output and weight transforms around a*a products. */
+sm_status sm_winograd_backward_weight_check(sm_err *err, const sm_tensor *grad_w, const sm_tensor *grad_b,
+                                            const sm_tensor *grad_out, const sm_tensor *in,
+                                            const sm_conv2d_params *p, int tile);
+size_t sm_winograd_backward_weight_workspace(const sm_tensor *grad_out, const sm_tensor *in, int tile);
+void sm_winograd_backward_weight(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
+                                 const sm_tensor *in, const sm_conv2d_params *p, float scale, int tile, float *ws);
 
 #endif

@@ -1,7 +1,10 @@
 /*
- * winograd.c — 3x3 stride-1 convolution for inference by Winograd's minimal
- * filtering F(m x m, 3x3), m = 2 or 4 (Lavin & Gray 2015, "Fast Algorithms
- * for Convolutional Neural Networks").
+ * winograd.c — 3x3 stride-1 convolution by Winograd's minimal filtering
+ * F(m x m, 3x3), m = 2 or 4 (Lavin & Gray 2015, "Fast Algorithms for
+ * Convolutional Neural Networks"): the forward (inference and training),
+ * the input gradient (the forward of the output gradient with the flipped,
+ * channel-swapped filters, sm_winograd_prepare_flipped) and the weight
+ * gradient (sm_winograd_backward_weight, at the end of this file).
  *
  * Shapes: in [N,Cin,H,W], weight [Cout,Cin,3,3] (groups 1, dilation 1,
  * stride 1, any zero padding), bias [Cout] or NULL, out [N,Cout,Ho,Wo] as
@@ -54,7 +57,7 @@ int sm_winograd_applies(const sm_conv2d_params *p)
     return p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 && p->groups == 1;
 }
 
-sm_status sm_winograd_prepare_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile)
+static sm_status prepare_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile, int flipped)
 {
     char sw[SM_SHAPE_STR_LEN], su[SM_SHAPE_STR_LEN];
     sm_shape_str(sw, sizeof sw, weight->ndim, weight->shape);
@@ -63,32 +66,58 @@ sm_status sm_winograd_prepare_check(sm_err *err, const sm_tensor *u, const sm_te
         return sm_fail(err, SM_EINVAL, "winograd: tile must be 2 or 4, got %d", tile);
     if (weight->ndim != 4 || weight->shape[2] != 3 || weight->shape[3] != 3 || !sm_tensor_is_contiguous(weight))
         return sm_fail(err, SM_EINVAL, "winograd: weight must be a contiguous [Cout,Cin,3,3] tensor, got %s", sw);
-    int64_t a = tile + 2;
-    if (u->ndim != 3 || u->shape[0] != a * a || u->shape[1] != weight->shape[0] || u->shape[2] != weight->shape[1] ||
+    int64_t a = tile + 2, d1 = weight->shape[flipped ? 1 : 0], d2 = weight->shape[flipped ? 0 : 1];
+    if (u->ndim != 3 || u->shape[0] != a * a || u->shape[1] != d1 || u->shape[2] != d2 ||
         !sm_tensor_is_contiguous(u))
         return sm_fail(err, SM_EINVAL, "winograd: transformed weight %s should be [%lld,%lld,%lld]", su,
-                       (long long)(a * a), (long long)weight->shape[0], (long long)weight->shape[1]);
+                       (long long)(a * a), (long long)d1, (long long)d2);
     return SM_OK;
 }
 
-void sm_winograd_prepare(sm_tensor *u, const sm_tensor *weight, int tile)
+sm_status sm_winograd_prepare_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile)
+{
+    return prepare_check(err, u, weight, tile, 0);
+}
+
+sm_status sm_winograd_prepare_flipped_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile)
+{
+    return prepare_check(err, u, weight, tile, 1);
+}
+
+/* u[xi][o][c] = (G g G^T)[xi] of g = w[o,c]; flipped: u[xi][c][o] of g =
+ * w[o,c] rotated by 180 degrees (g[i][j] = w[o,c,2-i,2-j]). */
+static void prepare(sm_tensor *u, const sm_tensor *weight, int tile, int flipped)
 {
     int a = tile + 2;
     int64_t cout = weight->shape[0], cin = weight->shape[1];
     const double *G = tile == 2 ? &G2[0][0] : &G4[0][0];
-    for (int64_t o = 0; o < cout; o++)
-        for (int64_t c = 0; c < cin; c++) {
-            const float *g = weight->data + (o * cin + c) * 9;
-            double tmp[6][3]; /* G g */
-            for (int i = 0; i < a; i++)
-                for (int j = 0; j < 3; j++)
-                    tmp[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
-            for (int i = 0; i < a; i++)
-                for (int j = 0; j < a; j++) {
-                    double v = tmp[i][0] * G[j * 3] + tmp[i][1] * G[j * 3 + 1] + tmp[i][2] * G[j * 3 + 2];
-                    u->data[((int64_t)(i * a + j) * cout + o) * cin + c] = (float)v;
-                }
-        }
+    /* k runs along the rows of u (so its a*a planes are written in order) */
+    #pragma omp parallel for schedule(static) if (cout * cin > 1024)
+    for (int64_t k = 0; k < cout * cin; k++) {
+        int64_t o = flipped ? k % cout : k / cin, c = flipped ? k / cout : k % cin;
+        const float *w = weight->data + (o * cin + c) * 9;
+        float g[9];
+        for (int t = 0; t < 9; t++) g[t] = flipped ? w[8 - t] : w[t];
+        double tmp[6][3]; /* G g */
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < 3; j++)
+                tmp[i][j] = G[i * 3] * g[j] + G[i * 3 + 1] * g[3 + j] + G[i * 3 + 2] * g[6 + j];
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < a; j++) {
+                double v = tmp[i][0] * G[j * 3] + tmp[i][1] * G[j * 3 + 1] + tmp[i][2] * G[j * 3 + 2];
+                u->data[(int64_t)(i * a + j) * cout * cin + k] = (float)v;
+            }
+    }
+}
+
+void sm_winograd_prepare(sm_tensor *u, const sm_tensor *weight, int tile)
+{
+    prepare(u, weight, tile, 0);
+}
+
+void sm_winograd_prepare_flipped(sm_tensor *u, const sm_tensor *weight, int tile)
+{
+    prepare(u, weight, tile, 1);
 }
 
 typedef struct {
@@ -239,6 +268,16 @@ static inline void tile_out(int m, float (*mv)[LANES], float bias, float (*y)[LA
     for (int k = 0; k < m * m; k++) L_FOR y[k][l] += bias;
 }
 
+/* dst[0 .. lanes) = src[0 .. lanes): a full run as one fixed-length copy
+ * (inlined vector moves; a variable-length loop becomes a memcpy call). */
+static inline void store_lanes(float *dst, const float *src, int lanes)
+{
+    if (lanes == LANES)
+        for (int l = 0; l < LANES; l++) dst[l] = src[l];
+    else
+        for (int l = 0; l < lanes; l++) dst[l] = src[l];
+}
+
 /* Largest zero-padded input plane gathered on the stack (floats); larger
  * planes take the bounds-checked path. */
 #define PLANE_MAX 8192
@@ -296,7 +335,7 @@ static void input_transform(float *V, const float *x, const wino_dims *d, int64_
                 float *dst0 = V + c * T + (n - n0) * d->tiles + t0;
                 for (int xi = 0; xi < a * a; xi++) {
                     float *dst = dst0 + (int64_t)xi * d->Cin * T;
-                    for (int l = 0; l < lanes; l++) dst[l] = v[xi][l];
+                    store_lanes(dst, v[xi], lanes);
                 }
             }
         }
@@ -356,5 +395,155 @@ void sm_winograd_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *u
             sm_sgemm(0, 0, d.Cout, T, d.Cin, 1.0f, u->data + xi * d.Cout * d.Cin, d.Cin,
                      V + xi * d.Cin * T, T, 0.0f, Mx + xi * d.Cout * T, T);
         output_transform(out->data, Mx, bias ? bias->data : NULL, relu, &d, n0, nb);
+    }
+}
+
+/* ---- weight gradient ----------------------------------------------------------------
+ * The forward is, per tile, Y = A^T [U .* V] A with U = G g G^T, so with dY
+ * the output gradient of a tile (zero past the output's edge):
+ *
+ *   dM = A dY A^T                         (a x a, the adjoint of the output transform)
+ *   dU[xi] = sum over tiles dM[xi] V[xi]^T   [Cout][Cin]  (a*a sgemms)
+ *   dg = G^T dU G                         (3 x 3, the adjoint of the weight transform)
+ *
+ * a*a/m^2 multiply-adds per output and channel pair instead of im2col's 9. */
+
+size_t sm_winograd_backward_weight_workspace(const sm_tensor *grad_out, const sm_tensor *in, int tile)
+{
+    int64_t a = tile + 2;
+    int64_t us[3] = { a * a, grad_out->shape[1], in->shape[1] };
+    sm_tensor u;
+    sm_tensor_init(&u, NULL, 3, us);
+    return sm_winograd_workspace(grad_out, in, &u) + (size_t)(a * a * us[1] * us[2]);
+}
+
+/* A y A^T per lane, y m x m, out a x a (one-dimensional: out[k] = sum_i
+ * AT[i][k] y[i]). */
+static inline void a2t_1d(float (*s)[LANES], int ss, float (*o)[LANES], int os)
+{
+    L_FOR {
+        float y0 = s[0][l], y1 = s[ss][l];
+        o[0][l] = y0;
+        o[os][l] = y0 + y1;
+        o[2 * os][l] = y0 - y1;
+        o[3 * os][l] = -y1;
+    }
+}
+
+static inline void a4t_1d(float (*s)[LANES], int ss, float (*o)[LANES], int os)
+{
+    L_FOR {
+        float y0 = s[0][l], y1 = s[ss][l], y2 = s[2 * ss][l], y3 = s[3 * ss][l];
+        float e = y0 + y2, f = y1 + y3, g = y0 + 4 * y2, h = 2 * y1 + 8 * y3;
+        o[0][l] = y0;
+        o[os][l] = e + f;
+        o[2 * os][l] = e - f;
+        o[3 * os][l] = g + h;
+        o[4 * os][l] = g - h;
+        o[5 * os][l] = y3;
+    }
+}
+
+/* dM[xi][o][t] for samples [n0, n0+nb) from grad_out. */
+static void grad_transform(float *dM, const float *g, const wino_dims *d, int64_t n0, int64_t nb)
+{
+    const int a = d->a, m = d->m;
+    int64_t T = nb * d->tiles, HWo = d->Ho * d->Wo;
+    #pragma omp parallel for schedule(static) if (d->Cout * T * a * a > 32768)
+    for (int64_t o = 0; o < d->Cout; o++) {
+        float y[16][LANES], tmp[24][LANES], mv[36][LANES];
+        for (int64_t n = n0; n < n0 + nb; n++) {
+            const float *gp = g + (n * d->Cout + o) * HWo;
+            for (int64_t t0 = 0; t0 < d->tiles; t0 += LANES) {
+                int lanes = d->tiles - t0 < LANES ? (int)(d->tiles - t0) : LANES;
+                int64_t ty = t0 / d->tw, tx = t0 % d->tw;
+                for (int l = 0; l < LANES; l++) {
+                    if (l >= lanes) {
+                        for (int k = 0; k < m * m; k++) y[k][l] = 0;
+                        continue;
+                    }
+                    int64_t ys = ty * m, xs = tx * m;
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < m; j++)
+                            y[i * m + j][l] = ys + i < d->Ho && xs + j < d->Wo ? gp[(ys + i) * d->Wo + xs + j] : 0.0f;
+                    if (++tx == d->tw) { tx = 0; ty++; }
+                }
+                if (m == 2) {
+                    for (int j = 0; j < 2; j++) a2t_1d(y + j, 2, tmp + j, 2);     /* columns: tmp [4][2] */
+                    for (int i = 0; i < 4; i++) a2t_1d(tmp + 2 * i, 1, mv + 4 * i, 1);
+                } else {
+                    for (int j = 0; j < 4; j++) a4t_1d(y + j, 4, tmp + j, 4);     /* tmp [6][4] */
+                    for (int i = 0; i < 6; i++) a4t_1d(tmp + 4 * i, 1, mv + 6 * i, 1);
+                }
+                float *dst0 = dM + o * T + (n - n0) * d->tiles + t0;
+                for (int xi = 0; xi < a * a; xi++) {
+                    float *dst = dst0 + (int64_t)xi * d->Cout * T;
+                    store_lanes(dst, mv[xi], lanes);
+                }
+            }
+        }
+    }
+}
+
+sm_status sm_winograd_backward_weight_check(sm_err *err, const sm_tensor *grad_w, const sm_tensor *grad_b,
+                                            const sm_tensor *grad_out, const sm_tensor *in,
+                                            const sm_conv2d_params *p, int tile)
+{
+    if (tile != 2 && tile != 4) return sm_fail(err, SM_EINVAL, "winograd: tile must be 2 or 4, got %d", tile);
+    if (!sm_winograd_applies(p))
+        return sm_fail(err, SM_EINVAL, "winograd: needs a 3x3 kernel, stride 1, dilation 1 and 1 group");
+    return sm_conv2d_check(err, grad_out, in, grad_w, grad_b, p);
+}
+
+void sm_winograd_backward_weight(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
+                                 const sm_tensor *in, const sm_conv2d_params *p, float scale, int tile, float *ws)
+{
+    int64_t a = tile + 2;
+    int64_t us[3] = { a * a, grad_out->shape[1], in->shape[1] };
+    sm_tensor u;
+    sm_tensor_init(&u, NULL, 3, us);
+    wino_dims d = wdims(grad_out, in, &u, p);
+    int64_t nbmax = wino_chunk(&d), aa = d.a * d.a;
+    float *V = ws, *dM = ws + aa * d.Cin * nbmax * d.tiles, *dU = dM + aa * d.Cout * nbmax * d.tiles;
+    for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
+        int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, T = nb * d.tiles;
+        input_transform(V, in->data, &d, n0, nb);
+        grad_transform(dM, grad_out->data, &d, n0, nb);
+        float beta = n0 == 0 ? 0.0f : 1.0f;
+        #pragma omp parallel for schedule(dynamic, 1) if (aa * d.Cout * d.Cin * T > 262144)
+        for (int64_t xi = 0; xi < aa; xi++)
+            sm_sgemm(0, 1, d.Cout, d.Cin, T, 1.0f, dM + xi * d.Cout * T, T, V + xi * d.Cin * T, T, beta,
+                     dU + xi * d.Cout * d.Cin, d.Cin);
+    }
+    /* grad_w[o,c] += scale G^T dU[o,c] G, in double */
+    const double *G = tile == 2 ? &G2[0][0] : &G4[0][0];
+    int64_t cc = d.Cout * d.Cin;
+    #pragma omp parallel for schedule(static) if (cc * aa > 65536)
+    for (int64_t oc = 0; oc < cc; oc++) {
+        double tmp[3][6]; /* G^T dU: 3 x a */
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < a; j++) {
+                double s = 0;
+                for (int k = 0; k < a; k++) s += G[k * 3 + i] * dU[(k * a + j) * cc + oc];
+                tmp[i][j] = s;
+            }
+        float *gw = grad_w->data + oc * 9;
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++) {
+                double s = 0;
+                for (int k = 0; k < a; k++) s += tmp[i][k] * G[k * 3 + j];
+                gw[i * 3 + j] += scale * (float)s;
+            }
+    }
+    if (grad_b) {
+        int64_t HWo = d.Ho * d.Wo;
+        for (int64_t o = 0; o < d.Cout; o++) {
+            double s = 0;
+            for (int64_t n = 0; n < d.N; n++) {
+                const float *g = grad_out->data + (n * d.Cout + o) * HWo;
+                for (int64_t i = 0; i < HWo; i++) s += g[i];
+            }
+            grad_b->data[o] += scale * (float)s;
+        }
     }
 }

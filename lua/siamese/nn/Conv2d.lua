@@ -82,7 +82,12 @@ function Conv2d:updateOutput(input)
     self:fail("input %s is smaller than the %dx%d kernel", util.shape_str(input), self.kh, self.kw)
   end
   self.output = Module.buffer(self.output, {s[1], self.nout, ho, wo})
-  local u = self.prepared and not self.train and self:winograd_weights(s[1], ho, wo)
+  local u
+  if self.train then
+    u = self:training_winograd(false, s[1], ho, wo, p)
+  elseif self.prepared then
+    u = self:winograd_weights(s[1], ho, wo)
+  end
   if u then
     local ws = workspace.get(winograd.workspace(self.output, x, u, p))
     winograd.forward(self.output, x, u, self.bias, p, false, ws)
@@ -141,6 +146,57 @@ function Conv2d:winograd_weights(n, ho, wo)
   return u
 end
 
+-- Training runs the same Winograd forward, and its input gradient, when
+-- the layer is 3x3, stride 1, dilation 1, one group, padding <= 2 on each
+-- side and has at least 8 input channels (fewer go to the direct kernels
+-- of conv2d_direct.c, faster there). The input gradient is the forward
+-- convolution of the output gradient, padded by 2 - p on each side, with
+-- each filter rotated by 180 degrees and the channel axes swapped
+-- (winograd.prepare(u, w, true)). The weights change at every optimiser
+-- step, so they are transformed again at every call (a*a*Cin*Cout values,
+-- little next to the products). Values differ from the im2col path by
+-- rounding only (~1e-6 relative). The weight gradient takes the adjoint
+-- route (winograd.backward_weight: output gradients and inputs transformed,
+-- a*a products, G^T . G back to 3x3), same conditions, same automatic
+-- tile unless Conv2d.weight_grad_tile (2 or 4) is set. Set
+-- Conv2d.train_winograd = false (on the class or a layer) for the im2col
+-- path.
+Conv2d.train_winograd = true
+
+local function train_qualifies(self, p)
+  if not self.train_winograd or self.nin < 8 or self.groups ~= 1 or self.kh ~= 3 or self.kw ~= 3
+      or self.sh ~= 1 or self.sw ~= 1 or self.dh ~= 1 or self.dw ~= 1 then
+    return false
+  end
+  for i = 7, 10 do
+    if p[i] > 2 then return false end
+  end
+  return true
+end
+
+-- The freshly transformed weights for a training forward (flipped = false,
+-- n outputs of ho x wo) or input gradient (flipped = true, n input
+-- gradients of ho x wo), or nil for the im2col path.
+function Conv2d:training_winograd(flipped, n, ho, wo, p)
+  if not train_qualifies(self, p) then return nil end
+  local tile = auto_tile(n, ho, wo)
+  if not tile then return nil end
+  local cache = self.winograd_train
+  if not cache then
+    cache = {}
+    self.winograd_train = cache
+  end
+  local key = (flipped and "b" or "f") .. tile
+  local u = cache[key]
+  if not u then
+    local a2 = (tile + 2) * (tile + 2)
+    u = flipped and T.zeros{a2, self.nin, self.nout} or T.zeros{a2, self.nout, self.nin}
+    cache[key] = u
+  end
+  winograd.prepare(u, self.weight, flipped)
+  return u
+end
+
 function Conv2d:training()
   self.prepared = nil
   return Module.training(self)
@@ -151,6 +207,14 @@ function Conv2d:updateGradInput(input, gradOutput)
   local p = self:params(s[3], s[4])
   local go = util.contiguous(gradOutput)
   self.gradInput = Module.buffer(self.gradInput, s)
+  local u = self:training_winograd(true, s[1], s[3], s[4], p)
+  if u then
+    -- the correlation of go, padded by 2 - p, with the flipped filters
+    local q = {3, 3, 1, 1, 1, 1, 2 - p[7], 2 - p[8], 2 - p[9], 2 - p[10], 1}
+    local ws = workspace.get(winograd.workspace(self.gradInput, go, u, q))
+    winograd.forward(self.gradInput, go, u, nil, q, false, ws)
+    return self.gradInput
+  end
   self.gradInput:zero()
   local ws = workspace.get(K.conv2d_workspace(go, self.gradInput, self.weight, p))
   K.conv2d_backward_input(self.gradInput, go, self.weight, p, ws)
@@ -161,6 +225,13 @@ function Conv2d:accGradParameters(input, gradOutput, scale)
   local s = self:check_input(input)
   local p = self:params(s[3], s[4])
   local x, go = util.contiguous(input), util.contiguous(gradOutput)
+  local tile = train_qualifies(self, p) and auto_tile(s[1], go:shape(3), go:shape(4))
+  if tile then
+    tile = Conv2d.weight_grad_tile or tile
+    local ws = workspace.get(winograd.backward_weight_workspace(self.gradWeight, go, x, p, tile))
+    winograd.backward_weight(self.gradWeight, self.gradBias, go, x, p, scale or 1, tile, ws)
+    return
+  end
   local ws = workspace.get(K.conv2d_workspace(go, x, self.weight, p))
   K.conv2d_backward_params(self.gradWeight, self.gradBias, go, x, p, scale or 1, ws)
 end
