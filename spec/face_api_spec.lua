@@ -23,6 +23,17 @@ describe("siamese.face", function()
     end
   end)
 
+  it("embed_faces embeds given faces in one batch, each with its chip, like embed of the chip", function()
+    local img = assert(image.load("spec/fixtures/faceapi/sample2.jpg"))
+    local faces = recognizer():detect(img)
+    local out = fr:embed_faces(img, {faces[1]})
+    assert.are.equal(1, #out)
+    assert.are.equal(faces[1], out[1])
+    assert.are.same({150, 150, 3}, {out[1].chip.width, out[1].chip.height, out[1].chip.channels})
+    assert.is_true(distance(out[1].descriptor, fr:embed(out[1].chip)) < 1e-5)
+    assert.are.same({}, fr:embed_faces(img, {}))
+  end)
+
   it("align gives a 150x150 similarity chip or face-api's crop; embed and embed_batch agree", function()
     local img = assert(image.load("spec/fixtures/faceapi/sample2.jpg"))
     local f = recognizer():detect(img)[1]

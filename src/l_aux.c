@@ -234,3 +234,38 @@ int sm_l_optboolfield(lua_State *L, int idx, const char *k, int def)
     lua_pop(L, 1);
     return v;
 }
+
+/* ---- kernel arguments shared by l_nn.c and l_winograd.c ---------------------------- */
+
+sm_tensor *sm_l_checkcontiguous(lua_State *L, int arg)
+{
+    sm_tensor *t = sm_l_checktensor(L, arg);
+    if (!sm_tensor_is_contiguous(t)) {
+        char s[SM_SHAPE_STR_LEN];
+        luaL_argerror(L, arg, lua_pushfstring(L, "tensor %s must be contiguous", sm_l_shape(s, t)));
+    }
+    return t;
+}
+
+int sm_l_paramint(lua_State *L, int t, int i)
+{
+    lua_geti(L, t, i);
+    int ok;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < 0 || v > INT32_MAX) luaL_error(L, "parameter %d must be a non-negative integer", i);
+    lua_pop(L, 1);
+    return (int)v;
+}
+
+sm_conv2d_params sm_l_conv_params(lua_State *L, int arg)
+{
+    luaL_checktype(L, arg, LUA_TTABLE);
+    sm_conv2d_params p;
+    p.kh = sm_l_paramint(L, arg, 1); p.kw = sm_l_paramint(L, arg, 2);
+    p.sh = sm_l_paramint(L, arg, 3); p.sw = sm_l_paramint(L, arg, 4);
+    p.dh = sm_l_paramint(L, arg, 5); p.dw = sm_l_paramint(L, arg, 6);
+    p.pt = sm_l_paramint(L, arg, 7); p.pl = sm_l_paramint(L, arg, 8);
+    p.pb = sm_l_paramint(L, arg, 9); p.pr = sm_l_paramint(L, arg, 10);
+    p.groups = sm_l_paramint(L, arg, 11);
+    return p;
+}

@@ -15,6 +15,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include "sm.h"
+#include "nn.h"
 
 #define SM_TENSOR_MT  "siamese.Tensor"
 #define SM_IMAGE_MT   "siamese.Image"
@@ -46,6 +47,12 @@ sm_tensor *sm_l_pushview(lua_State *L, int base, const sm_tensor *view);
 /* Reads a shape given as a table {d1, d2, ...} at idx, or as the integers
  * idx..top; returns ndim. */
 int sm_l_checkshape(lua_State *L, int idx, int64_t *shape);
+/* The tensor at arg, which must be contiguous (raises naming its shape). */
+sm_tensor *sm_l_checkcontiguous(lua_State *L, int arg);
+/* Element i of the list at index t: a non-negative int32 (raises otherwise). */
+int sm_l_paramint(lua_State *L, int t, int i);
+/* conv2d parameters from the list {kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups} at arg. */
+sm_conv2d_params sm_l_conv_params(lua_State *L, int arg);
 /* Formats a tensor's shape for messages. */
 const char *sm_l_shape(char *buf, const sm_tensor *t);
 

@@ -17,19 +17,9 @@ typedef struct { int64_t n; int32_t data[]; } intbuf;
 
 /* ---- argument helpers ----------------------------------------------------------- */
 
-static sm_tensor *ctensor(lua_State *L, int arg)
-{
-    sm_tensor *t = sm_l_checktensor(L, arg);
-    if (!sm_tensor_is_contiguous(t)) {
-        char s[SM_SHAPE_STR_LEN];
-        luaL_argerror(L, arg, lua_pushfstring(L, "tensor %s must be contiguous", sm_l_shape(s, t)));
-    }
-    return t;
-}
-
 static sm_tensor *opt_ctensor(lua_State *L, int arg)
 {
-    return lua_isnoneornil(L, arg) ? NULL : ctensor(L, arg);
+    return lua_isnoneornil(L, arg) ? NULL : sm_l_checkcontiguous(L, arg);
 }
 
 static int64_t numel(const sm_tensor *t) { return sm_numel(t->ndim, t->shape); }
@@ -52,46 +42,22 @@ static void same_shape(lua_State *L, int arg, const sm_tensor *t, const sm_tenso
 
 static int raise(lua_State *L, sm_err *err) { return luaL_error(L, "%s", err->msg); }
 
-static int readint(lua_State *L, int t, int i)
-{
-    lua_geti(L, t, i);
-    int ok;
-    lua_Integer v = lua_tointegerx(L, -1, &ok);
-    if (!ok || v < 0 || v > INT32_MAX) luaL_error(L, "parameter %d must be a non-negative integer", i);
-    lua_pop(L, 1);
-    return (int)v;
-}
-
-/* {kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups} */
-static sm_conv2d_params conv_params(lua_State *L, int arg)
-{
-    luaL_checktype(L, arg, LUA_TTABLE);
-    sm_conv2d_params p;
-    p.kh = readint(L, arg, 1); p.kw = readint(L, arg, 2);
-    p.sh = readint(L, arg, 3); p.sw = readint(L, arg, 4);
-    p.dh = readint(L, arg, 5); p.dw = readint(L, arg, 6);
-    p.pt = readint(L, arg, 7); p.pl = readint(L, arg, 8);
-    p.pb = readint(L, arg, 9); p.pr = readint(L, arg, 10);
-    p.groups = readint(L, arg, 11);
-    return p;
-}
-
 /* {kh, kw, sh, sw, pt, pl, pb, pr, count_pad} */
 static sm_pool2d_params pool_params(lua_State *L, int arg)
 {
     luaL_checktype(L, arg, LUA_TTABLE);
     sm_pool2d_params p;
-    p.kh = readint(L, arg, 1); p.kw = readint(L, arg, 2);
-    p.sh = readint(L, arg, 3); p.sw = readint(L, arg, 4);
-    p.pt = readint(L, arg, 5); p.pl = readint(L, arg, 6);
-    p.pb = readint(L, arg, 7); p.pr = readint(L, arg, 8);
-    p.count_pad = readint(L, arg, 9);
+    p.kh = sm_l_paramint(L, arg, 1); p.kw = sm_l_paramint(L, arg, 2);
+    p.sh = sm_l_paramint(L, arg, 3); p.sw = sm_l_paramint(L, arg, 4);
+    p.pt = sm_l_paramint(L, arg, 5); p.pl = sm_l_paramint(L, arg, 6);
+    p.pb = sm_l_paramint(L, arg, 7); p.pr = sm_l_paramint(L, arg, 8);
+    p.count_pad = sm_l_paramint(L, arg, 9);
     return p;
 }
 
 static float *workspace(lua_State *L, int arg, size_t need)
 {
-    sm_tensor *ws = ctensor(L, arg);
+    sm_tensor *ws = sm_l_checkcontiguous(L, arg);
     if ((size_t)numel(ws) < need)
         luaL_argerror(L, arg, lua_pushfstring(L, "workspace has %d floats, %d needed", (int)numel(ws), (int)need));
     return ws->data;
@@ -132,7 +98,7 @@ static int l_same_padding(lua_State *L)
 static int l_conv2d_workspace(lua_State *L)
 {
     sm_tensor *out = sm_l_checktensor(L, 1), *in = sm_l_checktensor(L, 2), *w = sm_l_checktensor(L, 3);
-    sm_conv2d_params p = conv_params(L, 4);
+    sm_conv2d_params p = sm_l_conv_params(L, 4);
     sm_err err;
     if (sm_conv2d_check(&err, out, in, w, NULL, &p)) return raise(L, &err);
     lua_pushinteger(L, (lua_Integer)sm_conv2d_workspace(in, out, &p));
@@ -141,8 +107,8 @@ static int l_conv2d_workspace(lua_State *L)
 
 static int l_conv2d_forward(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *in = ctensor(L, 2), *w = ctensor(L, 3), *b = opt_ctensor(L, 4);
-    sm_conv2d_params p = conv_params(L, 5);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3), *b = opt_ctensor(L, 4);
+    sm_conv2d_params p = sm_l_conv_params(L, 5);
     sm_err err;
     if (sm_conv2d_check(&err, out, in, w, b, &p)) return raise(L, &err);
     float *ws = workspace(L, 6, sm_conv2d_workspace(in, out, &p));
@@ -152,8 +118,8 @@ static int l_conv2d_forward(lua_State *L)
 
 static int l_conv2d_backward_input(lua_State *L)
 {
-    sm_tensor *gin = ctensor(L, 1), *gout = ctensor(L, 2), *w = ctensor(L, 3);
-    sm_conv2d_params p = conv_params(L, 4);
+    sm_tensor *gin = sm_l_checkcontiguous(L, 1), *gout = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3);
+    sm_conv2d_params p = sm_l_conv_params(L, 4);
     sm_err err;
     if (sm_conv2d_check(&err, gout, gin, w, NULL, &p)) return raise(L, &err);
     float *ws = workspace(L, 5, sm_conv2d_workspace(gin, gout, &p));
@@ -163,8 +129,8 @@ static int l_conv2d_backward_input(lua_State *L)
 
 static int l_conv2d_backward_params(lua_State *L)
 {
-    sm_tensor *gw = ctensor(L, 1), *gb = opt_ctensor(L, 2), *gout = ctensor(L, 3), *in = ctensor(L, 4);
-    sm_conv2d_params p = conv_params(L, 5);
+    sm_tensor *gw = sm_l_checkcontiguous(L, 1), *gb = opt_ctensor(L, 2), *gout = sm_l_checkcontiguous(L, 3), *in = sm_l_checkcontiguous(L, 4);
+    sm_conv2d_params p = sm_l_conv_params(L, 5);
     float scale = (float)luaL_checknumber(L, 6);
     sm_err err;
     if (sm_conv2d_check(&err, gout, in, gw, gb, &p)) return raise(L, &err);
@@ -194,7 +160,7 @@ static int32_t *checkidx(lua_State *L, int arg, int64_t need)
 
 static int l_maxpool2d_forward(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *in = ctensor(L, 3);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 3);
     sm_pool2d_params p = pool_params(L, 4);
     sm_err err;
     if (sm_pool2d_check(&err, out, in, &p)) return raise(L, &err);
@@ -205,7 +171,7 @@ static int l_maxpool2d_forward(lua_State *L)
 
 static int l_maxpool2d_backward(lua_State *L)
 {
-    sm_tensor *gin = ctensor(L, 1), *gout = ctensor(L, 2);
+    sm_tensor *gin = sm_l_checkcontiguous(L, 1), *gout = sm_l_checkcontiguous(L, 2);
     sm_pool2d_params p = pool_params(L, 4);
     sm_err err;
     if (sm_pool2d_check(&err, gout, gin, &p)) return raise(L, &err);
@@ -215,7 +181,7 @@ static int l_maxpool2d_backward(lua_State *L)
 
 static int l_avgpool2d_forward(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *in = ctensor(L, 2);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2);
     sm_pool2d_params p = pool_params(L, 3);
     sm_err err;
     if (sm_pool2d_check(&err, out, in, &p)) return raise(L, &err);
@@ -225,7 +191,7 @@ static int l_avgpool2d_forward(lua_State *L)
 
 static int l_avgpool2d_backward(lua_State *L)
 {
-    sm_tensor *gin = ctensor(L, 1), *gout = ctensor(L, 2);
+    sm_tensor *gin = sm_l_checkcontiguous(L, 1), *gout = sm_l_checkcontiguous(L, 2);
     sm_pool2d_params p = pool_params(L, 3);
     sm_err err;
     if (sm_pool2d_check(&err, gout, gin, &p)) return raise(L, &err);
@@ -237,7 +203,7 @@ static int l_avgpool2d_backward(lua_State *L)
 
 static int l_linear_forward(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *in = ctensor(L, 2), *w = ctensor(L, 3), *b = opt_ctensor(L, 4);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3), *b = opt_ctensor(L, 4);
     sm_err err;
     if (sm_linear_check(&err, out, in, w, b)) return raise(L, &err);
     sm_linear_forward(out, in, w, b);
@@ -246,7 +212,7 @@ static int l_linear_forward(lua_State *L)
 
 static int l_linear_backward_input(lua_State *L)
 {
-    sm_tensor *gin = ctensor(L, 1), *gout = ctensor(L, 2), *w = ctensor(L, 3);
+    sm_tensor *gin = sm_l_checkcontiguous(L, 1), *gout = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3);
     sm_err err;
     if (sm_linear_check(&err, gout, gin, w, NULL)) return raise(L, &err);
     sm_linear_backward_input(gin, gout, w);
@@ -255,7 +221,7 @@ static int l_linear_backward_input(lua_State *L)
 
 static int l_linear_backward_params(lua_State *L)
 {
-    sm_tensor *gw = ctensor(L, 1), *gb = opt_ctensor(L, 2), *gout = ctensor(L, 3), *in = ctensor(L, 4);
+    sm_tensor *gw = sm_l_checkcontiguous(L, 1), *gb = opt_ctensor(L, 2), *gout = sm_l_checkcontiguous(L, 3), *in = sm_l_checkcontiguous(L, 4);
     float scale = (float)luaL_checknumber(L, 5);
     sm_err err;
     if (sm_linear_check(&err, gout, in, gw, gb)) return raise(L, &err);
@@ -269,7 +235,7 @@ static const char *const act_names[] = { "relu", "leaky_relu", "sigmoid", "tanh"
 
 static int l_activation_forward(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *in = ctensor(L, 2);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2);
     sm_activation f = (sm_activation)luaL_checkoption(L, 3, NULL, act_names);
     float slope = (float)luaL_optnumber(L, 4, 0.01);
     same_shape(L, 1, out, in);
@@ -279,7 +245,7 @@ static int l_activation_forward(lua_State *L)
 
 static int l_activation_backward(lua_State *L)
 {
-    sm_tensor *gin = ctensor(L, 1), *gout = ctensor(L, 2), *in = ctensor(L, 3), *out = ctensor(L, 4);
+    sm_tensor *gin = sm_l_checkcontiguous(L, 1), *gout = sm_l_checkcontiguous(L, 2), *in = sm_l_checkcontiguous(L, 3), *out = sm_l_checkcontiguous(L, 4);
     sm_activation f = (sm_activation)luaL_checkoption(L, 5, NULL, act_names);
     float slope = (float)luaL_optnumber(L, 6, 0.01);
     same_shape(L, 1, gin, in);
@@ -292,7 +258,7 @@ static int l_activation_backward(lua_State *L)
 /* activation_grad(gin, gout, in, out, kind[, slope]): gin = gout * f'(.) (written, not added) */
 static int l_activation_grad(lua_State *L)
 {
-    sm_tensor *gin = ctensor(L, 1), *gout = ctensor(L, 2), *in = ctensor(L, 3), *out = ctensor(L, 4);
+    sm_tensor *gin = sm_l_checkcontiguous(L, 1), *gout = sm_l_checkcontiguous(L, 2), *in = sm_l_checkcontiguous(L, 3), *out = sm_l_checkcontiguous(L, 4);
     sm_activation f = (sm_activation)luaL_checkoption(L, 5, NULL, act_names);
     float slope = (float)luaL_optnumber(L, 6, 0.01);
     same_shape(L, 1, gin, in);
@@ -304,7 +270,7 @@ static int l_activation_grad(lua_State *L)
 
 static int l_prelu_forward(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *in = ctensor(L, 2), *a = ctensor(L, 3);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *a = sm_l_checkcontiguous(L, 3);
     int64_t N, C, Ln;
     same_shape(L, 1, out, in);
     ncl(in, &N, &C, &Ln);
@@ -315,8 +281,8 @@ static int l_prelu_forward(lua_State *L)
 
 static int l_prelu_backward(lua_State *L)
 {
-    sm_tensor *gin = opt_ctensor(L, 1), *ga = opt_ctensor(L, 2), *gout = ctensor(L, 3), *in = ctensor(L, 4),
-              *a = ctensor(L, 5);
+    sm_tensor *gin = opt_ctensor(L, 1), *ga = opt_ctensor(L, 2), *gout = sm_l_checkcontiguous(L, 3), *in = sm_l_checkcontiguous(L, 4),
+              *a = sm_l_checkcontiguous(L, 5);
     float scale = (float)luaL_checknumber(L, 6);
     int64_t N, C, Ln;
     ncl(in, &N, &C, &Ln);
@@ -330,7 +296,7 @@ static int l_prelu_backward(lua_State *L)
 
 static int l_dropout_forward(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *mask = ctensor(L, 2), *in = ctensor(L, 3);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *mask = sm_l_checkcontiguous(L, 2), *in = sm_l_checkcontiguous(L, 3);
     float p = (float)luaL_checknumber(L, 4);
     luaL_argcheck(L, p >= 0 && p < 1, 4, "dropout probability must be in [0, 1)");
     same_shape(L, 1, out, in);
@@ -341,7 +307,7 @@ static int l_dropout_forward(lua_State *L)
 
 static int l_mul_accumulate(lua_State *L)
 {
-    sm_tensor *gin = ctensor(L, 1), *gout = ctensor(L, 2), *mask = ctensor(L, 3);
+    sm_tensor *gin = sm_l_checkcontiguous(L, 1), *gout = sm_l_checkcontiguous(L, 2), *mask = sm_l_checkcontiguous(L, 3);
     same_shape(L, 2, gout, gin);
     same_shape(L, 3, mask, gin);
     sm_mul_accumulate(gin->data, gout->data, mask->data, numel(gin));
@@ -357,8 +323,8 @@ static void check_channels(lua_State *L, int arg, const sm_tensor *t, int64_t C,
 
 static int l_batchnorm_forward_train(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *sm = ctensor(L, 2), *si = ctensor(L, 3), *rm = opt_ctensor(L, 4),
-              *rv = opt_ctensor(L, 5), *x = ctensor(L, 6), *g = opt_ctensor(L, 7), *b = opt_ctensor(L, 8);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *sm = sm_l_checkcontiguous(L, 2), *si = sm_l_checkcontiguous(L, 3), *rm = opt_ctensor(L, 4),
+              *rv = opt_ctensor(L, 5), *x = sm_l_checkcontiguous(L, 6), *g = opt_ctensor(L, 7), *b = opt_ctensor(L, 8);
     float momentum = (float)luaL_checknumber(L, 9), eps = (float)luaL_checknumber(L, 10);
     int64_t N, C, Ln;
     luaL_argcheck(L, x->ndim >= 2, 6, "batch-norm input must be [N,C] or [N,C,...]");
@@ -378,7 +344,7 @@ static int l_batchnorm_forward_train(lua_State *L)
 
 static int l_batchnorm_forward_eval(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *x = ctensor(L, 2), *rm = ctensor(L, 3), *rv = ctensor(L, 4),
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *x = sm_l_checkcontiguous(L, 2), *rm = sm_l_checkcontiguous(L, 3), *rv = sm_l_checkcontiguous(L, 4),
               *g = opt_ctensor(L, 5), *b = opt_ctensor(L, 6);
     float eps = (float)luaL_checknumber(L, 7);
     int64_t N, C, Ln;
@@ -396,8 +362,8 @@ static int l_batchnorm_forward_eval(lua_State *L)
 
 static int l_batchnorm_backward_train(lua_State *L)
 {
-    sm_tensor *gin = opt_ctensor(L, 1), *gg = opt_ctensor(L, 2), *gb = opt_ctensor(L, 3), *gout = ctensor(L, 4),
-              *x = ctensor(L, 5), *sm = ctensor(L, 6), *si = ctensor(L, 7), *g = opt_ctensor(L, 8);
+    sm_tensor *gin = opt_ctensor(L, 1), *gg = opt_ctensor(L, 2), *gb = opt_ctensor(L, 3), *gout = sm_l_checkcontiguous(L, 4),
+              *x = sm_l_checkcontiguous(L, 5), *sm = sm_l_checkcontiguous(L, 6), *si = sm_l_checkcontiguous(L, 7), *g = opt_ctensor(L, 8);
     float scale = (float)luaL_checknumber(L, 9);
     int64_t N, C, Ln;
     ncl(x, &N, &C, &Ln);
@@ -415,7 +381,7 @@ static int l_batchnorm_backward_train(lua_State *L)
 
 static int l_affine_forward(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *x = ctensor(L, 2), *w = ctensor(L, 3), *b = opt_ctensor(L, 4);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *x = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3), *b = opt_ctensor(L, 4);
     int64_t N, C, Ln;
     ncl(x, &N, &C, &Ln);
     same_shape(L, 1, out, x);
@@ -427,8 +393,8 @@ static int l_affine_forward(lua_State *L)
 
 static int l_affine_backward(lua_State *L)
 {
-    sm_tensor *gin = opt_ctensor(L, 1), *gw = opt_ctensor(L, 2), *gb = opt_ctensor(L, 3), *gout = ctensor(L, 4),
-              *x = ctensor(L, 5), *w = ctensor(L, 6);
+    sm_tensor *gin = opt_ctensor(L, 1), *gw = opt_ctensor(L, 2), *gb = opt_ctensor(L, 3), *gout = sm_l_checkcontiguous(L, 4),
+              *x = sm_l_checkcontiguous(L, 5), *w = sm_l_checkcontiguous(L, 6);
     float scale = (float)luaL_checknumber(L, 7);
     int64_t N, C, Ln;
     ncl(x, &N, &C, &Ln);
@@ -456,7 +422,7 @@ static void check_rows(lua_State *L, int arg, const sm_tensor *a)
 
 static int l_pair_distance_forward(lua_State *L)
 {
-    sm_tensor *d = ctensor(L, 1), *a = ctensor(L, 2), *b = ctensor(L, 3);
+    sm_tensor *d = sm_l_checkcontiguous(L, 1), *a = sm_l_checkcontiguous(L, 2), *b = sm_l_checkcontiguous(L, 3);
     sm_pair_metric m = (sm_pair_metric)luaL_checkoption(L, 4, "euclidean", pair_names);
     float eps = (float)luaL_optnumber(L, 5, 1e-7);
     check_rows(L, 2, a);
@@ -468,8 +434,8 @@ static int l_pair_distance_forward(lua_State *L)
 
 static int l_pair_distance_backward(lua_State *L)
 {
-    sm_tensor *ga = opt_ctensor(L, 1), *gb = opt_ctensor(L, 2), *gd = ctensor(L, 3), *a = ctensor(L, 4),
-              *b = ctensor(L, 5), *d = ctensor(L, 6);
+    sm_tensor *ga = opt_ctensor(L, 1), *gb = opt_ctensor(L, 2), *gd = sm_l_checkcontiguous(L, 3), *a = sm_l_checkcontiguous(L, 4),
+              *b = sm_l_checkcontiguous(L, 5), *d = sm_l_checkcontiguous(L, 6);
     sm_pair_metric m = (sm_pair_metric)luaL_checkoption(L, 7, "euclidean", pair_names);
     float eps = (float)luaL_optnumber(L, 8, 1e-7);
     check_rows(L, 4, a);
@@ -485,7 +451,7 @@ static int l_pair_distance_backward(lua_State *L)
 
 static int l_absdiff_forward(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *a = ctensor(L, 2), *b = ctensor(L, 3);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *a = sm_l_checkcontiguous(L, 2), *b = sm_l_checkcontiguous(L, 3);
     same_shape(L, 3, b, a);
     same_shape(L, 1, out, a);
     sm_absdiff_forward(out->data, a->data, b->data, numel(a));
@@ -494,8 +460,8 @@ static int l_absdiff_forward(lua_State *L)
 
 static int l_absdiff_backward(lua_State *L)
 {
-    sm_tensor *ga = opt_ctensor(L, 1), *gb = opt_ctensor(L, 2), *gout = ctensor(L, 3), *a = ctensor(L, 4),
-              *b = ctensor(L, 5);
+    sm_tensor *ga = opt_ctensor(L, 1), *gb = opt_ctensor(L, 2), *gout = sm_l_checkcontiguous(L, 3), *a = sm_l_checkcontiguous(L, 4),
+              *b = sm_l_checkcontiguous(L, 5);
     same_shape(L, 5, b, a);
     same_shape(L, 3, gout, a);
     if (ga) same_shape(L, 1, ga, a);
@@ -506,7 +472,7 @@ static int l_absdiff_backward(lua_State *L)
 
 static int l_l2normalize_forward(lua_State *L)
 {
-    sm_tensor *y = ctensor(L, 1), *norms = ctensor(L, 2), *x = ctensor(L, 3);
+    sm_tensor *y = sm_l_checkcontiguous(L, 1), *norms = sm_l_checkcontiguous(L, 2), *x = sm_l_checkcontiguous(L, 3);
     float eps = (float)luaL_optnumber(L, 4, 1e-12);
     check_rows(L, 3, x);
     same_shape(L, 1, y, x);
@@ -517,7 +483,7 @@ static int l_l2normalize_forward(lua_State *L)
 
 static int l_l2normalize_backward(lua_State *L)
 {
-    sm_tensor *gx = ctensor(L, 1), *gy = ctensor(L, 2), *y = ctensor(L, 3), *norms = ctensor(L, 4);
+    sm_tensor *gx = sm_l_checkcontiguous(L, 1), *gy = sm_l_checkcontiguous(L, 2), *y = sm_l_checkcontiguous(L, 3), *norms = sm_l_checkcontiguous(L, 4);
     float eps = (float)luaL_optnumber(L, 5, 1e-12);
     check_rows(L, 3, y);
     same_shape(L, 1, gx, y);
@@ -531,7 +497,7 @@ static int l_l2normalize_backward(lua_State *L)
 
 static int l_contrastive_loss(lua_State *L)
 {
-    sm_tensor *g = opt_ctensor(L, 1), *d = ctensor(L, 2), *y = ctensor(L, 3);
+    sm_tensor *g = opt_ctensor(L, 1), *d = sm_l_checkcontiguous(L, 2), *y = sm_l_checkcontiguous(L, 3);
     float margin = (float)luaL_checknumber(L, 4), scale = (float)luaL_optnumber(L, 5, 1);
     int64_t n = numel(d);
     same_numel(L, 3, y, n, "labels");
@@ -543,7 +509,7 @@ static int l_contrastive_loss(lua_State *L)
 static int l_triplet_loss(lua_State *L)
 {
     sm_tensor *ga = opt_ctensor(L, 1), *gp = opt_ctensor(L, 2), *gn = opt_ctensor(L, 3);
-    sm_tensor *a = ctensor(L, 4), *p = ctensor(L, 5), *n = ctensor(L, 6);
+    sm_tensor *a = sm_l_checkcontiguous(L, 4), *p = sm_l_checkcontiguous(L, 5), *n = sm_l_checkcontiguous(L, 6);
     float margin = (float)luaL_checknumber(L, 7);
     int squared = lua_toboolean(L, 8);
     float eps = (float)luaL_optnumber(L, 9, 1e-7), scale = (float)luaL_optnumber(L, 10, 1);
@@ -560,7 +526,7 @@ static int l_triplet_loss(lua_State *L)
 
 static int l_bce_loss(lua_State *L)
 {
-    sm_tensor *g = opt_ctensor(L, 1), *p = ctensor(L, 2), *y = ctensor(L, 3);
+    sm_tensor *g = opt_ctensor(L, 1), *p = sm_l_checkcontiguous(L, 2), *y = sm_l_checkcontiguous(L, 3);
     int logits = lua_toboolean(L, 4);
     float eps = (float)luaL_optnumber(L, 5, 1e-7), scale = (float)luaL_optnumber(L, 6, 1);
     int64_t n = numel(p);
@@ -578,7 +544,7 @@ static int l_batch_triplet_loss(lua_State *L)
 {
     static const char *const mining[] = { "all", "hard", "semihard", NULL };
     static const sm_mining kinds[] = { SM_MINE_BATCH_ALL, SM_MINE_BATCH_HARD, SM_MINE_SEMIHARD };
-    sm_tensor *g = opt_ctensor(L, 1), *e = ctensor(L, 2), *lab = ctensor(L, 3);
+    sm_tensor *g = opt_ctensor(L, 1), *e = sm_l_checkcontiguous(L, 2), *lab = sm_l_checkcontiguous(L, 3);
     float margin = (float)luaL_checknumber(L, 4);
     int squared = lua_toboolean(L, 5);
     float eps = (float)luaL_optnumber(L, 6, 1e-7);
@@ -610,7 +576,7 @@ static void check_param_pair(lua_State *L, int arg, const sm_tensor *t, const sm
 
 static int l_sgd_step(lua_State *L)
 {
-    sm_tensor *w = ctensor(L, 1), *v = opt_ctensor(L, 2), *g = ctensor(L, 3);
+    sm_tensor *w = sm_l_checkcontiguous(L, 1), *v = opt_ctensor(L, 2), *g = sm_l_checkcontiguous(L, 3);
     float lr = (float)luaL_checknumber(L, 4), mom = (float)luaL_optnumber(L, 5, 0), wd = (float)luaL_optnumber(L, 6, 0);
     int nesterov = lua_toboolean(L, 7);
     check_param_pair(L, 3, g, w);
@@ -624,7 +590,7 @@ static int l_sgd_step(lua_State *L)
 
 static int l_adam_step(lua_State *L)
 {
-    sm_tensor *w = ctensor(L, 1), *m = ctensor(L, 2), *v = ctensor(L, 3), *g = ctensor(L, 4);
+    sm_tensor *w = sm_l_checkcontiguous(L, 1), *m = sm_l_checkcontiguous(L, 2), *v = sm_l_checkcontiguous(L, 3), *g = sm_l_checkcontiguous(L, 4);
     float lr = (float)luaL_checknumber(L, 5), b1 = (float)luaL_checknumber(L, 6), b2 = (float)luaL_checknumber(L, 7);
     float eps = (float)luaL_checknumber(L, 8), wd = (float)luaL_checknumber(L, 9);
     int decoupled = lua_toboolean(L, 10);
@@ -639,7 +605,7 @@ static int l_adam_step(lua_State *L)
 
 static int l_rmsprop_step(lua_State *L)
 {
-    sm_tensor *w = ctensor(L, 1), *s = ctensor(L, 2), *g = ctensor(L, 3);
+    sm_tensor *w = sm_l_checkcontiguous(L, 1), *s = sm_l_checkcontiguous(L, 2), *g = sm_l_checkcontiguous(L, 3);
     float lr = (float)luaL_checknumber(L, 4), rho = (float)luaL_checknumber(L, 5), eps = (float)luaL_checknumber(L, 6);
     float wd = (float)luaL_optnumber(L, 7, 0);
     check_param_pair(L, 2, s, w);
@@ -651,7 +617,7 @@ static int l_rmsprop_step(lua_State *L)
 /* sgemm_plain(c, a, b): one single-threaded cblas_sgemm (the benchmarks' reference). */
 static int l_sgemm_plain(lua_State *L)
 {
-    sm_tensor *c = ctensor(L, 1), *a = ctensor(L, 2), *b = ctensor(L, 3);
+    sm_tensor *c = sm_l_checkcontiguous(L, 1), *a = sm_l_checkcontiguous(L, 2), *b = sm_l_checkcontiguous(L, 3);
     sm_err err;
     if (sm_matmul_check(&err, c, a, b)) return raise(L, &err);
     sm_sgemm_plain(a->shape[0], b->shape[1], a->shape[1], a->data, b->data, c->data);
@@ -660,7 +626,7 @@ static int l_sgemm_plain(lua_State *L)
 
 static int l_sumsq(lua_State *L)
 {
-    sm_tensor *t = ctensor(L, 1);
+    sm_tensor *t = sm_l_checkcontiguous(L, 1);
     lua_pushnumber(L, sm_sumsq(t->data, numel(t)));
     return 1;
 }

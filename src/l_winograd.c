@@ -17,42 +17,9 @@
 #include "l_aux.h"
 #include "nn.h"
 
-static sm_tensor *ctensor(lua_State *L, int arg)
-{
-    sm_tensor *t = sm_l_checktensor(L, arg);
-    if (!sm_tensor_is_contiguous(t)) {
-        char s[SM_SHAPE_STR_LEN];
-        luaL_argerror(L, arg, lua_pushfstring(L, "tensor %s must be contiguous", sm_l_shape(s, t)));
-    }
-    return t;
-}
-
-static int readint(lua_State *L, int t, int i)
-{
-    lua_geti(L, t, i);
-    int ok;
-    lua_Integer v = lua_tointegerx(L, -1, &ok);
-    if (!ok || v < 0 || v > INT32_MAX) luaL_error(L, "parameter %d must be a non-negative integer", i);
-    lua_pop(L, 1);
-    return (int)v;
-}
-
-static sm_conv2d_params conv_params(lua_State *L, int arg)
-{
-    luaL_checktype(L, arg, LUA_TTABLE);
-    sm_conv2d_params p;
-    p.kh = readint(L, arg, 1); p.kw = readint(L, arg, 2);
-    p.sh = readint(L, arg, 3); p.sw = readint(L, arg, 4);
-    p.dh = readint(L, arg, 5); p.dw = readint(L, arg, 6);
-    p.pt = readint(L, arg, 7); p.pl = readint(L, arg, 8);
-    p.pb = readint(L, arg, 9); p.pr = readint(L, arg, 10);
-    p.groups = readint(L, arg, 11);
-    return p;
-}
-
 static int l_prepare(lua_State *L)
 {
-    sm_tensor *u = ctensor(L, 1), *w = ctensor(L, 2);
+    sm_tensor *u = sm_l_checkcontiguous(L, 1), *w = sm_l_checkcontiguous(L, 2);
     int tile = u->ndim == 3 && u->shape[0] == 16 ? 2 : u->ndim == 3 && u->shape[0] == 36 ? 4 : 0;
     sm_err err;
     if (tile == 0) {
@@ -72,8 +39,8 @@ static int l_prepare(lua_State *L)
 
 static int l_workspace(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *in = ctensor(L, 2), *u = ctensor(L, 3);
-    sm_conv2d_params p = conv_params(L, 4);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *u = sm_l_checkcontiguous(L, 3);
+    sm_conv2d_params p = sm_l_conv_params(L, 4);
     sm_err err;
     if (sm_winograd_check(&err, out, in, u, NULL, &p)) return luaL_error(L, "%s", err.msg);
     lua_pushinteger(L, (lua_Integer)sm_winograd_workspace(out, in, u));
@@ -82,11 +49,11 @@ static int l_workspace(lua_State *L)
 
 static int l_forward(lua_State *L)
 {
-    sm_tensor *out = ctensor(L, 1), *in = ctensor(L, 2), *u = ctensor(L, 3);
-    sm_tensor *b = lua_isnoneornil(L, 4) ? NULL : ctensor(L, 4);
-    sm_conv2d_params p = conv_params(L, 5);
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *u = sm_l_checkcontiguous(L, 3);
+    sm_tensor *b = lua_isnoneornil(L, 4) ? NULL : sm_l_checkcontiguous(L, 4);
+    sm_conv2d_params p = sm_l_conv_params(L, 5);
     int relu = lua_toboolean(L, 6);
-    sm_tensor *ws = ctensor(L, 7);
+    sm_tensor *ws = sm_l_checkcontiguous(L, 7);
     sm_err err;
     if (sm_winograd_check(&err, out, in, u, b, &p)) return luaL_error(L, "%s", err.msg);
     size_t need = sm_winograd_workspace(out, in, u);
@@ -99,8 +66,8 @@ static int l_forward(lua_State *L)
 
 static int l_backward_weight_workspace(lua_State *L)
 {
-    sm_tensor *gw = ctensor(L, 1), *go = ctensor(L, 2), *in = ctensor(L, 3);
-    sm_conv2d_params p = conv_params(L, 4);
+    sm_tensor *gw = sm_l_checkcontiguous(L, 1), *go = sm_l_checkcontiguous(L, 2), *in = sm_l_checkcontiguous(L, 3);
+    sm_conv2d_params p = sm_l_conv_params(L, 4);
     int tile = (int)luaL_checkinteger(L, 5);
     sm_err err;
     if (sm_winograd_backward_weight_check(&err, gw, NULL, go, in, &p, tile)) return luaL_error(L, "%s", err.msg);
@@ -110,12 +77,12 @@ static int l_backward_weight_workspace(lua_State *L)
 
 static int l_backward_weight(lua_State *L)
 {
-    sm_tensor *gw = ctensor(L, 1), *gb = lua_isnoneornil(L, 2) ? NULL : ctensor(L, 2);
-    sm_tensor *go = ctensor(L, 3), *in = ctensor(L, 4);
-    sm_conv2d_params p = conv_params(L, 5);
+    sm_tensor *gw = sm_l_checkcontiguous(L, 1), *gb = lua_isnoneornil(L, 2) ? NULL : sm_l_checkcontiguous(L, 2);
+    sm_tensor *go = sm_l_checkcontiguous(L, 3), *in = sm_l_checkcontiguous(L, 4);
+    sm_conv2d_params p = sm_l_conv_params(L, 5);
     float scale = (float)luaL_checknumber(L, 6);
     int tile = (int)luaL_checkinteger(L, 7);
-    sm_tensor *ws = ctensor(L, 8);
+    sm_tensor *ws = sm_l_checkcontiguous(L, 8);
     sm_err err;
     if (sm_winograd_backward_weight_check(&err, gw, gb, go, in, &p, tile)) return luaL_error(L, "%s", err.msg);
     size_t need = sm_winograd_backward_weight_workspace(go, in, tile);

@@ -98,19 +98,8 @@ local function face_encoder(opts)
         found = {f}
       end
     end
-    local kept, chips = {}, {}
-    for _, f in ipairs(found) do
-      local chip = fr:align(img, f)
-      if chip then
-        f.chip, f.how = chip, f.how or "detected"
-        kept[#kept + 1], chips[#chips + 1] = f, chip
-      end
-    end
-    if #chips > 0 then
-      local d = fr:embed_batch(chips)
-      for i, f in ipairs(kept) do f.descriptor = d:select(1, i):clone() end
-    end
-    return kept
+    for _, f in ipairs(found) do f.how = f.how or "detected" end
+    return fr:embed_faces(img, found)
   end
   -- The one face of a portrait (the detection nearest the centre, with the
   -- fallback), or nil.

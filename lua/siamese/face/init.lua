@@ -138,13 +138,15 @@ function Recognizer:embed_batch(chips)
   return self.recognition:embed_batch(chips)
 end
 
---- detect + align + embed: the faces of a photo, each with .descriptor ([128]).
-function Recognizer:embed_all(img, opts)
-  local faces = self:detect(img, opts)
+--- align + embed of faces found in img (from detect or main_face), in one
+-- batch: returns those whose chip could be cut, each given .chip and
+-- .descriptor ([128]).
+function Recognizer:embed_faces(img, faces, opts)
   local chips, kept = {}, {}
   for _, f in ipairs(faces) do
     local chip = self:align(img, f, opts)
     if chip then
+      f.chip = chip
       chips[#chips + 1] = chip
       kept[#kept + 1] = f
     end
@@ -154,6 +156,11 @@ function Recognizer:embed_all(img, opts)
     for i, f in ipairs(kept) do f.descriptor = d:select(1, i):clone() end
   end
   return kept
+end
+
+--- detect + align + embed: the faces of a photo, each with .descriptor ([128]).
+function Recognizer:embed_all(img, opts)
+  return self:embed_faces(img, self:detect(img, opts), opts)
 end
 
 return face
