@@ -197,12 +197,39 @@ int sm_conv2d_direct_applies(const sm_tensor *in, const sm_tensor *weight, const
 void sm_conv2d_forward_direct(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
                               const sm_conv2d_params *p, float *ws);
 
+/* ---- small products on a packed left matrix (gemm_packed.c) ---------- */
+
+#define SM_GEMM_MR 8   /* rows per packed panel */
+#define SM_GEMM_NV 16  /* N must be a multiple of this */
+/* dst (M*K floats) <- A [M][K] (row stride lda) in panels of SM_GEMM_MR rows. */
+void sm_gemm_pack(float *dst, const float *A, int64_t lda, int64_t M, int64_t K);
+/* Position of A[i][k] in the packed matrix. */
+int64_t sm_gemm_packed_index(int64_t i, int64_t k, int64_t M, int64_t K);
+/* C [M][N] (row stride ldc) = Ap B, B [K][N] (row stride ldb), N a
+ * multiple of SM_GEMM_NV; single-threaded. */
+void sm_gemm_packed(float *C, int64_t ldc, const float *Ap, int64_t M, int64_t K, const float *B,
+                    int64_t ldb, int64_t N);
+
+/* ---- prepared im2col convolution for inference (conv2d_packed.c) ----- */
+
+/* wp [Cout, Cin*kh*kw] <- weight [Cout,Cin,kh,kw] packed for sm_gemm_packed. */
+sm_status sm_conv2d_pack_check(sm_err *err, const sm_tensor *wp, const sm_tensor *weight);
+void sm_conv2d_pack(sm_tensor *wp, const sm_tensor *weight);
+/* The convolution of sm_conv2d_forward (one group) from the packed
+ * weights; relu != 0 applies max(., 0) to the output. */
+sm_status sm_conv2d_packed_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *wp,
+                                 const sm_tensor *bias, const sm_conv2d_params *p);
+size_t sm_conv2d_packed_workspace(const sm_tensor *out, const sm_tensor *in, const sm_conv2d_params *p);
+void sm_conv2d_packed_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wp, const sm_tensor *bias,
+                              const sm_conv2d_params *p, int relu, float *ws);
+
 /* ---- Winograd 3x3 stride-1 convolution (winograd.c) ---------------- */
 
 /* True for a 3x3 kernel with stride 1, dilation 1 and one group (any padding). */
 int sm_winograd_applies(const sm_conv2d_params *p);
 /* u [a*a,Cout,Cin] (a = tile + 2; tile 2 or 4) receives G g G^T of each
- * filter of weight [Cout,Cin,3,3]. */
+ * filter of weight [Cout,Cin,3,3]: u[xi] is the [Cout][Cin] matrix of
+ * position xi, stored packed (sm_gemm_pack) for sm_winograd_forward. */
 sm_status sm_winograd_prepare_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile);
 void sm_winograd_prepare(sm_tensor *u, const sm_tensor *weight, int tile);
 /* The same for the input gradient of a 3x3 stride-1 convolution: u

@@ -95,6 +95,8 @@ static void prepare(sm_tensor *u, const sm_tensor *weight, int tile, int flipped
     #pragma omp parallel for schedule(static) if (cout * cin > 1024)
     for (int64_t k = 0; k < cout * cin; k++) {
         int64_t o = flipped ? k % cout : k / cin, c = flipped ? k / cout : k % cin;
+        /* u[xi] is the packed [Cout][Cin] (flipped: [Cin][Cout]) matrix */
+        int64_t pos = flipped ? sm_gemm_packed_index(c, o, cin, cout) : sm_gemm_packed_index(o, c, cout, cin);
         const float *w = weight->data + (o * cin + c) * 9;
         float g[9];
         for (int t = 0; t < 9; t++) g[t] = flipped ? w[8 - t] : w[t];
@@ -105,7 +107,7 @@ static void prepare(sm_tensor *u, const sm_tensor *weight, int tile, int flipped
         for (int i = 0; i < a; i++)
             for (int j = 0; j < a; j++) {
                 double v = tmp[i][0] * G[j * 3] + tmp[i][1] * G[j * 3 + 1] + tmp[i][2] * G[j * 3 + 2];
-                u->data[(int64_t)(i * a + j) * cout * cin + k] = (float)v;
+                u->data[(int64_t)(i * a + j) * cout * cin + pos] = (float)v;
             }
     }
 }
@@ -157,6 +159,13 @@ static int64_t wino_chunk(const wino_dims *d)
     return nb;
 }
 
+/* Columns of V and M in the forward: T rounded up to whole vectors of the
+ * packed product (the extra columns of V are zero, those of M unused). */
+static int64_t padded_columns(int64_t T)
+{
+    return (T + SM_GEMM_NV - 1) / SM_GEMM_NV * SM_GEMM_NV;
+}
+
 sm_status sm_winograd_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *u,
                             const sm_tensor *bias, const sm_conv2d_params *p)
 {
@@ -185,7 +194,7 @@ size_t sm_winograd_workspace(const sm_tensor *out, const sm_tensor *in, const sm
 {
     sm_conv2d_params p = {3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1};
     wino_dims d = wdims(out, in, u, &p);
-    return (size_t)(d.a * d.a) * (size_t)(d.Cin + d.Cout) * (size_t)(wino_chunk(&d) * d.tiles);
+    return (size_t)(d.a * d.a) * (size_t)(d.Cin + d.Cout) * (size_t)padded_columns(wino_chunk(&d) * d.tiles);
 }
 
 /* One-dimensional transforms on LANES tiles at once: element k of the input
@@ -282,18 +291,20 @@ static inline void store_lanes(float *dst, const float *src, int lanes)
  * planes take the bounds-checked path. */
 #define PLANE_MAX 8192
 
-/* V[xi][c][t] for samples [n0, n0+nb): for each channel plane, the a x a
- * patches of LANES consecutive tiles (row-major over the tile grid, so no
- * lane is wasted at the end of a tile row) are gathered, then transformed
- * B^T . B lane by lane. Small planes are first copied into a zero-padded
- * plane covering every tile, so the gather needs no bounds checks. */
-static void input_transform(float *V, const float *x, const wino_dims *d, int64_t n0, int64_t nb)
+/* V[xi][c][t] (row stride ld >= T, columns T..ld zeroed) for samples
+ * [n0, n0+nb): for each channel plane, the a x a patches of LANES
+ * consecutive tiles (row-major over the tile grid, so no lane is wasted at
+ * the end of a tile row) are gathered, then transformed B^T . B lane by
+ * lane. Small planes are first copied into a zero-padded plane covering
+ * every tile, so the gather needs no bounds checks. The channels are
+ * shared out by an orphaned omp for: call it inside a parallel region. */
+static void input_transform(float *V, int64_t ld, const float *x, const wino_dims *d, int64_t n0, int64_t nb)
 {
     const int a = d->a, m = d->m;
     int64_t T = nb * d->tiles, HW = d->H * d->W;
     int64_t PH = d->th * m + 2, PW = d->tw * m + 2;
     int padded = PH * PW <= PLANE_MAX;
-    #pragma omp parallel for schedule(static) if (d->Cin * T * a * a > 32768)
+    #pragma omp for schedule(static)
     for (int64_t c = 0; c < d->Cin; c++) {
         float patch[36][LANES], v[36][LANES];
         float plane[PLANE_MAX];
@@ -332,24 +343,28 @@ static void input_transform(float *V, const float *x, const wino_dims *d, int64_
                     if (++tx == d->tw) { tx = 0; ty++; }
                 }
                 tile_in(a, patch, v);
-                float *dst0 = V + c * T + (n - n0) * d->tiles + t0;
+                float *dst0 = V + c * ld + (n - n0) * d->tiles + t0;
                 for (int xi = 0; xi < a * a; xi++) {
-                    float *dst = dst0 + (int64_t)xi * d->Cin * T;
+                    float *dst = dst0 + (int64_t)xi * d->Cin * ld;
                     store_lanes(dst, v[xi], lanes);
                 }
             }
         }
+        if (ld > T)
+            for (int xi = 0; xi < a * a; xi++)
+                memset(V + ((int64_t)xi * d->Cin + c) * ld + T, 0, (size_t)(ld - T) * sizeof(float));
     }
 }
 
 /* out = A^T M A + bias (then max(., 0) when relu) for samples [n0, n0+nb),
- * LANES consecutive tiles at a time. */
-static void output_transform(float *out, const float *Mx, const float *bias, int relu, const wino_dims *d,
-                             int64_t n0, int64_t nb)
+ * LANES consecutive tiles at a time; M[xi][o][t] has row stride ld. An
+ * orphaned omp for over the channels, as input_transform. */
+static void output_transform(float *out, const float *Mx, int64_t ld, const float *bias, int relu,
+                             const wino_dims *d, int64_t n0, int64_t nb)
 {
     const int a = d->a, m = d->m;
-    int64_t T = nb * d->tiles, HWo = d->Ho * d->Wo;
-    #pragma omp parallel for schedule(static) if (d->Cout * T * a * a > 32768)
+    int64_t HWo = d->Ho * d->Wo;
+    #pragma omp for schedule(static)
     for (int64_t o = 0; o < d->Cout; o++) {
         float mv[36][LANES], y[16][LANES];
         float bv = bias ? bias[o] : 0.0f;
@@ -357,9 +372,9 @@ static void output_transform(float *out, const float *Mx, const float *bias, int
             float *op = out + (n * d->Cout + o) * HWo;
             for (int64_t t0 = 0; t0 < d->tiles; t0 += LANES) {
                 int lanes = d->tiles - t0 < LANES ? (int)(d->tiles - t0) : LANES;
-                const float *src0 = Mx + o * T + (n - n0) * d->tiles + t0;
+                const float *src0 = Mx + o * ld + (n - n0) * d->tiles + t0;
                 for (int xi = 0; xi < a * a; xi++) {
-                    const float *src = src0 + (int64_t)xi * d->Cout * T;
+                    const float *src = src0 + (int64_t)xi * d->Cout * ld;
                     for (int l = 0; l < LANES; l++) mv[xi][l] = l < lanes ? src[l] : 0.0f;
                 }
                 tile_out(m, mv, bv, y);
@@ -385,16 +400,24 @@ void sm_winograd_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *u
 {
     wino_dims d = wdims(out, in, u, p);
     int64_t nbmax = wino_chunk(&d), aa = d.a * d.a;
-    float *V = ws, *Mx = ws + aa * d.Cin * nbmax * d.tiles;
+    float *V = ws, *Mx = ws + aa * d.Cin * padded_columns(nbmax * d.tiles);
+    /* a*a independent products, each cut into panels of SM_GEMM_MR output
+     * channels: the jobs shared out between the threads */
+    int64_t panels = (d.Cout + SM_GEMM_MR - 1) / SM_GEMM_MR, jobs = aa * panels;
+    /* one parallel region for all three phases (the omp for barriers
+     * between them are cheaper than starting three regions) */
+    #pragma omp parallel if (aa * d.Cout * d.Cin * nbmax * d.tiles > 131072)
     for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
-        int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, T = nb * d.tiles;
-        input_transform(V, in->data, &d, n0, nb);
-        /* a*a independent products, one single-threaded sgemm each */
-        #pragma omp parallel for schedule(dynamic, 1) if (aa * d.Cout * d.Cin * T > 262144)
-        for (int64_t xi = 0; xi < aa; xi++)
-            sm_sgemm(0, 0, d.Cout, T, d.Cin, 1.0f, u->data + xi * d.Cout * d.Cin, d.Cin,
-                     V + xi * d.Cin * T, T, 0.0f, Mx + xi * d.Cout * T, T);
-        output_transform(out->data, Mx, bias ? bias->data : NULL, relu, &d, n0, nb);
+        int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, T = nb * d.tiles, ld = padded_columns(T);
+        input_transform(V, ld, in->data, &d, n0, nb);
+        #pragma omp for schedule(static)
+        for (int64_t job = 0; job < jobs; job++) {
+            int64_t xi = job / panels, r0 = job % panels * SM_GEMM_MR;
+            int64_t rows = d.Cout - r0 < SM_GEMM_MR ? d.Cout - r0 : SM_GEMM_MR;
+            sm_gemm_packed(Mx + (xi * d.Cout + r0) * ld, ld, u->data + xi * d.Cout * d.Cin + r0 * d.Cin, rows,
+                           d.Cin, V + xi * d.Cin * ld, ld, ld);
+        }
+        output_transform(out->data, Mx, ld, bias ? bias->data : NULL, relu, &d, n0, nb);
     }
 }
 
@@ -507,7 +530,8 @@ void sm_winograd_backward_weight(sm_tensor *grad_w, sm_tensor *grad_b, const sm_
     float *V = ws, *dM = ws + aa * d.Cin * nbmax * d.tiles, *dU = dM + aa * d.Cout * nbmax * d.tiles;
     for (int64_t n0 = 0; n0 < d.N; n0 += nbmax) {
         int64_t nb = d.N - n0 < nbmax ? d.N - n0 : nbmax, T = nb * d.tiles;
-        input_transform(V, in->data, &d, n0, nb);
+        #pragma omp parallel if (d.Cin * T * aa > 32768)
+        input_transform(V, T, in->data, &d, n0, nb);
         grad_transform(dM, grad_out->data, &d, n0, nb);
         float beta = n0 == 0 ? 0.0f : 1.0f;
         #pragma omp parallel for schedule(dynamic, 1) if (aa * d.Cout * d.Cin * T > 262144)

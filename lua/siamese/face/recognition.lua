@@ -178,6 +178,7 @@ local function prepare_convolutions(m)
     for _, c in ipairs(m.modules) do prepare_convolutions(c) end
   elseif m.prepare then
     m:prepare()
+    m:pack()
   end
   return m
 end

@@ -93,6 +93,13 @@ function Conv2d:updateOutput(input)
     winograd.forward(self.output, x, u, self.bias, p, false, ws)
     return self.output
   end
+  local wp, q
+  if not self.train then wp, q = self:packed_weights(s[3], s[4], p) end
+  if wp then
+    local ws = workspace.get(K.conv2d_packed_workspace(self.output, x, wp, q))
+    K.conv2d_packed_forward(self.output, x, wp, self.bias, q, false, ws)
+    return self.output
+  end
   local ws = workspace.get(K.conv2d_workspace(self.output, x, self.weight, p))
   K.conv2d_forward(self.output, x, self.weight, self.bias, p, ws)
   return self.output
@@ -120,6 +127,49 @@ function Conv2d:prepare(opts)
   end
   self.prepared = {tile = opts.tile, u = {}}
   return true
+end
+
+--- Opts in to the packed inference forward: evaluation-mode forwards that
+-- do not take the Winograd path (see prepare) run im2col on a copy of the
+-- weights packed once for the product of src/gemm_packed.c, which spends
+-- no time packing weights or starting BLAS at each call (the deep layers
+-- of a network at batch 1). A 1x1 input whose padding leaves one tap on
+-- it (a 3x3 "same" layer at the end of a network) multiplies only that
+-- tap's weights. Returns true when the layer qualifies (one group, at
+-- least 8 input channels: fewer go to the direct kernels of
+-- conv2d_direct.c and conv2d_first_layer.c, faster there). Like prepare, a
+-- snapshot: call pack() again after changing the weights; training() and
+-- pack(false) drop it.
+function Conv2d:pack(on)
+  self.packed = nil
+  if on == false or self.groups ~= 1 or self.nin < 8 then return false end
+  self.packed = {}
+  return true
+end
+
+local ONE_TAP = {1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1}
+
+-- The packed weights and conv parameters for an input of h x w (params p),
+-- or nil when the layer has not opted in.
+function Conv2d:packed_weights(h, w, p)
+  local pk = self.packed
+  if not pk then return nil end
+  if h == 1 and w == 1 and self.sh == 1 and self.sw == 1 and self.kh - 1 == p[7] + p[9]
+      and self.kw - 1 == p[8] + p[10] and (self.kh > 1 or self.kw > 1) then
+    -- one output, reading the input only through tap (pt, pl)
+    if not pk.tap then
+      local tap = self.weight:select(3, p[7] + 1):select(3, p[8] + 1):contiguous()
+      pk.tap = T.zeros{self.nout, self.nin}
+      K.conv2d_pack(pk.tap, tap:view(self.nout, self.nin, 1, 1))
+      pk.tap_at = {p[7], p[8]}
+    end
+    if pk.tap_at[1] == p[7] and pk.tap_at[2] == p[8] then return pk.tap, ONE_TAP end
+  end
+  if not pk.w then
+    pk.w = T.zeros{self.nout, self.nin * self.kh * self.kw}
+    K.conv2d_pack(pk.w, self.weight)
+  end
+  return pk.w, p
 end
 
 -- The Winograd tile for n outputs of ho x wo, or nil for the ordinary
@@ -199,6 +249,7 @@ end
 
 function Conv2d:training()
   self.prepared = nil
+  self.packed = nil
   return Module.training(self)
 end
 
