@@ -15,6 +15,9 @@
 #include "nn.h"
 
 #define PAR_MIN 32768 /* below this many elements, threads cost more than they save */
+/* The loops below say if (parallel: ...): a bare if clause on a combined
+ * "parallel for simd" also governs the simd part, so below PAR_MIN GCC ran
+ * a scalar, branching loop (~5 ns per element on random signs, 30x slower). */
 
 static float sigmoidf(float x)
 {
@@ -28,11 +31,11 @@ void sm_activation_forward(float *out, const float *in, int64_t n, sm_activation
 {
     switch (f) {
     case SM_ACT_RELU:
-        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
         break;
     case SM_ACT_LEAKY_RELU:
-        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : slope * in[i];
         break;
     case SM_ACT_SIGMOID:
@@ -51,22 +54,22 @@ void sm_activation_backward(float *grad_in, const float *grad_out, const float *
 {
     switch (f) {
     case SM_ACT_RELU:
-        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) grad_in[i] += grad_out[i] * (float)(in[i] > 0);
         break;
     case SM_ACT_LEAKY_RELU:
-        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             float pos = (float)(in[i] > 0);
             grad_in[i] += grad_out[i] * (pos + slope * (1.0f - pos));
         }
         break;
     case SM_ACT_SIGMOID:
-        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) grad_in[i] += grad_out[i] * out[i] * (1.0f - out[i]);
         break;
     case SM_ACT_TANH:
-        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) grad_in[i] += grad_out[i] * (1.0f - out[i] * out[i]);
         break;
     }
@@ -77,22 +80,22 @@ void sm_activation_grad(float *grad_in, const float *grad_out, const float *in, 
 {
     switch (f) {
     case SM_ACT_RELU:
-        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) grad_in[i] = grad_out[i] * (float)(in[i] > 0); /* a select would not vectorise */
         break;
     case SM_ACT_LEAKY_RELU:
-        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             float pos = (float)(in[i] > 0);
             grad_in[i] = grad_out[i] * (pos + slope * (1.0f - pos));
         }
         break;
     case SM_ACT_SIGMOID:
-        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) grad_in[i] = grad_out[i] * out[i] * (1.0f - out[i]);
         break;
     case SM_ACT_TANH:
-        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) grad_in[i] = grad_out[i] * (1.0f - out[i] * out[i]);
         break;
     }
@@ -148,6 +151,6 @@ void sm_dropout_forward(float *out, float *mask, const float *in, int64_t n, flo
 
 void sm_mul_accumulate(float *grad_in, const float *grad_out, const float *mask, int64_t n)
 {
-    #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) grad_in[i] += grad_out[i] * mask[i];
 }

@@ -18,7 +18,9 @@
  * columns they ignore). The register block is 8 rows x 32 columns: two
  * vectors of 16 floats per row, each B vector used by 8 broadcast FMAs.
  * The loops are written on GCC vectors of 16 floats and compiled for
- * AVX-512, AVX2 (each vector two registers) and the baseline (SM_HOT).
+ * AVX-512, AVX2 + FMA (each vector two registers) and the baseline, the
+ * widest the CPU runs picked at the first call (sm_gemm_packed_path runs
+ * a given one, for the tests).
  */
 #pragma GCC diagnostic ignored "-Wpsabi" /* vectors passed between inlined helpers only */
 /* multiply-adds fused where the target has FMA (the build turns contraction
@@ -114,8 +116,10 @@ SM_INLINE void block_rows_16(float *C, int64_t ldc, const float *a, int64_t mr, 
     for (int64_t r = 0; r < mr; r++) store(C + r * ldc, c[r]);
 }
 
-SM_HOT void sm_gemm_packed(float *C, int64_t ldc, const float *Ap, int64_t M, int64_t K, const float *B,
-                           int64_t ldb, int64_t N)
+/* The product for one code path: always inlined into one function per
+ * target below, so that each gets its own vector width. */
+SM_INLINE void gemm_body(float *C, int64_t ldc, const float *Ap, int64_t M, int64_t K, const float *B, int64_t ldb,
+                         int64_t N)
 {
     for (int64_t i0 = 0; i0 < M; i0 += MR) {
         int64_t mr = M - i0 < MR ? M - i0 : MR;
@@ -129,4 +133,66 @@ SM_HOT void sm_gemm_packed(float *C, int64_t ldc, const float *Ap, int64_t M, in
             for (; j < N; j += NV) block_rows_16(c + j, ldc, a, mr, B + j, ldb, K);
         }
     }
+}
+
+typedef void gemm_fn(float *, int64_t, const float *, int64_t, int64_t, const float *, int64_t, int64_t);
+
+static void gemm_portable(float *C, int64_t ldc, const float *Ap, int64_t M, int64_t K, const float *B,
+                          int64_t ldb, int64_t N)
+{
+    gemm_body(C, ldc, Ap, M, K, B, ldb, N);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define HAVE_PATHS 1
+__attribute__((target("arch=x86-64-v3"))) static void gemm_avx2(float *C, int64_t ldc, const float *Ap, int64_t M,
+                                                                int64_t K, const float *B, int64_t ldb, int64_t N)
+{
+    gemm_body(C, ldc, Ap, M, K, B, ldb, N);
+}
+
+__attribute__((target("arch=x86-64-v4"))) static void gemm_avx512(float *C, int64_t ldc, const float *Ap,
+                                                                  int64_t M, int64_t K, const float *B, int64_t ldb,
+                                                                  int64_t N)
+{
+    gemm_body(C, ldc, Ap, M, K, B, ldb, N);
+}
+#endif
+
+/* The code path for path 0 (portable), 1 (AVX2 + FMA), 2 (AVX-512), or
+ * NULL when this CPU or build lacks it. */
+static gemm_fn *path_fn(int path)
+{
+    if (path == 0) return gemm_portable;
+#ifdef HAVE_PATHS
+    __builtin_cpu_init();
+    if (path == 1 && __builtin_cpu_supports("x86-64-v3")) return gemm_avx2;
+    if (path == 2 && __builtin_cpu_supports("x86-64-v4")) return gemm_avx512;
+#endif
+    return NULL;
+}
+
+int sm_gemm_packed_path(int path, float *C, int64_t ldc, const float *Ap, int64_t M, int64_t K, const float *B,
+                        int64_t ldb, int64_t N)
+{
+    gemm_fn *f = path_fn(path);
+    if (f) f(C, ldc, Ap, M, K, B, ldb, N);
+    return f != NULL;
+}
+
+/* The widest path this CPU runs, chosen once (a benign race: every thread
+ * computes the same value). */
+static gemm_fn *best;
+
+void sm_gemm_packed(float *C, int64_t ldc, const float *Ap, int64_t M, int64_t K, const float *B, int64_t ldb,
+                    int64_t N)
+{
+    gemm_fn *f = __atomic_load_n(&best, __ATOMIC_RELAXED);
+    if (!f) {
+        f = path_fn(2);
+        if (!f) f = path_fn(1);
+        if (!f) f = path_fn(0);
+        __atomic_store_n(&best, f, __ATOMIC_RELAXED);
+    }
+    f(C, ldc, Ap, M, K, B, ldb, N);
 }

@@ -209,6 +209,10 @@ int64_t sm_gemm_packed_index(int64_t i, int64_t k, int64_t M, int64_t K);
  * multiple of SM_GEMM_NV; single-threaded. */
 void sm_gemm_packed(float *C, int64_t ldc, const float *Ap, int64_t M, int64_t K, const float *B,
                     int64_t ldb, int64_t N);
+/* The same product by one code path: 0 portable C, 1 AVX2 + FMA, 2
+ * AVX-512; returns 0 (and does nothing) when the CPU or build lacks it. */
+int sm_gemm_packed_path(int path, float *C, int64_t ldc, const float *Ap, int64_t M, int64_t K, const float *B,
+                        int64_t ldb, int64_t N);
 
 /* ---- prepared im2col convolution for inference (conv2d_packed.c) ----- */
 

@@ -11,11 +11,11 @@
 #include <math.h>
 #include "nn.h"
 
-#define PAR_MIN 65536
+#define PAR_MIN 65536 /* "if (parallel: ...)": a bare if would also turn off the simd (see activation.c) */
 
 void sm_sgd_step(float *w, float *v, const float *g, int64_t n, float lr, float momentum, float wd, int nesterov)
 {
-    #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] + wd * w[i];
         if (momentum != 0) {
@@ -31,7 +31,7 @@ void sm_adam_step(float *w, float *m, float *v, const float *g, int64_t n, float
 {
     float bc1 = 1.0f - (float)pow(beta1, (double)t), bc2 = 1.0f - (float)pow(beta2, (double)t);
     float step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2);
-    #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i];
         if (decoupled) w[i] -= lr * wd * w[i];
@@ -44,7 +44,7 @@ void sm_adam_step(float *w, float *m, float *v, const float *g, int64_t n, float
 
 void sm_rmsprop_step(float *w, float *s, const float *g, int64_t n, float lr, float rho, float eps, float wd)
 {
-    #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] + wd * w[i];
         s[i] = rho * s[i] + (1 - rho) * gi * gi;

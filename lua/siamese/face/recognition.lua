@@ -15,6 +15,7 @@
 --                     then the per-channel p/scale (folded batch-norm), here
 --                     folded into the convolution's weights and bias
 --   R(p)  residual:   relu( L(p/conv1) -> relu -> L(p/conv2)  +  x )
+--                     (each "L -> relu" is one nn.Conv2d with relu = true)
 --   D(p)  down-block: relu( main + shortcut ) with
 --                     main     = L(p/conv1, 3, 2, valid) -> relu -> L(p/conv2, 3, 1, same),
 --                                zero-padded bottom/right when smaller than the shortcut
@@ -90,8 +91,8 @@ end
 -- y = (W x + b) s + t, folded into one convolution with weights W s and
 -- bias b s + t (the network only runs in inference; the fold moves results
 -- by ~1e-7, far inside the conformance tolerance).
-local function conv_layer(tensors, prefix, cin, cout, k, stride, padding)
-  local conv = nn.Conv2d(cin, cout, k, {stride = stride, padding = padding})
+local function conv_layer(tensors, prefix, cin, cout, k, stride, padding, relu)
+  local conv = nn.Conv2d(cin, cout, k, {stride = stride, padding = padding, relu = relu})
   conv.weight:copy(hwio_to_oihw(fetch(tensors, prefix .. "/conv/filters", {k, k, cin, cout})))
   local bias = fetch(tensors, prefix .. "/conv/bias", {cout})
   local s = fetch(tensors, prefix .. "/scale/weights", {cout})
@@ -102,10 +103,10 @@ local function conv_layer(tensors, prefix, cin, cout, k, stride, padding)
 end
 
 local function residual_block(tensors, prefix, c)
-  local conv1 = conv_layer(tensors, prefix .. "/conv1", c, c, 3, 1, "same")
+  local conv1 = conv_layer(tensors, prefix .. "/conv1", c, c, 3, 1, "same", true) -- ReLU fused
   local conv2 = conv_layer(tensors, prefix .. "/conv2", c, c, 3, 1, "same")
   return nn.Sequential{
-    nn.Add{nn.Sequential{conv1, nn.ReLU(true), conv2}, nn.Identity()},
+    nn.Add{nn.Sequential{conv1, conv2}, nn.Identity()},
     nn.ReLU(true),
   }
 end
@@ -120,9 +121,9 @@ end
 local function down_block(tensors, prefix, cin, cout, size)
   local main_size = (size - 3) // 2 + 1       -- 3x3 stride 2 valid
   local pooled = size // 2                    -- 2x2 stride 2 valid
-  local conv1 = conv_layer(tensors, prefix .. "/conv1", cin, cout, 3, 2, "valid")
+  local conv1 = conv_layer(tensors, prefix .. "/conv1", cin, cout, 3, 2, "valid", true)
   local conv2 = conv_layer(tensors, prefix .. "/conv2", cout, cout, 3, 1, "same")
-  local main = nn.Sequential{conv1, nn.ReLU(true), conv2}
+  local main = nn.Sequential{conv1, conv2}
   if main_size < pooled then
     local extra = pooled - main_size
     main:add(nn.ZeroPad2d(0, extra, 0, extra))   -- rows at the bottom, columns at the right
@@ -145,7 +146,7 @@ end
 
 local function assemble(tensors)
   local net = FaceRecognitionNet()
-  net:add(conv_layer(tensors, "conv32_down", 3, 32, 7, 2, "valid")):add(nn.ReLU(true)) -- 72x72x32
+  net:add(conv_layer(tensors, "conv32_down", 3, 32, 7, 2, "valid", true))  -- 72x72x32
   net:add(nn.MaxPool2d(3, {stride = 2, padding = "valid"}))      -- 35x35x32
   local size, channels = 35, 32
   local stages = {{32, 3}, {64, 3}, {128, 2}, {256, 2}}

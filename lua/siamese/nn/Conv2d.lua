@@ -1,5 +1,7 @@
---- nn.Conv2d(in, out, kernel, {stride, padding, dilation, groups, bias})
+--- nn.Conv2d(in, out, kernel, {stride, padding, dilation, groups, bias, relu})
 -- Input [N,in,H,W] → [N,out,Ho,Wo]; weight [out, in/groups, kh, kw].
+-- relu = true makes the layer a convolution followed by max(., 0) (one
+-- module, the ReLU fused into the Winograd and packed inference forwards).
 -- padding: a number or {ph, pw} (symmetric), "valid" (none) or "same"
 -- (TensorFlow's rule: out = ceil(in / stride), the odd pixel at the
 -- bottom/right), or {top = , bottom = , left = , right = }.
@@ -25,6 +27,10 @@ function Conv2d:__init(nin, nout, kernel, opts)
   self.sh, self.sw = util.pair(opts.stride or 1, "Conv2d: stride")
   self.dh, self.dw = util.pair(opts.dilation or 1, "Conv2d: dilation")
   self.groups = util.check_int(opts.groups or 1, "Conv2d: groups")
+  if opts.relu ~= nil and type(opts.relu) ~= "boolean" then
+    error(string.format("Conv2d: relu must be a boolean, got %s", type(opts.relu)), 2)
+  end
+  self.relu = opts.relu or false
   for _, v in ipairs{self.kh, self.kw, self.sh, self.sw, self.dh, self.dw} do
     util.check_int(v, "Conv2d: kernel, stride and dilation")
   end
@@ -90,19 +96,30 @@ function Conv2d:updateOutput(input)
   end
   if u then
     local ws = workspace.get(winograd.workspace(self.output, x, u, p))
-    winograd.forward(self.output, x, u, self.bias, p, false, ws)
+    winograd.forward(self.output, x, u, self.bias, p, self.relu, ws)
     return self.output
   end
   local wp, q
   if not self.train then wp, q = self:packed_weights(s[3], s[4], p) end
   if wp then
     local ws = workspace.get(K.conv2d_packed_workspace(self.output, x, wp, q))
-    K.conv2d_packed_forward(self.output, x, wp, self.bias, q, false, ws)
+    K.conv2d_packed_forward(self.output, x, wp, self.bias, q, self.relu, ws)
     return self.output
   end
   local ws = workspace.get(K.conv2d_workspace(self.output, x, self.weight, p))
   K.conv2d_forward(self.output, x, self.weight, self.bias, p, ws)
+  if self.relu then K.activation_forward(self.output, self.output, "relu") end
   return self.output
+end
+
+-- The gradient with respect to the convolution's own output: gradOutput,
+-- or with relu, gradOutput where the output is positive and 0 elsewhere.
+function Conv2d:conv_grad(gradOutput)
+  local go = util.contiguous(gradOutput)
+  if not self.relu then return go end
+  self.relu_grad = Module.buffer(self.relu_grad, self.output:shape())
+  K.activation_grad(self.relu_grad, go:view(self.output:shape()), self.output, self.output, "relu")
+  return self.relu_grad
 end
 
 --- Opts in to a fast inference forward: for a 3x3 kernel with stride 1,
@@ -256,7 +273,7 @@ end
 function Conv2d:updateGradInput(input, gradOutput)
   local s = self:check_input(input)
   local p = self:params(s[3], s[4])
-  local go = util.contiguous(gradOutput)
+  local go = self:conv_grad(gradOutput)
   self.gradInput = Module.buffer(self.gradInput, s)
   local u = self:training_winograd(true, s[1], s[3], s[4], p)
   if u then
@@ -275,7 +292,7 @@ end
 function Conv2d:accGradParameters(input, gradOutput, scale)
   local s = self:check_input(input)
   local p = self:params(s[3], s[4])
-  local x, go = util.contiguous(input), util.contiguous(gradOutput)
+  local x, go = util.contiguous(input), self:conv_grad(gradOutput)
   local tile = train_qualifies(self, p) and auto_tile(s[1], go:shape(3), go:shape(4))
   if tile then
     tile = Conv2d.weight_grad_tile or tile
@@ -289,8 +306,9 @@ end
 
 function Conv2d:__tostring()
   local pad = type(self.padding) == "string" and self.padding or table.concat(self.padding, ",")
-  return string.format("Conv2d(%d -> %d, %dx%d, stride %d,%d, pad %s%s%s)", self.nin, self.nout, self.kh, self.kw,
-    self.sh, self.sw, pad, self.groups > 1 and (", groups " .. self.groups) or "", self.bias and "" or ", no bias")
+  return string.format("Conv2d(%d -> %d, %dx%d, stride %d,%d, pad %s%s%s%s)", self.nin, self.nout, self.kh, self.kw,
+    self.sh, self.sw, pad, self.groups > 1 and (", groups " .. self.groups) or "", self.bias and "" or ", no bias",
+    self.relu and ", relu" or "")
 end
 
 return Conv2d

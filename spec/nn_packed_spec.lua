@@ -1,0 +1,164 @@
+-- Specs of nn.Conv2d:pack (the packed im2col inference forward of
+-- src/conv2d_packed.c against the ordinary forward) and of nn.Conv2d's
+-- relu option (a convolution and a ReLU in one module, fused into the
+-- Winograd and packed forwards).
+local siamese = require "siamese"
+local nn, T, J = siamese.nn, siamese.tensor, siamese.nn.jacobian
+
+local function max_diff(a, b)
+  local d, x, y = 0, a:view(-1), b:view(-1)
+  for i = 1, x:numel() do d = math.max(d, math.abs(x:get(i) - y:get(i))) end
+  return d
+end
+
+describe("nn.Conv2d:pack", function()
+  before_each(function() siamese.manual_seed(11) end)
+
+  it("matches the ordinary forward on strided, padded, 1x1 and odd-sized layers", function()
+    local cases = {
+      {8, 13, 3, {stride = 2, padding = "valid"}, {3, 8, 17, 17}},
+      {16, 24, 3, {padding = "same"}, {1, 16, 4, 4}},
+      {16, 9, 3, {padding = "same"}, {2, 16, 3, 3}},
+      {12, 20, 1, {}, {2, 12, 5, 7}},
+      {10, 6, {5, 3}, {stride = {2, 1}, dilation = {1, 2}, padding = {top = 2, bottom = 1, left = 0, right = 3}},
+       {2, 10, 11, 13}},
+      {32, 16, 3, {padding = 1}, {40, 32, 12, 12}},  -- several chunks of samples
+    }
+    for i, c in ipairs(cases) do
+      local conv = nn.Conv2d(c[1], c[2], c[3], c[4]):evaluate()
+      local x = T.randn(c[5])
+      local ref = conv:forward(x):clone()
+      assert.is_true(conv:pack())
+      local y = conv:forward(x)
+      assert.are.same(ref:shape(), y:shape())
+      assert(max_diff(ref, y) < 1e-4, string.format("case %d: %g", i, max_diff(ref, y)))
+    end
+  end)
+
+  it("multiplies only the tap that reaches a 1x1 input (and falls back for other sizes)", function()
+    local conv = nn.Conv2d(16, 12, 3, {padding = "same"}):evaluate()
+    local x1, x4 = T.randn{2, 16, 1, 1}, T.randn{1, 16, 4, 4}
+    local r1, r4 = conv:forward(x1):clone(), conv:forward(x4):clone()
+    conv:pack()
+    assert(max_diff(r1, conv:forward(x1)) < 1e-5)
+    assert.are.same({12, 16}, conv.packed.tap:shape())
+    assert(max_diff(r4, conv:forward(x4)) < 1e-4)
+    assert(max_diff(r1, conv:forward(x1)) < 1e-5)
+    -- asymmetric padding puts a different tap on the pixel
+    local asym = nn.Conv2d(8, 5, 3, {padding = {top = 2, bottom = 0, left = 0, right = 2}}):evaluate()
+    local x = T.randn{1, 8, 1, 1}
+    local ref = asym:forward(x):clone()
+    asym:pack()
+    assert(max_diff(ref, asym:forward(x)) < 1e-5)
+  end)
+
+  it("leaves Winograd layers to prepare and takes their other sizes", function()
+    local conv = nn.Conv2d(16, 16, 3, {padding = 1}):evaluate()
+    local big, small = T.randn{1, 16, 20, 20}, T.randn{1, 16, 4, 4}
+    local rb, rs = conv:forward(big):clone(), conv:forward(small):clone()
+    conv:prepare()
+    conv:pack()
+    assert(max_diff(rb, conv:forward(big)) < 1e-4)
+    assert(max_diff(rs, conv:forward(small)) < 1e-4)
+    assert.is_not_nil(conv.packed.w)   -- the 4x4 map went to the packed path
+  end)
+
+  it("does not apply to grouped layers or few input channels", function()
+    assert.is_false(nn.Conv2d(8, 8, 3, {groups = 2}):pack())
+    assert.is_false(nn.Conv2d(3, 8, 7):pack())
+    assert.is_false(nn.Conv2d(8, 8, 3):pack(false))
+    assert.is_nil(nn.Conv2d(8, 8, 3).packed)
+  end)
+
+  it("is a snapshot: training mode ignores it and training() drops it", function()
+    local conv = nn.Conv2d(8, 4, 3, {stride = 2}):evaluate()
+    local x = T.randn{1, 8, 9, 9}
+    conv:pack()
+    local before = conv:forward(x):clone()
+    conv.weight:mul_(2)
+    assert(max_diff(before, conv:forward(x)) < 1e-6)
+    conv:training()
+    assert.is_nil(conv.packed)
+    local trained = conv:forward(x):clone()
+    conv:evaluate()
+    conv:pack()
+    assert(max_diff(trained, conv:forward(x)) < 1e-4)
+  end)
+
+  it("the raw bindings refuse mismatched shapes", function()
+    local K = require("siamese.core").nn
+    assert.has_error(function() K.conv2d_pack(T.zeros{4, 35}, T.zeros{4, 4, 3, 3}) end)
+    local p = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+    local ok, err = pcall(K.conv2d_packed_workspace, T.zeros{1, 4, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{4, 35}, p)
+    assert.is_false(ok)
+    assert.matches("packed weight", err)
+    ok, err = pcall(K.conv2d_packed_forward, T.zeros{1, 4, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{4, 36}, nil, p,
+      false, T.zeros{1})
+    assert.is_false(ok)
+    assert.matches("workspace", err)
+  end)
+end)
+
+describe("nn.Conv2d{relu = true}", function()
+  before_each(function() siamese.manual_seed(5) end)
+
+  -- The fused layer and a Conv2d + ReLU pair with the same weights.
+  local function pair(cin, cout, k, opts)
+    opts = opts or {}
+    local fused = nn.Conv2d(cin, cout, k, setmetatable({relu = true}, {__index = opts}))
+    local plain = nn.Conv2d(cin, cout, k, opts)
+    plain.weight:copy(fused.weight)
+    plain.bias:copy(fused.bias)
+    return fused, nn.Sequential{plain, nn.ReLU()}
+  end
+
+  it("is a convolution followed by max(., 0), forward and backward, in training mode", function()
+    for _, c in ipairs{{3, 4, 3, {padding = 1}, {2, 3, 6, 6}}, {8, 8, 3, {padding = 1}, {2, 8, 9, 9}},
+                       {16, 12, 3, {stride = 2}, {2, 16, 9, 9}}} do
+      local fused, ref = pair(c[1], c[2], c[3], c[4])
+      local x = T.randn(c[5])
+      local y = fused:forward(x)
+      assert(max_diff(ref:forward(x), y) < 1e-5)
+      local g = T.randn(y:shape())
+      fused:zeroGradParameters()
+      ref:zeroGradParameters()
+      local gx = fused:backward(x, g)
+      assert(max_diff(ref:backward(x, g), gx) < 1e-4)
+      assert(max_diff(ref.modules[1].gradWeight, fused.gradWeight) < 1e-4)
+      assert(max_diff(ref.modules[1].gradBias, fused.gradBias) < 1e-4)
+    end
+  end)
+
+  it("fuses the ReLU into the prepared (Winograd) and packed forwards", function()
+    local fused, ref = pair(16, 16, 3, {padding = 1})
+    fused:evaluate()
+    ref:evaluate()
+    for _, x in ipairs{T.randn{1, 16, 20, 20}, T.randn{2, 16, 4, 4}, T.randn{1, 16, 1, 1}} do
+      local want = ref:forward(x):clone()
+      fused:prepare()
+      fused:pack()
+      local y = fused:forward(x)
+      assert(max_diff(want, y) < 1e-4)
+      local negative = false
+      for i = 1, y:numel() do negative = negative or y:view(-1):get(i) < 0 end
+      assert.is_false(negative)
+    end
+  end)
+
+  it("passes the finite-difference gradient check", function()
+    -- outputs kept away from the kink: biases of +-3 on alternate channels
+    local conv = nn.Conv2d(2, 4, 3, {padding = 1, relu = true})
+    conv.weight:mul_(0.1)
+    for o = 1, 4 do conv.bias:set(o, o % 2 == 0 and 3 or -3) end
+    local ok, failures = J.check_module(conv, T.randn{2, 2, 5, 5})
+    assert(ok, table.concat(failures or {}, "; "))
+  end)
+
+  it("raises on a non-boolean relu and shows it in its description", function()
+    local ok, err = pcall(nn.Conv2d, 2, 2, 3, {relu = 1})
+    assert.is_false(ok)
+    assert.matches("relu must be a boolean", err)
+    assert.matches(", relu%)$", tostring(nn.Conv2d(2, 2, 3, {relu = true})))
+    assert.not_matches("relu", tostring(nn.Conv2d(2, 2, 3)))
+  end)
+end)
