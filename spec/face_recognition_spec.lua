@@ -147,6 +147,16 @@ describe("siamese.face.recognition preprocess", function()
     end
   end)
 
+  it("an image whose longer side is 150 is padded and normalised without a resize", function()
+    siamese.manual_seed(12)
+    for _, hw in ipairs{{120, 150}, {150, 131}, {150, 150}} do
+      local rgb = image.from_tensor(T.rand{3, hw[1], hw[2]}, {scale = 1 / 255})
+      local from_image = recognition.preprocess(rgb)
+      local from_tensor = recognition.preprocess(rgb:to_tensor{scale = 1})
+      assert.is_true(max_abs_diff(from_image, from_tensor) < 1e-6)
+    end
+  end)
+
   it("misuse raises errors naming the function and the shapes", function()
     assert_error(function() recognition.preprocess(T.zeros{2, 3}) end,
       "bad argument #1 to 'preprocess' (expected an image or a [3,H,W] tensor of 0..255 values, got tensor [2,3])")

@@ -473,6 +473,25 @@ void sm_image_square_tf(sm_tensor *out, const sm_image *in, int64_t left, int64_
      * per value (the float results agree but for rare last-bit ties) */
     double inv_std[4];
     for (int k = 0; k < c && k < 4; k++) inv_std[k] = 1.0 / std[k];
+    if (side == S) {
+        /* no resize (a face chip already at the network's size): every tap
+         * is (i0 = x, w = 0), so v is the pixel itself, as below */
+        #pragma omp parallel for schedule(static) if (S * S > 65536)
+        for (int64_t y = 0; y < S; y++) {
+            int64_t r = y - top;
+            int in_rows = r >= 0 && r < in->height;
+            for (int64_t x = 0; x < S; x++) {
+                int64_t col = x - left;
+                int ok = in_rows && col >= 0 && col < in->width;
+                for (int k = 0; k < c; k++) {
+                    double v = ok ? in->data[((size_t)r * (size_t)in->width + (size_t)col) * (size_t)c + (size_t)k] : 0;
+                    out->data[k * out->stride[0] + y * out->stride[1] + x * out->stride[2]] =
+                        (float)((v * scale - mean[k]) * inv_std[k]);
+                }
+            }
+        }
+        return;
+    }
     #pragma omp parallel for schedule(static) if (S * S > 16384)
     for (int64_t y = 0; y < S; y++) {
         taps2 ty = linear_taps(SM_RESIZE_TF, y, side, S);

@@ -291,6 +291,149 @@ static inline void store_lanes(float *dst, const float *src, int lanes)
  * planes take the bounds-checked path. */
 #define PLANE_MAX 8192
 
+/* ---- whole tile rows at once ----------------------------------------------------
+ * For maps up to ROW_TILES tiles wide the transforms run along a tile row:
+ * the 1-D transform along x for every tile of the row (stride-m reads),
+ * then the one along y as plain loops over the row's tiles, which read
+ * and write contiguous runs (vectorised), instead of gathering LANES
+ * patches element by element. Same arithmetic, in another order. */
+#define ROW_TILES 64
+
+/* o[k*os + t] = (B^T s)[k] for t < n, s[j] = in[j*ss + t] (a = 4 or 6) */
+static inline void bt_run(int a, const float *restrict in, int64_t ss, float *restrict o, int64_t os, int64_t n)
+{
+    if (a == 4) {
+        for (int64_t t = 0; t < n; t++) {
+            float s0 = in[t], s1 = in[ss + t], s2 = in[2 * ss + t], s3 = in[3 * ss + t];
+            o[t] = s0 - s2;
+            o[os + t] = s1 + s2;
+            o[2 * os + t] = s2 - s1;
+            o[3 * os + t] = s1 - s3;
+        }
+    } else {
+        for (int64_t t = 0; t < n; t++) {
+            float s0 = in[t], s1 = in[ss + t], s2 = in[2 * ss + t], s3 = in[3 * ss + t], s4 = in[4 * ss + t],
+                  s5 = in[5 * ss + t];
+            float p = s4 - 4 * s2, q = s3 - 4 * s1, r = s4 - s2, u = 2 * (s3 - s1);
+            o[t] = 4 * s0 - 5 * s2 + s4;
+            o[os + t] = p + q;
+            o[2 * os + t] = p - q;
+            o[3 * os + t] = r + u;
+            o[4 * os + t] = r - u;
+            o[5 * os + t] = 4 * s1 - 5 * s3 + s5;
+        }
+    }
+}
+
+/* o[k*n + t] = (B^T s)[k], s[j] = row[m*t + j]: along x for n tiles */
+static inline void bt_along_row(int m, const float *restrict row, float *restrict o, int64_t n)
+{
+    if (m == 2) {
+        for (int64_t t = 0; t < n; t++) {
+            const float *s = row + 2 * t;
+            o[t] = s[0] - s[2];
+            o[n + t] = s[1] + s[2];
+            o[2 * n + t] = s[2] - s[1];
+            o[3 * n + t] = s[1] - s[3];
+        }
+    } else {
+        for (int64_t t = 0; t < n; t++) {
+            const float *s = row + 4 * t;
+            float p = s[4] - 4 * s[2], q = s[3] - 4 * s[1], r = s[4] - s[2], u = 2 * (s[3] - s[1]);
+            o[t] = 4 * s[0] - 5 * s[2] + s[4];
+            o[n + t] = p + q;
+            o[2 * n + t] = p - q;
+            o[3 * n + t] = r + u;
+            o[4 * n + t] = r - u;
+            o[5 * n + t] = 4 * s[1] - 5 * s[3] + s[5];
+        }
+    }
+}
+
+/* o[q*os + t] = (A^T s)[q] for t < n, s[i] = in[i*ss + t] (m = 2 or 4) */
+static inline void at_run(int m, const float *restrict in, int64_t ss, float *restrict o, int64_t os, int64_t n)
+{
+    if (m == 2) {
+        for (int64_t t = 0; t < n; t++) {
+            float s0 = in[t], s1 = in[ss + t], s2 = in[2 * ss + t], s3 = in[3 * ss + t];
+            o[t] = s0 + s1 + s2;
+            o[os + t] = s1 - s2 - s3;
+        }
+    } else {
+        for (int64_t t = 0; t < n; t++) {
+            float s0 = in[t], s1 = in[ss + t], s2 = in[2 * ss + t], s3 = in[3 * ss + t], s4 = in[4 * ss + t],
+                  s5 = in[5 * ss + t];
+            float p = s1 + s2, q = s1 - s2, r = s3 + s4, u = s3 - s4;
+            o[t] = s0 + p + r;
+            o[os + t] = q + 2 * u;
+            o[2 * os + t] = p + 4 * r;
+            o[3 * os + t] = q + 8 * u + s5;
+        }
+    }
+}
+
+/* row[m*t + p] = (A^T s)[p], s[k] = in[k*n + t]: along x for n tiles */
+static inline void at_along_row(int m, const float *restrict in, float *restrict row, int64_t n)
+{
+    if (m == 2) {
+        for (int64_t t = 0; t < n; t++) {
+            float s0 = in[t], s1 = in[n + t], s2 = in[2 * n + t], s3 = in[3 * n + t];
+            row[2 * t] = s0 + s1 + s2;
+            row[2 * t + 1] = s1 - s2 - s3;
+        }
+    } else {
+        for (int64_t t = 0; t < n; t++) {
+            float s0 = in[t], s1 = in[n + t], s2 = in[2 * n + t], s3 = in[3 * n + t], s4 = in[4 * n + t],
+                  s5 = in[5 * n + t];
+            float p = s1 + s2, q = s1 - s2, r = s3 + s4, u = s3 - s4;
+            row[4 * t] = s0 + p + r;
+            row[4 * t + 1] = q + 2 * u;
+            row[4 * t + 2] = p + 4 * r;
+            row[4 * t + 3] = q + 8 * u + s5;
+        }
+    }
+}
+
+/* The transformed tiles of one zero-padded plane (PW columns) into
+ * V[xi][c][col0 + t], V's xi rows spaced by vs floats. */
+static void plane_to_v(float *V, int64_t vs, int64_t col0, const float *plane, int64_t PW, const wino_dims *d)
+{
+    const int a = d->a, m = d->m;
+    const int64_t tw = d->tw;
+    float R[6 * 6 * ROW_TILES]; /* R[(i*a + k)*tw + tx]: row i of the tile row, x-transformed */
+    for (int64_t ty = 0; ty < d->th; ty++) {
+        for (int i = 0; i < a; i++) bt_along_row(m, plane + (ty * m + i) * PW, R + i * a * tw, tw);
+        float *dst = V + col0 + ty * tw;
+        for (int k = 0; k < a; k++) bt_run(a, R + k * tw, a * tw, dst + k * vs, a * vs, tw);
+    }
+}
+
+/* out plane (Ho x Wo) <- A^T M A + bias (relu) of the tiles M[xi][col0 + t],
+ * M's xi rows spaced by ms floats. */
+static void m_to_plane(float *op, const float *Mx, int64_t ms, int64_t col0, float bias, int relu,
+                       const wino_dims *d)
+{
+    const int a = d->a, m = d->m;
+    const int64_t tw = d->tw;
+    float Y[4 * 6 * ROW_TILES];  /* Y[(q*a + k)*tw + tx]: y-transformed */
+    float row[4 * ROW_TILES];
+    for (int64_t ty = 0; ty < d->th; ty++) {
+        const float *src = Mx + col0 + ty * tw;
+        for (int k = 0; k < a; k++) at_run(m, src + k * ms, a * ms, Y + k * tw, a * tw, tw);
+        for (int q = 0; q < m && ty * m + q < d->Ho; q++) {
+            at_along_row(m, Y + q * a * tw, row, tw);
+            float *orow = op + (ty * m + q) * d->Wo;
+            if (relu)
+                for (int64_t x = 0; x < d->Wo; x++) {
+                    float v = row[x] + bias;
+                    orow[x] = v > 0 ? v : 0;
+                }
+            else
+                for (int64_t x = 0; x < d->Wo; x++) orow[x] = row[x] + bias;
+        }
+    }
+}
+
 /* V[xi][c][t] (row stride ld >= T, columns T..ld zeroed) for samples
  * [n0, n0+nb): for each channel plane, the a x a patches of LANES
  * consecutive tiles (row-major over the tile grid, so no lane is wasted at
@@ -303,7 +446,7 @@ static void input_transform(float *V, int64_t ld, const float *x, const wino_dim
     const int a = d->a, m = d->m;
     int64_t T = nb * d->tiles, HW = d->H * d->W;
     int64_t PH = d->th * m + 2, PW = d->tw * m + 2;
-    int padded = PH * PW <= PLANE_MAX;
+    int padded = PH * PW <= PLANE_MAX, rowwise = padded && d->tw <= ROW_TILES;
     #pragma omp for schedule(static)
     for (int64_t c = 0; c < d->Cin; c++) {
         float patch[36][LANES], v[36][LANES];
@@ -319,6 +462,10 @@ static void input_transform(float *V, int64_t ld, const float *x, const wino_dim
                     if (d->pl + len > PW) len = PW - d->pl;
                     if (len > 0) memcpy(plane + r * PW + d->pl, xp + y * d->W, (size_t)len * sizeof(float));
                 }
+            }
+            if (rowwise) {
+                plane_to_v(V + c * ld, d->Cin * ld, (n - n0) * d->tiles, plane, PW, d);
+                continue;
             }
             for (int64_t t0 = 0; t0 < d->tiles; t0 += LANES) {
                 int lanes = d->tiles - t0 < LANES ? (int)(d->tiles - t0) : LANES;
@@ -364,12 +511,17 @@ static void output_transform(float *out, const float *Mx, int64_t ld, const floa
 {
     const int a = d->a, m = d->m;
     int64_t HWo = d->Ho * d->Wo;
+    int rowwise = d->tw <= ROW_TILES;
     #pragma omp for schedule(static)
     for (int64_t o = 0; o < d->Cout; o++) {
         float mv[36][LANES], y[16][LANES];
         float bv = bias ? bias[o] : 0.0f;
         for (int64_t n = n0; n < n0 + nb; n++) {
             float *op = out + (n * d->Cout + o) * HWo;
+            if (rowwise) {
+                m_to_plane(op, Mx + o * ld, d->Cout * ld, (n - n0) * d->tiles, bv, relu, d);
+                continue;
+            }
             for (int64_t t0 = 0; t0 < d->tiles; t0 += LANES) {
                 int lanes = d->tiles - t0 < LANES ? (int)(d->tiles - t0) : LANES;
                 const float *src0 = Mx + o * ld + (n - n0) * d->tiles + t0;

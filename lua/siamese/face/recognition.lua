@@ -248,15 +248,19 @@ local function check_opts(fname, argn, opts)
   end
 end
 
+local STD_RGB = {255, 255, 255}
+
 -- The padded (unless opts.pad == false) 0..255 float tensor, resized to
--- 150x150; a new tensor, never the caller's.
+-- 150x150; a new tensor, never the caller's. A second result true means
+-- it is already normalised.
 local function resized_rgb(input, h, w, opts)
   local stretch = opts and opts.pad == false
   if is_image(input) and not stretch then
-    -- pad + resize in one pass from the 8-bit pixels (the same values as
-    -- the float path below, without building the padded square)
+    -- pad + resize + normalise in one pass from the 8-bit pixels (the same
+    -- values as the float path below, without building the padded square;
+    -- the normalisation in double, within an ulp of the float32 one)
     local rgb = input.channels == 3 and input or input:to_rgb()
-    return rgb:to_square_tensor(SIZE, {centred = true, scale = 1})
+    return rgb:to_square_tensor(SIZE, {centred = true, scale = 1, mean = recognition.MEAN_RGB, std = STD_RGB}), true
   end
   local pad = not stretch and h ~= w and padding_to_square(h, w) or nil
   local x
@@ -280,7 +284,8 @@ local function normalise(x)
 end
 
 local function preprocess_checked(input, h, w, opts)
-  return normalise(resized_rgb(input, h, w, opts))
+  local x, normalised = resized_rgb(input, h, w, opts)
+  return normalised and x or normalise(x)
 end
 
 --- face-api's toBatchTensor(150, centred = true) and normalisation, on an
