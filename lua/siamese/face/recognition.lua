@@ -171,9 +171,11 @@ local function assemble(tensors)
 end
 
 -- Opts every 3x3 stride-1 convolution in to the Winograd inference forward
--- (nn.Conv2d:prepare: one face takes F(4x4,3x3) on the 35x35 and 17x17
--- maps, F(2x2,3x3) on 8x8 and im2col below; batches of 4 or more also
--- F(4x4) on 8x8 and F(2x2) on 4x4); descriptors move by ~1e-6.
+-- (nn.Conv2d:prepare: one face takes F(2x2,3x3) on the 35x35, 17x17 and
+-- 8x8 maps; batches of 4 or more F(4x4) on those and F(2x2) on 4x4;
+-- descriptors move by ~1e-6) and every convolution with 8 or more input
+-- channels in to the packed im2col forward for the rest (nn.Conv2d:pack:
+-- the strided layers, and the 4x4 .. 1x1 maps of one face).
 local function prepare_convolutions(m)
   if m.modules then
     for _, c in ipairs(m.modules) do prepare_convolutions(c) end

@@ -126,9 +126,9 @@ end
 -- dilation 1 and one group, evaluation-mode forwards run Winograd F(m x m,
 -- 3x3) (src/winograd.c) on a transformed copy of the weights made at the
 -- first such forward. opts.tile = 2 or 4 forces m; by default m follows the
--- output size and batch (one sample: 4 from 12x12, 2 from 6x6; four or
--- more: 4 from 6x6, 2 from 4x4; else the ordinary path, where the
--- transforms would cost more than they save). Returns true when the layer
+-- output size and batch (fewer than four samples: 2 from 6x6; four or
+-- more: 4 from 6x6, 2 from 4x4; else the ordinary or packed path, where
+-- the transforms would cost more than they save). Returns true when the layer
 -- qualifies. The copy is a snapshot of the weights: call prepare() again
 -- after changing them; training() and prepare(false) drop it.
 function Conv2d:prepare(opts)
@@ -199,10 +199,19 @@ local function auto_tile(n, ho, wo)
   return nil
 end
 
+-- The inference tile: as auto_tile, but fewer than four samples take
+-- F(2x2) on every map from 6x6 (with the packed product of
+-- src/gemm_packed.c, measured as fast as or faster than F(4x4) there for
+-- one face of the recognition net, and its transforms are exact).
+local function inference_tile(n, ho, wo)
+  if n < 4 and math.min(ho, wo) >= 6 then return 2 end
+  return auto_tile(n, ho, wo)
+end
+
 -- The transformed weights for n outputs of ho x wo, or nil.
 function Conv2d:winograd_weights(n, ho, wo)
   local prep = self.prepared
-  local tile = prep.tile or auto_tile(n, ho, wo)
+  local tile = prep.tile or inference_tile(n, ho, wo)
   if not tile then return nil end
   local u = prep.u[tile]
   if not u then
