@@ -162,3 +162,25 @@ describe("nn.Conv2d{relu = true}", function()
     assert.not_matches("relu", tostring(nn.Conv2d(2, 2, 3)))
   end)
 end)
+
+describe("nn.MaxPool2d 2x2 stride 2 in evaluation mode", function()
+  it("gives the training-mode values on odd sizes, padding, NaN and -inf", function()
+    siamese.manual_seed(21)
+    for _, c in ipairs{{{1, 2, 9, 11}, "same"}, {{2, 3, 8, 8}, "valid"}, {{1, 1, 7, 5}, 1}, {{1, 2, 1, 6}, "same"}} do
+      local x = T.randn(c[1])
+      local flat = x:view(-1)
+      flat:set(3, 0 / 0)
+      flat:set(7, -math.huge)
+      flat:set(flat:numel(), 0 / 0)
+      local train = nn.MaxPool2d(2, {padding = c[2]})
+      local ref = train:forward(x):clone()
+      local y = nn.MaxPool2d(2, {padding = c[2]}):evaluate():forward(x)
+      assert.are.same(ref:shape(), y:shape())
+      local a, b = ref:view(-1), y:view(-1)
+      for i = 1, a:numel() do
+        local u, v = a:get(i), b:get(i)
+        assert(u == v or (u ~= u and v ~= v), string.format("element %d: %g vs %g", i, u, v))
+      end
+    end
+  end)
+end)
