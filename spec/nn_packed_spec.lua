@@ -184,3 +184,23 @@ describe("nn.MaxPool2d 2x2 stride 2 in evaluation mode", function()
     end
   end)
 end)
+
+describe("depthwise 3x3 stride-1 Conv2d (one pass per input row inside the image)", function()
+  it("matches one single-channel convolution per channel, padded or not", function()
+    siamese.manual_seed(31)
+    for _, c in ipairs{{3, 1, {2, 3, 9, 11}}, {4, "same", {1, 4, 5, 4}}, {2, "valid", {1, 2, 6, 7}},
+                       {2, {top = 2, bottom = 0, left = 0, right = 2}, {1, 2, 5, 3}}, {1, 1, {1, 1, 2, 2}}} do
+      local ch = c[1]
+      local dw = nn.Conv2d(ch, ch, 3, {groups = ch, padding = c[2]})
+      local x = T.randn(c[3])
+      local y = dw:forward(x)
+      for k = 1, ch do
+        local one = nn.Conv2d(1, 1, 3, {padding = c[2]})
+        one.weight:copy(dw.weight:narrow(1, k, 1))
+        one.bias:copy(dw.bias:narrow(1, k, 1))
+        local ref = one:forward(x:narrow(2, k, 1):contiguous())
+        assert(max_diff(ref, y:narrow(2, k, 1):contiguous()) < 1e-5)
+      end
+    end
+  end)
+end)

@@ -100,10 +100,39 @@ static int is_depthwise(const conv_dims *d)
     return d->G > 1 && d->Cg == 1 && d->Cgo == 1;
 }
 
+/* Output columns [lo, hi) of a 3x3 stride-1 depthwise row whose three
+ * taps are all inside: b + the nine taps in the order of the loop below
+ * (the same sums), one pass instead of nine. Rows outside the image are
+ * NULL and skipped, as there. */
+static void depthwise3x3_interior(float *orow, const float *r0, const float *r1, const float *r2, const float *wc,
+                                  float bias, int64_t xoff, int64_t lo, int64_t hi)
+{
+    const float *rows[3] = { r0, r1, r2 };
+    for (int64_t ox = lo; ox < hi; ox++) orow[ox] = bias;
+    /* one pass per present row: three taps added in order */
+    for (int ky = 0; ky < 3; ky++) {
+        const float *r = rows[ky];
+        if (!r) continue;
+        float w0 = wc[ky * 3], w1 = wc[ky * 3 + 1], w2 = wc[ky * 3 + 2];
+        const float *s = r + xoff;
+        for (int64_t ox = lo; ox < hi; ox++) {
+            float v = orow[ox];
+            v += w0 * s[ox];
+            v += w1 * s[ox + 1];
+            v += w2 * s[ox + 2];
+            orow[ox] = v;
+        }
+    }
+}
+
 static void depthwise_forward(float *out, const float *x, const float *w, const float *b,
                               const conv_dims *d, const sm_conv2d_params *p)
 {
     int64_t planes = d->N * d->Cin, HW = d->H * d->W;
+    int k3 = p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1;
+    /* columns whose three taps are inside: ox - pl >= 0 and ox - pl + 2 < W */
+    int64_t lo3 = p->pl, hi3 = d->W - 2 + p->pl < d->Wo ? d->W - 2 + p->pl : d->Wo;
+    if (hi3 < lo3) hi3 = lo3;
     #pragma omp parallel for schedule(static) if (planes * d->HWo > 16384)
     for (int64_t pl = 0; pl < planes; pl++) {
         int64_t c = pl % d->Cin;
@@ -111,6 +140,28 @@ static void depthwise_forward(float *out, const float *x, const float *w, const 
         float *op = out + pl * d->HWo, bias = b ? b[c] : 0.0f;
         for (int64_t oy = 0; oy < d->Ho; oy++) {
             float *orow = op + oy * d->Wo;
+            if (k3 && hi3 > lo3) {
+                const float *r[3];
+                for (int ky = 0; ky < 3; ky++) {
+                    int64_t iy = oy - p->pt + ky;
+                    r[ky] = iy >= 0 && iy < d->H ? xp + iy * d->W : NULL;
+                }
+                depthwise3x3_interior(orow, r[0], r[1], r[2], wc, bias, -p->pl, lo3, hi3);
+                /* the edge columns tap by tap, as below */
+                for (int64_t ox = 0; ox < lo3; ox++) orow[ox] = bias;
+                for (int64_t ox = hi3; ox < d->Wo; ox++) orow[ox] = bias;
+                for (int ky = 0; ky < 3; ky++) {
+                    if (!r[ky]) continue;
+                    for (int kx = 0; kx < 3; kx++) {
+                        int64_t xoff = kx - p->pl, vlo, vhi;
+                        valid_range(d->W, d->Wo, 1, xoff, &vlo, &vhi);
+                        float wv = wc[ky * 3 + kx];
+                        for (int64_t ox = vlo; ox < vhi && ox < lo3; ox++) orow[ox] += wv * r[ky][ox + xoff];
+                        for (int64_t ox = vlo > hi3 ? vlo : hi3; ox < vhi; ox++) orow[ox] += wv * r[ky][ox + xoff];
+                    }
+                }
+                continue;
+            }
             for (int64_t ox = 0; ox < d->Wo; ox++) orow[ox] = bias;
             /* add each tap's shifted input row over the outputs it reaches
              * (a contiguous run when the stride is 1: the loop vectorises) */
