@@ -89,9 +89,10 @@ end
 -- face-api's WASM backend figures on these machines (29.6 ms per face,
 -- 91 ms per detection) are recorded as `faceapi_ms` for comparison, with
 -- `faceapi_ratio` = faceapi_ms / value (the issue's target is >= 5).
--- The embedding rows also give `im2col_ms`: the same net with the Winograd
--- inference convolutions switched off (nn.Conv2d:prepare(false)), timed
--- alternately with the prepared one in this run.
+-- The embedding rows also give `im2col_ms`: the same net with the prepared
+-- inference convolutions (Winograd and packed im2col: nn.Conv2d:prepare,
+-- nn.Conv2d:pack) switched off, i.e. im2col + OpenBLAS, timed alternately
+-- with the prepared one in this run.
 do
   local fr = assert(siamese.face.load())
   local photo = assert(siamese.image.load("spec/fixtures/faceapi/sample1.jpg"))
@@ -109,9 +110,12 @@ do
   end
   collect(fr.recognition.net)
   local function winograd(on)
-    for _, c in ipairs(convs) do c:prepare(on and {} or false) end
+    for _, c in ipairs(convs) do
+      c:prepare(on and {} or false)
+      c:pack(on)
+    end
   end
-  -- ms per face of fn over n faces, Winograd on and off, alternating
+  -- ms per face of fn over n faces, prepared convolutions on and off, alternating
   local function ab(fn, n)
     local on, off = math.huge, math.huge
     for _ = 1, 3 do
