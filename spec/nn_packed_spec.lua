@@ -166,7 +166,8 @@ end)
 describe("nn.MaxPool2d 2x2 stride 2 in evaluation mode", function()
   it("gives the training-mode values on odd sizes, padding, NaN and -inf", function()
     siamese.manual_seed(21)
-    for _, c in ipairs{{{1, 2, 9, 11}, "same"}, {{2, 3, 8, 8}, "valid"}, {{1, 1, 7, 5}, 1}, {{1, 2, 1, 6}, "same"}} do
+    for _, c in ipairs{{{1, 2, 9, 11}, "same"}, {{2, 3, 8, 8}, "valid"}, {{1, 1, 7, 5}, 1}, {{1, 2, 1, 6}, "same"},
+                       {{1, 2, 6, 37}, "same"}, {{1, 1, 5, 40}, "valid"}} do
       local x = T.randn(c[1])
       local flat = x:view(-1)
       flat:set(3, 0 / 0)
