@@ -50,6 +50,38 @@ describe("siamese.face", function()
     assert.has_error(function() fr:align(img, {box = f.box}) end)
   end)
 
+  it("align cuts dlib's chip, and jittered chips near the plain one", function()
+    local img = assert(image.load("spec/fixtures/faceapi/sample2.jpg"))
+    local f = recognizer():detect(img)[1]
+    local chip = fr:align(img, f, {align = "dlib"})
+    assert.are.same({150, 150, 3}, {chip.width, chip.height, chip.channels})
+    local d = fr:embed(chip)
+    assert.is_true(distance(d, fr:embed(fr:align(img, f))) < 0.45)
+    local seed = 3
+    local function rand() seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 end
+    for _, method in ipairs{"dlib", "similarity"} do
+      local chips = fr:jittered_chips(img, f, 3, {align = method}, rand)
+      assert.are.equal(4, #chips)
+      assert.are.equal(fr:align(img, f, {align = method}):bytes(), chips[1]:bytes())
+      for k = 2, 4 do
+        assert.are_not.equal(chips[1]:bytes(), chips[k]:bytes())
+        -- a jittered copy is the same face: far below the 0.6 threshold
+        assert.is_true(distance(fr:embed(chips[k]), fr:embed(chips[1])) < 0.25)
+      end
+    end
+    -- the mean descriptor of the chip and its jittered copies
+    seed = 3
+    local mean = fr:embed_jittered(img, f, 3, {align = "dlib"}, rand)
+    seed = 3
+    local chips = fr:jittered_chips(img, f, 3, {align = "dlib"}, rand)
+    local sum = fr:embed(chips[1])
+    for k = 2, 4 do sum = sum:add(fr:embed(chips[k])) end
+    assert.is_true(distance(mean, sum:scale(0.25)) < 1e-5)
+    assert.is_true(distance(fr:embed_jittered(img, f, 0, {align = "dlib"}), d) < 1e-5)
+    assert.has_error(function() fr:jittered_chips(img, f, -1) end)
+    assert.has_error(function() fr:jittered_chips(img, f, 2, {align = "faceapi"}) end)
+  end)
+
   it("the same person is nearer than different people", function()
     local r = recognizer()
     local function desc(path)
@@ -84,7 +116,7 @@ describe("siamese.face", function()
   end)
 
   it("load refuses a bad alignment name and reports a missing models folder", function()
-    assert.has_error(function() siamese.face.load{align = "dlib"} end)
+    assert.has_error(function() siamese.face.load{align = "mirror"} end)
     local ok, err = siamese.face.load{models_dir = "/nonexistent"}
     assert.is_nil(ok)
     assert.matches("nonexistent", err)

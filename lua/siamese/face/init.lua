@@ -6,8 +6,10 @@
 --   for _, f in ipairs(fr:embed_all(img)) do print(f.score, f.descriptor:norm()) end
 --
 -- Alignment: "similarity" (default; eyes and mouth mapped to canonical
--- positions of a 150x150 chip, roll removed — siamese.face.align) or
--- "faceapi" (face-api's square crop around eyes and mouth, no rotation).
+-- positions of a 150x150 chip, roll removed — siamese.face.align), "dlib"
+-- (dlib's own face chip: 33 landmarks fitted to dlib's mean face, padding
+-- 0.25) or "faceapi" (face-api's square crop around eyes and mouth, no
+-- rotation).
 -- Descriptors are compared with euclidean distance.
 local class = require "siamese.class"
 local weights = require "siamese.face.weights"
@@ -21,17 +23,17 @@ local face = {align = align, weights = weights}
 local Recognizer = class("FaceRecognizer")
 face.Recognizer = Recognizer
 
-local ALIGN = {similarity = true, faceapi = true}
+local ALIGN = {similarity = true, dlib = true, faceapi = true}
 
 --- Loads the three networks. opts: models_dir, align ("similarity" |
--- "faceapi"), landmarks ("tiny", face-api's default in its pipeline, or
+-- "dlib" | "faceapi"), landmarks ("tiny", face-api's default in its pipeline, or
 -- "full": its larger FaceLandmark68Net), input_size (detector, multiple of
 -- 32, default 416), score_threshold (default 0.5). Returns the
 -- recognizer, or nil, message.
 function face.load(opts)
   opts = opts or {}
   local method = opts.align or "similarity"
-  if not ALIGN[method] then error("face.load: align must be 'similarity' or 'faceapi', got " .. tostring(method), 2) end
+  if not ALIGN[method] then error("face.load: align must be 'similarity', 'dlib' or 'faceapi', got " .. tostring(method), 2) end
   local dir = opts.models_dir or weights.models_dir()
   local det, err = detector.load(dir .. "/faceapi_tiny_detector.safetensors")
   if not det then return nil, err end
@@ -111,21 +113,55 @@ function Recognizer:landmarks_in(img, box)
   return self.landmarks:predict(img, box)
 end
 
---- The face's chip: a 150x150 similarity-aligned RGB image, or face-api's
--- square crop (opts.align overrides the recognizer's method).
+--- The face's chip: a 150x150 similarity-aligned RGB image, dlib's chip,
+-- or face-api's square crop (opts.align overrides the recognizer's
+-- method). opts.jitter, a chip -> chip 2x3 matrix (align.jitter_transform),
+-- moves the similarity and dlib chips.
 function Recognizer:align(img, f, opts)
   local method = opts and opts.align or self.align_method
   if type(f) ~= "table" or type(f.landmarks) ~= "table" then
     error("align: expected a face with 68 landmarks (from detect)", 2)
   end
+  local jitter = opts and opts.jitter
   if method == "similarity" then
-    return align.similarity_chip(img, f.landmarks, 150)
+    if not jitter then return align.similarity_chip(img, f.landmarks, 150) end
+    local m = align.compose(align.invert(align.chip_transform(f.landmarks, 150)), jitter)
+    return (img.channels == 3 and img or img:to_rgb()):warp_affine(m, 150, 150, {inverse = true})
+  elseif method == "dlib" then
+    return align.dlib_chip(img, f.landmarks, 150, 0.25, "dlib", jitter)
   elseif method == "faceapi" then
     local r = landmarks.descriptor_rect(f.landmarks, img.width, img.height)
     if not r then return nil, "face crop is outside the image" end
     return img:crop(r.x, r.y, r.width, r.height)
   end
-  error("align: method must be 'similarity' or 'faceapi', got " .. tostring(method), 2)
+  error("align: method must be 'similarity', 'dlib' or 'faceapi', got " .. tostring(method), 2)
+end
+
+--- Test-time augmentation like dlib's jitter: the face's chip and n
+-- randomly jittered copies (rotation up to 3 degrees, scale 0.96-0.99,
+-- shift up to 2 %, mirrored half the time; align.jitter_transform),
+-- drawn with rand (default math.random). Returns the list of n + 1 chips.
+function Recognizer:jittered_chips(img, f, n, opts, rand)
+  if math.type(n) ~= "integer" or n < 0 then
+    error("jittered_chips: n must be a non-negative integer, got " .. tostring(n), 2)
+  end
+  local method = opts and opts.align or self.align_method
+  if n > 0 and method == "faceapi" then error("jittered_chips: the faceapi crop cannot be jittered", 2) end
+  local chips = {(self:align(img, f, opts))}
+  for _ = 1, n do
+    local m, mirror = align.jitter_transform(150, rand or math.random)
+    local chip = self:align(img, f, {align = method, jitter = m})
+    chips[#chips + 1] = mirror and chip:flip() or chip
+  end
+  return chips
+end
+
+--- The mean descriptor [128] of the face's chip and n jittered copies
+-- (jittered_chips; n = 0: the plain descriptor).
+function Recognizer:embed_jittered(img, f, n, opts, rand)
+  local chips = self:jittered_chips(img, f, n, opts, rand)
+  local d = self:embed_batch(chips)
+  return d:sum(1):view(self.dim):scale(1 / #chips)
 end
 
 --- The 128-D descriptor of a face image (a chip from align, or any face crop).

@@ -70,8 +70,21 @@ function lfw.find_face(fr, img)
 end
 
 --- Embeds every image the pairs use; progress(i, n) is called as it goes.
+-- opts.jitter = N averages the descriptors of the chip and N jittered
+-- copies (Recognizer:embed_jittered, drawn from a fixed-seed generator so
+-- runs repeat); opts.l2 = true L2-normalises each descriptor.
 -- Returns descriptors by "name/index", counts by how faces were found.
-function lfw.embed_images(fr, root, pairs_, progress)
+function lfw.embed_images(fr, root, pairs_, progress, opts)
+  opts = opts or {}
+  local jitter = opts.jitter or 0
+  if math.type(jitter) ~= "integer" or jitter < 0 then
+    error("embed_images: jitter must be a non-negative integer, got " .. tostring(jitter), 2)
+  end
+  local seed = 1
+  local function rand() -- a fixed LCG: the same jitter whatever math.random does
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return seed / 2147483648
+  end
   local keys, seen = {}, {}
   for _, p in ipairs(pairs_) do
     for _, side in ipairs{p.a, p.b} do
@@ -87,7 +100,9 @@ function lfw.embed_images(fr, root, pairs_, progress)
     if not img then error(err, 0) end
     local f, found = lfw.find_face(fr, img)
     how[found] = how[found] + 1
-    descriptors[key] = fr:embed(fr:align(img, f))
+    local d = jitter > 0 and fr:embed_jittered(img, f, jitter, nil, rand) or fr:embed(fr:align(img, f))
+    if opts.l2 then d = d:scale(1 / d:norm()) end
+    descriptors[key] = d
     if progress then progress(i, #keys) end
   end
   return descriptors, how
