@@ -15,7 +15,9 @@
 --   lm=tiny|full [tiny]   landmark net      refine=0|1|2 [0] re-runs of the
 --        landmark net on a box re-derived from the previous landmarks
 --   det=base|s320|s512|s608|padded|zoomed [base] for the photos without a
---        detection at 0.5: that detector variant's box when it finds one
+--        detection at 0.5: that detector variant's box when it finds one;
+--        det=central: when the cached box misses the photo's centre, the
+--        best detection at 0.1 containing the centre, else the centred region
 --   jitter=N [0] N dlib-style jittered chips (+ the plain one) averaged
 --   flip=1 [0] average with the mirrored chip    both=1 [0] average the chip's
 --        descriptor with face-api's square crop's    l2=1 [0] L2-normalise
@@ -138,6 +140,26 @@ local function face_of(img, r, o)
       how = v.score >= 0.5 and "detected" or "low_threshold"
     end
   end
+  if o.det == "central" then
+    -- LFW's subject is the face at the centre: when the cached box misses
+    -- the image centre, the best detection at 0.1 whose box contains it,
+    -- else the centred region
+    local b, cx, cy = r.box, img.width / 2, img.height / 2
+    if not (b[1] <= cx and b[1] + b[3] >= cx and b[2] <= cy and b[2] + b[4] >= cy) then
+      local best
+      for _, f in ipairs(fr.detector:detect(img, {input_size = 416, score_threshold = 0.1})) do
+        local fb = f.box
+        if fb.x <= cx and fb.x + fb.width >= cx and fb.y <= cy and fb.y + fb.height >= cy
+           and (not best or f.score > best.score) then best = f end
+      end
+      moved = true
+      if best then
+        box, how = best.box, best.score >= 0.5 and "detected" or "low_threshold"
+      else
+        box, how = {x = img.width * 0.3, y = img.height * 0.28, width = img.width * 0.4, height = img.height * 0.44}, "centre"
+      end
+    end
+  end
   local net = fr.landmarks
   if o.lm == "full" then
     full_net = full_net or assert(landmarks_mod.load(weights.models_dir() .. "/faceapi_landmarks68.safetensors"))
@@ -178,7 +200,32 @@ end
 
 -- Descriptor sums already computed in this run, by photo, chip settings
 -- and landmarks (so a detection variant only re-embeds the photos it moves).
+-- Kept across runs in build/lfw_tune_memo.txt: "memo key<TAB>count<TAB>128 numbers".
 local memo = {}
+local MEMO_FILE = "build/lfw_tune_memo.txt"
+do
+  local f = io.open(MEMO_FILE, "r")
+  if f then
+    for line in f:lines() do
+      local k, n, v = line:match("^(.-)\t(%d+)\t(.*)$")
+      if k then
+        local list = {}
+        for x in v:gmatch("%S+") do list[#list + 1] = tonumber(x) end
+        if #list == 128 then memo[k] = {siamese.tensor.new(list), tonumber(n)} end
+      end
+    end
+    f:close()
+  end
+end
+local function save_memo(entries)
+  local f = assert(io.open(MEMO_FILE, "a"))
+  for k, v in pairs(entries) do
+    local t = v[1]:totable()
+    for i = 1, #t do t[i] = string.format("%.7g", t[i]) end
+    f:write(k, "\t", v[2], "\t", table.concat(t, " "), "\n")
+  end
+  f:close()
+end
 local function fingerprint(points)
   local parts = {}
   for i = 1, 68, 7 do parts[#parts + 1] = string.format("%.2f,%.2f", points[i][1], points[i][2]) end
@@ -231,7 +278,12 @@ local function descriptors_for(spec)
     end
   end
   flush()
-  for key, mk in pairs(memo_keys) do memo[mk] = {desc[key][1]:clone(), desc[key][2]} end
+  local fresh = {}
+  for key, mk in pairs(memo_keys) do
+    memo[mk] = {desc[key][1]:clone(), desc[key][2]}
+    fresh[mk] = memo[mk]
+  end
+  save_memo(fresh)
   io.stderr:write("\n")
   local out = {}
   for key, v in pairs(desc) do

@@ -82,6 +82,26 @@ describe("siamese.face", function()
     assert.has_error(function() fr:jittered_chips(img, f, 2, {align = "faceapi"}) end)
   end)
 
+  it("main_face with central takes the face over the photo's centre, never an off-centre one", function()
+    local r = recognizer()
+    local img = assert(image.load("examples/data/faces/Tony_Blair/Tony_Blair_0001.jpg"))
+    local f, how = r:main_face(img, {central = true, fallback = "centre"})
+    assert.are.equal("detected", how)
+    assert.are.equal(68, #f.landmarks)
+    local b = f.box
+    assert.is_true(b.x <= img.width / 2 and b.x + b.width >= img.width / 2)
+    assert.is_true(b.y <= img.height / 2 and b.y + b.height >= img.height / 2)
+    -- the same face moved off-centre: the nearest-face rule still takes it, central does not
+    local wide = img:pad{left = 2 * img.width, value = 0}
+    local near_face, near_how = r:main_face(wide)
+    assert.are.equal("detected", near_how)
+    assert.is_true(near_face.box.x > img.width)
+    assert.is_nil(r:main_face(wide, {central = true}))
+    local c, chow = r:main_face(wide, {central = true, fallback = "centre"})
+    assert.are.equal("centre", chow)
+    assert.are.equal(0, c.score)
+  end)
+
   it("the same person is nearer than different people", function()
     local r = recognizer()
     local function desc(path)

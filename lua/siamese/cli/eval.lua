@@ -8,7 +8,7 @@ local json = require "siamese.json"
 local eval_cmd = {
   summary = "benchmarks: lfw (10-fold protocol), pairs FILE, folder DIR (identification too)",
   usage = [[
-usage: siamese eval lfw --root DIR --pairs FILE [--align similarity|dlib|faceapi]
+usage: siamese eval lfw --root DIR --pairs FILE [--align dlib|similarity|faceapi]
                         [--landmarks tiny|full] [--jitter N] [--l2] [--out DIR]
                         [--threads N] [--json]
        siamese eval pairs --pairs FILE --root DIR [--model face|NAME|PATH]
@@ -16,8 +16,8 @@ usage: siamese eval lfw --root DIR --pairs FILE [--align similarity|dlib|faceapi
        siamese eval folder DIR [--model face|NAME|PATH] [--enroll N] [--strangers K]
                         [--seed S] [--far F] [--fallback ...] [--roc FILE.png] [--json]
 
-lfw: embeds every photo the pairs use (the face nearest the centre; if none is
-found, a lower detection threshold, then the centred region), and reports
+lfw: embeds every photo the pairs use (the best detection whose box contains
+the photo's centre, down to score 0.1; if none, the centred region), and reports
 10-fold accuracy (threshold chosen on 9 folds, applied to the 10th), AUC,
 EER, TAR at FAR = 1e-3 and the wall time. --jitter N averages each
 photo's descriptor with those of N jittered copies of its chip (dlib's
@@ -56,7 +56,7 @@ skipped). --json prints the figures as one JSON object: pairs {"pairs",
 local SPEC = {
   root = {kind = "string"},
   pairs = {kind = "string"},
-  align = {kind = "string", default = "similarity", choices = {"similarity", "dlib", "faceapi"}},
+  align = {kind = "string", default = "dlib", choices = {"dlib", "similarity", "faceapi"}},
   jitter = {kind = "number", default = 0},
   l2 = {kind = "flag", default = false},
   landmarks = {kind = "string", default = "tiny", choices = {"tiny", "full"}},

@@ -5,11 +5,13 @@
 --   local fr = assert(siamese.face.load())           -- bundled models
 --   for _, f in ipairs(fr:embed_all(img)) do print(f.score, f.descriptor:norm()) end
 --
--- Alignment: "similarity" (default; eyes and mouth mapped to canonical
--- positions of a 150x150 chip, roll removed — siamese.face.align), "dlib"
--- (dlib's own face chip: 33 landmarks fitted to dlib's mean face, padding
--- 0.25) or "faceapi" (face-api's square crop around eyes and mouth, no
--- rotation).
+-- Alignment: "dlib" (default; dlib's own face chip, which the network
+-- was trained on: 33 landmarks fitted to dlib's mean face, padding 0.25 —
+-- siamese.face.align.dlib_chip), "similarity" (eyes and mouth mapped to
+-- canonical positions of a 150x150 chip, roll removed) or "faceapi"
+-- (face-api's square crop around eyes and mouth, no rotation). On LFW's
+-- development pairs dlib's chip is as good as or better than the others
+-- (models/tune_lfw.lua, README "LFW benchmark").
 -- Descriptors are compared with euclidean distance.
 local class = require "siamese.class"
 local weights = require "siamese.face.weights"
@@ -32,7 +34,7 @@ local ALIGN = {similarity = true, dlib = true, faceapi = true}
 -- recognizer, or nil, message.
 function face.load(opts)
   opts = opts or {}
-  local method = opts.align or "similarity"
+  local method = opts.align or "dlib"
   if not ALIGN[method] then error("face.load: align must be 'similarity', 'dlib' or 'faceapi', got " .. tostring(method), 2) end
   local dir = opts.models_dir or weights.models_dir()
   local det, err = detector.load(dir .. "/faceapi_tiny_detector.safetensors")
@@ -80,14 +82,48 @@ function Recognizer:detect(img, opts)
   return faces
 end
 
+-- main_face with opts.central (see there).
+local function central_face(self, img, opts)
+  local cx, cy = img.width / 2, img.height / 2
+  local low = opts.fallback == "threshold" or opts.fallback == "centre"
+  local best
+  for _, f in ipairs(self.detector:detect(img, {
+    input_size = opts.input_size or self.input_size,
+    score_threshold = low and math.min(0.1, self.score_threshold) or self.score_threshold,
+  })) do
+    local b = f.box
+    if b.x <= cx and b.x + b.width >= cx and b.y <= cy and b.y + b.height >= cy
+       and (not best or f.score > best.score) then
+      best = f
+    end
+  end
+  if best then
+    local points = self.landmarks:predict(img, best.box)
+    if points then
+      best.landmarks = points
+      return best, best.score >= self.score_threshold and "detected" or "low_threshold"
+    end
+  end
+  if opts.fallback ~= "centre" then return nil end
+  local box = {x = img.width * 0.3, y = img.height * 0.28, width = img.width * 0.4, height = img.height * 0.44}
+  local points = self.landmarks:predict(img, box)
+  if not points then return nil end
+  return {box = box, score = 0, landmarks = points}, "centre"
+end
+
 --- The main face of a photo: the detection nearest the centre. When none
 -- is found, opts.fallback = "threshold" retries at score 0.1, and
 -- "centre" also falls back to the centred region that portrait crops such
 -- as LFW are framed around (landmarks found inside it). Returns the face
 -- and how it was found ("detected", "low_threshold", "centre"), or nil.
+-- opts.central = true is for photos framed around their subject (LFW): the
+-- face is the best-scored detection whose box contains the photo's centre
+-- (at score 0.1 when a fallback is allowed), never an off-centre face; when
+-- no box contains the centre, the fallback "centre" region, else nil.
 function Recognizer:main_face(img, opts)
   opts = opts or {}
   local cx, cy = img.width / 2, img.height / 2
+  if opts.central then return central_face(self, img, opts) end
   local function nearest(faces)
     local best, bd
     for _, f in ipairs(faces) do
@@ -113,7 +149,7 @@ function Recognizer:landmarks_in(img, box)
   return self.landmarks:predict(img, box)
 end
 
---- The face's chip: a 150x150 similarity-aligned RGB image, dlib's chip,
+--- The face's chip: dlib's 150x150 RGB chip, the similarity-aligned one,
 -- or face-api's square crop (opts.align overrides the recognizer's
 -- method). opts.jitter, a chip -> chip 2x3 matrix (align.jitter_transform),
 -- moves the similarity and dlib chips.
