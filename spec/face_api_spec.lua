@@ -102,6 +102,37 @@ describe("siamese.face", function()
     assert.are.equal(0, c.score)
   end)
 
+  it("box_from_landmarks re-derives a detection box from the points", function()
+    -- four points at distance 10 from (50, 60): centroid (50, 60), RMS 10
+    local pts = {{40, 60}, {60, 60}, {50, 50}, {50, 70}}
+    local r = siamese.face.REFINE_BOX
+    local b = siamese.face.box_from_landmarks(pts)
+    assert.is_true(math.abs(b.width - 10 * r.width) < 1e-9)
+    assert.is_true(math.abs(b.height - 10 * r.height) < 1e-9)
+    assert.is_true(math.abs(b.x + b.width / 2 - (50 + 10 * r.dx)) < 1e-9)
+    assert.is_true(math.abs(b.y + b.height / 2 - (60 + 10 * r.dy)) < 1e-9)
+    assert.has_error(function() siamese.face.box_from_landmarks({}) end)
+  end)
+
+  it("refines landmarks on the re-derived box (refine passes, default 1)", function()
+    local img = assert(image.load("examples/data/faces/Tony_Blair/Tony_Blair_0001.jpg"))
+    local r1 = recognizer()
+    assert.are.equal(1, r1.refine)
+    local r0 = assert(siamese.face.load{refine = 0})
+    local box = r0.detector:detect(img)[1].box
+    local once = r0.landmarks:predict(img, box)
+    local p0 = r0:landmarks_in(img, box)
+    assert.are.same(once, p0)
+    local p1 = r1:landmarks_in(img, box)
+    assert.are.same(r1.landmarks:predict(img, siamese.face.box_from_landmarks(once)), p1)
+    -- a refinement moves points by a little, not by a face
+    local moved = 0
+    for i = 1, 68 do moved = math.max(moved, math.abs(p1[i][1] - p0[i][1]), math.abs(p1[i][2] - p0[i][2])) end
+    assert.is_true(moved > 0 and moved < box.width / 4, "moved " .. moved)
+    assert.has_error(function() siamese.face.load{refine = -1} end)
+    assert.has_error(function() siamese.face.load{refine = 1.5} end)
+  end)
+
   it("the same person is nearer than different people", function()
     local r = recognizer()
     local function desc(path)

@@ -94,7 +94,7 @@ describe("siamese.face.lfw", function()
     assert.has_error(function() lfw.embed_images(fr, ROOT, p, nil, {jitter = -1}) end)
   end)
 
-  it("siamese eval lfw refuses a bad --jitter and --align before any work", function()
+  it("siamese eval lfw refuses a bad --jitter, --align or --refine before any work", function()
     local eval_cmd = require "siamese.cli.eval"
     local stderr = io.stderr
     io.stderr = assert(io.open("/dev/null", "w")) -- luacheck: ignore
@@ -102,9 +102,10 @@ describe("siamese.face.lfw", function()
       eval_cmd.run{"lfw", "--root", ROOT, "--pairs", tmp, "--jitter", "-2"},
       eval_cmd.run{"lfw", "--root", ROOT, "--pairs", tmp, "--jitter", "1.5"},
       eval_cmd.run{"lfw", "--root", ROOT, "--pairs", tmp, "--align", "mirror"},
+      eval_cmd.run{"lfw", "--root", ROOT, "--pairs", tmp, "--refine", "9"},
     }
     io.stderr:close()
     io.stderr = stderr -- luacheck: ignore
-    assert.are.same({2, 2, 2}, codes)
+    assert.are.same({2, 2, 2, 2}, codes)
   end)
 end)
