@@ -112,7 +112,7 @@ e2e: deps
 	$(RUN_LUA) spec/e2e/run.lua
 
 LFW_ROOT   ?= ../shared/data/lfw
-LFW_ALIGN  ?= similarity
+LFW_ALIGN  ?= dlib
 lfw: deps
 	@$(MAKE) --no-print-directory all
 	bin/siamese eval lfw --root $(LFW_ROOT) --pairs $(LFW_ROOT)/pairs.txt --align $(LFW_ALIGN) --out build/lfw-$(LFW_ALIGN)

@@ -5,7 +5,7 @@ local json = require "siamese.json"
 local embed = {
   summary = "detect, align and embed the faces of photos",
   usage = [[
-usage: siamese embed [--align similarity|faceapi] [--landmarks tiny|full]
+usage: siamese embed [--align dlib|similarity|faceapi] [--landmarks tiny|full]
                      [--score-threshold S] [--json] PHOTO...
 
 Detects the faces in each photo (face-api's tiny detector), finds their 68
@@ -19,7 +19,7 @@ code is 2; the other photos are still processed.]],
 
 local SPEC = {
   json = {kind = "flag", default = false},
-  align = {kind = "string", default = "similarity", choices = {"similarity", "faceapi"}},
+  align = {kind = "string", default = "dlib", choices = {"dlib", "similarity", "faceapi"}},
   landmarks = {kind = "string", default = "tiny", choices = {"tiny", "full"}},
   score_threshold = {kind = "number", default = 0.5},
   models = {kind = "string"},

@@ -81,4 +81,130 @@ function align.similarity_chip(img, points, size, canonical)
   return rgb:warp_affine(m, size, size)
 end
 
+-- ---------------------------------------------------------------------------
+-- dlib's face chips
+-- ---------------------------------------------------------------------------
+
+-- dlib's mean face shape: the average positions of iBUG points 17-67 in
+-- the unit square, from get_face_chip_details in
+-- dlib/image_transforms/interpolation.h (dlib, Boost Software License 1.0,
+-- Copyright Davis E. King). Reference data: the target shape dlib's face
+-- recognition network was trained on.
+align.DLIB_MEAN_FACE_X = {
+  0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124,
+  0.904991, 0.98004, 0.490127, 0.490127, 0.490127, 0.490127, 0.36688, 0.426036,
+  0.490127, 0.554217, 0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918,
+  0.182743, 0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335, 0.254149,
+  0.340985, 0.428858, 0.490127, 0.551395, 0.639268, 0.726104, 0.642159, 0.556721,
+  0.490127, 0.423532, 0.338094, 0.290379, 0.428096, 0.490127, 0.552157, 0.689874,
+  0.553364, 0.490127, 0.42689,
+}
+align.DLIB_MEAN_FACE_Y = {
+  0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891,
+  0.0187482, 0.038915, 0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326,
+  0.609345, 0.628106, 0.609345, 0.587326, 0.216423, 0.178758, 0.179852, 0.231733,
+  0.245099, 0.244077, 0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099,
+  0.780233, 0.745405, 0.727388, 0.742578, 0.727388, 0.745405, 0.780233, 0.864805,
+  0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746, 0.785343, 0.778746,
+  0.784792, 0.824182, 0.831803, 0.824182,
+}
+-- The targets of dlib's 5-point chips (same source): the outer and inner
+-- corners of the eyes and the base of the nose, here by iBUG index.
+align.DLIB_FIVE_POINTS = {
+  {45, 0.8595674595992, 0.2134981538014}, {42, 0.6460604764104, 0.2289674387677},
+  {36, 0.1205750620789, 0.2137274526848}, {39, 0.3340850613712, 0.2290642403242},
+  {33, 0.4901123135679, 0.6277975316475},
+}
+
+-- Which of the 68 points (0-based) each fit uses: dlib's own 68-point chip
+-- skips the eyebrows (17-26) and the lower lip (55-59, 65-67).
+local function fit_indices(fit)
+  local list = {}
+  if fit == "five" then
+    for _, t in ipairs(align.DLIB_FIVE_POINTS) do list[#list + 1] = t[1] end
+  else
+    for i = 17, 67 do
+      local skip = fit == "dlib" and ((i <= 26) or (i >= 55 and i <= 59) or i >= 65)
+      if not skip then list[#list + 1] = i end
+    end
+  end
+  return list
+end
+
+local FITS = {dlib = true, inner = true, five = true}
+
+--- The 2x3 matrix mapping CHIP coordinates to photo coordinates of dlib's
+-- face chip (get_face_chip_details(shape, size, padding)): the least-squares
+-- similarity from the mean-face targets (padding + m) / (1 + 2 padding) *
+-- size onto the photo's points. fit: "dlib" (default: dlib's 33 points of
+-- a 68-point shape), "inner" (all 51 points 17-67) or "five" (dlib's
+-- 5-point chip: eye corners 36, 39, 42, 45 and nose base 33).
+function align.dlib_transform(points, size, padding, fit)
+  if type(points) ~= "table" or #points ~= 68 then
+    error("align: expected 68 landmark points, got " .. (type(points) == "table" and #points or type(points)), 2)
+  end
+  size, padding, fit = size or 150, padding or 0.25, fit or "dlib"
+  if not FITS[fit] then error("align: fit must be 'dlib', 'inner' or 'five', got " .. tostring(fit), 2) end
+  local from, to = {}, {}
+  local five = {}
+  for _, t in ipairs(align.DLIB_FIVE_POINTS) do five[t[1]] = t end
+  for _, i in ipairs(fit_indices(fit)) do
+    local mx, my
+    if fit == "five" then
+      mx, my = five[i][2], five[i][3]
+    else
+      mx, my = align.DLIB_MEAN_FACE_X[i - 16], align.DLIB_MEAN_FACE_Y[i - 16]
+    end
+    from[#from + 1] = {(padding + mx) / (1 + 2 * padding) * size, (padding + my) / (1 + 2 * padding) * size}
+    to[#to + 1] = points[i + 1]
+  end
+  return align.similarity_transform(from, to)
+end
+
+--- dlib's face chip (size x size RGB, default 150, padding 0.25; see
+-- dlib_transform). jitter, when given, is a 2x3 matrix applied to chip
+-- coordinates first (chip -> chip), e.g. from align.jitter_transform.
+function align.dlib_chip(img, points, size, padding, fit, jitter)
+  size = size or 150
+  local m = align.dlib_transform(points, size, padding, fit)
+  if jitter then m = align.compose(m, jitter) end
+  local rgb = img.channels == 3 and img or img:to_rgb()
+  return rgb:warp_affine(m, size, size, {inverse = true})
+end
+
+--- The product of two 2x3 affine matrices: (a o b)(p) = a(b(p)).
+function align.compose(a, b)
+  return {
+    {a[1][1] * b[1][1] + a[1][2] * b[2][1], a[1][1] * b[1][2] + a[1][2] * b[2][2],
+     a[1][1] * b[1][3] + a[1][2] * b[2][3] + a[1][3]},
+    {a[2][1] * b[1][1] + a[2][2] * b[2][1], a[2][1] * b[1][2] + a[2][2] * b[2][2],
+     a[2][1] * b[1][3] + a[2][2] * b[2][3] + a[2][3]},
+  }
+end
+
+--- The inverse of a 2x3 similarity/affine matrix.
+function align.invert(m)
+  local det = m[1][1] * m[2][2] - m[1][2] * m[2][1]
+  if det == 0 then error("align: singular matrix", 2) end
+  local a, b, c, d = m[2][2] / det, -m[1][2] / det, -m[2][1] / det, m[1][1] / det
+  return {{a, b, -(a * m[1][3] + b * m[2][3])}, {c, d, -(c * m[1][3] + d * m[2][3])}}
+end
+
+--- dlib's jitter_image as a chip -> chip matrix for a size x size chip:
+-- the chip shrunk by 3 pixels a side, moved by up to +-2 % of its side,
+-- scaled by 1/s with s uniform in [0.97, 1), rotated by up to +-3 degrees
+-- about its centre. rand() returns uniform numbers in [0, 1) (e.g.
+-- math.random). Returns the matrix and whether to mirror the chip (p 0.5).
+function align.jitter_transform(size, rand)
+  local side = size - 6
+  local c = (size - 1) / 2
+  local tx, ty = (rand() * 0.04 - 0.02) * side, (rand() * 0.04 - 0.02) * side
+  local box = math.floor(side / (0.97 + rand() * 0.03))
+  local angle = (rand() * 6 - 3) * math.pi / 180
+  local k = box / size
+  local cs, sn = k * math.cos(angle), k * math.sin(angle)
+  -- output pixel u -> c + t + k R (u - c)
+  return {{cs, -sn, c + tx - (cs * c - sn * c)}, {sn, cs, c + ty - (sn * c + cs * c)}}, rand() > 0.5
+end
+
 return align

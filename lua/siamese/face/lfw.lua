@@ -61,17 +61,33 @@ function lfw.image_path(root, name, index)
   return string.format("%s/%s/%s_%04d.jpg", base, name, name, index)
 end
 
---- The face of an LFW photo: the detection nearest the centre; failing
--- that, a detection at a low threshold; failing that, the centred region
--- LFW photos are cropped around (Recognizer:main_face). Returns the face
--- (with landmarks) and how it was found.
+--- The face of an LFW photo. LFW photos are framed around their subject,
+-- so the face is the best detection (down to score 0.1) whose box contains
+-- the photo's centre; failing that, the centred region (Recognizer:main_face
+-- with central = true). Taking the detection nearest the centre instead
+-- picked a bystander's face whenever the subject's own score was below 0.5
+-- (36 of the 4,992 development photos, a quarter of the development
+-- errors). Returns the face (with landmarks) and how it was found.
 function lfw.find_face(fr, img)
-  return fr:main_face(img, {fallback = "centre"})
+  return fr:main_face(img, {fallback = "centre", central = true})
 end
 
 --- Embeds every image the pairs use; progress(i, n) is called as it goes.
+-- opts.jitter = N averages the descriptors of the chip and N jittered
+-- copies (Recognizer:embed_jittered, drawn from a fixed-seed generator so
+-- runs repeat); opts.l2 = true L2-normalises each descriptor.
 -- Returns descriptors by "name/index", counts by how faces were found.
-function lfw.embed_images(fr, root, pairs_, progress)
+function lfw.embed_images(fr, root, pairs_, progress, opts)
+  opts = opts or {}
+  local jitter = opts.jitter or 0
+  if math.type(jitter) ~= "integer" or jitter < 0 then
+    error("embed_images: jitter must be a non-negative integer, got " .. tostring(jitter), 2)
+  end
+  local seed = 1
+  local function rand() -- a fixed LCG: the same jitter whatever math.random does
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return seed / 2147483648
+  end
   local keys, seen = {}, {}
   for _, p in ipairs(pairs_) do
     for _, side in ipairs{p.a, p.b} do
@@ -87,7 +103,9 @@ function lfw.embed_images(fr, root, pairs_, progress)
     if not img then error(err, 0) end
     local f, found = lfw.find_face(fr, img)
     how[found] = how[found] + 1
-    descriptors[key] = fr:embed(fr:align(img, f))
+    local d = jitter > 0 and fr:embed_jittered(img, f, jitter, nil, rand) or fr:embed(fr:align(img, f))
+    if opts.l2 then d = d:scale(1 / d:norm()) end
+    descriptors[key] = d
     if progress then progress(i, #keys) end
   end
   return descriptors, how
