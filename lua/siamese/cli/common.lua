@@ -161,7 +161,7 @@ end
 --- nil, message when the encoder is not the one the gallery was made with.
 function common.check_model(g, enc, path)
   if g:model() ~= enc.model_id then
-    return nil, string.format("%sgallery made with model %s, the encoder is %s (use --model, or another gallery)",
+    return nil, string.format("%sgallery made with model %s, the encoder is %s (use --model, or enroll again into a new gallery)",
       path and path .. ": " or "", g:model(), tostring(enc.model_id))
   end
   return true

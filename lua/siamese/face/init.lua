@@ -54,13 +54,15 @@ function face.load(opts)
   local rec_path = dir .. "/faceapi_recognition.safetensors"
   local rec, err3 = recognition.load(rec_path)
   if not rec then return nil, err3 end
-  -- Galleries record which model made their embeddings: the name and the
-  -- first 16 hex digits of the weights' SHA-256.
+  -- Galleries record which model made their embeddings: the name, the
+  -- first 16 hex digits of the weights' SHA-256 and the alignment, since
+  -- descriptors of one face differ between chip geometries (a gallery
+  -- enrolled with one alignment refuses queries made with another).
   local digest, err4 = require("siamese.hash").file_sha256(rec_path)
   if not digest then return nil, err4 end
   local fr = setmetatable({}, Recognizer)
   fr.detector, fr.landmarks, fr.recognition = det, lm, rec
-  fr.model_id = "faceapi_recognition:" .. digest:sub(1, 16)
+  fr.model_id = "faceapi_recognition:" .. digest:sub(1, 16) .. "/" .. method
   fr.dim = 128
   fr.align_method = method
   fr.input_size = opts.input_size or 416
