@@ -260,3 +260,57 @@ describe("siamese.face.ssd matches face-api", function()
     end)
   end
 end)
+
+-- ---------------------------------------------------------------------------
+-- The recognizer and the command line with detector = "ssd"
+-- ---------------------------------------------------------------------------
+
+describe("siamese.face.load{detector = 'ssd'}", function()
+  local fr
+
+  setup(function()
+    fr = assert(siamese.face.load{detector = "ssd", landmarks = "full", models_dir = "models"})
+  end)
+
+  it("detect gives face-api's SSD faces with the full net's landmarks", function()
+    local ref = entries("jpeg")[5]   -- sample5.jpg, 5 faces
+    local img = assert(image.load(JPEGS .. ref.file, {jpeg_decoder = "jpeg-js"}))
+    local faces = fr:detect(img)
+    assert.are.equal(#ref.ssd_faces, #faces)
+    for i, f in ipairs(faces) do
+      box_near(f.box, ref.ssd_faces[i].box, 0.01, "face " .. i)
+      assert.is_true(max_point_diff(f.landmarks, ref.ssd_faces[i].landmarks) < 0.05)
+    end
+    -- min_score (or score_threshold) and max_results reach the detector
+    assert.are.equal(2, #fr:detect(img, {max_results = 2}))
+    local strict = fr:detect(img, {min_score = 0.95})
+    assert.are.equal(2, #strict)
+    assert.are.same(strict[2].box, fr:detect(img, {score_threshold = 0.95})[2].box)
+    local f, how = fr:main_face(img)
+    assert.are.equal("detected", how)
+    assert.are.same({128}, fr:embed(fr:align(img, f)):shape())
+  end)
+
+  it("refuses an unknown detector name", function()
+    assert_error(function() siamese.face.load{detector = "mtcnn"} end, "detector must be 'tiny' or 'ssd', got mtcnn")
+  end)
+
+  it("bin/siamese embed --detector ssd reports the SSD's faces", function()
+    local p = assert(io.popen("bin/siamese embed --detector ssd --json spec/fixtures/faceapi/sample1.jpg 2>&1"))
+    local out = p:read("a")
+    p:close()
+    local doc = assert(require("siamese.json").decode(out), out)
+    local faces = doc.images[1].faces
+    local ref = entries("jpeg")[1].ssd_faces
+    assert.are.equal(#ref, #faces)
+    for i, f in ipairs(faces) do
+      box_near(f.box, ref[i].box, 2, "face " .. i)   -- libjpeg's decode
+      assert.are.equal(128, #f.descriptor)
+    end
+    p = assert(io.popen("bin/siamese embed --detector mtcnn x.jpg 2>&1"))
+    out = p:read("a")
+    local _, _, code = p:close()
+    assert.are.equal(2, code)
+    assert.matches("detector", out)
+  end)
+end)
