@@ -29,6 +29,8 @@ local NETWORKS = {
    description = "face-api FaceLandmark68TinyNet: 112x112 RGB input, 68 points"},
   {manifest = "face_landmark_68_model", out = "faceapi_landmarks68.safetensors",
    description = "face-api FaceLandmark68Net: 112x112 RGB input, 68 points (4 dense blocks of 4 convolutions)"},
+  {manifest = "ssd_mobilenetv1_model", out = "faceapi_ssd_mobilenetv1.safetensors",
+   description = "face-api SsdMobilenetv1: SSD with a MobileNet v1 backbone, 512x512 RGB input, 5118 anchors"},
 }
 -- Stored element types: tfjs manifest dtype -> safetensors dtype and size.
 local STORED = {uint8 = {"U8", 1}, float16 = {"F16", 2}, float32 = {"F32", 4}, int32 = {"I32", 4}}
@@ -76,7 +78,13 @@ local function convert(pkg, net, out_dir)
       local size = n * stored[2]
       if offset + size > #blob then error(net.manifest .. ": .bin too short at " .. w.name, 0) end
       entries[w.name] = safetensors.raw(stored[1], w.shape, blob:sub(offset + 1, offset + size))
-      if q then quantization[w.name] = {scale = q.scale, min = q.min, dtype = q.dtype} end
+      if q then
+        -- tfjs Math.rounds dequantised int32 tensors (only in the SSD net:
+        -- graph constants); the flag is absent for float32 ones, so the
+        -- other files stay byte-identical.
+        quantization[w.name] = {scale = q.scale, min = q.min, dtype = q.dtype,
+                                original_dtype = w.dtype ~= "float32" and w.dtype or nil}
+      end
       order[#order + 1] = w.name
       offset = offset + size
     end

@@ -75,8 +75,14 @@ describe("gradient checks: layers", function()
     check(nn.PReLU(shape[2], 0.1), separated(shape))
     check(nn.Sigmoid(), T.randn(shape))
     check(nn.Tanh(), T.randn(shape))
+    -- ReLU6: 3 + k * 0.3 + 0.15 for shuffled k, so values straddle both kinks
+    -- (0 and 6) and none is within 0.15 of them
+    local wide = separated{4, 6, 3}
+    local flat = wide:view(-1)
+    for i = 1, flat:numel() do flat:set(i, 3 + (flat:get(i) - 0.025) * 6 + 0.15) end
+    check(nn.ReLU6(), wide)
     -- in place: behind a layer that owns its output (the check perturbs its input)
-    for _, act in ipairs{nn.ReLU(true), nn.LeakyReLU(0.2, true), nn.Sigmoid(true), nn.Tanh(true)} do
+    for _, act in ipairs{nn.ReLU(true), nn.ReLU6(true), nn.LeakyReLU(0.2, true), nn.Sigmoid(true), nn.Tanh(true)} do
       check(nn.Sequential{nn.Affine(shape[2]), act}, separated(shape))
     end
   end)

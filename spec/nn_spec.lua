@@ -84,6 +84,17 @@ describe("siamese.nn forward values", function()
     same(nn.PReLU():forward(x), {-0.5, 0, 3})
     same(nn.Sigmoid():forward(T.new{0, 100, -100}), {0.5, 1, 0})
     same(nn.Tanh():forward(T.new{0}), {0})
+    same(nn.ReLU6():forward(T.new{-2, 0, 3, 6, 7.5}), {0, 0, 3, 6, 6})
+    local y6 = T.new{-1, 2, 9}
+    assert.are.equal(y6, nn.ReLU6(true):forward(y6))
+    same(y6, {0, 2, 6})
+    -- the gradient flows only strictly inside (0, 6), also in place (read from the output)
+    local r6 = nn.ReLU6()
+    r6:forward(T.new{-1, 0.5, 5.5, 6, 8})
+    same(r6:backward(T.new{-1, 0.5, 5.5, 6, 8}, T.new{1, 2, 3, 4, 5}), {0, 2, 3, 0, 0})
+    local r6i = nn.ReLU6(true)
+    r6i:forward(T.new{-1, 0.5, 5.5, 6, 8})
+    same(r6i:backward(T.new{-1, 0.5, 5.5, 6, 8}, T.new{1, 2, 3, 4, 5}), {0, 2, 3, 0, 0})
     local x2 = T.new{-1, 2}
     assert.are.equal(x2, nn.ReLU(true):forward(x2)) -- in place: the input becomes the output
     same(x2, {0, 2})

@@ -6,6 +6,7 @@
  *
  *   relu(x) = max(x, 0)                 relu'   = [x > 0]
  *   leaky(x) = x > 0 ? x : slope x      leaky'  = x > 0 ? 1 : slope
+ *   relu6(x) = min(max(x, 0), 6)        relu6'  = [0 < x < 6]   (TF clipByValue(x, 0, 6))
  *   sigmoid(x) = 1 / (1 + e^-x)         sigmoid' = y (1 - y)      (y = output)
  *   tanh(x)                              tanh'   = 1 - y^2
  *   prelu(x) = x > 0 ? x : a[c] x       d/da[c] = x [x <= 0]
@@ -46,6 +47,13 @@ void sm_activation_forward(float *out, const float *in, int64_t n, sm_activation
         #pragma omp parallel for schedule(static) if (n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) out[i] = tanhf(in[i]);
         break;
+    case SM_ACT_RELU6:
+        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            float v = in[i] > 0.0f ? in[i] : 0.0f;
+            out[i] = v < 6.0f ? v : 6.0f;
+        }
+        break;
     }
 }
 
@@ -72,6 +80,10 @@ void sm_activation_backward(float *grad_in, const float *grad_out, const float *
         #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) grad_in[i] += grad_out[i] * (1.0f - out[i] * out[i]);
         break;
+    case SM_ACT_RELU6:
+        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) grad_in[i] += grad_out[i] * (float)(in[i] > 0 && in[i] < 6.0f);
+        break;
     }
 }
 
@@ -97,6 +109,11 @@ void sm_activation_grad(float *grad_in, const float *grad_out, const float *in, 
     case SM_ACT_TANH:
         #pragma omp parallel for simd schedule(static) if (parallel: n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) grad_in[i] = grad_out[i] * (1.0f - out[i] * out[i]);
+        break;
+    case SM_ACT_RELU6:
+        /* in place the layer passes its output as in: 0 < y < 6 exactly when 0 < x < 6 */
+        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) grad_in[i] = grad_out[i] * (float)(in[i] > 0 && in[i] < 6.0f);
         break;
     }
 }

@@ -266,7 +266,7 @@ static int l_linear_backward_params(lua_State *L)
 
 /* ---- activations, dropout ------------------------------------------------------------------- */
 
-static const char *const act_names[] = { "relu", "leaky_relu", "sigmoid", "tanh", NULL };
+static const char *const act_names[] = { "relu", "leaky_relu", "sigmoid", "tanh", "relu6", NULL };
 
 static int l_activation_forward(lua_State *L)
 {

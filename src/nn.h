@@ -86,10 +86,10 @@ void sm_linear_backward_params(sm_tensor *grad_w, sm_tensor *grad_b, const sm_te
 
 /* ---- element-wise activations, dropout (activation.c) ----------------------------- */
 
-typedef enum { SM_ACT_RELU, SM_ACT_LEAKY_RELU, SM_ACT_SIGMOID, SM_ACT_TANH } sm_activation;
+typedef enum { SM_ACT_RELU, SM_ACT_LEAKY_RELU, SM_ACT_SIGMOID, SM_ACT_TANH, SM_ACT_RELU6 } sm_activation;
 /* out[i] = f(in[i]) over n floats (out may alias in); slope is LeakyReLU's. */
 void sm_activation_forward(float *out, const float *in, int64_t n, sm_activation f, float slope);
-/* grad_in[i] += grad_out[i] * f'(.) using in (ReLU/Leaky) or out (sigmoid/tanh). */
+/* grad_in[i] += grad_out[i] * f'(.) using in (ReLU/Leaky/ReLU6) or out (sigmoid/tanh). */
 void sm_activation_backward(float *grad_in, const float *grad_out, const float *in, const float *out,
                             int64_t n, sm_activation f, float slope);
 /* grad_in[i] = grad_out[i] * f'(.): writes rather than adds (no zeroing

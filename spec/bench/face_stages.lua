@@ -15,6 +15,7 @@ local cpu = os.getenv("CLOCK") == "cpu"
 local clock = cpu and os.clock or siamese.clock
 siamese.set_num_threads(threads)
 local fr = assert(siamese.face.load())
+local ssd = assert(require("siamese.face.ssd").load())
 local photo = assert(siamese.image.load("spec/fixtures/faceapi/sample1.jpg"))
 local faces = fr:detect(photo)
 local chip = fr:align(photo, faces[1])
@@ -40,6 +41,7 @@ local rows = {
   {"face_embed_b1", "ms/face", function() fr:embed(chip) end, 1},
   {"face_embed_b16", "ms/face", function() fr:embed_batch(chips) end, 16},
   {"face_detect_1920x1280", "ms/photo", function() fr.detector:detect(photo) end, 1},
+  {"face_detect_ssd_1920x1280", "ms/photo", function() ssd:detect(photo) end, 1},
   {"face_pipeline_1920x1280_3_faces", "ms/photo", function() fr:embed_all(photo) end, 1},
 }
 for _, r in ipairs(rows) do

@@ -136,6 +136,15 @@ do
   end
   local det = time(function() fr.detector:detect(photo) end) * 1000
   emit{name = "face_detect_1920x1280", value = det, unit = "ms/photo", faceapi_ms = 91, faceapi_ratio = 91 / det}
+  -- face-api's SSD MobileNet v1 (512x512 input), against the tiny detector
+  -- timed just above; face-api's own SSD took 425 ms on the WASM backend
+  -- (node 20, best of 5 on sample1.jpg, measured next to this port's 157 ms
+  -- with one thread on the same shared machine)
+  local ssd = assert(require("siamese.face.ssd").load())
+  local ssd_ms = time(function() ssd:detect(photo) end) * 1000
+  emit{name = "face_detect_ssd_1920x1280", value = ssd_ms, unit = "ms/photo", baseline = det,
+       baseline_name = "face_detect_1920x1280 (tiny detector) in this run", ratio = ssd_ms / det,
+       faceapi_ms = 425, faceapi_ratio = 425 / ssd_ms}
   local all = time(function() fr:embed_all(photo) end) * 1000
   emit{name = "face_pipeline_1920x1280_3_faces", value = all, unit = "ms/photo"}
 end

@@ -5,10 +5,11 @@ local json = require "siamese.json"
 local embed = {
   summary = "detect, align and embed the faces of photos",
   usage = [[
-usage: siamese embed [--align dlib|similarity|faceapi] [--landmarks tiny|full]
-                     [--score-threshold S] [--json] PHOTO...
+usage: siamese embed [--align dlib|similarity|faceapi] [--detector tiny|ssd]
+                     [--landmarks tiny|full] [--score-threshold S] [--json] PHOTO...
 
-Detects the faces in each photo (face-api's tiny detector), finds their 68
+Detects the faces in each photo (face-api's tiny detector, or with
+--detector ssd its SSD MobileNet v1, slower and more sensitive), finds their 68
 landmarks, aligns them and computes 128-D descriptors (compare with
 euclidean distance). --json prints
   {"images": [{"path", "width", "height", "faces": [{"box": {"x","y","width","height"},
@@ -20,6 +21,7 @@ code is 2; the other photos are still processed.]],
 local SPEC = {
   json = {kind = "flag", default = false},
   align = {kind = "string", default = "dlib", choices = {"dlib", "similarity", "faceapi"}},
+  detector = {kind = "string", default = "tiny", choices = {"tiny", "ssd"}},
   landmarks = {kind = "string", default = "tiny", choices = {"tiny", "full"}},
   score_threshold = {kind = "number", default = 0.5},
   models = {kind = "string"},
@@ -41,7 +43,7 @@ function embed.run(argv)
   if not opts then return require("siamese.cli").fail(photos, embed.usage) end
   if #photos == 0 then return require("siamese.cli").fail("no photo given", embed.usage) end
   local siamese = require "siamese"
-  local fr = assert(siamese.face.load{align = opts.align, landmarks = opts.landmarks,
+  local fr = assert(siamese.face.load{align = opts.align, detector = opts.detector, landmarks = opts.landmarks,
                                      score_threshold = opts.score_threshold, models_dir = opts.models})
   local images, failed = {}, false
   for _, path in ipairs(photos) do

@@ -1,6 +1,7 @@
 --- siamese.face: recognise faces in photos with face-api's pretrained
 -- networks (models/, converted by models/convert_faceapi.lua): tiny face
--- detector -> 68 landmarks -> alignment -> 128-D descriptor (ResNet).
+-- detector (or SSD MobileNet v1, detector = "ssd") -> 68 landmarks ->
+-- alignment -> 128-D descriptor (ResNet).
 --
 --   local fr = assert(siamese.face.load())           -- bundled models
 --   for _, f in ipairs(fr:embed_all(img)) do print(f.score, f.descriptor:norm()) end
@@ -16,6 +17,7 @@
 local class = require "siamese.class"
 local weights = require "siamese.face.weights"
 local detector = require "siamese.face.detector"
+local ssd = require "siamese.face.ssd"
 local landmarks = require "siamese.face.landmarks"
 local recognition = require "siamese.face.recognition"
 local align = require "siamese.face.align"
@@ -28,11 +30,13 @@ face.Recognizer = Recognizer
 local ALIGN = {similarity = true, dlib = true, faceapi = true}
 
 --- Loads the three networks. opts: models_dir, align ("similarity" |
--- "dlib" | "faceapi"), landmarks ("tiny", face-api's default in its pipeline, or
--- "full": its larger FaceLandmark68Net), refine (landmark refinement
--- passes, default 1: see Recognizer:landmarks_in), input_size (detector,
--- multiple of 32, default 416), score_threshold (default 0.5). Returns the
--- recognizer, or nil, message.
+-- "dlib" | "faceapi"), detector ("tiny": face-api's TinyFaceDetector, default,
+-- or "ssd": its SsdMobilenetv1, siamese.face.ssd), landmarks ("tiny",
+-- face-api's default in its pipeline, or "full": its larger
+-- FaceLandmark68Net), refine (landmark refinement passes, default 1: see
+-- Recognizer:landmarks_in), input_size (tiny detector, multiple of 32,
+-- default 416; the SSD always sees 512x512), score_threshold (default 0.5).
+-- Returns the recognizer, or nil, message.
 function face.load(opts)
   opts = opts or {}
   local method = opts.align or "dlib"
@@ -42,7 +46,16 @@ function face.load(opts)
     error("face.load: refine must be an integer 0..5, got " .. tostring(refine), 2)
   end
   local dir = opts.models_dir or weights.models_dir()
-  local det, err = detector.load(dir .. "/faceapi_tiny_detector.safetensors")
+  local kind = opts.detector or "tiny"
+  if kind ~= "tiny" and kind ~= "ssd" then
+    error("face.load: detector must be 'tiny' or 'ssd', got " .. tostring(kind), 2)
+  end
+  local det, err
+  if kind == "ssd" then
+    det, err = ssd.load(dir .. "/faceapi_ssd_mobilenetv1.safetensors")
+  else
+    det, err = detector.load(dir .. "/faceapi_tiny_detector.safetensors")
+  end
   if not det then return nil, err end
   local which = opts.landmarks or "tiny"
   if which ~= "tiny" and which ~= "full" then
@@ -62,6 +75,7 @@ function face.load(opts)
   if not digest then return nil, err4 end
   local fr = setmetatable({}, Recognizer)
   fr.detector, fr.landmarks, fr.recognition = det, lm, rec
+  fr.detector_kind = kind
   fr.model_id = "faceapi_recognition:" .. digest:sub(1, 16) .. "/" .. method
   fr.dim = 128
   fr.align_method = method
@@ -72,13 +86,18 @@ function face.load(opts)
 end
 
 --- Faces in a photo: {box = {x, y, width, height}, score, landmarks =
--- {{x, y}, ...68}}, by descending score. opts: input_size, score_threshold.
+-- {{x, y}, ...68}}, by descending score. opts: score_threshold (or its
+-- synonym min_score), max_results (SSD only, default 100), input_size
+-- (tiny detector only).
 function Recognizer:detect(img, opts)
   opts = opts or {}
-  local found = self.detector:detect(img, {
-    input_size = opts.input_size or self.input_size,
-    score_threshold = opts.score_threshold or self.score_threshold,
-  })
+  local score = opts.min_score or opts.score_threshold or self.score_threshold
+  local found
+  if self.detector_kind == "ssd" then
+    found = self.detector:detect(img, {min_score = score, max_results = opts.max_results})
+  else
+    found = self.detector:detect(img, {input_size = opts.input_size or self.input_size, score_threshold = score})
+  end
   local faces = {}
   for _, f in ipairs(found) do
     local points = self:landmarks_in(img, f.box)

@@ -1,7 +1,8 @@
 --- siamese.face.weights: reads the face-api networks converted by
 -- models/convert_faceapi.lua. Quantised tensors are stored as their uint8
 -- codes with scale and min in the metadata; load() returns float32
--- tensors, dequantised bit-for-bit as tfjs does ((float)(q*scale + min)),
+-- tensors, dequantised bit-for-bit as tfjs does ((float)(q*scale + min),
+-- then Math.round for tensors that were int32),
 -- in face-api's own layouts (conv filters HWIO [kh,kw,in,out], depthwise
 -- [kh,kw,c,1], dense [in,out]).
 local core = require "siamese.core"
@@ -48,6 +49,12 @@ function weights.load(path)
       return nil, path .. ": bad quantization entry for " .. tostring(name)
     end
     core.dequantize(t, q.scale, q.min)
+    if q.original_dtype == "int32" then
+      -- tfjs Math.rounds dequantised int32 tensors (the SSD net's few graph
+      -- constants, a handful of values each); they stay float tensors here.
+      local flat = t:view(-1)
+      for i = 1, flat:numel() do flat:set(i, math.floor(flat:get(i) + 0.5)) end
+    end
   end
   return tensors, meta
 end

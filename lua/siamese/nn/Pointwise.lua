@@ -1,4 +1,4 @@
---- Shared parts of the element-wise activations (ReLU, LeakyReLU, Sigmoid,
+--- Shared parts of the element-wise activations (ReLU, ReLU6, LeakyReLU, Sigmoid,
 -- Tanh): any input shape, output of the same shape. In place (inplace =
 -- true) the output overwrites the input tensor; backward stays exact since
 -- each derivative can be read from the output (sign of ReLU/leaky outputs

@@ -4,7 +4,7 @@ local nn = {}
 local modules = {
   "Module", "Sequential", "Concat", "Add", "Identity",
   "Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Linear",
-  "ReLU", "LeakyReLU", "PReLU", "Sigmoid", "Tanh", "Dropout",
+  "ReLU", "ReLU6", "LeakyReLU", "PReLU", "Sigmoid", "Tanh", "Dropout",
   "BatchNorm1d", "BatchNorm2d", "Affine", "Flatten", "Reshape", "ZeroPad2d", "L2Normalize",
   "PairwiseDistance", "AbsDiff", "Siamese",
 }
