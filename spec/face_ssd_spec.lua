@@ -292,6 +292,23 @@ describe("siamese.face.load{detector = 'ssd'}", function()
     assert.are.same({128}, fr:embed(fr:align(img, f)):shape())
   end)
 
+  it("main_face's low-threshold retries reach the SSD as its own min_score", function()
+    local img = assert(image.load(JPEGS .. entries("jpeg")[1].file, {jpeg_decoder = "jpeg-js"}))
+    local seen = {}
+    local real = fr.detector.detect
+    fr.detector.detect = function(det, im, opts)   -- an instance field shadows the class method
+      seen[#seen + 1] = opts.min_score
+      return real(det, im, opts)
+    end
+    local ok, err = pcall(function()
+      fr:main_face(img, {central = true, fallback = "threshold"})
+      fr:main_face(img, {score_threshold = 0.9})
+    end)
+    fr.detector.detect = nil
+    assert(ok, err)
+    assert.are.same({0.1, 0.9}, seen)
+  end)
+
   it("refuses an unknown detector name", function()
     assert_error(function() siamese.face.load{detector = "mtcnn"} end, "detector must be 'tiny' or 'ssd', got mtcnn")
   end)

@@ -89,15 +89,18 @@ end
 -- {{x, y}, ...68}}, by descending score. opts: score_threshold (or its
 -- synonym min_score), max_results (SSD only, default 100), input_size
 -- (tiny detector only).
+-- The detector's boxes and scores at this score threshold, whichever
+-- detector was loaded (each takes its own option names).
+local function detections(self, img, score, opts)
+  if self.detector_kind == "ssd" then
+    return self.detector:detect(img, {min_score = score, max_results = opts.max_results})
+  end
+  return self.detector:detect(img, {input_size = opts.input_size or self.input_size, score_threshold = score})
+end
+
 function Recognizer:detect(img, opts)
   opts = opts or {}
-  local score = opts.min_score or opts.score_threshold or self.score_threshold
-  local found
-  if self.detector_kind == "ssd" then
-    found = self.detector:detect(img, {min_score = score, max_results = opts.max_results})
-  else
-    found = self.detector:detect(img, {input_size = opts.input_size or self.input_size, score_threshold = score})
-  end
+  local found = detections(self, img, opts.min_score or opts.score_threshold or self.score_threshold, opts)
   local faces = {}
   for _, f in ipairs(found) do
     local points = self:landmarks_in(img, f.box)
@@ -114,10 +117,8 @@ local function central_face(self, img, opts)
   local cx, cy = img.width / 2, img.height / 2
   local low = opts.fallback == "threshold" or opts.fallback == "centre"
   local best
-  for _, f in ipairs(self.detector:detect(img, {
-    input_size = opts.input_size or self.input_size,
-    score_threshold = low and math.min(0.1, self.score_threshold) or self.score_threshold,
-  })) do
+  for _, f in ipairs(detections(self, img, low and math.min(0.1, self.score_threshold) or self.score_threshold,
+                                opts)) do
     local b = f.box
     if b.x <= cx and b.x + b.width >= cx and b.y <= cy and b.y + b.height >= cy
        and (not best or f.score > best.score) then
