@@ -18,9 +18,10 @@
 -- face crops; for the face model --crop whole embeds the whole photo as
 -- the chip (resized to 150x150), --crop detect aligns the main face found
 -- by the detector (fallback "centre": a low detection score, then the
--- centred region).
+-- centred region), with --align dlib|similarity|faceapi (default dlib).
 --
 -- usage: lua5.4 examples/oneshot_att.lua [ATT_DIR] [--model att|face] [--crop whole|detect]
+--                                        [--align dlib|similarity|faceapi]
 --                                        [--far 0.01] [--draws 20] [--seed 1]
 -- The last line printed is a JSON object.
 local siamese = require "siamese"
@@ -47,7 +48,7 @@ end
 local fr
 local function embed(ds)
   if opts.model == "face" then
-    fr = fr or assert(siamese.face.load())
+    fr = fr or assert(siamese.face.load{align = opts.align})
     local chips, how = {}, {}
     for i, img in ipairs(ds.images) do
       local chip = img:to_rgb()

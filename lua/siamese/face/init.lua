@@ -112,6 +112,15 @@ function Recognizer:detect(img, opts)
   return faces
 end
 
+-- The last fallback of main_face: the centred region that portrait crops
+-- such as LFW are framed around, with the landmarks found inside it.
+local function centre_region_face(self, img)
+  local box = {x = img.width * 0.3, y = img.height * 0.28, width = img.width * 0.4, height = img.height * 0.44}
+  local points = self:landmarks_in(img, box)
+  if not points then return nil end
+  return {box = box, score = 0, landmarks = points}, "centre"
+end
+
 -- main_face with opts.central (see there).
 local function central_face(self, img, opts)
   local cx, cy = img.width / 2, img.height / 2
@@ -133,10 +142,7 @@ local function central_face(self, img, opts)
     end
   end
   if opts.fallback ~= "centre" then return nil end
-  local box = {x = img.width * 0.3, y = img.height * 0.28, width = img.width * 0.4, height = img.height * 0.44}
-  local points = self:landmarks_in(img, box)
-  if not points then return nil end
-  return {box = box, score = 0, landmarks = points}, "centre"
+  return centre_region_face(self, img)
 end
 
 --- The main face of a photo: the detection nearest the centre. When none
@@ -166,10 +172,7 @@ function Recognizer:main_face(img, opts)
   f = nearest(self:detect(img, {input_size = opts.input_size, score_threshold = 0.1}))
   if f then return f, "low_threshold" end
   if opts.fallback ~= "centre" then return nil end
-  local box = {x = img.width * 0.3, y = img.height * 0.28, width = img.width * 0.4, height = img.height * 0.44}
-  local points = self:landmarks_in(img, box)
-  if not points then return nil end
-  return {box = box, score = 0, landmarks = points}, "centre"
+  return centre_region_face(self, img)
 end
 
 -- Landmark refinement: the box a detection of a face has, re-derived from
