@@ -259,6 +259,36 @@ local function compare_fixture(entries, load_image, measure)
   return worst
 end
 
+describe("siamese.face.weights open and load_layers", function()
+  it("open returns tensors, metadata and path; nil, message for a bad file; raises on a non-string", function()
+    local tensors, meta, path = weights.open(LANDMARKS_PATH, "unused.safetensors")
+    assert.are.equal(LANDMARKS_PATH, path)
+    assert.are.equal("faceapi-tfjs", meta.format)
+    assert.truthy(tensors["fc/weights"])
+    local none, err = weights.open("spec/fixtures/no_such_model.safetensors", "unused.safetensors")
+    assert.is_nil(none)
+    assert.matches("no_such_model", err)
+    -- nil takes models_dir()/default_file
+    local _, _, default = weights.open(nil, "faceapi_landmarks68_tiny.safetensors")
+    assert.are.equal(weights.models_dir() .. "/faceapi_landmarks68_tiny.safetensors", default)
+    assert_error(function() weights.open(42, "x") end, "bad argument #1 to 'load' (string expected, got number)")
+  end)
+
+  it("load_layers fills every named layer, and stops at the first failure with its message", function()
+    local seen = {}
+    assert.is_true(weights.load_layers({a = 1, b = 2}, {}, "p", function(layer, _, name, path)
+      seen[name] = layer .. path
+      return true
+    end))
+    assert.are.same({a = "1p", b = "2p"}, seen)
+    local ok, err = weights.load_layers({a = 1}, {}, "p", function(_, _, name, path)
+      return nil, path .. ": no " .. name
+    end)
+    assert.is_nil(ok)
+    assert.are.equal("p: no a", err)
+  end)
+end)
+
 describe("siamese.face.recognition matches face-api", function()
   local function fixture(name)
     return support.read_json(FIXTURES .. name)

@@ -206,23 +206,18 @@ Detector.__index = Detector
 --- Loads the converted face-api weights (default: the bundled
 -- faceapi_tiny_detector.safetensors). Returns the detector, or nil and a
 -- message.
+local function load_layer(layer, tensors, name, path)
+  if layer.modules then return detector.load_separable(layer, tensors, name, path) end
+  return detector.load_conv(layer, tensors, name, path)
+end
+
 function detector.load(path)
-  if path ~= nil and type(path) ~= "string" then
-    error(string.format("bad argument #1 to 'load' (string expected, got %s)", type(path)), 2)
-  end
-  path = path or (weights.models_dir() .. "/faceapi_tiny_detector.safetensors")
-  local tensors, err = weights.load(path)
+  local tensors, err
+  tensors, err, path = weights.open(path, "faceapi_tiny_detector.safetensors")
   if not tensors then return nil, err end
   local net, named = detector.build_net()
-  for name, layer in pairs(named) do
-    local ok, lerr
-    if layer.modules then
-      ok, lerr = detector.load_separable(layer, tensors, name, path)
-    else
-      ok, lerr = detector.load_conv(layer, tensors, name, path)
-    end
-    if not ok then return nil, lerr end
-  end
+  local ok, lerr = weights.load_layers(named, tensors, path, load_layer)
+  if not ok then return nil, lerr end
   return setmetatable({net = net, path = path}, Detector)
 end
 

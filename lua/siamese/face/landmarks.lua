@@ -129,18 +129,13 @@ Landmarks.__index = Landmarks
 -- (faceapi_landmarks68.safetensors, told by its dense3 block) builds the
 -- full architecture. Returns the model, or nil and a message.
 function landmarks.load(path)
-  if path ~= nil and type(path) ~= "string" then
-    error(string.format("bad argument #1 to 'load' (string expected, got %s)", type(path)), 2)
-  end
-  path = path or (weights.models_dir() .. "/faceapi_landmarks68_tiny.safetensors")
-  local tensors, err = weights.load(path)
+  local tensors, err
+  tensors, err, path = weights.open(path, "faceapi_landmarks68_tiny.safetensors")
   if not tensors then return nil, err end
   local variant = tensors["dense3/conv0/bias"] and "full" or "tiny"
   local net, named = landmarks.build_net(variant)
-  for name, layer in pairs(named) do
-    local ok, lerr = load_layer(layer, tensors, name, path)
-    if not ok then return nil, lerr end
-  end
+  local ok, lerr = weights.load_layers(named, tensors, path, load_layer)
+  if not ok then return nil, lerr end
   return setmetatable({net = net, path = path, variant = variant}, Landmarks)
 end
 

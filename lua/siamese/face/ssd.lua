@@ -149,12 +149,13 @@ end
 
 local tensor_of = detector.tensor_of
 
--- A pointwise-style layer: prefix/weights [kh,kw,in,out] and
--- prefix/convolution_bn_offset [out].
-local function load_offset_conv(conv, tensors, prefix, path)
+-- A convolution with a bias: prefix/weights [kh,kw,in,out] and
+-- prefix/<bias> [out] (the pointwise layers' convolution_bn_offset, the
+-- predictors' biases).
+local function load_conv_bias(conv, tensors, prefix, bias, path)
   local f, err = tensor_of(tensors, prefix .. "/weights", {conv.kh, conv.kw, conv.nin, conv.nout}, path)
   if not f then return nil, err end
-  local b, berr = tensor_of(tensors, prefix .. "/convolution_bn_offset", {conv.nout}, path)
+  local b, berr = tensor_of(tensors, prefix .. "/" .. bias, {conv.nout}, path)
   if not b then return nil, berr end
   detector.copy_hwio(conv, f)
   conv.bias:copy(b)
@@ -181,21 +182,10 @@ local function load_depthwise(conv, tensors, prefix, path)
   return true
 end
 
--- A predictor conv: prefix/weights [1,1,in,out] and prefix/biases [out].
-local function load_predictor(conv, tensors, prefix, path)
-  local f, err = tensor_of(tensors, prefix .. "/weights", {1, 1, conv.nin, conv.nout}, path)
-  if not f then return nil, err end
-  local b, berr = tensor_of(tensors, prefix .. "/biases", {conv.nout}, path)
-  if not b then return nil, berr end
-  detector.copy_hwio(conv, f)
-  conv.bias:copy(b)
-  return true
-end
-
 local function load_layer(conv, tensors, name, path)
   if name:find("_depthwise$") then return load_depthwise(conv, tensors, name, path) end
-  if name:find("^Prediction/BoxPredictor") then return load_predictor(conv, tensors, name, path) end
-  return load_offset_conv(conv, tensors, name, path)
+  if name:find("^Prediction/BoxPredictor") then return load_conv_bias(conv, tensors, name, "biases", path) end
+  return load_conv_bias(conv, tensors, name, "convolution_bn_offset", path)
 end
 
 local Ssd = {}
@@ -205,19 +195,14 @@ Ssd.__index = Ssd
 -- faceapi_ssd_mobilenetv1.safetensors). Returns the detector, or nil and a
 -- message.
 function ssd.load(path)
-  if path ~= nil and type(path) ~= "string" then
-    error(string.format("bad argument #1 to 'load' (string expected, got %s)", type(path)), 2)
-  end
-  path = path or (weights.models_dir() .. "/faceapi_ssd_mobilenetv1.safetensors")
-  local tensors, err = weights.load(path)
+  local tensors, err
+  tensors, err, path = weights.open(path, "faceapi_ssd_mobilenetv1.safetensors")
   if not tensors then return nil, err end
   local anchors, aerr = tensor_of(tensors, "Output/extra_dim", {1, NUM_ANCHORS, 4}, path)
   if not anchors then return nil, aerr end
   local net, named = ssd.build_net()
-  for name, conv in pairs(named) do
-    local ok, lerr = load_layer(conv, tensors, name, path)
-    if not ok then return nil, lerr end
-  end
+  local ok, lerr = weights.load_layers(named, tensors, path, load_layer)
+  if not ok then return nil, lerr end
   return setmetatable({net = net, path = path, anchors = anchors:view(NUM_ANCHORS, 4):totable()}, Ssd)
 end
 

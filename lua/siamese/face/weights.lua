@@ -59,4 +59,27 @@ function weights.load(path)
   return tensors, meta
 end
 
+--- The body of each network's load(path): path must be nil (the bundled
+-- models_dir()/default_file) or a string, raising as the caller's 'load'
+-- otherwise. Returns the tensors, the metadata and the path; or nil, message.
+function weights.open(path, default_file)
+  if path ~= nil and type(path) ~= "string" then
+    error(string.format("bad argument #1 to 'load' (string expected, got %s)", type(path)), 3)
+  end
+  path = path or (weights.models_dir() .. "/" .. default_file)
+  local tensors, meta = weights.load(path)
+  if not tensors then return nil, meta end
+  return tensors, meta, path
+end
+
+--- Fills every layer of a built network (named: name -> layer) with
+-- load_layer(layer, tensors, name, path). Returns true, or nil, message.
+function weights.load_layers(named, tensors, path, load_layer)
+  for name, layer in pairs(named) do
+    local ok, err = load_layer(layer, tensors, name, path)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
 return weights
