@@ -44,19 +44,14 @@ void sm_conv_same_padding(int64_t in, int k, int stride, int dilation, int *pad_
 }
 
 typedef struct {
-    int64_t N, Cin, H, W, Cout, Ho, Wo, G, Cg, Cgo, K, HWo;
+    SM_CONV_SHAPE_FIELDS;
+    int64_t G, Cg, Cgo, K, HWo;
 } conv_dims;
 
 static conv_dims dims_of(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
 {
     conv_dims d;
-    d.N = in->shape[0];
-    d.Cin = in->shape[1];
-    d.H = in->shape[2];
-    d.W = in->shape[3];
-    d.Cout = out->shape[1];
-    d.Ho = out->shape[2];
-    d.Wo = out->shape[3];
+    SM_CONV_SHAPE_SET(d, in, out);
     d.G = p->groups;
     d.Cg = d.Cin / d.G;
     d.Cgo = d.Cout / d.G;

@@ -40,7 +40,7 @@
 #define MAX_SCRATCH ((size_t)1 << 20) /* floats of one thread's planes */
 
 typedef struct {
-    int64_t N, Cin, H, W, Cout, Ho, Wo;
+    SM_CONV_SHAPE_FIELDS;
     int64_t Hp, Wp;  /* padded plane of the input for the forward and weight gradient */
     int64_t Wv;      /* Wo rounded up to VW */
 } dims;
@@ -48,13 +48,7 @@ typedef struct {
 static dims dims_of(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
 {
     dims d;
-    d.N = in->shape[0];
-    d.Cin = in->shape[1];
-    d.H = in->shape[2];
-    d.W = in->shape[3];
-    d.Cout = out->shape[1];
-    d.Ho = out->shape[2];
-    d.Wo = out->shape[3];
+    SM_CONV_SHAPE_SET(d, in, out);
     d.Wv = (d.Wo + VW - 1) / VW * VW;
     d.Hp = d.Ho + p->kh - 1;
     d.Wp = d.Wv + p->kw - 1;

@@ -25,19 +25,14 @@
 #define PACKED_WS_BUDGET ((size_t)1 << 18)
 
 typedef struct {
-    int64_t N, Cin, H, W, Cout, Ho, Wo, HWo, K;
+    SM_CONV_SHAPE_FIELDS;
+    int64_t HWo, K;
 } pdims;
 
 static pdims pdims_of(const sm_tensor *out, const sm_tensor *in, const sm_conv2d_params *p)
 {
     pdims d;
-    d.N = in->shape[0];
-    d.Cin = in->shape[1];
-    d.H = in->shape[2];
-    d.W = in->shape[3];
-    d.Cout = out->shape[1];
-    d.Ho = out->shape[2];
-    d.Wo = out->shape[3];
+    SM_CONV_SHAPE_SET(d, in, out);
     d.HWo = d.Ho * d.Wo;
     d.K = d.Cin * p->kh * p->kw;
     return d;

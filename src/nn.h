@@ -22,6 +22,18 @@ typedef struct {
     int groups;            /* Cin and Cout divisible by groups */
 } sm_conv2d_params;
 
+/* The sizes every convolution kernel reads off its NCHW input and output.
+ * Each kernel file's own dims struct starts with SM_CONV_SHAPE_FIELDS and
+ * fills them with SM_CONV_SHAPE_SET before its derived fields. */
+#define SM_CONV_SHAPE_FIELDS int64_t N, Cin, H, W, Cout, Ho, Wo
+#define SM_CONV_SHAPE_SET(d, in, out)                                          \
+    do {                                                                       \
+        (d).N = (in)->shape[0], (d).Cin = (in)->shape[1];                      \
+        (d).H = (in)->shape[2], (d).W = (in)->shape[3];                        \
+        (d).Cout = (out)->shape[1], (d).Ho = (out)->shape[2];                  \
+        (d).Wo = (out)->shape[3];                                              \
+    } while (0)
+
 /* Output size along one axis; <= 0 when the kernel does not fit. */
 int64_t sm_conv_out_size(int64_t in, int k, int stride, int dilation, int pad_before, int pad_after);
 /* TensorFlow SAME padding for one axis: out = ceil(in / stride); the odd

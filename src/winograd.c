@@ -123,20 +123,15 @@ void sm_winograd_prepare_flipped(sm_tensor *u, const sm_tensor *weight, int tile
 }
 
 typedef struct {
-    int64_t N, Cin, H, W, Cout, Ho, Wo, th, tw, tiles; /* tiles per sample = th * tw */
+    SM_CONV_SHAPE_FIELDS;
+    int64_t th, tw, tiles; /* tiles per sample = th * tw */
     int m, a, pt, pl;
 } wino_dims;
 
 static wino_dims wdims(const sm_tensor *out, const sm_tensor *in, const sm_tensor *u, const sm_conv2d_params *p)
 {
     wino_dims d;
-    d.N = in->shape[0];
-    d.Cin = in->shape[1];
-    d.H = in->shape[2];
-    d.W = in->shape[3];
-    d.Cout = out->shape[1];
-    d.Ho = out->shape[2];
-    d.Wo = out->shape[3];
+    SM_CONV_SHAPE_SET(d, in, out);
     d.m = u->shape[0] == 16 ? 2 : 4;
     d.a = d.m + 2;
     d.th = (d.Ho + d.m - 1) / d.m;
