@@ -168,15 +168,13 @@ void sm_maxpool2d_forward(sm_tensor *out, int32_t *argmax, const sm_tensor *in, 
     if (p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && !(p->pt | p->pl | p->pb | p->pr)) {
         #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 32768)
         for (int64_t pl = 0; pl < planes; pl++) {
-            int32_t scratch[POOL_CHUNK];
             for (int64_t oy = 0; oy < Ho; oy++) {
                 const float *r0 = in->data + (pl * H + 2 * oy) * W;
                 float *o = out->data + (pl * Ho + oy) * Wo;
                 for (int64_t c0 = 0; c0 < Wo; c0 += POOL_CHUNK) {
                     int64_t n = Wo - c0 < POOL_CHUNK ? Wo - c0 : POOL_CHUNK;
-                    int32_t *am = argmax ? argmax + (pl * Ho + oy) * Wo + c0 : scratch;
-                    maxpool2x2_row(o + c0, am, r0 + 2 * c0, r0 + W + 2 * c0, n, (int32_t)(2 * oy * W + 2 * c0),
-                                   (int32_t)W);
+                    maxpool2x2_row(o + c0, argmax + (pl * Ho + oy) * Wo + c0, r0 + 2 * c0, r0 + W + 2 * c0, n,
+                                   (int32_t)(2 * oy * W + 2 * c0), (int32_t)W);
                 }
             }
         }
