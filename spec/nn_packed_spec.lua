@@ -53,7 +53,7 @@ describe("nn.Conv2d:pack", function()
   end)
 
   it("leaves Winograd layers to prepare and takes their other sizes", function()
-    local conv = nn.Conv2d(16, 16, 3, {padding = 1}):evaluate()
+    local conv = nn.Conv2d(16, 24, 3, {padding = 1}):evaluate()  -- 24: not for the blocked forward
     local big, small = T.randn{1, 16, 20, 20}, T.randn{1, 16, 4, 4}
     local rb, rs = conv:forward(big):clone(), conv:forward(small):clone()
     conv:prepare()
@@ -63,9 +63,11 @@ describe("nn.Conv2d:pack", function()
     assert.is_not_nil(conv.packed.w)   -- the 4x4 map went to the packed path
   end)
 
-  it("does not apply to grouped layers or few input channels", function()
+  it("does not apply to grouped layers, or to few input channels unless the blocked forward takes them", function()
     assert.is_false(nn.Conv2d(8, 8, 3, {groups = 2}):pack())
     assert.is_false(nn.Conv2d(3, 8, 7):pack())
+    assert.is_false(nn.Conv2d(3, 16, 1):pack())    -- 1x1 kernels stay with the ordinary forward
+    assert.is_true(nn.Conv2d(3, 32, 7):pack())     -- the blocked forward
     assert.is_false(nn.Conv2d(8, 8, 3):pack(false))
     assert.is_nil(nn.Conv2d(8, 8, 3).packed)
   end)
@@ -83,6 +85,60 @@ describe("nn.Conv2d:pack", function()
     conv:evaluate()
     conv:pack()
     assert(max_diff(trained, conv:forward(x)) < 1e-4)
+  end)
+
+  it("takes the direct blocked forward on large maps, and at small batches where Winograd does not serve", function()
+    -- {cin, cout, k, opts, input, blocked?, prepared?}
+    local cases = {
+      {3, 32, 7, {stride = 2, padding = "valid"}, {1, 3, 40, 40}, true},   -- first layer
+      {32, 32, 3, {padding = "same"}, {1, 32, 35, 35}, true, true},        -- large map, prepared
+      {32, 32, 3, {padding = "same"}, {4, 32, 14, 14}, true, true},        -- large map, a batch
+      {16, 16, 3, {padding = "same"}, {1, 16, 8, 8}, false, true},         -- 8x8 at batch 1: Winograd
+      {16, 16, 3, {padding = "same"}, {1, 16, 8, 8}, true, false},         -- ... unless not prepared
+      {16, 32, 3, {padding = "same"}, {2, 16, 4, 4}, true, true},          -- 4x4, small batch
+      {16, 32, 3, {padding = "same"}, {4, 16, 4, 4}, false, true},         -- 4x4, batch of 4: packed
+      {16, 32, 3, {stride = 2, padding = "valid"}, {1, 16, 9, 9}, true},   -- strided, small map
+      {16, 32, 3, {padding = "same"}, {1, 16, 1, 1}, false},               -- one tap: packed
+      {16, 24, 3, {padding = "same"}, {1, 16, 20, 20}, false},             -- 24 output channels
+    }
+    for i, c in ipairs(cases) do
+      local conv = nn.Conv2d(c[1], c[2], c[3], c[4]):evaluate()
+      local x = T.randn(c[5])
+      local ref = conv:forward(x):clone()
+      if c[7] then conv:prepare() end
+      conv:pack()
+      local y = conv:forward(x)
+      assert(max_diff(ref, y) < 1e-4, string.format("case %d: %g", i, max_diff(ref, y)))
+      assert.are.equal(c[6], conv.packed.wb ~= nil, "case " .. i)
+    end
+  end)
+
+  it("the blocked forward fuses the ReLU and drops its weights with training()", function()
+    local conv = nn.Conv2d(8, 16, 3, {padding = "same", relu = true}):evaluate()
+    local x = T.randn{1, 8, 12, 12}
+    local ref = conv:forward(x):clone()
+    conv:pack()
+    local y = conv:forward(x)
+    assert.is_not_nil(conv.packed.wb)
+    assert(max_diff(ref, y) < 1e-4)
+    assert.are.equal(0, (y:view(-1):min()))
+    conv:training()
+    assert.is_nil(conv.packed)
+  end)
+
+  it("the raw blocked bindings refuse mismatched shapes", function()
+    local K = require("siamese.core").nn
+    local ok, err = pcall(K.conv2d_blocked_pack, T.zeros{12, 36}, T.zeros{12, 4, 3, 3})
+    assert.is_false(ok)
+    assert.matches("conv2d_blocked_pack.*multiple of 16", err)
+    local p = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+    ok, err = pcall(K.conv2d_blocked_workspace, T.zeros{1, 16, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{16, 35}, p)
+    assert.is_false(ok)
+    assert.matches("packed weight", err)
+    ok, err = pcall(K.conv2d_blocked_forward, T.zeros{1, 16, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{16, 36}, nil, p,
+      false, T.zeros{1})
+    assert.is_false(ok)
+    assert.matches("workspace", err)
   end)
 
   it("the raw bindings refuse mismatched shapes", function()
@@ -182,6 +238,46 @@ describe("nn.MaxPool2d 2x2 stride 2 in evaluation mode", function()
         local u, v = a:get(i), b:get(i)
         assert(u == v or (u ~= u and v ~= v), string.format("element %d: %g vs %g", i, u, v))
       end
+    end
+  end)
+
+  it("3x3 stride 2 and other windows (rows, then columns) give the training-mode values too", function()
+    siamese.manual_seed(22)
+    -- {input shape, kernel, opts}; 2100 columns take the one-pass route (rows over 2048)
+    for _, c in ipairs{{{1, 3, 72, 72}, 3, {stride = 2, padding = "valid"}}, {{2, 2, 9, 11}, 3, {stride = 2, padding = "same"}},
+                       {{1, 2, 7, 8}, {3, 2}, {stride = 1, padding = 1}}, {{1, 1, 4, 2100}, 3, {stride = 2}}} do
+      local x = T.randn(c[1])
+      local flat = x:view(-1)
+      flat:set(5, 0 / 0)
+      flat:set(40, -math.huge)
+      local ref = nn.MaxPool2d(c[2], c[3]):forward(x):clone()
+      local y = nn.MaxPool2d(c[2], c[3]):evaluate():forward(x)
+      assert.are.same(ref:shape(), y:shape())
+      local a, b = ref:view(-1), y:view(-1)
+      for i = 1, a:numel() do
+        local u, v = a:get(i), b:get(i)
+        assert(u == v or (u ~= u and v ~= v), string.format("element %d: %g vs %g", i, u, v))
+      end
+    end
+  end)
+end)
+
+describe("nn.AvgPool2d with every window inside the image", function()
+  it("gives the sums of the window in tap order, divided by its size", function()
+    siamese.manual_seed(23)
+    for _, c in ipairs{{{1, 3, 35, 35}, 2, {stride = 2, padding = "valid"}}, {{2, 2, 10, 13}, {3, 2}, {stride = {3, 1}}}} do
+      local x = T.randn(c[1])
+      local pool = nn.AvgPool2d(c[2], c[3])
+      local y = pool:forward(x)
+      local s = y:shape()
+      for n = 1, s[1] do for ch = 1, s[2] do for oy = 1, s[3] do for ox = 1, s[4] do
+        local sum = 0
+        for ky = 0, pool.kh - 1 do for kx = 0, pool.kw - 1 do
+          sum = sum + x:get(n, ch, (oy - 1) * pool.sh + ky + 1, (ox - 1) * pool.sw + kx + 1)
+        end end
+        local want = sum / (pool.kh * pool.kw)
+        assert(math.abs(y:get(n, ch, oy, ox) - want) < 1e-5, string.format("(%d,%d,%d,%d)", n, ch, oy, ox))
+      end end end end
     end
   end)
 end)

@@ -151,6 +151,41 @@ static int l_conv2d_packed_forward(lua_State *L)
     return 0;
 }
 
+/* conv2d_blocked_pack(wb, weight): wb [Cout, Cin*kh*kw] <- the packed
+ * weight of conv2d_blocked_forward (Cout a multiple of 16). */
+static int l_conv2d_blocked_pack(lua_State *L)
+{
+    sm_tensor *wb = sm_l_checkcontiguous(L, 1), *w = sm_l_checkcontiguous(L, 2);
+    sm_err err;
+    if (sm_conv2d_blocked_pack_check(&err, wb, w)) return raise(L, &err);
+    sm_conv2d_blocked_pack(wb, w);
+    return 0;
+}
+
+static int l_conv2d_blocked_workspace(lua_State *L)
+{
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *wb = sm_l_checkcontiguous(L, 3);
+    sm_conv2d_params p = sm_l_conv_params(L, 4);
+    sm_err err;
+    if (sm_conv2d_blocked_check(&err, out, in, wb, NULL, &p)) return raise(L, &err);
+    lua_pushinteger(L, (lua_Integer)sm_conv2d_blocked_workspace(out, in, &p));
+    return 1;
+}
+
+/* conv2d_blocked_forward(out, in, wb, bias|nil, params, relu, ws) */
+static int l_conv2d_blocked_forward(lua_State *L)
+{
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *wb = sm_l_checkcontiguous(L, 3),
+              *b = opt_ctensor(L, 4);
+    sm_conv2d_params p = sm_l_conv_params(L, 5);
+    int relu = lua_toboolean(L, 6);
+    sm_err err;
+    if (sm_conv2d_blocked_check(&err, out, in, wb, b, &p)) return raise(L, &err);
+    float *ws = workspace(L, 7, sm_conv2d_blocked_workspace(out, in, &p));
+    sm_conv2d_blocked_forward(out, in, wb, b, &p, relu, ws);
+    return 0;
+}
+
 static int l_conv2d_backward_input(lua_State *L)
 {
     sm_tensor *gin = sm_l_checkcontiguous(L, 1), *gout = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3);
@@ -671,6 +706,8 @@ static const luaL_Reg nn_functions[] = {
     { "conv2d_workspace", l_conv2d_workspace }, { "conv2d_forward", l_conv2d_forward },
     { "conv2d_pack", l_conv2d_pack }, { "conv2d_packed_workspace", l_conv2d_packed_workspace },
     { "conv2d_packed_forward", l_conv2d_packed_forward },
+    { "conv2d_blocked_pack", l_conv2d_blocked_pack }, { "conv2d_blocked_workspace", l_conv2d_blocked_workspace },
+    { "conv2d_blocked_forward", l_conv2d_blocked_forward },
     { "conv2d_backward_input", l_conv2d_backward_input }, { "conv2d_backward_params", l_conv2d_backward_params },
     { "intbuffer", l_intbuffer },
     { "maxpool2d_forward", l_maxpool2d_forward }, { "maxpool2d_backward", l_maxpool2d_backward },

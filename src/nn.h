@@ -239,6 +239,25 @@ size_t sm_conv2d_packed_workspace(const sm_tensor *out, const sm_tensor *in, con
 void sm_conv2d_packed_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wp, const sm_tensor *bias,
                               const sm_conv2d_params *p, int relu, float *ws);
 
+/* ---- direct convolution on weights packed by output channels (conv2d_blocked.c) ---- */
+
+/* wb [Cout, Cin*kh*kw] <- weight [Cout,Cin,kh,kw] (Cout a multiple of 16)
+ * in panels of 32 output channels. */
+sm_status sm_conv2d_blocked_pack_check(sm_err *err, const sm_tensor *wb, const sm_tensor *weight);
+void sm_conv2d_blocked_pack(sm_tensor *wb, const sm_tensor *weight);
+/* The convolution of sm_conv2d_forward (one group) from the packed
+ * weights; relu != 0 applies max(., 0) to the output. */
+sm_status sm_conv2d_blocked_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *wb,
+                                  const sm_tensor *bias, const sm_conv2d_params *p);
+size_t sm_conv2d_blocked_workspace(const sm_tensor *out, const sm_tensor *in, const sm_conv2d_params *p);
+void sm_conv2d_blocked_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wb, const sm_tensor *bias,
+                               const sm_conv2d_params *p, int relu, float *ws);
+/* The same on code path 0 (portable), 1 (AVX2 + FMA) or 2 (AVX-512), -1
+ * the widest this CPU runs; returns 0 (and does nothing) when the CPU or
+ * build lacks it. */
+int sm_conv2d_blocked_forward_path(int path, sm_tensor *out, const sm_tensor *in, const sm_tensor *wb,
+                                   const sm_tensor *bias, const sm_conv2d_params *p, int relu, float *ws);
+
 /* ---- Winograd 3x3 stride-1 convolution (winograd.c) ---------------- */
 
 /* True for a 3x3 kernel with stride 1, dilation 1 and one group (any padding). */

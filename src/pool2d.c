@@ -119,38 +119,49 @@ SM_HOT static void maxpool2x2_row(float *o, int32_t *am, const float *r0, const 
 }
 
 /* Values only (inference: no argmax): the same running maxima without the
- * index bookkeeping. Starting from -inf gives the same results as taking
- * the first valid tap: a -inf or NaN first tap still ends up held. */
-static void maxpool_values(sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)
+ * index bookkeeping, taken in two passes: the window's rows first (a
+ * vectorised pass over whole input rows), then its columns. Starting from
+ * -inf gives the same results as taking the first valid tap: a -inf or NaN
+ * first tap still ends up held. (Which of two equal values is held can
+ * differ from the tap order of the argmax path: only +0 and -0 tell.) */
+#define VALUES_ROW_MAX 2048 /* input rows up to this width take the two passes */
+
+SM_INLINE float take_value(float cur, float v)
+{
+    return (cur == cur) & ((v > cur) | (v != v)) ? v : cur;
+}
+
+SM_HOT static void maxpool_values(sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)
 {
     int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
     int64_t Ho = out->shape[2], Wo = out->shape[3];
+    int two_pass = W <= VALUES_ROW_MAX;
     #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *x = in->data + pl * H * W;
         float *o = out->data + pl * Ho * Wo;
+        float rowmax[VALUES_ROW_MAX];
         for (int64_t oy = 0; oy < Ho; oy++) {
             float *orow = o + oy * Wo;
+            if (two_pass) {
+                for (int64_t ix = 0; ix < W; ix++) rowmax[ix] = -INFINITY;
+                for (int ky = 0; ky < p->kh; ky++) {
+                    int64_t iy = oy * p->sh - p->pt + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    const float *irow = x + iy * W;
+                    for (int64_t ix = 0; ix < W; ix++) rowmax[ix] = take_value(rowmax[ix], irow[ix]);
+                }
+            }
             for (int64_t ox = 0; ox < Wo; ox++) orow[ox] = -INFINITY;
-            for (int ky = 0; ky < p->kh; ky++) {
+            for (int ky = 0; ky < (two_pass ? 1 : p->kh); ky++) {
                 int64_t iy = oy * p->sh - p->pt + ky;
-                if (iy < 0 || iy >= H) continue;
-                const float *irow = x + iy * W;
+                if (!two_pass && (iy < 0 || iy >= H)) continue;
+                const float *irow = two_pass ? rowmax : x + iy * W;
                 for (int kx = 0; kx < p->kw; kx++) {
                     int64_t off = kx - p->pl, lo, hi;
                     valid_cols(W, Wo, p->sw, off, &lo, &hi);
                     const float *src = irow + off;
-                    if (p->sw == 2) {
-                        for (int64_t ox = lo; ox < hi; ox++) {
-                            float v = src[2 * ox], cur = orow[ox];
-                            orow[ox] = (cur == cur) & ((v > cur) | (v != v)) ? v : cur;
-                        }
-                    } else {
-                        for (int64_t ox = lo; ox < hi; ox++) {
-                            float v = src[ox * p->sw], cur = orow[ox];
-                            orow[ox] = (cur == cur) & ((v > cur) | (v != v)) ? v : cur;
-                        }
-                    }
+                    for (int64_t ox = lo; ox < hi; ox++) orow[ox] = take_value(orow[ox], src[ox * p->sw]);
                 }
             }
         }
@@ -233,10 +244,43 @@ static float divisor(const sm_pool2d_params *p, int64_t y0, int64_t y1, int64_t 
     return p->count_pad ? (float)(p->kh * p->kw) : (float)((y1 - y0) * (x1 - x0));
 }
 
+/* Every window inside the image (no padding reached): the sums of the
+ * general path, in the same tap order, a row of outputs at a time (the
+ * output row holds the running sums), divided by the window's size. */
+SM_HOT static void avgpool_inside(sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)
+{
+    int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
+    int64_t Ho = out->shape[2], Wo = out->shape[3];
+    float div = (float)(p->kh * p->kw);
+    #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 32768)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *x = in->data + pl * H * W;
+        float *o = out->data + pl * Ho * Wo;
+        for (int64_t oy = 0; oy < Ho; oy++) {
+            float *orow = o + oy * Wo;
+            for (int64_t ox = 0; ox < Wo; ox++) orow[ox] = 0.0f;
+            for (int ky = 0; ky < p->kh; ky++) {
+                const float *irow = x + (oy * p->sh + ky) * W;
+                for (int kx = 0; kx < p->kw; kx++) {
+                    if (p->sw == 2)
+                        for (int64_t ox = 0; ox < Wo; ox++) orow[ox] += irow[2 * ox + kx];
+                    else
+                        for (int64_t ox = 0; ox < Wo; ox++) orow[ox] += irow[ox * p->sw + kx];
+                }
+            }
+            for (int64_t ox = 0; ox < Wo; ox++) orow[ox] /= div;
+        }
+    }
+}
+
 void sm_avgpool2d_forward(sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)
 {
     int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
     int64_t Ho = out->shape[2], Wo = out->shape[3];
+    if (p->pt == 0 && p->pl == 0 && (Ho - 1) * p->sh + p->kh <= H && (Wo - 1) * p->sw + p->kw <= W) {
+        avgpool_inside(out, in, p);
+        return;
+    }
     #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *x = in->data + pl * H * W;

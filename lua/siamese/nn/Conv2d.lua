@@ -91,8 +91,14 @@ function Conv2d:updateOutput(input)
   local u
   if self.train then
     u = self:training_winograd(false, s[1], ho, wo, p)
-  elseif self.prepared then
-    u = self:winograd_weights(s[1], ho, wo)
+  else
+    local wb = self:blocked_weights(s[1], s[3], s[4], ho, wo, p)
+    if wb then
+      local ws = workspace.get(K.conv2d_blocked_workspace(self.output, x, wb, p))
+      K.conv2d_blocked_forward(self.output, x, wb, self.bias, p, self.relu, ws)
+      return self.output
+    end
+    if self.prepared then u = self:winograd_weights(s[1], ho, wo) end
   end
   if u then
     local ws = workspace.get(winograd.workspace(self.output, x, u, p))
@@ -146,22 +152,49 @@ function Conv2d:prepare(opts)
   return true
 end
 
---- Opts in to the packed inference forward: evaluation-mode forwards that
--- do not take the Winograd path (see prepare) run im2col on a copy of the
--- weights packed once for the product of src/gemm_packed.c, which spends
--- no time packing weights or starting BLAS at each call (the deep layers
--- of a network at batch 1). A 1x1 input whose padding leaves one tap on
--- it (a 3x3 "same" layer at the end of a network) multiplies only that
--- tap's weights. Returns true when the layer qualifies (one group, at
--- least 8 input channels: fewer go to the direct kernels of
--- conv2d_direct.c and conv2d_first_layer.c, faster there). Like prepare, a
--- snapshot: call pack() again after changing the weights; training() and
--- pack(false) drop it.
+--- Opts in to the packed inference forwards, on copies of the weights
+-- packed once (no packing or BLAS start-up at each call):
+-- * the direct convolution of src/conv2d_blocked.c (kernels larger than
+--   1x1, a multiple of 16 output channels) where it was measured faster
+--   (the recognition net, 2 threads): outputs of 12x12 or more at any
+--   batch, and at batches below 4 every map except those Winograd serves
+--   better (3x3 stride 1 from 6x6 when the layer is prepared);
+-- * else im2col with the product of src/gemm_packed.c (at least 8 input
+--   channels; the deep layers of a network at batch 1). A 1x1 input whose
+--   padding leaves one tap on it (a 3x3 "same" layer at the end of a
+--   network) multiplies only that tap's weights.
+-- Winograd (see prepare) keeps the maps the rules above leave to it.
+-- Returns true when the layer qualifies for either (one group). Like
+-- prepare, a snapshot: call pack() again after changing the weights;
+-- training() and pack(false) drop it.
 function Conv2d:pack(on)
   self.packed = nil
-  if on == false or self.groups ~= 1 or self.nin < 8 then return false end
-  self.packed = {}
+  if on == false or self.groups ~= 1 then return false end
+  local blocked = self.nout % 16 == 0 and self.kh * self.kw > 1
+  if self.nin < 8 and not blocked then return false end
+  self.packed = {blocked = blocked}
   return true
+end
+
+-- The direct blocked forward's packed weights for n inputs of h x w giving
+-- ho x wo (params p), or nil when another path serves the layer better.
+function Conv2d:blocked_weights(n, h, w, ho, wo, p)
+  local pk = self.packed
+  if not pk or not pk.blocked then return nil end
+  local side = math.min(ho, wo)
+  if side < 12 then
+    if n >= 4 then return nil end
+    if self.prepared and side >= 6 then return nil end  -- Winograd F(2x2)
+    if h == 1 and w == 1 and self.nin >= 8 and self.kh - 1 == p[7] + p[9] and self.kw - 1 == p[8] + p[10]
+        and self.sh == 1 and self.sw == 1 then
+      return nil  -- one tap (packed_weights)
+    end
+  end
+  if not pk.wb then
+    pk.wb = T.zeros{self.nout, self.nin * self.kh * self.kw}
+    K.conv2d_blocked_pack(pk.wb, self.weight)
+  end
+  return pk.wb
 end
 
 local ONE_TAP = {1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1}
@@ -170,7 +203,7 @@ local ONE_TAP = {1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1}
 -- or nil when the layer has not opted in.
 function Conv2d:packed_weights(h, w, p)
   local pk = self.packed
-  if not pk then return nil end
+  if not pk or self.nin < 8 then return nil end
   if h == 1 and w == 1 and self.sh == 1 and self.sw == 1 and self.kh - 1 == p[7] + p[9]
       and self.kw - 1 == p[8] + p[10] and (self.kh > 1 or self.kw > 1) then
     -- one output, reading the input only through tap (pt, pl)

@@ -1,0 +1,165 @@
+/* Plain-C tests of the direct convolution on weights packed by panels of
+ * output channels (conv2d_blocked.c): every code path the CPU runs
+ * (portable, AVX2 + FMA, AVX-512) at one and two threads against the
+ * im2col forward, on the shapes that take its different routes: stride 1
+ * (positions flattened over the plane), stride 2 and (2, 1) (one output row
+ * at a time), stride 3 (one position at a time), dilation, asymmetric and
+ * valid padding, a 7x7 first layer with 3 input channels, a 16-channel
+ * panel (Cout 16 and 48), outputs of 1x1, several samples, the fused ReLU
+ * and no bias; the split of the work between threads by rows (large maps)
+ * and by panels (deep layers); and the checks. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ctest.h"
+#include "nn.h"
+
+static sm_rng rng;
+
+/* Both sides round sums of up to 2304 products of unit normals in float; a
+ * wrong index is off by O(1). */
+#define TOL 5e-5
+
+static float *randn(int64_t n)
+{
+    float *p = malloc((size_t)n * sizeof *p);
+    for (int64_t i = 0; i < n; i++) p[i] = (float)sm_rng_normal(&rng);
+    return p;
+}
+
+/* Largest |blocked - im2col| / (1 + |im2col|) over the paths this CPU runs
+ * at 1 and 2 threads; -1 if no path ran (never: the portable one always does). */
+static double blocked_worst(int64_t N, int64_t cin, int64_t cout, int64_t H, int64_t W, sm_conv2d_params p,
+                            int with_bias, int relu)
+{
+    int64_t K = cin * p.kh * p.kw;
+    int64_t is[4] = { N, cin, H, W }, ws_[4] = { cout, cin, p.kh, p.kw }, bs[1] = { cout }, ps[2] = { cout, K };
+    int64_t os[4] = { N, cout, sm_conv_out_size(H, p.kh, p.sh, p.dh, p.pt, p.pb),
+                      sm_conv_out_size(W, p.kw, p.sw, p.dw, p.pl, p.pr) };
+    int64_t ny = sm_numel(4, os);
+    float *x = randn(sm_numel(4, is)), *w = randn(sm_numel(4, ws_)), *b = randn(cout);
+    float *y0 = malloc((size_t)ny * sizeof(float)), *y1 = malloc((size_t)ny * sizeof(float));
+    float *wb = malloc((size_t)(cout * K) * sizeof(float));
+    sm_tensor tx, tw, tb, ty0, ty1, twb;
+    sm_tensor_init(&tx, x, 4, is); sm_tensor_init(&tw, w, 4, ws_); sm_tensor_init(&tb, b, 1, bs);
+    sm_tensor_init(&ty0, y0, 4, os); sm_tensor_init(&ty1, y1, 4, os); sm_tensor_init(&twb, wb, 2, ps);
+    sm_tensor *bias = with_bias ? &tb : NULL;
+    sm_err err;
+    CHECK(sm_conv2d_check(&err, &ty0, &tx, &tw, bias, &p) == SM_OK);
+    CHECK(sm_conv2d_blocked_pack_check(&err, &twb, &tw) == SM_OK);
+    CHECK(sm_conv2d_blocked_check(&err, &ty1, &tx, &twb, bias, &p) == SM_OK);
+    float *ws0 = malloc((sm_conv2d_workspace(&tx, &ty0, &p) + 1) * sizeof(float));
+    sm_conv2d_forward(&ty0, &tx, &tw, bias, &p, ws0);
+    sm_conv2d_blocked_pack(&twb, &tw);
+    double worst = -1;
+    int saved = omp_get_max_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        /* exactly the workspace asked for: reads past it show under ASan */
+        float *ws1 = malloc(sm_conv2d_blocked_workspace(&ty1, &tx, &p) * sizeof(float));
+        for (int path = 0; path < 3; path++) {
+            for (int64_t i = 0; i < ny; i++) y1[i] = 12345.0f;
+            if (!sm_conv2d_blocked_forward_path(path, &ty1, &tx, &twb, bias, &p, relu, ws1)) continue;
+            if (worst < 0) worst = 0;
+            for (int64_t i = 0; i < ny; i++) {
+                double ref = relu && y0[i] < 0 ? 0 : y0[i];
+                double d = fabs(y1[i] - ref) / (1 + fabs(ref));
+                if (!(d <= worst)) worst = d; /* NaN or a sentinel left stands out */
+            }
+        }
+        /* the default dispatch: one of the paths */
+        sm_conv2d_blocked_forward(&ty1, &tx, &twb, bias, &p, relu, ws1);
+        for (int64_t i = 0; i < ny; i++) {
+            double ref = relu && y0[i] < 0 ? 0 : y0[i];
+            double d = fabs(y1[i] - ref) / (1 + fabs(ref));
+            if (!(d <= worst)) worst = d;
+        }
+        free(ws1);
+    }
+    omp_set_num_threads(saved);
+    free(x); free(w); free(b); free(y0); free(y1); free(wb); free(ws0);
+    return worst;
+}
+
+static void test_blocked_forward_matches_im2col(void)
+{
+    sm_conv2d_params same3 = { 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+    sm_conv2d_params valid3 = { 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1 };
+    sm_conv2d_params valid_s2 = { 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 1 };
+    sm_conv2d_params same_s2 = { 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1 };
+    sm_conv2d_params first = { 7, 7, 2, 2, 1, 1, 0, 0, 0, 0, 1 };
+    sm_conv2d_params rows_s21 = { 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1 };
+    sm_conv2d_params s3 = { 3, 3, 3, 3, 1, 1, 1, 2, 0, 1, 1 };
+    sm_conv2d_params dil = { 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1 };
+    sm_conv2d_params asym = { 3, 5, 1, 1, 1, 1, 0, 3, 2, 1, 1 };
+    sm_conv2d_params one = { 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1 };
+    CHECK(blocked_worst(1, 32, 32, 35, 35, same3, 1, 1) < TOL);   /* rows split between threads */
+    CHECK(blocked_worst(1, 256, 256, 4, 4, same3, 1, 0) < TOL);   /* panels split between threads */
+    CHECK(blocked_worst(1, 64, 64, 17, 17, same3, 1, 1) < TOL);
+    CHECK(blocked_worst(2, 16, 48, 9, 11, valid3, 1, 0) < TOL);   /* a 16-channel last panel */
+    CHECK(blocked_worst(1, 8, 16, 6, 5, same3, 0, 1) < TOL);      /* one 16-channel panel, no bias */
+    CHECK(blocked_worst(1, 32, 64, 35, 35, valid_s2, 1, 1) < TOL);
+    CHECK(blocked_worst(3, 24, 32, 8, 8, same_s2, 1, 0) < TOL);
+    CHECK(blocked_worst(1, 3, 32, 150, 150, first, 1, 1) < TOL);  /* the recognition net's first layer */
+    CHECK(blocked_worst(2, 5, 32, 13, 10, rows_s21, 1, 1) < TOL);
+    CHECK(blocked_worst(2, 7, 16, 14, 17, s3, 1, 0) < TOL);
+    CHECK(blocked_worst(1, 9, 32, 12, 12, dil, 0, 1) < TOL);
+    CHECK(blocked_worst(2, 6, 16, 7, 9, asym, 1, 1) < TOL);
+    CHECK(blocked_worst(4, 12, 32, 5, 7, one, 1, 0) < TOL);
+    CHECK(blocked_worst(2, 256, 32, 4, 4, valid_s2, 1, 1) < TOL); /* a 1x1 output */
+    CHECK(blocked_worst(1, 16, 32, 1, 1, same3, 1, 0) < TOL);     /* a 1x1 input */
+}
+
+static void test_blocked_checks_refuse_mismatches(void)
+{
+    sm_conv2d_params p = { 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+    float buf[8192] = { 0 };
+    int64_t is[4] = { 1, 4, 5, 5 }, os[4] = { 1, 16, 5, 5 }, good[2] = { 16, 36 }, bad[2] = { 16, 35 };
+    int64_t odd[2] = { 12, 36 }, ws_[4] = { 16, 4, 3, 3 }, ws12[4] = { 12, 4, 3, 3 };
+    sm_tensor tx, ty, twb, tbad, todd, tw, tw12;
+    sm_tensor_init(&tx, buf, 4, is); sm_tensor_init(&ty, buf, 4, os); sm_tensor_init(&twb, buf, 2, good);
+    sm_tensor_init(&tbad, buf, 2, bad); sm_tensor_init(&todd, buf, 2, odd); sm_tensor_init(&tw, buf, 4, ws_);
+    sm_tensor_init(&tw12, buf, 4, ws12);
+    sm_err err;
+    CHECK(sm_conv2d_blocked_check(&err, &ty, &tx, &twb, NULL, &p) == SM_OK);
+    CHECK(sm_conv2d_blocked_check(&err, &ty, &tx, &tbad, NULL, &p) != SM_OK);
+    CHECK(strstr(err.msg, "packed weight") != NULL);
+    CHECK(sm_conv2d_blocked_check(&err, &ty, &tx, &todd, NULL, &p) != SM_OK); /* Cout not a multiple of 16 */
+    sm_conv2d_params g2 = p;
+    g2.groups = 2;
+    CHECK(sm_conv2d_blocked_check(&err, &ty, &tx, &twb, NULL, &g2) != SM_OK);
+    int64_t os_bad[4] = { 1, 16, 4, 5 };
+    sm_tensor tyb;
+    sm_tensor_init(&tyb, buf, 4, os_bad);
+    CHECK(sm_conv2d_blocked_check(&err, &tyb, &tx, &twb, NULL, &p) != SM_OK);
+    CHECK(sm_conv2d_blocked_pack_check(&err, &twb, &tw) == SM_OK);
+    CHECK(sm_conv2d_blocked_pack_check(&err, &tbad, &tw) != SM_OK);
+    CHECK(sm_conv2d_blocked_pack_check(&err, &todd, &tw12) != SM_OK);
+    CHECK(strstr(err.msg, "multiple of 16") != NULL);
+}
+
+/* The packed layout: panels of 32 output channels, the last one 16 wide. */
+static void test_blocked_pack_layout(void)
+{
+    int64_t cout = 48, K = 5, ws_[4] = { 48, 5, 1, 1 }, ps[2] = { 48, 5 };
+    float w[240], wb[240];
+    for (int i = 0; i < 240; i++) w[i] = (float)i;
+    sm_tensor tw, twb;
+    sm_tensor_init(&tw, w, 4, ws_);
+    sm_tensor_init(&twb, wb, 2, ps);
+    sm_conv2d_blocked_pack(&twb, &tw);
+    for (int64_t o = 0; o < cout; o++)
+        for (int64_t k = 0; k < K; k++) {
+            int64_t o0 = o / 32 * 32, ob = cout - o0 < 32 ? cout - o0 : 32;
+            CHECK(wb[o0 * K + k * ob + (o - o0)] == w[o * K + k]);
+        }
+}
+
+int main(void)
+{
+    sm_rng_seed(&rng, 20261122);
+    RUN(test_blocked_forward_matches_im2col);
+    RUN(test_blocked_checks_refuse_mismatches);
+    RUN(test_blocked_pack_layout);
+    return ctest_summary("conv2d_blocked");
+}
