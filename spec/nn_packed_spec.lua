@@ -126,6 +126,71 @@ describe("nn.Conv2d:pack", function()
     assert.is_nil(conv.packed)
   end)
 
+  it("keeps weights on an 8-bit grid in 8 bits, and ignores a grid they are not on", function()
+    local conv = nn.Conv2d(16, 32, 3, {padding = "same"}):evaluate()
+    local grid = T.zeros{2, 32}
+    for o = 1, 32 do
+      grid:set(1, o, -0.5 - 0.01 * o)
+      grid:set(2, o, 1 / 255 + 1e-4 * o)
+      local w = conv.weight:select(1, o):view(-1)
+      for k = 1, w:numel() do w:set(k, grid:get(1, o) + grid:get(2, o) * ((k * 37) % 256)) end
+    end
+    local x = T.randn{1, 16, 6, 6}
+    local ref = conv:forward(x):clone()
+    local ok, on_grid = conv:pack{grid = grid}
+    assert.is_true(ok)
+    assert.is_true(on_grid)
+    assert.is_not_nil(conv.packed.wq)
+    assert(max_diff(ref, conv:forward(x)) < 1e-4)
+    -- a batch of 4 takes the float panels
+    local x4 = T.randn{4, 16, 12, 12}
+    conv:pack(false)
+    local ref4 = conv:forward(x4):clone()
+    conv:pack{grid = grid}
+    assert(max_diff(ref4, conv:forward(x4)) < 1e-4)
+    -- one weight between two levels: the grid is ignored
+    conv.weight:set(3, 2, 1, 1, conv.weight:get(3, 2, 1, 1) + 0.3 * grid:get(2, 3))
+    ok, on_grid = conv:pack{grid = grid}
+    assert.is_true(ok)
+    assert.is_false(on_grid)
+    assert.is_nil(conv.packed.wq)
+    assert.has_error(function() conv:pack{grid = T.zeros{2, 16}} end, "bad argument #1 to 'pack' (grid must be a [2,32] tensor, got [2,16])")
+    assert.has_error(function() conv:pack(true) end, "bad argument #1 to 'pack' (options table or false expected, got boolean)")
+  end)
+
+  it("adds a residual inside the blocked forward, as nn.Add would", function()
+    local function block()
+      return nn.Add{nn.Sequential{nn.Conv2d(16, 16, 3, {padding = "same", relu = true}),
+                                  nn.Conv2d(16, 16, 3, {padding = "same"})}, nn.Identity()}
+    end
+    siamese.manual_seed(5)
+    local a = block()
+    local b = block()
+    local pa, pb = a:parameters(), b:parameters()
+    for i = 1, #pa do pb[i]:copy(pa[i]) end
+    for _, shape in ipairs{{1, 16, 9, 9}, {2, 16, 14, 14}, {1, 16, 1, 1}} do
+      local x = T.randn(shape)
+      local ref = a:evaluate():forward(x):clone()
+      b:evaluate()
+      for _, c in ipairs(b.modules[1].modules) do c:pack() end
+      local y = b:forward(x)
+      assert(max_diff(ref, y) < 1e-4)
+      if shape[3] == 9 then
+        -- fused: the second convolution never made an output of its own
+        assert.is_nil(b.modules[1].modules[2].output)
+      end
+      assert.are_not.equal(b.modules[1].modules[2].output, y)  -- Add's own buffer
+    end
+    -- residual_forward declines what it cannot fuse
+    local conv = b.modules[1].modules[2]
+    assert.is_nil(conv:residual_forward(T.randn{1, 16, 9, 9}, T.randn{1, 16, 9, 8}))
+    conv:training()
+    assert.is_nil(conv:residual_forward(T.randn{1, 16, 9, 9}, T.randn{1, 16, 9, 9}))
+    -- the unfused evaluation path keeps the shape check
+    local bad = nn.Add{nn.Sequential{nn.Conv2d(4, 8, 1)}, nn.Identity()}:evaluate()
+    assert.has_error(function() bad:forward(T.randn{1, 4, 3, 3}) end, "Add: branch 2 gives [1,4,3,3], branch 1 gave [1,8,3,3]")
+  end)
+
   it("the raw blocked bindings refuse mismatched shapes", function()
     local K = require("siamese.core").nn
     local ok, err = pcall(K.conv2d_blocked_pack, T.zeros{12, 36}, T.zeros{12, 4, 3, 3})

@@ -11,7 +11,8 @@
  *
  *   out[n,o,y,x] = b[o] + sum_{c,i,j} w[o,c,i,j] xp[n, c, y*sh + i*dh, x*sw + j*dw]
  *
- * (xp = the input zero-padded by pt, pl at the top/left), then max(., 0)
+ * (xp = the input zero-padded by pt, pl at the top/left), plus res[n,o,y,x]
+ * when a residual is given (a residual block's sum, fused), then max(., 0)
  * when relu is set. wb holds panels of 32 output channels (the last one 16
  * when Cout is an odd multiple of 16): the panel of channels [o0, o0 + ob)
  * starts at o0 * K and holds w[o0 + r][k] at k * ob + r, so one k gives
@@ -42,6 +43,7 @@
 /* multiply-adds fused where the target has FMA (the build turns contraction
  * off globally for reproducible scalar code; these sums reassociate anyway) */
 #pragma GCC optimize("fp-contract=fast")
+#include <math.h>
 #include <omp.h>
 #include <string.h>
 #include "nn.h"
@@ -88,10 +90,11 @@ static int threads(void)
 }
 
 /* Floats of one thread's scratch: the padded planes of one sample (a band
- * of rows or all of them) and the slack after them. */
-static int64_t per_thread(const bdims *d, const sm_conv2d_params *p)
+ * of rows or all of them), the slack after them, and with 8-bit weights
+ * the panel being used, in floats. */
+static int64_t per_thread(const bdims *d, const sm_conv2d_params *p, int q8)
 {
-    return d->Cin * d->plane + slack(p);
+    return d->Cin * d->plane + slack(p) + (q8 ? d->K * OB : 0);
 }
 
 sm_status sm_conv2d_blocked_pack_check(sm_err *err, const sm_tensor *wb, const sm_tensor *weight)
@@ -119,6 +122,60 @@ void sm_conv2d_blocked_pack(sm_tensor *wb, const sm_tensor *weight)
         for (int64_t r = 0; r < ob; r++)
             for (int64_t k = 0; k < K; k++) dst[k * ob + r] = weight->data[(o0 + r) * K + k];
     }
+}
+
+/* ---- weights on an 8-bit grid ---------------------------------------------
+ * Weights quantised to 8 bits (face-api's are, per tensor; folding a
+ * per-channel scale keeps them on a grid per output channel) are stored as
+ * their levels: w[o,k] = offset[o] + step[o] * q, q in 0..255, kept as the
+ * int8 q - 128 in the float panels' layout, four to a float of wq. A
+ * thread turns a panel back into floats (offset + 128 step + step (q -
+ * 128), within an ulp or two of w) just before using it: a quarter of the
+ * bytes cross from memory, where a face's deep layers wait for them. */
+
+sm_status sm_conv2d_blocked_pack8_check(sm_err *err, const sm_tensor *wq, const sm_tensor *grid,
+                                        const sm_tensor *weight)
+{
+    char sw[SM_SHAPE_STR_LEN], sq[SM_SHAPE_STR_LEN], sg[SM_SHAPE_STR_LEN];
+    sm_shape_str(sw, sizeof sw, weight->ndim, weight->shape);
+    sm_shape_str(sq, sizeof sq, wq->ndim, wq->shape);
+    sm_shape_str(sg, sizeof sg, grid->ndim, grid->shape);
+    if (weight->ndim != 4 || !sm_tensor_is_contiguous(weight) || weight->shape[0] % 16 != 0)
+        return sm_fail(err, SM_EINVAL,
+                       "conv2d_blocked_pack8: weight must be a contiguous [Cout,Cin,kh,kw] tensor with Cout a "
+                       "multiple of 16, got %s", sw);
+    int64_t n = sm_numel(weight->ndim, weight->shape);
+    if (wq->ndim != 1 || wq->shape[0] != n / 4 || !sm_tensor_is_contiguous(wq))
+        return sm_fail(err, SM_EINVAL, "conv2d_blocked_pack8: 8-bit weight %s should be [%lld] for weight %s", sq,
+                       (long long)(n / 4), sw);
+    if (grid->ndim != 2 || grid->shape[0] != 2 || grid->shape[1] != weight->shape[0] ||
+        !sm_tensor_is_contiguous(grid))
+        return sm_fail(err, SM_EINVAL, "conv2d_blocked_pack8: grid %s should be [2,%lld] (offsets, steps)", sg,
+                       (long long)weight->shape[0]);
+    return SM_OK;
+}
+
+int sm_conv2d_blocked_pack8(sm_tensor *wq, const sm_tensor *grid, const sm_tensor *weight)
+{
+    int64_t cout = weight->shape[0], K = weight->shape[1] * weight->shape[2] * weight->shape[3];
+    const float *off = grid->data, *step = grid->data + cout;
+    int8_t *q = (int8_t *)wq->data;
+    for (int64_t o0 = 0; o0 < cout; o0 += OB) {
+        int64_t ob = cout - o0 < OB ? cout - o0 : OB;
+        for (int64_t r = 0; r < ob; r++) {
+            int64_t o = o0 + r;
+            /* a level within 2^-20 of the channel's largest magnitude (a few
+             * ulps) counts as on the grid */
+            double big = fabs((double)off[o]) + 255.0 * fabs((double)step[o]), tol = big * 0x1p-20;
+            for (int64_t k = 0; k < K; k++) {
+                double w = weight->data[o * K + k];
+                double lv = step[o] != 0 ? nearbyint((w - off[o]) / step[o]) : 0;
+                if (!(lv >= 0 && lv <= 255 && fabs(off[o] + step[o] * lv - w) <= tol)) return 0;
+                q[o0 * K + k * ob + r] = (int8_t)(lv - 128);
+            }
+        }
+    }
+    return 1;
 }
 
 sm_status sm_conv2d_blocked_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *wb,
@@ -150,12 +207,50 @@ sm_status sm_conv2d_blocked_check(sm_err *err, const sm_tensor *out, const sm_te
     return SM_OK;
 }
 
-/* Workspace: each thread's planes, then the K input offsets of the taps
- * (int32, stored in floats' room). */
-size_t sm_conv2d_blocked_workspace(const sm_tensor *out, const sm_tensor *in, const sm_conv2d_params *p)
+sm_status sm_conv2d_blocked_check8(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *wq,
+                                   const sm_tensor *grid, const sm_tensor *bias, const sm_conv2d_params *p)
+{
+    if (out->ndim != 4 || in->ndim != 4) {
+        char so[SM_SHAPE_STR_LEN], si[SM_SHAPE_STR_LEN];
+        return sm_fail(err, SM_EINVAL, "conv2d_blocked: expected 4-D input and output, got %s and %s",
+                       sm_shape_str(si, sizeof si, in->ndim, in->shape),
+                       sm_shape_str(so, sizeof so, out->ndim, out->shape));
+    }
+    int64_t cout = out->shape[1], K = in->shape[1] * p->kh * p->kw;
+    char sq[SM_SHAPE_STR_LEN], sg[SM_SHAPE_STR_LEN];
+    sm_shape_str(sq, sizeof sq, wq->ndim, wq->shape);
+    sm_shape_str(sg, sizeof sg, grid->ndim, grid->shape);
+    if (cout % 16 != 0 || wq->ndim != 1 || wq->shape[0] * 4 != cout * K || !sm_tensor_is_contiguous(wq))
+        return sm_fail(err, SM_EINVAL, "conv2d_blocked: 8-bit weight %s should be [%lld], Cout %lld a multiple of 16",
+                       sq, (long long)(cout * K / 4), (long long)cout);
+    if (grid->ndim != 2 || grid->shape[0] != 2 || grid->shape[1] != cout || !sm_tensor_is_contiguous(grid))
+        return sm_fail(err, SM_EINVAL, "conv2d_blocked: grid %s should be [2,%lld] (offsets, steps)", sg,
+                       (long long)cout);
+    /* the float check on a stand-in of the float panels' shape */
+    int64_t ps[2] = { cout, K };
+    sm_tensor wb;
+    sm_tensor_init(&wb, grid->data, 2, ps);
+    return sm_conv2d_blocked_check(err, out, in, &wb, bias, p);
+}
+
+sm_status sm_conv2d_blocked_check_residual(sm_err *err, const sm_tensor *out, const sm_tensor *res)
+{
+    if (res->ndim != out->ndim || memcmp(res->shape, out->shape, (size_t)out->ndim * sizeof(int64_t)) ||
+        !sm_tensor_is_contiguous(res)) {
+        char so[SM_SHAPE_STR_LEN], sr[SM_SHAPE_STR_LEN];
+        return sm_fail(err, SM_EINVAL, "conv2d_blocked: residual %s should be a contiguous tensor of the output's shape %s",
+                       sm_shape_str(sr, sizeof sr, res->ndim, res->shape),
+                       sm_shape_str(so, sizeof so, out->ndim, out->shape));
+    }
+    return SM_OK;
+}
+
+/* Workspace: each thread's planes (and float panel), then the K input
+ * offsets of the taps (int32, stored in floats' room). */
+size_t sm_conv2d_blocked_workspace(const sm_tensor *out, const sm_tensor *in, const sm_conv2d_params *p, int q8)
 {
     bdims d = bdims_of(out, in, p);
-    return (size_t)(threads() * per_thread(&d, p) + d.K);
+    return (size_t)(threads() * per_thread(&d, p, q8) + d.K);
 }
 
 /* planes[c] <- rows [r0, r0 + rows) of sample n's zero-padded planes
@@ -246,27 +341,32 @@ typedef struct {
     int32_t *kofs; /* the taps' offsets in planes pstride floats apart */
     float *out, *planes;
     int64_t pstride;
+    const int8_t *q;   /* 8-bit weights (wb NULL) ... */
+    const float *grid; /* ... and their offsets and steps */
+    float *panel;      /* the float panel made from them */
+    const float *res;  /* added before the ReLU, shaped as out, or NULL */
     int64_t n, y0, y1, p0, p1;
     int relu;
 } share;
 
 /* Block of positions [pos0, pos0 + pb) of output row y (flattened: of the
  * band's flattened rows, y unused) for one panel. */
-SM_INLINE void run_block(const share *sh, int64_t panel, int64_t y, int64_t pos0, int64_t pb, const int PB,
-                         const int NV)
+SM_INLINE void run_block(const share *sh, const float *w, int64_t panel, int64_t y, int64_t pos0, int64_t pb,
+                         const int PB, const int NV)
 {
     const bdims *d = sh->d;
     int64_t o0 = panel * OB, ob = d->Cout - o0 < OB ? d->Cout - o0 : OB;
-    const float *w = sh->wb + o0 * d->K;
     /* the first input of the block, in the band's planes */
     const float *x = d->flat ? sh->planes + pos0 : sh->planes + (y - sh->y0) * sh->p->sh * d->Wp + pos0 * sh->p->sw;
     float buf[PB_MAX * OB];
     for (int64_t v0 = 0; v0 < ob; v0 += 16 * NV) {
         const float *bias = sh->bias ? sh->bias + o0 + v0 : NULL;
+        /* with a residual the ReLU comes after it, in the scatter */
+        int relu = sh->relu && !sh->res;
         if (NV > 1 && ob - v0 >= 32)
-            block_any(buf, w + v0, ob, x, sh->kofs, d->K, bias, sh->relu, sh->p->sw, (int)pb, PB, 2);
+            block_any(buf, w + v0, ob, x, sh->kofs, d->K, bias, relu, sh->p->sw, (int)pb, PB, 2);
         else
-            block_any(buf + v0, w + v0, ob, x, sh->kofs, d->K, bias, sh->relu, sh->p->sw, (int)pb, PB, 1);
+            block_any(buf + v0, w + v0, ob, x, sh->kofs, d->K, bias, relu, sh->p->sw, (int)pb, PB, 1);
     }
     /* scatter buf[r][c] to out[n, o0 + c, y, x] */
     int64_t HWo = d->Ho * d->Wo;
@@ -280,8 +380,40 @@ SM_INLINE void run_block(const share *sh, int64_t panel, int64_t y, int64_t pos0
         }
         float *dst = on + yo * d->Wo + xo;
         const float *src = buf + r * OB;
-        for (int64_t c = 0; c < ob; c++) dst[c * HWo] = src[c];
+        if (sh->res) {
+            /* out = (conv + bias) + res, then max(., 0): the sum of nn.Add, in its order */
+            const float *rp = sh->res + (dst - sh->out);
+            for (int64_t c = 0; c < ob; c++) {
+                float v = src[c] + rp[c * HWo];
+                dst[c * HWo] = sh->relu && !(v > 0) ? 0.0f : v;
+            }
+        } else {
+            for (int64_t c = 0; c < ob; c++) dst[c * HWo] = src[c];
+        }
     }
+}
+
+/* The float panel of 8-bit weights: offset + step * level, the level
+ * q + 128, as (offset + 128 step) + step q per 16 channels. */
+SM_INLINE const float *panel_floats(const share *sh, int64_t panel)
+{
+    const bdims *d = sh->d;
+    int64_t o0 = panel * OB, ob = d->Cout - o0 < OB ? d->Cout - o0 : OB;
+    const int8_t *q = sh->q + o0 * d->K;
+    float base[OB], step[OB];
+    for (int64_t r = 0; r < ob; r++) {
+        step[r] = sh->grid[d->Cout + o0 + r];
+        base[r] = sh->grid[o0 + r] + 128 * step[r];
+    }
+    /* plain loops: the compiler turns them into vector sign extensions
+     * and conversions */
+    if (ob == OB)
+        for (int64_t k = 0; k < d->K; k++)
+            for (int r = 0; r < OB; r++) sh->panel[k * OB + r] = base[r] + step[r] * (float)q[k * OB + r];
+    else
+        for (int64_t k = 0; k < d->K; k++)
+            for (int r = 0; r < 16; r++) sh->panel[k * 16 + r] = base[r] + step[r] * (float)q[k * 16 + r];
+    return sh->panel;
 }
 
 SM_INLINE void run_share(const share *sh, const int PB, const int NV)
@@ -293,10 +425,12 @@ SM_INLINE void run_share(const share *sh, const int PB, const int NV)
     pad_band(sh->planes, sh->pstride, sh->in, d, sh->p, sh->n, sh->y0 * sh->p->sh, band_rows);
     /* flattened: the band's rows as one row of (rows - 1) * Wp + Wo positions */
     int64_t prow = d->flat ? 1 : rows, len = d->flat ? (rows - 1) * d->Wp + d->Wo : d->Wo;
-    for (int64_t panel = sh->p0; panel < sh->p1; panel++)
+    for (int64_t panel = sh->p0; panel < sh->p1; panel++) {
+        const float *w = sh->q ? panel_floats(sh, panel) : sh->wb + panel * OB * d->K;
         for (int64_t r = 0; r < prow; r++)
             for (int64_t pos0 = 0; pos0 < len; pos0 += PB)
-                run_block(sh, panel, sh->y0 + r, pos0, len - pos0 < PB ? len - pos0 : PB, PB, NV);
+                run_block(sh, w, panel, sh->y0 + r, pos0, len - pos0 < PB ? len - pos0 : PB, PB, NV);
+    }
 }
 
 typedef void jobs_fn(const share *);
@@ -359,15 +493,17 @@ static void part(int64_t n, int t, int nt, int64_t *lo, int64_t *hi)
     *hi = n * (t + 1) / nt;
 }
 
-int sm_conv2d_blocked_forward_path(int path, sm_tensor *out, const sm_tensor *in, const sm_tensor *wb,
-                                   const sm_tensor *bias, const sm_conv2d_params *p, int relu, float *ws)
+/* The forward on float panels wb, or (wb NULL) on 8-bit ones wq with grid. */
+static int forward(int path, sm_tensor *out, const sm_tensor *in, const sm_tensor *wb, const sm_tensor *wq,
+                   const sm_tensor *grid, const sm_tensor *bias, const sm_tensor *res, const sm_conv2d_params *p,
+                   int relu, float *ws)
 {
     int PB;
     jobs_fn *fn = path < 0 ? path_fn(best_path(), &PB) : path_fn(path, &PB);
     if (!fn) return 0;
     bdims d = bdims_of(out, in, p);
     int nt = threads();
-    int64_t per = per_thread(&d, p), panels = (d.Cout + OB - 1) / OB;
+    int64_t per = per_thread(&d, p, wb == NULL), panels = (d.Cout + OB - 1) / OB;
     int32_t *kofs = (int32_t *)(ws + nt * per);
     if (d.Cout * d.K * d.Ho * d.Wo * d.N <= 131072) nt = 1;
     /* Threads share out the panels when the weights outweigh the input
@@ -386,8 +522,10 @@ int sm_conv2d_blocked_forward_path(int path, sm_tensor *out, const sm_tensor *in
     #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int t = omp_get_thread_num(), n_t = omp_get_num_threads();
-        share sh = { &d, p, in->data, wb->data, bias ? bias->data : NULL, kofs, out->data, ws + t * per,
-                     plane_rows * d.Wp, 0, 0, d.Ho, 0, panels, relu };
+        float *mine = ws + t * per;
+        share sh = { &d, p, in->data, wb ? wb->data : NULL, bias ? bias->data : NULL, kofs, out->data, mine,
+                     plane_rows * d.Wp, wb ? NULL : (const int8_t *)wq->data, wb ? NULL : grid->data,
+                     mine + d.Cin * d.plane + slack(p), res ? res->data : NULL, 0, 0, d.Ho, 0, panels, relu };
         if (by_panel) part(panels, t, n_t, &sh.p0, &sh.p1);
         else part(d.Ho, t, n_t, &sh.y0, &sh.y1);
         for (int64_t n = 0; n < d.N; n++) {
@@ -398,8 +536,29 @@ int sm_conv2d_blocked_forward_path(int path, sm_tensor *out, const sm_tensor *in
     return 1;
 }
 
-void sm_conv2d_blocked_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wb, const sm_tensor *bias,
-                               const sm_conv2d_params *p, int relu, float *ws)
+int sm_conv2d_blocked_forward_path(int path, sm_tensor *out, const sm_tensor *in, const sm_tensor *wb,
+                                   const sm_tensor *bias, const sm_tensor *res, const sm_conv2d_params *p, int relu,
+                                   float *ws)
 {
-    sm_conv2d_blocked_forward_path(-1, out, in, wb, bias, p, relu, ws);
+    return forward(path, out, in, wb, NULL, NULL, bias, res, p, relu, ws);
+}
+
+void sm_conv2d_blocked_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wb, const sm_tensor *bias,
+                               const sm_tensor *res, const sm_conv2d_params *p, int relu, float *ws)
+{
+    forward(-1, out, in, wb, NULL, NULL, bias, res, p, relu, ws);
+}
+
+int sm_conv2d_blocked_forward8_path(int path, sm_tensor *out, const sm_tensor *in, const sm_tensor *wq,
+                                    const sm_tensor *grid, const sm_tensor *bias, const sm_tensor *res,
+                                    const sm_conv2d_params *p, int relu, float *ws)
+{
+    return forward(path, out, in, NULL, wq, grid, bias, res, p, relu, ws);
+}
+
+void sm_conv2d_blocked_forward8(sm_tensor *out, const sm_tensor *in, const sm_tensor *wq, const sm_tensor *grid,
+                                const sm_tensor *bias, const sm_tensor *res, const sm_conv2d_params *p, int relu,
+                                float *ws)
+{
+    forward(-1, out, in, NULL, wq, grid, bias, res, p, relu, ws);
 }

@@ -162,27 +162,58 @@ static int l_conv2d_blocked_pack(lua_State *L)
     return 0;
 }
 
-static int l_conv2d_blocked_workspace(lua_State *L)
+/* conv2d_blocked_pack8(wq, grid, weight) -> true, or false when a weight
+ * is off its channel's grid (grid [2,Cout]: offsets, steps). */
+static int l_conv2d_blocked_pack8(lua_State *L)
 {
-    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *wb = sm_l_checkcontiguous(L, 3);
-    sm_conv2d_params p = sm_l_conv_params(L, 4);
+    sm_tensor *wq = sm_l_checkcontiguous(L, 1), *grid = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3);
     sm_err err;
-    if (sm_conv2d_blocked_check(&err, out, in, wb, NULL, &p)) return raise(L, &err);
-    lua_pushinteger(L, (lua_Integer)sm_conv2d_blocked_workspace(out, in, &p));
+    if (sm_conv2d_blocked_pack8_check(&err, wq, grid, w)) return raise(L, &err);
+    lua_pushboolean(L, sm_conv2d_blocked_pack8(wq, grid, w));
     return 1;
 }
 
-/* conv2d_blocked_forward(out, in, wb, bias|nil, params, relu, ws) */
+/* conv2d_blocked_workspace(out, in, wb, params) or (out, in, wq, params, grid) */
+static int l_conv2d_blocked_workspace(lua_State *L)
+{
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3);
+    sm_conv2d_params p = sm_l_conv_params(L, 4);
+    sm_tensor *grid = opt_ctensor(L, 5);
+    sm_err err;
+    if (grid ? sm_conv2d_blocked_check8(&err, out, in, w, grid, NULL, &p) : sm_conv2d_blocked_check(&err, out, in, w, NULL, &p))
+        return raise(L, &err);
+    lua_pushinteger(L, (lua_Integer)sm_conv2d_blocked_workspace(out, in, &p, grid != NULL));
+    return 1;
+}
+
+/* conv2d_blocked_forward8(out, in, wq, grid, bias|nil, params, relu, ws [, residual]) */
+static int l_conv2d_blocked_forward8(lua_State *L)
+{
+    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *wq = sm_l_checkcontiguous(L, 3),
+              *grid = sm_l_checkcontiguous(L, 4), *b = opt_ctensor(L, 5), *res = opt_ctensor(L, 9);
+    sm_conv2d_params p = sm_l_conv_params(L, 6);
+    int relu = lua_toboolean(L, 7);
+    sm_err err;
+    if (sm_conv2d_blocked_check8(&err, out, in, wq, grid, b, &p) ||
+        (res && sm_conv2d_blocked_check_residual(&err, out, res)))
+        return raise(L, &err);
+    float *ws = workspace(L, 8, sm_conv2d_blocked_workspace(out, in, &p, 1));
+    sm_conv2d_blocked_forward8(out, in, wq, grid, b, res, &p, relu, ws);
+    return 0;
+}
+
+/* conv2d_blocked_forward(out, in, wb, bias|nil, params, relu, ws [, residual]) */
 static int l_conv2d_blocked_forward(lua_State *L)
 {
     sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *wb = sm_l_checkcontiguous(L, 3),
-              *b = opt_ctensor(L, 4);
+              *b = opt_ctensor(L, 4), *res = opt_ctensor(L, 8);
     sm_conv2d_params p = sm_l_conv_params(L, 5);
     int relu = lua_toboolean(L, 6);
     sm_err err;
-    if (sm_conv2d_blocked_check(&err, out, in, wb, b, &p)) return raise(L, &err);
-    float *ws = workspace(L, 7, sm_conv2d_blocked_workspace(out, in, &p));
-    sm_conv2d_blocked_forward(out, in, wb, b, &p, relu, ws);
+    if (sm_conv2d_blocked_check(&err, out, in, wb, b, &p) || (res && sm_conv2d_blocked_check_residual(&err, out, res)))
+        return raise(L, &err);
+    float *ws = workspace(L, 7, sm_conv2d_blocked_workspace(out, in, &p, 0));
+    sm_conv2d_blocked_forward(out, in, wb, b, res, &p, relu, ws);
     return 0;
 }
 
@@ -708,6 +739,7 @@ static const luaL_Reg nn_functions[] = {
     { "conv2d_packed_forward", l_conv2d_packed_forward },
     { "conv2d_blocked_pack", l_conv2d_blocked_pack }, { "conv2d_blocked_workspace", l_conv2d_blocked_workspace },
     { "conv2d_blocked_forward", l_conv2d_blocked_forward },
+    { "conv2d_blocked_pack8", l_conv2d_blocked_pack8 }, { "conv2d_blocked_forward8", l_conv2d_blocked_forward8 },
     { "conv2d_backward_input", l_conv2d_backward_input }, { "conv2d_backward_params", l_conv2d_backward_params },
     { "intbuffer", l_intbuffer },
     { "maxpool2d_forward", l_maxpool2d_forward }, { "maxpool2d_backward", l_maxpool2d_backward },

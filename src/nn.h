@@ -246,17 +246,37 @@ void sm_conv2d_packed_forward(sm_tensor *out, const sm_tensor *in, const sm_tens
 sm_status sm_conv2d_blocked_pack_check(sm_err *err, const sm_tensor *wb, const sm_tensor *weight);
 void sm_conv2d_blocked_pack(sm_tensor *wb, const sm_tensor *weight);
 /* The convolution of sm_conv2d_forward (one group) from the packed
- * weights; relu != 0 applies max(., 0) to the output. */
+ * weights, plus res (NULL, or a contiguous tensor of out's shape: a
+ * residual block's sum); relu != 0 applies max(., 0) last. */
 sm_status sm_conv2d_blocked_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *wb,
                                   const sm_tensor *bias, const sm_conv2d_params *p);
-size_t sm_conv2d_blocked_workspace(const sm_tensor *out, const sm_tensor *in, const sm_conv2d_params *p);
+sm_status sm_conv2d_blocked_check_residual(sm_err *err, const sm_tensor *out, const sm_tensor *res);
+/* Floats of workspace; q8 != 0 for the 8-bit forward. */
+size_t sm_conv2d_blocked_workspace(const sm_tensor *out, const sm_tensor *in, const sm_conv2d_params *p, int q8);
 void sm_conv2d_blocked_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wb, const sm_tensor *bias,
-                               const sm_conv2d_params *p, int relu, float *ws);
+                               const sm_tensor *res, const sm_conv2d_params *p, int relu, float *ws);
 /* The same on code path 0 (portable), 1 (AVX2 + FMA) or 2 (AVX-512), -1
  * the widest this CPU runs; returns 0 (and does nothing) when the CPU or
  * build lacks it. */
 int sm_conv2d_blocked_forward_path(int path, sm_tensor *out, const sm_tensor *in, const sm_tensor *wb,
-                                   const sm_tensor *bias, const sm_conv2d_params *p, int relu, float *ws);
+                                   const sm_tensor *bias, const sm_tensor *res, const sm_conv2d_params *p, int relu,
+                                   float *ws);
+/* Weights on a grid per output channel (grid [2,Cout]: offsets, steps):
+ * wq [Cout*Cin*kh*kw/4] <- their levels in 8 bits, in the panels' layout.
+ * Returns 0 (wq partly written) when a weight is off its channel's grid
+ * (more than a few ulps from offset + step * q, q in 0..255). */
+sm_status sm_conv2d_blocked_pack8_check(sm_err *err, const sm_tensor *wq, const sm_tensor *grid,
+                                        const sm_tensor *weight);
+int sm_conv2d_blocked_pack8(sm_tensor *wq, const sm_tensor *grid, const sm_tensor *weight);
+/* The forward on 8-bit weights (checked by sm_conv2d_blocked_check8). */
+sm_status sm_conv2d_blocked_check8(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *wq,
+                                   const sm_tensor *grid, const sm_tensor *bias, const sm_conv2d_params *p);
+void sm_conv2d_blocked_forward8(sm_tensor *out, const sm_tensor *in, const sm_tensor *wq, const sm_tensor *grid,
+                                const sm_tensor *bias, const sm_tensor *res, const sm_conv2d_params *p, int relu,
+                                float *ws);
+int sm_conv2d_blocked_forward8_path(int path, sm_tensor *out, const sm_tensor *in, const sm_tensor *wq,
+                                    const sm_tensor *grid, const sm_tensor *bias, const sm_tensor *res,
+                                    const sm_conv2d_params *p, int relu, float *ws);
 
 /* ---- Winograd 3x3 stride-1 convolution (winograd.c) ---------------- */
 

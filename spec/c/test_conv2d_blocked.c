@@ -29,15 +29,28 @@ static float *randn(int64_t n)
 
 /* Largest |blocked - im2col| / (1 + |im2col|) over the paths this CPU runs
  * at 1 and 2 threads; -1 if no path ran (never: the portable one always does). */
-static double blocked_worst(int64_t N, int64_t cin, int64_t cout, int64_t H, int64_t W, sm_conv2d_params p,
-                            int with_bias, int relu)
+static double blocked_worst_opts(int64_t N, int64_t cin, int64_t cout, int64_t H, int64_t W, sm_conv2d_params p,
+                                 int with_bias, int relu, int residual, int q8)
 {
     int64_t K = cin * p.kh * p.kw;
     int64_t is[4] = { N, cin, H, W }, ws_[4] = { cout, cin, p.kh, p.kw }, bs[1] = { cout }, ps[2] = { cout, K };
     int64_t os[4] = { N, cout, sm_conv_out_size(H, p.kh, p.sh, p.dh, p.pt, p.pb),
                       sm_conv_out_size(W, p.kw, p.sw, p.dw, p.pl, p.pr) };
     int64_t ny = sm_numel(4, os);
-    float *x = randn(sm_numel(4, is)), *w = randn(sm_numel(4, ws_)), *b = randn(cout);
+    float *x = randn(sm_numel(4, is)), *w = randn(sm_numel(4, ws_)), *b = randn(cout), *res = randn(ny);
+    /* 8-bit: weights on a grid per output channel, offset - 1 + step * q */
+    float grid[2 * 256];
+    int8_t *levels = malloc((size_t)(cout * K));
+    if (q8) {
+        for (int64_t o = 0; o < cout; o++) {
+            grid[o] = -1.0f - 0.01f * (float)o;
+            grid[cout + o] = 1.0f / 128 + 1e-4f * (float)o;
+            for (int64_t k = 0; k < K; k++) {
+                int lv = (int)(sm_rng_uniform(&rng) * 256) & 255;
+                w[o * K + k] = grid[o] + grid[cout + o] * (float)lv;
+            }
+        }
+    }
     float *y0 = malloc((size_t)ny * sizeof(float)), *y1 = malloc((size_t)ny * sizeof(float));
     float *wb = malloc((size_t)(cout * K) * sizeof(float));
     sm_tensor tx, tw, tb, ty0, ty1, twb;
@@ -50,16 +63,32 @@ static double blocked_worst(int64_t N, int64_t cin, int64_t cout, int64_t H, int
     CHECK(sm_conv2d_blocked_check(&err, &ty1, &tx, &twb, bias, &p) == SM_OK);
     float *ws0 = malloc((sm_conv2d_workspace(&tx, &ty0, &p) + 1) * sizeof(float));
     sm_conv2d_forward(&ty0, &tx, &tw, bias, &p, ws0);
+    if (residual)
+        for (int64_t i = 0; i < ny; i++) y0[i] += res[i];
     sm_conv2d_blocked_pack(&twb, &tw);
+    int64_t gs[2] = { 2, cout }, qs[1] = { cout * K / 4 };
+    sm_tensor tgrid, twq, tres;
+    sm_tensor_init(&tgrid, grid, 2, gs);
+    sm_tensor_init(&twq, (float *)levels, 1, qs);
+    sm_tensor_init(&tres, res, 4, os);
+    sm_tensor *r = residual ? &tres : NULL;
+    if (q8) {
+        CHECK(sm_conv2d_blocked_pack8_check(&err, &twq, &tgrid, &tw) == SM_OK);
+        CHECK(sm_conv2d_blocked_pack8(&twq, &tgrid, &tw));
+        CHECK(sm_conv2d_blocked_check8(&err, &ty1, &tx, &twq, &tgrid, bias, &p) == SM_OK);
+    }
+    if (r) CHECK(sm_conv2d_blocked_check_residual(&err, &ty1, r) == SM_OK);
     double worst = -1;
     int saved = omp_get_max_threads();
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
         /* exactly the workspace asked for: reads past it show under ASan */
-        float *ws1 = malloc(sm_conv2d_blocked_workspace(&ty1, &tx, &p) * sizeof(float));
+        float *ws1 = malloc(sm_conv2d_blocked_workspace(&ty1, &tx, &p, q8) * sizeof(float));
         for (int path = 0; path < 3; path++) {
             for (int64_t i = 0; i < ny; i++) y1[i] = 12345.0f;
-            if (!sm_conv2d_blocked_forward_path(path, &ty1, &tx, &twb, bias, &p, relu, ws1)) continue;
+            if (!(q8 ? sm_conv2d_blocked_forward8_path(path, &ty1, &tx, &twq, &tgrid, bias, r, &p, relu, ws1)
+                     : sm_conv2d_blocked_forward_path(path, &ty1, &tx, &twb, bias, r, &p, relu, ws1)))
+                continue;
             if (worst < 0) worst = 0;
             for (int64_t i = 0; i < ny; i++) {
                 double ref = relu && y0[i] < 0 ? 0 : y0[i];
@@ -68,7 +97,8 @@ static double blocked_worst(int64_t N, int64_t cin, int64_t cout, int64_t H, int
             }
         }
         /* the default dispatch: one of the paths */
-        sm_conv2d_blocked_forward(&ty1, &tx, &twb, bias, &p, relu, ws1);
+        if (q8) sm_conv2d_blocked_forward8(&ty1, &tx, &twq, &tgrid, bias, r, &p, relu, ws1);
+        else sm_conv2d_blocked_forward(&ty1, &tx, &twb, bias, r, &p, relu, ws1);
         for (int64_t i = 0; i < ny; i++) {
             double ref = relu && y0[i] < 0 ? 0 : y0[i];
             double d = fabs(y1[i] - ref) / (1 + fabs(ref));
@@ -77,8 +107,56 @@ static double blocked_worst(int64_t N, int64_t cin, int64_t cout, int64_t H, int
         free(ws1);
     }
     omp_set_num_threads(saved);
-    free(x); free(w); free(b); free(y0); free(y1); free(wb); free(ws0);
+    free(x); free(w); free(b); free(res); free(levels); free(y0); free(y1); free(wb); free(ws0);
     return worst;
+}
+
+static double blocked_worst(int64_t N, int64_t cin, int64_t cout, int64_t H, int64_t W, sm_conv2d_params p,
+                            int with_bias, int relu)
+{
+    return blocked_worst_opts(N, cin, cout, H, W, p, with_bias, relu, 0, 0);
+}
+
+/* The residual (added before the ReLU) and 8-bit weights on a grid. */
+static void test_blocked_residual_and_8bit(void)
+{
+    sm_conv2d_params same3 = { 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+    sm_conv2d_params valid_s2 = { 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 1 };
+    CHECK(blocked_worst_opts(1, 32, 32, 35, 35, same3, 1, 1, 1, 0) < TOL);
+    CHECK(blocked_worst_opts(2, 64, 48, 6, 7, same3, 1, 0, 1, 0) < TOL);
+    CHECK(blocked_worst_opts(1, 256, 256, 4, 4, same3, 1, 1, 0, 1) < TOL);
+    CHECK(blocked_worst_opts(1, 128, 48, 9, 9, valid_s2, 0, 0, 1, 1) < TOL);
+    CHECK(blocked_worst_opts(3, 16, 16, 5, 5, same3, 1, 1, 1, 1) < TOL);
+}
+
+/* Weights off the grid are refused, and the checks name the shapes. */
+static void test_blocked_pack8_refuses(void)
+{
+    int64_t ws_[4] = { 16, 2, 1, 1 }, gs[2] = { 2, 16 }, qs[1] = { 8 }, bad_qs[1] = { 9 };
+    float w[32], grid[32], q[9];
+    for (int o = 0; o < 16; o++) {
+        grid[o] = 0.0f;
+        grid[16 + o] = 0.5f;
+        w[2 * o] = 0.5f * 3;
+        w[2 * o + 1] = 0.5f * 255;
+    }
+    sm_tensor tw, tgrid, tq, tbad;
+    sm_tensor_init(&tw, w, 4, ws_); sm_tensor_init(&tgrid, grid, 2, gs); sm_tensor_init(&tq, q, 1, qs);
+    sm_tensor_init(&tbad, q, 1, bad_qs);
+    sm_err err;
+    CHECK(sm_conv2d_blocked_pack8_check(&err, &tq, &tgrid, &tw) == SM_OK);
+    CHECK(sm_conv2d_blocked_pack8(&tq, &tgrid, &tw) == 1);
+    w[7] = 0.5f * 3 + 0.01f;                 /* between two levels */
+    CHECK(sm_conv2d_blocked_pack8(&tq, &tgrid, &tw) == 0);
+    w[7] = 0.5f * 256;                       /* past the last level */
+    CHECK(sm_conv2d_blocked_pack8(&tq, &tgrid, &tw) == 0);
+    CHECK(sm_conv2d_blocked_pack8_check(&err, &tbad, &tgrid, &tw) != SM_OK);
+    CHECK(strstr(err.msg, "8-bit weight") != NULL);
+    int64_t os[4] = { 1, 16, 3, 3 }, rs[4] = { 1, 16, 3, 4 };
+    sm_tensor tout, tres;
+    sm_tensor_init(&tout, w, 4, os); sm_tensor_init(&tres, w, 4, rs);
+    CHECK(sm_conv2d_blocked_check_residual(&err, &tout, &tres) != SM_OK);
+    CHECK(strstr(err.msg, "residual") != NULL);
 }
 
 static void test_blocked_forward_matches_im2col(void)
@@ -161,5 +239,7 @@ int main(void)
     RUN(test_blocked_forward_matches_im2col);
     RUN(test_blocked_checks_refuse_mismatches);
     RUN(test_blocked_pack_layout);
+    RUN(test_blocked_residual_and_8bit);
+    RUN(test_blocked_pack8_refuses);
     return ctest_summary("conv2d_blocked");
 }

@@ -93,12 +93,20 @@ end
 -- by ~1e-7, far inside the conformance tolerance).
 local function conv_layer(tensors, prefix, cin, cout, k, stride, padding, relu)
   local conv = nn.Conv2d(cin, cout, k, {stride = stride, padding = padding, relu = relu})
-  conv.weight:copy(hwio_to_oihw(fetch(tensors, prefix .. "/conv/filters", {k, k, cin, cout})))
+  local filters = fetch(tensors, prefix .. "/conv/filters", {k, k, cin, cout})
+  conv.weight:copy(hwio_to_oihw(filters))
   local bias = fetch(tensors, prefix .. "/conv/bias", {cout})
   local s = fetch(tensors, prefix .. "/scale/weights", {cout})
   local t = fetch(tensors, prefix .. "/scale/biases", {cout})
   for o = 1, cout do conv.weight:select(1, o):scale_(s:get(o)) end
   conv.bias:copy(bias:mul(s):add(t))
+  -- face-api stores the filters as 8-bit levels min + step * q of the
+  -- whole tensor (q = 0 at its minimum, 255 at its maximum); folded, output
+  -- channel o's levels are s[o] min + s[o] step * q (nn.Conv2d:pack checks it)
+  local lo, hi = filters:min(), filters:max()
+  conv.grid = T.zeros{2, cout}
+  conv.grid:select(1, 1):copy(s):scale_(lo)
+  conv.grid:select(1, 2):copy(s):scale_((hi - lo) / 255)
   return conv
 end
 
@@ -183,7 +191,7 @@ local function prepare_convolutions(m)
     for _, c in ipairs(m.modules) do prepare_convolutions(c) end
   elseif m.prepare then
     m:prepare()
-    m:pack()
+    m:pack{grid = m.grid}
   end
   return m
 end

@@ -92,8 +92,12 @@ function Conv2d:updateOutput(input)
   if self.train then
     u = self:training_winograd(false, s[1], ho, wo, p)
   else
-    local wb = self:blocked_weights(s[1], s[3], s[4], ho, wo, p)
-    if wb then
+    local wb, grid = self:blocked_weights(s[1], s[3], s[4], ho, wo, p)
+    if grid then
+      local ws = workspace.get(K.conv2d_blocked_workspace(self.output, x, wb, p, grid))
+      K.conv2d_blocked_forward8(self.output, x, wb, grid, self.bias, p, self.relu, ws)
+      return self.output
+    elseif wb then
       local ws = workspace.get(K.conv2d_blocked_workspace(self.output, x, wb, p))
       K.conv2d_blocked_forward(self.output, x, wb, self.bias, p, self.relu, ws)
       return self.output
@@ -116,6 +120,36 @@ function Conv2d:updateOutput(input)
   K.conv2d_forward(self.output, x, self.weight, self.bias, p, ws)
   if self.relu then K.activation_forward(self.output, self.output, "relu") end
   return self.output
+end
+
+--- Evaluation-mode forward plus a residual, fused when the layer takes
+-- the blocked forward (see pack): buffer <- conv(input) + residual, then
+-- max(., 0) with relu — the sum nn.Add would make, in its order. Returns
+-- buffer (a new tensor when nil or of another shape), or nil, doing
+-- nothing, when that path does not serve this input (or in training mode,
+-- or for a residual of another shape).
+function Conv2d:residual_forward(input, residual, buffer)
+  if self.train then return nil end
+  local s = self:check_input(input)
+  local p = self:params(s[3], s[4])
+  local ho = K.conv_out_size(s[3], p[1], p[3], p[5], p[7], p[9])
+  local wo = K.conv_out_size(s[4], p[2], p[4], p[6], p[8], p[10])
+  if ho <= 0 or wo <= 0 then return nil end
+  local wb, grid = self:blocked_weights(s[1], s[3], s[4], ho, wo, p)
+  local shape = {s[1], self.nout, ho, wo}
+  if not wb or not T.is_tensor(residual) or util.shape_str(residual) ~= "[" .. table.concat(shape, ",") .. "]" then
+    return nil
+  end
+  local x, r = util.contiguous(input), util.contiguous(residual)
+  buffer = Module.buffer(buffer, shape)
+  if grid then
+    local ws = workspace.get(K.conv2d_blocked_workspace(buffer, x, wb, p, grid))
+    K.conv2d_blocked_forward8(buffer, x, wb, grid, self.bias, p, self.relu, ws, r)
+  else
+    local ws = workspace.get(K.conv2d_blocked_workspace(buffer, x, wb, p))
+    K.conv2d_blocked_forward(buffer, x, wb, self.bias, p, self.relu, ws, r)
+  end
+  return buffer
 end
 
 -- The gradient with respect to the convolution's own output: gradOutput,
@@ -164,20 +198,43 @@ end
 --   padding leaves one tap on it (a 3x3 "same" layer at the end of a
 --   network) multiplies only that tap's weights.
 -- Winograd (see prepare) keeps the maps the rules above leave to it.
--- Returns true when the layer qualifies for either (one group). Like
--- prepare, a snapshot: call pack() again after changing the weights;
--- training() and pack(false) drop it.
-function Conv2d:pack(on)
+-- opts.grid, a [2,nout] tensor of offsets and steps, says the weights are
+-- 8-bit levels: weight[o] = offset[o] + step[o] * q, q in 0..255 (quantised
+-- weights, e.g. face-api's); the blocked forward at batches below 4 then
+-- keeps them in 8 bits (a quarter of the bytes to read) and rebuilds each
+-- panel of 32 output channels in floats as it uses it (within an ulp or
+-- two of the weights). Returns true when the layer qualifies for a packed
+-- forward (one group), and with a grid a second result: whether every
+-- weight was on it (else the grid is ignored). Like prepare, a snapshot:
+-- call pack() again after changing the weights; training() and
+-- pack(false) drop it.
+function Conv2d:pack(opts)
   self.packed = nil
-  if on == false or self.groups ~= 1 then return false end
+  if opts == false or self.groups ~= 1 then return false end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(string.format("bad argument #1 to 'pack' (options table or false expected, got %s)", type(opts)), 2)
+  end
+  local grid = opts and opts.grid
+  if grid ~= nil and not (T.is_tensor(grid) and #grid:shape() == 2 and grid:shape(1) == 2
+      and grid:shape(2) == self.nout) then
+    error(string.format("bad argument #1 to 'pack' (grid must be a [2,%d] tensor, got %s)", self.nout,
+      T.is_tensor(grid) and util.shape_str(grid) or type(grid)), 2)
+  end
   local blocked = self.nout % 16 == 0 and self.kh * self.kw > 1
   if self.nin < 8 and not blocked then return false end
   self.packed = {blocked = blocked}
-  return true
+  if grid == nil then return true end
+  if not blocked then return true, false end
+  local wq = T.zeros{self.nout * self.nin * self.kh * self.kw // 4}
+  grid = grid:contiguous():clone()
+  if not K.conv2d_blocked_pack8(wq, grid, self.weight) then return true, false end
+  self.packed.wq, self.packed.grid = wq, grid
+  return true, true
 end
 
 -- The direct blocked forward's packed weights for n inputs of h x w giving
--- ho x wo (params p), or nil when another path serves the layer better.
+-- ho x wo (params p) — the float panels, or the 8-bit ones and their grid
+-- — or nil when another path serves the layer better.
 function Conv2d:blocked_weights(n, h, w, ho, wo, p)
   local pk = self.packed
   if not pk or not pk.blocked then return nil end
@@ -190,6 +247,7 @@ function Conv2d:blocked_weights(n, h, w, ho, wo, p)
       return nil  -- one tap (packed_weights)
     end
   end
+  if pk.wq and n < 4 then return pk.wq, pk.grid end
   if not pk.wb then
     pk.wb = T.zeros{self.nout, self.nin * self.kh * self.kw}
     K.conv2d_blocked_pack(pk.wb, self.weight)
