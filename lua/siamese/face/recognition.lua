@@ -180,12 +180,13 @@ end
 
 -- Opts every 3x3 stride-1 convolution in to the Winograd inference forward
 -- (nn.Conv2d:prepare) and every convolution in to the packed forwards
--- (nn.Conv2d:pack); Conv2d picks per map size and batch. One face: the
--- direct blocked forward on the 7x7 first layer, the 35x35 and 17x17 maps,
--- the strided layers and the 4x4 and 3x3 maps; Winograd F(2x2) on the 8x8
--- maps; the one-tap product on the 1x1 map. Batches of 4 or more: the
--- blocked forward from 12x12, Winograd F(4x4) on the 8x8 maps and F(2x2) on
--- 4x4, packed im2col for the rest (descriptors move by ~1e-6).
+-- (nn.Conv2d:pack, with the filters' 8-bit grid); Conv2d picks per map
+-- size and batch. One face: the direct blocked forward everywhere (8-bit
+-- weights where face-api's are, i.e. all but the 64-channel layers),
+-- except Winograd F(2x2) on the 8x8 maps of layers stored in floats and
+-- the one-tap product on the 1x1 map. Batches of 4 or more: the blocked
+-- forward (float weights) from 12x12, Winograd F(4x4) on the 8x8 maps and
+-- F(2x2) on 4x4, packed im2col for the rest. Descriptors move by ~1e-5.
 local function prepare_convolutions(m)
   if m.modules then
     for _, c in ipairs(m.modules) do prepare_convolutions(c) end

@@ -192,7 +192,8 @@ end
 --   1x1, a multiple of 16 output channels) where it was measured faster
 --   (the recognition net, 2 threads): outputs of 12x12 or more at any
 --   batch, and at batches below 4 every map except those Winograd serves
---   better (3x3 stride 1 from 6x6 when the layer is prepared);
+--   better (3x3 stride 1 from 6x6 when the layer is prepared, unless its
+--   weights are kept in 8 bits, below);
 -- * else im2col with the product of src/gemm_packed.c (at least 8 input
 --   channels; the deep layers of a network at batch 1). A 1x1 input whose
 --   padding leaves one tap on it (a 3x3 "same" layer at the end of a
@@ -241,7 +242,9 @@ function Conv2d:blocked_weights(n, h, w, ho, wo, p)
   local side = math.min(ho, wo)
   if side < 12 then
     if n >= 4 then return nil end
-    if self.prepared and side >= 6 then return nil end  -- Winograd F(2x2)
+    -- Winograd F(2x2), unless the weights are in 8 bits (its transformed
+    -- weights are 7x their bytes)
+    if self.prepared and side >= 6 and not pk.wq then return nil end
     if h == 1 and w == 1 and self.nin >= 8 and self.kh - 1 == p[7] + p[9] and self.kw - 1 == p[8] + p[10]
         and self.sh == 1 and self.sw == 1 then
       return nil  -- one tap (packed_weights)
