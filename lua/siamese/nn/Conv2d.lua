@@ -212,10 +212,10 @@ end
 function Conv2d:pack(opts)
   self.packed = nil
   if opts == false or self.groups ~= 1 then return false end
-  if opts ~= nil and type(opts) ~= "table" then
-    error(string.format("bad argument #1 to 'pack' (options table or false expected, got %s)", type(opts)), 2)
+  if opts ~= nil and opts ~= true and type(opts) ~= "table" then
+    error(string.format("bad argument #1 to 'pack' (options table or boolean expected, got %s)", type(opts)), 2)
   end
-  local grid = opts and opts.grid
+  local grid = type(opts) == "table" and opts.grid or nil
   if grid ~= nil and not (T.is_tensor(grid) and #grid:shape() == 2 and grid:shape(1) == 2
       and grid:shape(2) == self.nout) then
     error(string.format("bad argument #1 to 'pack' (grid must be a [2,%d] tensor, got %s)", self.nout,
