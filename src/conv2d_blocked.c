@@ -433,10 +433,10 @@ SM_INLINE void run_share(const share *sh, const int PB, const int NV)
     }
 }
 
-typedef void jobs_fn(const share *);
+typedef void share_fn(const share *);
 
 /* baseline (SSE2): a v16 is four registers; 2 positions x 1 vector */
-static void jobs_portable(const share *sh)
+static void share_portable(const share *sh)
 {
     run_share(sh, 2, 1);
 }
@@ -444,46 +444,32 @@ static void jobs_portable(const share *sh)
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define HAVE_PATHS 1
 /* AVX2: a v16 is two registers; 6 positions x 1 vector = 12 accumulators */
-__attribute__((target("arch=x86-64-v3"))) static void jobs_avx2(const share *sh)
+__attribute__((target("arch=x86-64-v3"))) static void share_avx2(const share *sh)
 {
     run_share(sh, 6, 1);
 }
 
 /* AVX-512: 12 positions x 2 vectors = 24 accumulators of the 32 registers */
-__attribute__((target("arch=x86-64-v4"))) static void jobs_avx512(const share *sh)
+__attribute__((target("arch=x86-64-v4"))) static void share_avx512(const share *sh)
 {
     run_share(sh, 12, 2);
 }
 #endif
 
-/* The block width and code path for path 0 (portable), 1 (AVX2 + FMA),
- * 2 (AVX-512); fn NULL when this CPU or build lacks it. */
-static jobs_fn *path_fn(int path, int *pb)
+/* The code path 0 (portable), 1 (AVX2 + FMA) or 2 (AVX-512), -1 the
+ * widest this CPU runs; NULL when this CPU or build lacks it. */
+static share_fn *path_fn(int path)
 {
-    if (path == 0) {
-        *pb = 2;
-        return jobs_portable;
-    }
 #ifdef HAVE_PATHS
     __builtin_cpu_init();
-    if (path == 1 && __builtin_cpu_supports("x86-64-v3")) {
-        *pb = 6;
-        return jobs_avx2;
-    }
-    if (path == 2 && __builtin_cpu_supports("x86-64-v4")) {
-        *pb = 12;
-        return jobs_avx512;
-    }
+    int v4 = __builtin_cpu_supports("x86-64-v4"), v3 = __builtin_cpu_supports("x86-64-v3");
+    if (path < 0) path = v4 ? 2 : v3 ? 1 : 0;
+    if (path == 1) return v3 ? share_avx2 : NULL;
+    if (path == 2) return v4 ? share_avx512 : NULL;
+#else
+    if (path < 0) path = 0;
 #endif
-    return NULL;
-}
-
-static int best_path(void)
-{
-    int pb;
-    for (int path = 2; path > 0; path--)
-        if (path_fn(path, &pb)) return path;
-    return 0;
+    return path == 0 ? share_portable : NULL;
 }
 
 /* [*lo, *hi) = part t of nt of [0, n), in parts differing by at most one. */
@@ -498,8 +484,7 @@ static int forward(int path, sm_tensor *out, const sm_tensor *in, const sm_tenso
                    const sm_tensor *grid, const sm_tensor *bias, const sm_tensor *res, const sm_conv2d_params *p,
                    int relu, float *ws)
 {
-    int PB;
-    jobs_fn *fn = path < 0 ? path_fn(best_path(), &PB) : path_fn(path, &PB);
+    share_fn *fn = path_fn(path);
     if (!fn) return 0;
     bdims d = bdims_of(out, in, p);
     int nt = threads();
@@ -526,11 +511,15 @@ static int forward(int path, sm_tensor *out, const sm_tensor *in, const sm_tenso
         share sh = { &d, p, in->data, wb ? wb->data : NULL, bias ? bias->data : NULL, kofs, out->data, mine,
                      plane_rows * d.Wp, wb ? NULL : (const int8_t *)wq->data, wb ? NULL : grid->data,
                      mine + d.Cin * d.plane + slack(p), res ? res->data : NULL, 0, 0, d.Ho, 0, panels, relu };
-        if (by_panel) part(panels, t, n_t, &sh.p0, &sh.p1);
-        else part(d.Ho, t, n_t, &sh.y0, &sh.y1);
-        for (int64_t n = 0; n < d.N; n++) {
-            sh.n = n;
-            fn(&sh);
+        /* part q of nt (a team smaller than asked takes several parts:
+         * the planes are sized for parts of nt) */
+        for (int q = t; q < nt; q += n_t) {
+            if (by_panel) part(panels, q, nt, &sh.p0, &sh.p1);
+            else part(d.Ho, q, nt, &sh.y0, &sh.y1);
+            for (int64_t n = 0; n < d.N; n++) {
+                sh.n = n;
+                fn(&sh);
+            }
         }
     }
     return 1;
