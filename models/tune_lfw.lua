@@ -12,18 +12,27 @@
 --   chip=sim|faceapi|dlib|inner|five  [sim] siamese's similarity chip,
 --        face-api's square crop, dlib's chip fitted on dlib's 33 points,
 --        on all 51 inner points, on the 5 points (siamese.face.align)
---   lm=tiny|full [tiny]   landmark net      refine=0|1|2 [0] re-runs of the
---        landmark net on a box re-derived from the previous landmarks
+--   lm=tiny|full|ens [tiny]   landmark net (ens: the mean of the tiny and
+--        full nets' 68 points, at every pass)
+--   refine=0|1|2 [0] re-runs of the landmark net on a box re-derived from
+--        the previous landmarks
+--   lmflip=1 [0] each landmark pass also runs the net on the mirrored crop
+--        and averages (Landmarks:predict's flip option)
 --   det=base|s320|s512|s608|padded|zoomed [base] for the photos without a
 --        detection at 0.5: that detector variant's box when it finds one;
 --        det=central: when the cached box misses the photo's centre, the
 --        best detection at 0.1 containing the centre, else the centred region
+--   alt=s320|s512|s608|padded|zoomed [none] with det=central: a photo without
+--        a detection at 0.5 takes that variant's box when the variant scores
+--        it at 0.5 or more and the box contains the photo's centre (else the
+--        det=central rule)
 --   jitter=N [0] N dlib-style jittered chips (+ the plain one) averaged
 --   flip=1 [0] average with the mirrored chip    both=1 [0] average the chip's
 --        descriptor with face-api's square crop's    l2=1 [0] L2-normalise
 --        descriptors (after averaging)   bits=7|6 [8] re-quantise the
 --        recognition weights to that many bits per tensor
 -- LFW_DEV_FILES=pairsDevTest.txt restricts the run to one file (cheaper).
+-- One thread (the machine is shared; SIAMESE_THREADS=n to change it).
 -- Each prints Dev 10-fold accuracy +- std (and per file), AUC, errors and
 -- the time; lines are appended to build/lfw_tune.txt.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -39,6 +48,7 @@ local eval = require "siamese.eval"
 
 local root = os.getenv("LFW_ROOT") or "../shared/data/lfw"
 local cache = assert(loadfile("build/lfw_dev_faces.lua"), "run models/lfw_dev_cache.lua first")()
+siamese.set_num_threads(math.tointeger(tonumber(os.getenv("SIAMESE_THREADS") or "1")))
 local fr = assert(siamese.face.load())
 local full_net
 
@@ -119,7 +129,8 @@ local function recognition_net(bits)
 end
 
 local function parse(spec)
-  local o = {chip = "sim", lm = "tiny", refine = 0, det = "base", jitter = 0, flip = 0, both = 0, l2 = 0, bits = 8}
+  local o = {chip = "sim", lm = "tiny", refine = 0, det = "base", jitter = 0, flip = 0, both = 0, l2 = 0, bits = 8,
+             lmflip = 0, alt = "none"}
   for kv in spec:gmatch("[^,]+") do
     if kv == "base" then goto continue end
     local k, v = kv:match("^(%w+)=([%w_]+)$")
@@ -140,7 +151,14 @@ local function face_of(img, r, o)
       how = v.score >= 0.5 and "detected" or "low_threshold"
     end
   end
-  if o.det == "central" then
+  local alt = o.alt ~= "none" and r.variants and r.variants[o.alt]
+  local function contains_centre(b)
+    return b.x <= img.width / 2 and b.x + b.width >= img.width / 2
+       and b.y <= img.height / 2 and b.y + b.height >= img.height / 2
+  end
+  if o.det == "central" and alt and alt.score >= 0.5 and contains_centre(box_of(alt.box)) then
+    box, how, moved = box_of(alt.box), "detected", true
+  elseif o.det == "central" then
     -- LFW's subject is the face at the centre: when the cached box misses
     -- the image centre, the best detection at 0.1 whose box contains it,
     -- else the centred region
@@ -161,13 +179,23 @@ local function face_of(img, r, o)
     end
   end
   local net = fr.landmarks
-  if o.lm == "full" then
+  if o.lm == "full" or o.lm == "ens" then
     full_net = full_net or assert(landmarks_mod.load(weights.models_dir() .. "/faceapi_landmarks68.safetensors"))
-    net = full_net
+    net = o.lm == "full" and full_net or net
   end
-  if net == fr.landmarks and not moved then points = r.landmarks end
-  points = points or assert(net:predict(img, box))
-  for _ = 1, o.refine do points = assert(net:predict(img, box_from_landmarks(points))) end
+  local popts = {flip = o.lmflip == 1}
+  local function predict(b)
+    local p = assert(net:predict(img, b, popts))
+    if o.lm == "ens" then
+      -- the mean of the two nets' points
+      local q = assert(full_net:predict(img, b, popts))
+      for i = 1, #p do p[i][1], p[i][2] = (p[i][1] + q[i][1]) / 2, (p[i][2] + q[i][2]) / 2 end
+    end
+    return p
+  end
+  if o.lm == "tiny" and o.lmflip == 0 and not moved then points = r.landmarks end
+  points = points or predict(box)
+  for _ = 1, o.refine do points = predict(box_from_landmarks(points)) end
   return points, how
 end
 
