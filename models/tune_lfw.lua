@@ -74,39 +74,12 @@ end
 
 local function box_of(b) return {x = b[1], y = b[2], width = b[3], height = b[4]} end
 
--- The relation between a detection box and its landmarks over the faces
--- detected at 0.5: box centre = c + s (dx, dy), size = s (kw, kh), where c
--- is the landmarks' centroid and s their RMS distance to it.
-local function shape_frame(points)
-  local cx, cy = 0, 0
-  for _, p in ipairs(points) do cx, cy = cx + p[1], cy + p[2] end
-  cx, cy = cx / #points, cy / #points
-  local ss = 0
-  for _, p in ipairs(points) do ss = ss + (p[1] - cx) ^ 2 + (p[2] - cy) ^ 2 end
-  return cx, cy, math.sqrt(ss / #points)
-end
-local relation = {0, 0, 0, 0}
-do
-  local n = 0
-  for _, key in ipairs(keys) do
-    local r = cache[key]
-    if r.how == "detected" then
-      local cx, cy, s = shape_frame(r.landmarks)
-      local b = r.box
-      relation[1] = relation[1] + (b[1] + b[3] / 2 - cx) / s
-      relation[2] = relation[2] + (b[2] + b[4] / 2 - cy) / s
-      relation[3] = relation[3] + b[3] / s
-      relation[4] = relation[4] + b[4] / s
-      n = n + 1
-    end
-  end
-  for i = 1, 4 do relation[i] = relation[i] / n end
-end
-local function box_from_landmarks(points)
-  local cx, cy, s = shape_frame(points)
-  local w, h = relation[3] * s, relation[4] * s
-  return {x = cx + relation[1] * s - w / 2, y = cy + relation[2] * s - h / 2, width = w, height = h}
-end
+-- Refinement boxes: the library's own (siamese.face.box_from_landmarks,
+-- face.REFINE_BOX), so that refine=N measures what siamese.face.load{refine
+-- = N} does. The landmarks are always predicted here from the cached box:
+-- the cache's own were made by siamese.face.load's default (already refined
+-- once since refine = 1 became the default), so re-using them would add a pass.
+local box_from_landmarks = siamese.face.box_from_landmarks
 
 -- The recognition network, re-quantised to `bits` per tensor when asked:
 -- each tensor's 8-bit codes q (0..255) become round(q (2^b - 1) / 255) on
@@ -143,11 +116,11 @@ end
 
 -- The face's landmarks and how it was found under the settings.
 local function face_of(img, r, o)
-  local box, how, points, moved = box_of(r.box), r.how, nil, false
+  local box, how = box_of(r.box), r.how
   if o.det ~= "base" and r.variants then
     local v = r.variants[o.det]
     if v then
-      box, moved = box_of(v.box), true
+      box = box_of(v.box)
       how = v.score >= 0.5 and "detected" or "low_threshold"
     end
   end
@@ -157,7 +130,7 @@ local function face_of(img, r, o)
        and b.y <= img.height / 2 and b.y + b.height >= img.height / 2
   end
   if o.det == "central" and alt and alt.score >= 0.5 and contains_centre(box_of(alt.box)) then
-    box, how, moved = box_of(alt.box), "detected", true
+    box, how = box_of(alt.box), "detected"
   elseif o.det == "central" then
     -- LFW's subject is the face at the centre: when the cached box misses
     -- the image centre, the best detection at 0.1 whose box contains it,
@@ -170,7 +143,6 @@ local function face_of(img, r, o)
         if fb.x <= cx and fb.x + fb.width >= cx and fb.y <= cy and fb.y + fb.height >= cy
            and (not best or f.score > best.score) then best = f end
       end
-      moved = true
       if best then
         box, how = best.box, best.score >= 0.5 and "detected" or "low_threshold"
       else
@@ -193,8 +165,7 @@ local function face_of(img, r, o)
     end
     return p
   end
-  if o.lm == "tiny" and o.lmflip == 0 and not moved then points = r.landmarks end
-  points = points or predict(box)
+  local points = predict(box)
   for _ = 1, o.refine do points = predict(box_from_landmarks(points)) end
   return points, how
 end
