@@ -4,7 +4,8 @@
 --
 -- Writes build/lfw_dev_faces.lua, a Lua table: key "Name/index" ->
 --   {how = "detected" | "low_threshold" | "centre", box = {x, y, w, h},
---    score, landmarks = {68 {x, y}} (tiny net, on that box),
+--    score, landmarks = {68 {x, y}} (tiny net on that box, refined as
+--    siamese.face.load's default; models/tune_lfw.lua re-predicts them),
 --    variants = {...}}   (only for photos without a detection at 0.5:
 --    the best detection, at 0.1, of the detector at input sizes 320, 512 and
 --    608, on the photo padded by 25 % of its side (edge pixels), and on the
@@ -23,6 +24,8 @@ local lfw = require "siamese.face.lfw"
 
 local root = arg[1] or "../shared/data/lfw"
 local out_path = "build/lfw_dev_faces.lua"
+-- One thread: the machine is shared (SIAMESE_THREADS=n to change it).
+siamese.set_num_threads(math.tointeger(tonumber(os.getenv("SIAMESE_THREADS") or "1")))
 local fr = assert(siamese.face.load())
 
 local keys, seen = {}, {}

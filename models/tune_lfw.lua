@@ -4,26 +4,36 @@
 -- interleaved folds, fold k of both files together = fold k here), on the
 -- detections cached by models/lfw_dev_cache.lua (run it first).
 --
---   nice -n 19 lua5.4 models/tune_lfw.lua SPEC... [--analyse=SPEC]   (from the checkout)
--- (--analyse: the failure analysis of that setting; descriptors already
--- computed for an earlier SPEC of the same run are reused)
+--   nice -n 19 lua5.4 models/tune_lfw.lua SPEC... [--analyse=SPEC] [--mirror=tiny|full]
+-- (from the checkout; --analyse: the failure analysis of that setting;
+-- descriptors already computed for an earlier SPEC of the same run are
+-- reused; --mirror: the check of flip-averaged landmarks, see mirror_check)
 --
 -- A SPEC is comma-separated key=value settings (defaults in brackets):
 --   chip=sim|faceapi|dlib|inner|five  [sim] siamese's similarity chip,
 --        face-api's square crop, dlib's chip fitted on dlib's 33 points,
 --        on all 51 inner points, on the 5 points (siamese.face.align)
---   lm=tiny|full [tiny]   landmark net      refine=0|1|2 [0] re-runs of the
---        landmark net on a box re-derived from the previous landmarks
+--   lm=tiny|full|ens [tiny]   landmark net (ens: the mean of the tiny and
+--        full nets' 68 points, at every pass)
+--   refine=0|1|2 [0] re-runs of the landmark net on a box re-derived from
+--        the previous landmarks
+--   lmflip=1 [0] each landmark pass also runs the net on the mirrored crop
+--        and averages (Landmarks:predict's flip option)
 --   det=base|s320|s512|s608|padded|zoomed [base] for the photos without a
 --        detection at 0.5: that detector variant's box when it finds one;
 --        det=central: when the cached box misses the photo's centre, the
 --        best detection at 0.1 containing the centre, else the centred region
+--   alt=s320|s512|s608|padded|zoomed [none] with det=central: a photo without
+--        a detection at 0.5 takes that variant's box when the variant scores
+--        it at 0.5 or more and the box contains the photo's centre (else the
+--        det=central rule)
 --   jitter=N [0] N dlib-style jittered chips (+ the plain one) averaged
 --   flip=1 [0] average with the mirrored chip    both=1 [0] average the chip's
 --        descriptor with face-api's square crop's    l2=1 [0] L2-normalise
 --        descriptors (after averaging)   bits=7|6 [8] re-quantise the
 --        recognition weights to that many bits per tensor
 -- LFW_DEV_FILES=pairsDevTest.txt restricts the run to one file (cheaper).
+-- One thread (the machine is shared; SIAMESE_THREADS=n to change it).
 -- Each prints Dev 10-fold accuracy +- std (and per file), AUC, errors and
 -- the time; lines are appended to build/lfw_tune.txt.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -39,6 +49,7 @@ local eval = require "siamese.eval"
 
 local root = os.getenv("LFW_ROOT") or "../shared/data/lfw"
 local cache = assert(loadfile("build/lfw_dev_faces.lua"), "run models/lfw_dev_cache.lua first")()
+siamese.set_num_threads(math.tointeger(tonumber(os.getenv("SIAMESE_THREADS") or "1")))
 local fr = assert(siamese.face.load())
 local full_net
 
@@ -64,39 +75,12 @@ end
 
 local function box_of(b) return {x = b[1], y = b[2], width = b[3], height = b[4]} end
 
--- The relation between a detection box and its landmarks over the faces
--- detected at 0.5: box centre = c + s (dx, dy), size = s (kw, kh), where c
--- is the landmarks' centroid and s their RMS distance to it.
-local function shape_frame(points)
-  local cx, cy = 0, 0
-  for _, p in ipairs(points) do cx, cy = cx + p[1], cy + p[2] end
-  cx, cy = cx / #points, cy / #points
-  local ss = 0
-  for _, p in ipairs(points) do ss = ss + (p[1] - cx) ^ 2 + (p[2] - cy) ^ 2 end
-  return cx, cy, math.sqrt(ss / #points)
-end
-local relation = {0, 0, 0, 0}
-do
-  local n = 0
-  for _, key in ipairs(keys) do
-    local r = cache[key]
-    if r.how == "detected" then
-      local cx, cy, s = shape_frame(r.landmarks)
-      local b = r.box
-      relation[1] = relation[1] + (b[1] + b[3] / 2 - cx) / s
-      relation[2] = relation[2] + (b[2] + b[4] / 2 - cy) / s
-      relation[3] = relation[3] + b[3] / s
-      relation[4] = relation[4] + b[4] / s
-      n = n + 1
-    end
-  end
-  for i = 1, 4 do relation[i] = relation[i] / n end
-end
-local function box_from_landmarks(points)
-  local cx, cy, s = shape_frame(points)
-  local w, h = relation[3] * s, relation[4] * s
-  return {x = cx + relation[1] * s - w / 2, y = cy + relation[2] * s - h / 2, width = w, height = h}
-end
+-- Refinement boxes: the library's own (siamese.face.box_from_landmarks,
+-- face.REFINE_BOX), so that refine=N measures what siamese.face.load{refine
+-- = N} does. The landmarks are always predicted here from the cached box:
+-- the cache's own were made by siamese.face.load's default (already refined
+-- once since refine = 1 became the default), so re-using them would add a pass.
+local box_from_landmarks = siamese.face.box_from_landmarks
 
 -- The recognition network, re-quantised to `bits` per tensor when asked:
 -- each tensor's 8-bit codes q (0..255) become round(q (2^b - 1) / 255) on
@@ -119,7 +103,8 @@ local function recognition_net(bits)
 end
 
 local function parse(spec)
-  local o = {chip = "sim", lm = "tiny", refine = 0, det = "base", jitter = 0, flip = 0, both = 0, l2 = 0, bits = 8}
+  local o = {chip = "sim", lm = "tiny", refine = 0, det = "base", jitter = 0, flip = 0, both = 0, l2 = 0, bits = 8,
+             lmflip = 0, alt = "none"}
   for kv in spec:gmatch("[^,]+") do
     if kv == "base" then goto continue end
     local k, v = kv:match("^(%w+)=([%w_]+)$")
@@ -132,15 +117,22 @@ end
 
 -- The face's landmarks and how it was found under the settings.
 local function face_of(img, r, o)
-  local box, how, points, moved = box_of(r.box), r.how, nil, false
+  local box, how = box_of(r.box), r.how
   if o.det ~= "base" and r.variants then
     local v = r.variants[o.det]
     if v then
-      box, moved = box_of(v.box), true
+      box = box_of(v.box)
       how = v.score >= 0.5 and "detected" or "low_threshold"
     end
   end
-  if o.det == "central" then
+  local alt = o.alt ~= "none" and r.variants and r.variants[o.alt]
+  local function contains_centre(b)
+    return b.x <= img.width / 2 and b.x + b.width >= img.width / 2
+       and b.y <= img.height / 2 and b.y + b.height >= img.height / 2
+  end
+  if o.det == "central" and alt and alt.score >= 0.5 and contains_centre(box_of(alt.box)) then
+    box, how = box_of(alt.box), "detected"
+  elseif o.det == "central" then
     -- LFW's subject is the face at the centre: when the cached box misses
     -- the image centre, the best detection at 0.1 whose box contains it,
     -- else the centred region
@@ -152,7 +144,6 @@ local function face_of(img, r, o)
         if fb.x <= cx and fb.x + fb.width >= cx and fb.y <= cy and fb.y + fb.height >= cy
            and (not best or f.score > best.score) then best = f end
       end
-      moved = true
       if best then
         box, how = best.box, best.score >= 0.5 and "detected" or "low_threshold"
       else
@@ -161,13 +152,22 @@ local function face_of(img, r, o)
     end
   end
   local net = fr.landmarks
-  if o.lm == "full" then
+  if o.lm == "full" or o.lm == "ens" then
     full_net = full_net or assert(landmarks_mod.load(weights.models_dir() .. "/faceapi_landmarks68.safetensors"))
-    net = full_net
+    net = o.lm == "full" and full_net or net
   end
-  if net == fr.landmarks and not moved then points = r.landmarks end
-  points = points or assert(net:predict(img, box))
-  for _ = 1, o.refine do points = assert(net:predict(img, box_from_landmarks(points))) end
+  local popts = {flip = o.lmflip == 1}
+  local function predict(b)
+    local p = assert(net:predict(img, b, popts))
+    if o.lm == "ens" then
+      -- the mean of the two nets' points
+      local q = assert(full_net:predict(img, b, popts))
+      for i = 1, #p do p[i][1], p[i][2] = (p[i][1] + q[i][1]) / 2, (p[i][2] + q[i][2]) / 2 end
+    end
+    return p
+  end
+  local points = predict(box)
+  for _ = 1, o.refine do points = predict(box_from_landmarks(points)) end
   return points, how
 end
 
@@ -390,7 +390,54 @@ local function analyse(spec)
   print("  wrote build/lfw_dev_errors.txt, build/lfw_dev_worst.png")
 end
 
+-- The mirror check of flip-averaged landmarks (--mirror=tiny|full): on
+-- about 200 photos detected at 0.5, the net's points on the mirrored crop,
+-- mapped back (u -> w - u, landmarks.MIRROR), against its points on the
+-- crop: the mean offset and distance in crop widths, with and without the
+-- left/right permutation, and the points that move most.
+local function mirror_check(which)
+  local detector = require "siamese.face.detector"
+  local net = which == "full" and assert(landmarks_mod.load(weights.models_dir() .. "/faceapi_landmarks68.safetensors"))
+    or fr.landmarks
+  local detected = {}
+  for _, key in ipairs(keys) do if cache[key].how == "detected" then detected[#detected + 1] = key end end
+  table.sort(detected)
+  local function run_net(crop, w, h)
+    return landmarks_mod.decode(net.net:forward(detector.to_batch_tensor(crop, landmarks_mod.INPUT_SIZE, true,
+      landmarks_mod.MEAN_RGB)), w, h, 0, 0)
+  end
+  local n, dx, dy, dist, dist_id, per = 0, 0, 0, 0, 0, {}
+  for i = 1, 68 do per[i] = 0 end
+  for j = 1, #detected, #detected // 200 do
+    local side = seen[detected[j]]
+    local img = assert(siamese.image.load(lfw.image_path(root, side[1], side[2])))
+    local rect = assert(landmarks_mod.clip_box(box_of(cache[detected[j]].box), img.width, img.height))
+    local crop = img:crop(rect.x, rect.y, rect.width, rect.height)
+    local p, m = run_net(crop, rect.width, rect.height), run_net(crop:flip(), rect.width, rect.height)
+    local w = rect.width
+    for i = 1, 68 do
+      local q, r = m[landmarks_mod.MIRROR[i]], m[i]
+      local ux, uy = w - q[1], q[2]
+      dx, dy = dx + (ux - p[i][1]) / w, dy + (uy - p[i][2]) / w
+      local d = math.sqrt((ux - p[i][1]) ^ 2 + (uy - p[i][2]) ^ 2) / w
+      dist, per[i] = dist + d, per[i] + d
+      dist_id = dist_id + math.sqrt((w - r[1] - p[i][1]) ^ 2 + (r[2] - p[i][2]) ^ 2) / w
+    end
+    n = n + 1
+  end
+  local N = 68 * n
+  print(string.format("mirror check, %s net, %d faces: mapped back - plain = (%.4f, %.4f) crop widths; "
+    .. "mean distance %.4f (%.4f without the permutation)", which, n, dx / N, dy / N, dist / N, dist_id / N))
+  local order = {}
+  for i = 1, 68 do order[i] = i end
+  table.sort(order, function(a, b) return per[a] > per[b] end)
+  local worst = {}
+  for k = 1, 6 do worst[k] = string.format("%d: %.4f", order[k] - 1, per[order[k]] / n) end
+  print("  most moved points (0-based iBUG): " .. table.concat(worst, ", "))
+end
+
 for _, a in ipairs(arg) do
   local spec = a:match("^%-%-analyse=(.*)$")
-  if spec then analyse(spec) else run(a) end
+  local mirror = a:match("^%-%-mirror=(%a+)$")
+  if spec then analyse(spec) elseif mirror then mirror_check(mirror) else run(a) end
 end

@@ -317,3 +317,81 @@ describe("siamese.face.landmarks, full FaceLandmark68Net", function()
     assert.has_error(function() landmarks.build_net("huge") end)
   end)
 end)
+
+describe("siamese.face.landmarks, flip-averaged prediction", function()
+  -- An integer square box around the Tony Blair fixture's face (no padding
+  -- in the 112 square, so the crop of the mirrored photo is exactly the
+  -- mirrored crop).
+  local function blair()
+    local img = assert(image.load("examples/data/faces/Tony_Blair/Tony_Blair_0001.jpg"))
+    local det = assert(detector.load(DETECTOR_PATH))
+    local b = assert(det:detect(img)[1]).box
+    local side = math.floor(math.max(b.width, b.height))
+    return img, {x = math.floor(b.x), y = math.floor(b.y), width = side, height = side}
+  end
+
+  it("MIRROR is an involution fixing only the 10 points on the face's axis", function()
+    local M, fixed = landmarks.MIRROR, {}
+    assert.are.equal(68, #M)
+    for i = 1, 68 do
+      assert.are.equal(i, M[M[i]], "involution at " .. i)
+      if M[i] == i then fixed[#fixed + 1] = i - 1 end
+    end
+    -- 0-based: chin 8, nose bridge 27-30, nose tip 33, lip middles 51, 57, 62, 66
+    assert.are.same({8, 27, 28, 29, 30, 33, 51, 57, 62, 66}, fixed)
+    assert.are.same({16, 15, 14}, {M[1] - 1, M[2] - 1, M[3] - 1})           -- jaw reversed
+    assert.are.same({45, 44, 43, 42, 47, 46}, {M[37] - 1, M[38] - 1, M[39] - 1, M[40] - 1, M[41] - 1, M[42] - 1})
+  end)
+
+  it("on a real face, each point off the axis and its MIRROR partner are on either side of the nose", function()
+    local img, box = blair()
+    local lm = assert(landmarks.load(MODEL_PATH))
+    local p = assert(lm:predict(img, box))
+    local axis = (p[28][1] + p[31][1]) / 2
+    local checked = 0
+    for i = 1, 68 do
+      local j = landmarks.MIRROR[i]
+      -- the head is turned a little: points within 5 % of the box of the
+      -- axis (chin, lip middles' neighbours) may fall on either side
+      if j ~= i and math.abs(p[i][1] - axis) > 0.05 * box.width and math.abs(p[j][1] - axis) > 0.05 * box.width then
+        checked = checked + 1
+        assert((p[i][1] - axis) * (p[j][1] - axis) < 0,
+          string.format("points %d and %d on the same side (%.1f, %.1f; axis %.1f)", i - 1, j - 1, p[i][1], p[j][1], axis))
+      end
+    end
+    assert(checked >= 24, "only " .. checked .. " points off the axis")
+  end)
+
+  it("the mirrored crop's points, mapped back, land near the plain ones; flip averages the two", function()
+    local img, box = blair()
+    for _, path in ipairs{MODEL_PATH, "models/faceapi_landmarks68.safetensors"} do
+      local lm = assert(landmarks.load(path))
+      local p = assert(lm:predict(img, box))
+      local f = assert(lm:predict(img, box, {flip = true}))
+      -- flip = (plain + mapped back) / 2, so |flip - plain| is half their gap
+      local mean, moved = 0, false
+      for i = 1, 68 do
+        local d = 2 * math.sqrt((f[i][1] - p[i][1]) ^ 2 + (f[i][2] - p[i][2]) ^ 2)
+        mean = mean + d / 68
+        moved = moved or d > 1e-3
+      end
+      assert.is_true(moved, path .. ": flip changed nothing")
+      assert(mean < 0.05 * box.width, string.format("%s: mean gap %.2f px on a %d px box", path, mean, box.width))
+    end
+  end)
+
+  it("is mirror-equivariant: the mirrored photo's answer is the mirror of the photo's", function()
+    local img, box = blair()
+    local lm = assert(landmarks.load(MODEL_PATH))
+    local W = img.width
+    local a = assert(lm:predict(img, box, {flip = true}))
+    local b = assert(lm:predict(img:flip(), {x = W - box.x - box.width, y = box.y, width = box.width, height = box.height},
+      {flip = true}))
+    local worst = 0
+    for i = 1, 68 do
+      local m = b[landmarks.MIRROR[i]]
+      worst = math.max(worst, math.abs(W - m[1] - a[i][1]), math.abs(m[2] - a[i][2]))
+    end
+    assert(worst < 1e-3, string.format("mirror-equivariance broken by %.4f px", worst))
+  end)
+end)

@@ -183,11 +183,43 @@ local function check_box(box, fname, argn)
   end
 end
 
+-- The iBUG 68-point mirror permutation (1-based): the point that point i
+-- becomes when the face is mirrored left-right. In 0-based iBUG numbers:
+-- jaw 0..16 reversed; brows 17..21 <-> 26..22; nose bridge 27..30 fixed;
+-- nostrils 31..35 reversed; eyes 36 37 38 39 40 41 <-> 45 44 43 42 47 46
+-- (outer corner, upper lid, inner corner, lower lid); outer lip 48..54
+-- reversed (48 <-> 54, 51 fixed) and 55..59 reversed (57 fixed); inner lip
+-- 60..64 reversed (62 fixed) and 65..67 reversed (66 fixed).
+local MIRROR0 = {}
+do
+  local function swap_range(a, b)  -- a..b reversed onto itself
+    for i = a, b do MIRROR0[i] = a + b - i end
+  end
+  local function swap_lists(l1, l2)
+    for k = 1, #l1 do MIRROR0[l1[k]], MIRROR0[l2[k]] = l2[k], l1[k] end
+  end
+  swap_range(0, 16)
+  swap_lists({17, 18, 19, 20, 21}, {26, 25, 24, 23, 22})
+  for i = 27, 30 do MIRROR0[i] = i end
+  swap_range(31, 35)
+  swap_lists({36, 37, 38, 39, 40, 41}, {45, 44, 43, 42, 47, 46})
+  swap_range(48, 54)
+  swap_range(55, 59)
+  swap_range(60, 64)
+  swap_range(65, 67)
+end
+local MIRROR = {}
+for i = 0, NUM_POINTS - 1 do MIRROR[i + 1] = MIRROR0[i] + 1 end
+landmarks.MIRROR = MIRROR
+
 --- face-api steps 2-3 of the full pipeline: landmarks of the face in box
 -- ({x, y, width, height} in pixels of img, e.g. from detector:detect).
--- Returns 68 {x, y} points in pixels of img, or nil and a reason when the
--- box does not overlap the image.
-function Landmarks:predict(img, box)
+-- opts.flip = true also runs the net on the mirrored crop and averages the
+-- two answers (the mirrored one mapped back: u -> w - u on the crop, whose
+-- 0..1 outputs span its w pixels' edges, and the points permuted by
+-- landmarks.MIRROR). Returns 68 {x, y} points in pixels of img, or nil and
+-- a reason when the box does not overlap the image.
+function Landmarks:predict(img, box, opts)
   detector.check_image(img, "predict", 1)
   check_box(box, "predict", 2)
   local rect = landmarks.clip_box(box, img.width, img.height)
@@ -197,7 +229,16 @@ function Landmarks:predict(img, box)
   end
   local crop = img:crop(rect.x, rect.y, rect.width, rect.height)
   local out = self.net:forward(detector.to_batch_tensor(crop, INPUT_SIZE, true, MEAN_RGB))
-  return landmarks.decode(out, rect.width, rect.height, box.x, box.y)
+  local points = landmarks.decode(out, rect.width, rect.height, box.x, box.y)
+  if not (opts and opts.flip) then return points end
+  out = self.net:forward(detector.to_batch_tensor(crop:flip(), INPUT_SIZE, true, MEAN_RGB))
+  local mirrored = landmarks.decode(out, rect.width, rect.height, 0, 0)
+  for i = 1, NUM_POINTS do
+    local m, p = mirrored[MIRROR[i]], points[i]
+    p[1] = (p[1] + rect.width - m[1] + box.x) / 2
+    p[2] = (p[2] + m[2] + box.y) / 2
+  end
+  return points
 end
 
 function Landmarks:__tostring()
