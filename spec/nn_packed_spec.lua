@@ -11,6 +11,16 @@ local function max_diff(a, b)
   return d
 end
 
+-- Same shape and values, NaN where the other has NaN.
+local function assert_same_values(ref, y)
+  assert.are.same(ref:shape(), y:shape())
+  local a, b = ref:view(-1), y:view(-1)
+  for i = 1, a:numel() do
+    local u, v = a:get(i), b:get(i)
+    assert(u == v or (u ~= u and v ~= v), string.format("element %d: %g vs %g", i, u, v))
+  end
+end
+
 describe("nn.Conv2d:pack", function()
   before_each(function() siamese.manual_seed(11) end)
 
@@ -298,13 +308,7 @@ describe("nn.MaxPool2d 2x2 stride 2 in evaluation mode", function()
       flat:set(flat:numel(), 0 / 0)
       local train = nn.MaxPool2d(2, {padding = c[2]})
       local ref = train:forward(x):clone()
-      local y = nn.MaxPool2d(2, {padding = c[2]}):evaluate():forward(x)
-      assert.are.same(ref:shape(), y:shape())
-      local a, b = ref:view(-1), y:view(-1)
-      for i = 1, a:numel() do
-        local u, v = a:get(i), b:get(i)
-        assert(u == v or (u ~= u and v ~= v), string.format("element %d: %g vs %g", i, u, v))
-      end
+      assert_same_values(ref, nn.MaxPool2d(2, {padding = c[2]}):evaluate():forward(x))
     end
   end)
 
@@ -318,13 +322,7 @@ describe("nn.MaxPool2d 2x2 stride 2 in evaluation mode", function()
       flat:set(5, 0 / 0)
       flat:set(40, -math.huge)
       local ref = nn.MaxPool2d(c[2], c[3]):forward(x):clone()
-      local y = nn.MaxPool2d(c[2], c[3]):evaluate():forward(x)
-      assert.are.same(ref:shape(), y:shape())
-      local a, b = ref:view(-1), y:view(-1)
-      for i = 1, a:numel() do
-        local u, v = a:get(i), b:get(i)
-        assert(u == v or (u ~= u and v ~= v), string.format("element %d: %g vs %g", i, u, v))
-      end
+      assert_same_values(ref, nn.MaxPool2d(c[2], c[3]):evaluate():forward(x))
     end
   end)
 end)

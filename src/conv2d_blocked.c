@@ -97,15 +97,25 @@ static int64_t per_thread(const bdims *d, const sm_conv2d_params *p, int q8)
     return d->Cin * d->plane + slack(p) + (q8 ? d->K * OB : 0);
 }
 
+/* The weight a pack function (fname) takes: contiguous [Cout,Cin,kh,kw],
+ * Cout a multiple of 16; its shape string in sw. */
+static sm_status pack_weight_check(sm_err *err, const char *fname, const sm_tensor *weight,
+                                   char sw[SM_SHAPE_STR_LEN])
+{
+    sm_shape_str(sw, SM_SHAPE_STR_LEN, weight->ndim, weight->shape);
+    if (weight->ndim != 4 || !sm_tensor_is_contiguous(weight) || weight->shape[0] % 16 != 0)
+        return sm_fail(err, SM_EINVAL,
+                       "%s: weight must be a contiguous [Cout,Cin,kh,kw] tensor with Cout a multiple of 16, got %s",
+                       fname, sw);
+    return SM_OK;
+}
+
 sm_status sm_conv2d_blocked_pack_check(sm_err *err, const sm_tensor *wb, const sm_tensor *weight)
 {
     char sw[SM_SHAPE_STR_LEN], sp[SM_SHAPE_STR_LEN];
-    sm_shape_str(sw, sizeof sw, weight->ndim, weight->shape);
+    sm_status st = pack_weight_check(err, "conv2d_blocked_pack", weight, sw);
+    if (st) return st;
     sm_shape_str(sp, sizeof sp, wb->ndim, wb->shape);
-    if (weight->ndim != 4 || !sm_tensor_is_contiguous(weight) || weight->shape[0] % 16 != 0)
-        return sm_fail(err, SM_EINVAL,
-                       "conv2d_blocked_pack: weight must be a contiguous [Cout,Cin,kh,kw] tensor with Cout a "
-                       "multiple of 16, got %s", sw);
     int64_t K = weight->shape[1] * weight->shape[2] * weight->shape[3];
     if (wb->ndim != 2 || wb->shape[0] != weight->shape[0] || wb->shape[1] != K || !sm_tensor_is_contiguous(wb))
         return sm_fail(err, SM_EINVAL, "conv2d_blocked_pack: packed weight %s should be [%lld,%lld] for weight %s",
@@ -137,13 +147,10 @@ sm_status sm_conv2d_blocked_pack8_check(sm_err *err, const sm_tensor *wq, const 
                                         const sm_tensor *weight)
 {
     char sw[SM_SHAPE_STR_LEN], sq[SM_SHAPE_STR_LEN], sg[SM_SHAPE_STR_LEN];
-    sm_shape_str(sw, sizeof sw, weight->ndim, weight->shape);
+    sm_status st = pack_weight_check(err, "conv2d_blocked_pack8", weight, sw);
+    if (st) return st;
     sm_shape_str(sq, sizeof sq, wq->ndim, wq->shape);
     sm_shape_str(sg, sizeof sg, grid->ndim, grid->shape);
-    if (weight->ndim != 4 || !sm_tensor_is_contiguous(weight) || weight->shape[0] % 16 != 0)
-        return sm_fail(err, SM_EINVAL,
-                       "conv2d_blocked_pack8: weight must be a contiguous [Cout,Cin,kh,kw] tensor with Cout a "
-                       "multiple of 16, got %s", sw);
     int64_t n = sm_numel(weight->ndim, weight->shape);
     if (wq->ndim != 1 || wq->shape[0] != n / 4 || !sm_tensor_is_contiguous(wq))
         return sm_fail(err, SM_EINVAL, "conv2d_blocked_pack8: 8-bit weight %s should be [%lld] for weight %s", sq,

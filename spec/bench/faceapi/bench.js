@@ -12,7 +12,6 @@
 // as face-api's node examples).
 'use strict';
 
-const fs = require('fs');
 const tf = require('@tensorflow/tfjs');
 const wasm = require('@tensorflow/tfjs-backend-wasm');
 const jpeg = require('jpeg-js');
@@ -25,14 +24,7 @@ if (!modelDir || !photoPath) {
 }
 
 // RGB int32 tensor [h, w, 3] of a JPEG decoded by jpeg-js (alpha dropped).
-function jpegTensor(file) {
-  const img = jpeg.decode(fs.readFileSync(file), { useTArray: true, formatAsRGBA: true });
-  const rgb = new Int32Array(img.width * img.height * 3);
-  for (let i = 0; i < img.width * img.height; i++) {
-    for (let c = 0; c < 3; c++) rgb[3 * i + c] = img.data[4 * i + c];
-  }
-  return tf.tensor3d(rgb, [img.height, img.width, 3], 'int32');
-}
+const jpegTensor = (file) => require('./jpeg_tensor.js')(tf, jpeg, file);
 
 // Best wall time in ms of `reps` calls of the async fn, after one warm-up.
 async function best(fn, reps) {
