@@ -119,6 +119,19 @@ describe("gradient checks: layers", function()
                            nn.Conv2d(2, 2, 3, {padding = 1})}, nn.Identity()},
       nn.Tanh()}
     check(block, T.randn{3, 2, 5, 5})
+    -- the ReLU of Add{relu = true}: small weights and inputs at least 0.5
+    -- from 0 keep every sum away from the ReLU's kink
+    local conv = nn.Conv2d(2, 2, 3, {padding = 1})
+    conv.weight:mul_(0.05)
+    conv.bias:zero()
+    local relu_block = nn.Add({nn.Sequential{conv, nn.Tanh()}, nn.Identity()}, {relu = true})
+    local x = T.randn{2, 2, 4, 4}
+    local flat = x:view(-1)
+    for i = 1, flat:numel() do
+      local v = flat:get(i)
+      flat:set(i, v + (v >= 0 and 0.5 or -0.5))
+    end
+    check(relu_block, x)
     check(nn.Concat(2, {nn.Conv2d(2, 3, 1), nn.Identity(), nn.Sigmoid()}), T.randn{2, 2, 3, 3})
   end)
 

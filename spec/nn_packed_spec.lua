@@ -203,6 +203,36 @@ describe("nn.Conv2d:pack", function()
     assert.has_error(function() bad:forward(T.randn{1, 4, 3, 3}) end, "Add: branch 2 gives [1,4,3,3], branch 1 gave [1,8,3,3]")
   end)
 
+  it("adds any second branch and applies Add's ReLU inside the blocked forward, never a ReLU of its own", function()
+    siamese.manual_seed(6)
+    -- a down-sampling block: strided main path, pooled shortcut with zero channels appended
+    local function down()
+      return nn.Add({nn.Sequential{nn.Conv2d(16, 32, 3, {stride = 2, padding = "same", relu = true}),
+                                   nn.Conv2d(32, 32, 3, {padding = "same"})},
+                     nn.Sequential{nn.AvgPool2d(2), nn.Reshape(1, 16, 36), nn.ZeroPad2d(0, 0, 0, 16),
+                                   nn.Reshape(32, 6, 6)}}, {relu = true})
+    end
+    local a, b = down(), down()
+    local pa, pb = a:parameters(), b:parameters()
+    for i = 1, #pa do pb[i]:copy(pa[i]) end
+    local x = T.randn{1, 16, 12, 12}
+    local ref = a:evaluate():forward(x):clone()
+    b:evaluate()
+    for _, c in ipairs(b.modules[1].modules) do c:pack() end
+    local y = b:forward(x)
+    assert.is_nil(b.modules[1].modules[2].output)  -- fused
+    assert(max_diff(ref, y) < 1e-4)
+    assert.are.equal(0, (y:view(-1):min()))
+    -- training mode: the plain sum and ReLU
+    assert(max_diff(ref, b:training():forward(x)) < 1e-4)
+    -- a convolution with its own ReLU (before the sum) is not fused
+    local own = nn.Conv2d(16, 16, 3, {padding = "same", relu = true}):evaluate()
+    own:pack()
+    assert.is_nil(own:residual_forward(T.randn{1, 16, 6, 6}, T.randn{1, 16, 6, 6}))
+    assert.has_error(function() nn.Add({nn.Identity()}, {relu = 1}) end, "nn.Add: option 'relu' must be a boolean, got number")
+    assert.has_error(function() nn.Add({nn.Identity()}, true) end, "nn.Add: options table expected, got boolean")
+  end)
+
   it("the raw blocked bindings refuse mismatched shapes", function()
     local K = require("siamese.core").nn
     local ok, err = pcall(K.conv2d_blocked_pack, T.zeros{12, 36}, T.zeros{12, 4, 3, 3})

@@ -113,10 +113,7 @@ end
 local function residual_block(tensors, prefix, c)
   local conv1 = conv_layer(tensors, prefix .. "/conv1", c, c, 3, 1, "same", true) -- ReLU fused
   local conv2 = conv_layer(tensors, prefix .. "/conv2", c, c, 3, 1, "same")
-  return nn.Sequential{
-    nn.Add{nn.Sequential{conv1, conv2}, nn.Identity()},
-    nn.ReLU(true),
-  }
+  return nn.Add({nn.Sequential{conv1, conv2}, nn.Identity()}, {relu = true})
 end
 
 -- Appends zero channels to [N,cin,h,w]: seen as [N,1,cin,h*w], the channels
@@ -138,7 +135,7 @@ local function down_block(tensors, prefix, cin, cout, size)
   end
   local shortcut = nn.Sequential{nn.AvgPool2d(2, {stride = 2, padding = "valid"})}
   if cin < cout then shortcut:add(append_zero_channels(cin, cout, pooled, pooled)) end
-  return nn.Sequential{nn.Add{main, shortcut}, nn.ReLU(true)}, pooled
+  return nn.Add({main, shortcut}, {relu = true}), pooled
 end
 
 -- The whole network as a Sequential that checks its input shape.

@@ -124,12 +124,13 @@ end
 
 --- Evaluation-mode forward plus a residual, fused when the layer takes
 -- the blocked forward (see pack): buffer <- conv(input) + residual, then
--- max(., 0) with relu — the sum nn.Add would make, in its order. Returns
--- buffer (a new tensor when nil or of another shape), or nil, doing
--- nothing, when that path does not serve this input (or in training mode,
--- or for a residual of another shape).
-function Conv2d:residual_forward(input, residual, buffer)
-  if self.train then return nil end
+-- max(., 0) when relu is true — the sum nn.Add would make, in its order.
+-- Returns buffer (a new tensor when nil or of another shape), or nil,
+-- doing nothing, when that path does not serve this input (or in training
+-- mode, for a residual of another shape, or when the layer has its own
+-- ReLU, which comes before the sum).
+function Conv2d:residual_forward(input, residual, buffer, relu)
+  if self.train or self.relu then return nil end
   local s = self:check_input(input)
   local p = self:params(s[3], s[4])
   local ho = K.conv_out_size(s[3], p[1], p[3], p[5], p[7], p[9])
@@ -144,10 +145,10 @@ function Conv2d:residual_forward(input, residual, buffer)
   buffer = Module.buffer(buffer, shape)
   if grid then
     local ws = workspace.get(K.conv2d_blocked_workspace(buffer, x, wb, p, grid))
-    K.conv2d_blocked_forward8(buffer, x, wb, grid, self.bias, p, self.relu, ws, r)
+    K.conv2d_blocked_forward8(buffer, x, wb, grid, self.bias, p, relu == true, ws, r)
   else
     local ws = workspace.get(K.conv2d_blocked_workspace(buffer, x, wb, p))
-    K.conv2d_blocked_forward(buffer, x, wb, self.bias, p, self.relu, ws, r)
+    K.conv2d_blocked_forward(buffer, x, wb, self.bias, p, relu == true, ws, r)
   end
   return buffer
 end
