@@ -375,28 +375,41 @@ SM_INLINE void run_block(const share *sh, const float *w, int64_t panel, int64_t
         else
             block_any(buf + v0, w + v0, ob, x, sh->kofs, d->K, bias, relu, sh->p->sw, (int)pb, PB, 1);
     }
-    /* scatter buf[r][c] to out[n, o0 + c, y, x] */
+    /* scatter buf[r][c] to out[n, o0 + c, y, x], a run of positions along
+     * an output row at a time (flattened: the block may cross rows and
+     * holds positions x >= Wo to drop), channel by channel */
     int64_t HWo = d->Ho * d->Wo;
     float *on = sh->out + (sh->n * d->Cout + o0) * HWo;
-    for (int64_t r = 0; r < pb; r++) {
-        int64_t yo = y, xo = pos0 + r;
+    for (int64_t r0 = 0; r0 < pb;) {
+        int64_t yo = y, xo = pos0 + r0, run = pb - r0;
         if (d->flat) {
             yo = sh->y0 + xo / d->Wp;
             xo %= d->Wp;
-            if (xo >= d->Wo) continue;
+            if (xo >= d->Wo) { /* the dropped columns up to the next row */
+                r0 += d->Wp - xo;
+                continue;
+            }
+            if (run > d->Wo - xo) run = d->Wo - xo;
         }
-        float *dst = on + yo * d->Wo + xo;
-        const float *src = buf + r * OB;
+        const float *src = buf + r0 * OB;
+        int64_t at = yo * d->Wo + xo;
         if (sh->res) {
             /* out = (conv + bias) + res, then max(., 0): the sum of nn.Add, in its order */
-            const float *rp = sh->res + (dst - sh->out);
             for (int64_t c = 0; c < ob; c++) {
-                float v = src[c] + rp[c * HWo];
-                dst[c * HWo] = sh->relu && !(v > 0) ? 0.0f : v;
+                float *dst = on + c * HWo + at;
+                const float *rp = sh->res + (dst - sh->out);
+                for (int64_t r = 0; r < run; r++) {
+                    float v = src[r * OB + c] + rp[r];
+                    dst[r] = sh->relu && !(v > 0) ? 0.0f : v;
+                }
             }
         } else {
-            for (int64_t c = 0; c < ob; c++) dst[c * HWo] = src[c];
+            for (int64_t c = 0; c < ob; c++) {
+                float *dst = on + c * HWo + at;
+                for (int64_t r = 0; r < run; r++) dst[r] = src[r * OB + c];
+            }
         }
+        r0 += run;
     }
 }
 
