@@ -377,6 +377,8 @@ describe("siamese.face.landmarks, flip-averaged prediction", function()
       end
       assert.is_true(moved, path .. ": flip changed nothing")
       assert(mean < 0.05 * box.width, string.format("%s: mean gap %.2f px on a %d px box", path, mean, box.width))
+      assert.has_error(function() lm:predict(img, box, true) end,
+        "bad argument #3 to 'predict' (options table expected, got boolean)")
     end
   end)
 

@@ -222,6 +222,9 @@ landmarks.MIRROR = MIRROR
 function Landmarks:predict(img, box, opts)
   detector.check_image(img, "predict", 1)
   check_box(box, "predict", 2)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(string.format("bad argument #3 to 'predict' (options table expected, got %s)", type(opts)), 2)
+  end
   local rect = landmarks.clip_box(box, img.width, img.height)
   if not rect then
     return nil, string.format("box (%g, %g, %g x %g) does not overlap the %dx%d image",
