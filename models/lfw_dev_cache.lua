@@ -28,15 +28,12 @@ local out_path = "build/lfw_dev_faces.lua"
 siamese.set_num_threads(math.tointeger(tonumber(os.getenv("SIAMESE_THREADS") or "1")))
 local fr = assert(siamese.face.load())
 
-local keys, seen = {}, {}
+local dev_pairs = {}
 for _, file in ipairs{"pairsDevTrain.txt", "pairsDevTest.txt"} do
-  for _, p in ipairs(assert(lfw.read_pairs(root .. "/" .. file))) do
-    for _, side in ipairs{p.a, p.b} do
-      local key = side[1] .. "/" .. side[2]
-      if not seen[key] then seen[key] = side; keys[#keys + 1] = key end
-    end
-  end
+  local list = assert(lfw.read_pairs(root .. "/" .. file))
+  table.move(list, 1, #list, #dev_pairs + 1, dev_pairs)
 end
+local keys, seen = lfw.photos(dev_pairs)
 
 -- The detection nearest the image centre among those scored >= threshold.
 local function nearest(faces, W, H, threshold)

@@ -19,18 +19,14 @@ local root = arg[1] or "../shared/data/lfw"
 local files = {table.unpack(arg, 2)}
 if #files == 0 then files = {root .. "/pairsDevTrain.txt", root .. "/pairsDevTest.txt"} end
 
-local photos, seen = {}, {}
+local all_pairs = {}
 for _, file in ipairs(files) do
-  for _, p in ipairs(assert(lfw.read_pairs(file))) do
-    for _, side in ipairs{p.a, p.b} do
-      local key = side[1] .. "/" .. side[2]
-      if not seen[key] then
-        seen[key] = true
-        photos[#photos + 1] = side
-      end
-    end
-  end
+  local list = assert(lfw.read_pairs(file))
+  table.move(list, 1, #list, #all_pairs + 1, all_pairs)
 end
+local keys, side_of = lfw.photos(all_pairs)
+local photos = {}
+for i, key in ipairs(keys) do photos[i] = side_of[key] end
 
 local tiny = assert(detector.load())
 local big = assert(ssd.load())

@@ -65,13 +65,7 @@ for _, file in ipairs(files) do
     file_of[#pairs_] = file
   end
 end
-local keys, seen = {}, {}
-for _, p in ipairs(pairs_) do
-  for _, side in ipairs{p.a, p.b} do
-    local key = side[1] .. "/" .. side[2]
-    if not seen[key] then seen[key] = side; keys[#keys + 1] = key end
-  end
-end
+local keys, seen = lfw.photos(pairs_)
 
 local function box_of(b) return {x = b[1], y = b[2], width = b[3], height = b[4]} end
 

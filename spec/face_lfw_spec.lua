@@ -37,6 +37,16 @@ describe("siamese.face.lfw", function()
     assert.are.same({1, 1, 2, 2}, {q[1].fold, q[2].fold, q[3].fold, q[4].fold})
   end)
 
+  it("lists the distinct photos of the pairs in order of first appearance", function()
+    local q = assert(lfw.read_pairs(write(tmp, "2 1\nA 1 2\nA 1 B 1\nC 1 2\nC 1 D 3\n")))
+    local keys, side_of = lfw.photos(q)
+    assert.are.same({"A/1", "A/2", "B/1", "C/1", "C/2", "D/3"}, keys)
+    assert.are.same({"D", 3}, side_of["D/3"])
+    assert.are.same({}, (lfw.photos({})))
+    assert.has_error(function() lfw.photos("pairs.txt") end,
+      "bad argument #1 to 'photos' (list of pairs expected, got string)")
+  end)
+
   it("refuses malformed pairs files with a message", function()
     local p, err = lfw.read_pairs(write(tmp, "ten\n"))
     assert.is_nil(p)

@@ -174,9 +174,12 @@ int sm_conv2d_blocked_pack8(sm_tensor *wq, const sm_tensor *grid, const sm_tenso
             /* a level within 2^-20 of the channel's largest magnitude (a few
              * ulps) counts as on the grid */
             double big = fabs((double)off[o]) + 255.0 * fabs((double)step[o]), tol = big * 0x1p-20;
+            /* a weight on the grid is within tol of a level: far from a
+             * rounding tie, so the reciprocal's rounding cannot pick another */
+            double inv = step[o] != 0 ? 1.0 / step[o] : 0;
             for (int64_t k = 0; k < K; k++) {
                 double w = weight->data[o * K + k];
-                double lv = step[o] != 0 ? nearbyint((w - off[o]) / step[o]) : 0;
+                double lv = nearbyint((w - off[o]) * inv);
                 if (!(lv >= 0 && lv <= 255 && fabs(off[o] + step[o] * lv - w) <= tol)) return 0;
                 q[o0 * K + k * ob + r] = (int8_t)(lv - 128);
             }

@@ -12,20 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ctest.h"
+#include "ctest_rng.h"
 #include "nn.h"
-
-static sm_rng rng;
 
 /* Both sides round sums of up to 2304 products of unit normals in float; a
  * wrong index is off by O(1). */
 #define TOL 5e-5
-
-static float *randn(int64_t n)
-{
-    float *p = malloc((size_t)n * sizeof *p);
-    for (int64_t i = 0; i < n; i++) p[i] = (float)sm_rng_normal(&rng);
-    return p;
-}
 
 /* Largest |blocked - im2col| / (1 + |im2col|) over the paths this CPU runs
  * at 1 and 2 threads; -1 if no path ran (never: the portable one always does). */

@@ -8,20 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ctest.h"
+#include "ctest_rng.h"
 #include "nn.h"
-
-static sm_rng rng;
 
 /* Both sides round sums of up to 300 products of unit normals in float; a
  * wrong index is off by O(1). */
 #define TOL 5e-5
-
-static float *randn(int64_t n)
-{
-    float *p = malloc((size_t)n * sizeof *p);
-    for (int64_t i = 0; i < n; i++) p[i] = (float)sm_rng_normal(&rng);
-    return p;
-}
 
 /* Largest |C - A B| / (1 + |A B|) for path, or -1 when the CPU lacks it. */
 static double gemm_worst(int path, int64_t M, int64_t K, int64_t N, int64_t ldb, int64_t ldc)

@@ -4,16 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ctest.h"
+#include "ctest_rng.h"
 #include "nn.h"
-
-static sm_rng rng;
-
-static float *randn(int64_t n)
-{
-    float *p = malloc((size_t)n * sizeof *p);
-    for (int64_t i = 0; i < n; i++) p[i] = (float)sm_rng_normal(&rng);
-    return p;
-}
 
 /* Direct definition of the convolution (see conv2d.c). */
 static float conv_at(const float *x, const float *w, const float *b, const int64_t *is, int64_t cout,

@@ -10,16 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ctest.h"
+#include "ctest_rng.h"
 #include "nn.h"
-
-static sm_rng rng;
-
-static float *randn(int64_t n)
-{
-    float *p = malloc((size_t)(n ? n : 1) * sizeof *p);
-    for (int64_t i = 0; i < n; i++) p[i] = (float)sm_rng_normal(&rng);
-    return p;
-}
 
 static float *zeros(int64_t n)
 {

@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ctest.h"
+#include "ctest_rng.h"
 #include "nn.h"
-
-static sm_rng rng;
 
 /* Tolerances relative to 1 + |output| for sums of up to 9*20 products of
  * unit normals: the im2col result itself carries ~1e-6; F(2x2) adds
@@ -19,13 +18,6 @@ static sm_rng rng;
  * 1/24). A wrong transform is off by O(1). */
 #define TOL2 5e-5
 #define TOL4 5e-4
-
-static float *randn(int64_t n)
-{
-    float *p = malloc((size_t)n * sizeof *p);
-    for (int64_t i = 0; i < n; i++) p[i] = (float)sm_rng_normal(&rng);
-    return p;
-}
 
 /* Largest |winograd - im2col| over the output, relative to 1 + |im2col|. */
 static double compare_once(int tile, int64_t n, int64_t cin, int64_t cout, int64_t h, int64_t w,

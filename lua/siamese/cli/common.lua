@@ -309,13 +309,7 @@ function common.pair_distances(enc, pairs_path, root, metric, progress)
   local image = require "siamese.image"
   local list, err = lfw.read_pairs(pairs_path)
   if not list then return nil, err end
-  local keys, seen = {}, {}
-  for _, p in ipairs(list) do
-    for _, side in ipairs{p.a, p.b} do
-      local key = side[1] .. "/" .. side[2]
-      if not seen[key] then seen[key] = side; keys[#keys + 1] = key end
-    end
-  end
+  local keys, seen = lfw.photos(list)
   local desc, how = {}, {}
   for i, key in ipairs(keys) do
     local path = lfw.image_path(root, seen[key][1], seen[key][2])

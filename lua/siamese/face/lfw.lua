@@ -11,6 +11,22 @@ local eval = require "siamese.eval"
 
 local lfw = {}
 
+--- The distinct photos of a list of pairs (as read_pairs gives): their
+-- keys "Name/i" in order of first appearance, and a table key -> {name, i}.
+function lfw.photos(pairs_)
+  if type(pairs_) ~= "table" then
+    error(string.format("bad argument #1 to 'photos' (list of pairs expected, got %s)", type(pairs_)), 2)
+  end
+  local keys, side_of = {}, {}
+  for _, p in ipairs(pairs_) do
+    for _, side in ipairs{p.a, p.b} do
+      local key = side[1] .. "/" .. side[2]
+      if not side_of[key] then side_of[key] = side; keys[#keys + 1] = key end
+    end
+  end
+  return keys, side_of
+end
+
 --- Reads a pairs file: list of {a = {name, i}, b = {name, j}, same, fold}.
 function lfw.read_pairs(path)
   local f, err = io.open(path, "r")
@@ -88,13 +104,7 @@ function lfw.embed_images(fr, root, pairs_, progress, opts)
     seed = (seed * 1103515245 + 12345) % 2147483648
     return seed / 2147483648
   end
-  local keys, seen = {}, {}
-  for _, p in ipairs(pairs_) do
-    for _, side in ipairs{p.a, p.b} do
-      local key = side[1] .. "/" .. side[2]
-      if not seen[key] then seen[key] = side; keys[#keys + 1] = key end
-    end
-  end
+  local keys, seen = lfw.photos(pairs_)
   local descriptors, how = {}, {detected = 0, low_threshold = 0, centre = 0}
   for i, key in ipairs(keys) do
     local side = seen[key]
