@@ -38,14 +38,15 @@ INST_LIBDIR ?= $(DESTDIR)/usr/local/lib/lua/5.4
 INST_LUADIR ?= $(DESTDIR)/usr/local/share/lua/5.4
 INST_BINDIR ?= $(DESTDIR)/usr/local/bin
 
-.PHONY: all deps test ctest spec sanitize demo bench lfw models oneshot install clean help train-att e2e
+.PHONY: all deps test ctest ctest-cpus spec sanitize demo bench lfw models oneshot install clean help train-att e2e
 
 all: $(MODULE)
 
 help:
 	@echo "make deps      install missing Debian packages (prints the command when not root)"
 	@echo "make           build $(MODULE)"
-	@echo "make test      build, plain-C tests of the core, then every busted spec"
+	@echo "make test      build, plain-C tests of the core (under every OpenBLAS kernel and SIMD level), then every busted spec"
+	@echo "make ctest-cpus the plain-C tests under every OpenBLAS kernel and SIMD level this CPU runs"
 	@echo "make sanitize  the same suite built with AddressSanitizer + UBSan"
 	@echo "make demo      the main job on bundled data"
 	@echo "make bench     benchmarks, one JSON object per line"
@@ -76,11 +77,16 @@ $(BUILD)/ctest/%: spec/c/%.c spec/c/ctest.h spec/c/ctest_rng.h $(CORE_OBJ)
 ctest: $(CTESTS)
 	@set -e; for t in $(CTESTS); do $$t; done
 
+# The plain-C tests under each OpenBLAS kernel and each SIMD level of our
+# kernels this CPU runs (spec/c/each_cpu.sh).
+ctest-cpus: $(CTESTS)
+	@sh spec/c/each_cpu.sh $(CTESTS)
+
 spec: $(MODULE)
 	$(BUSTED) $(BUSTED_ARGS)
 
 test: deps
-	@$(MAKE) --no-print-directory all ctest spec
+	@$(MAKE) --no-print-directory all ctest-cpus spec
 
 # ASan + UBSan over the C tests and the whole busted suite. lua5.4 itself
 # is not instrumented, so the runtime is preloaded.

@@ -41,7 +41,7 @@ SM_INLINE sm_v8f ld8(const float *p)
 }
 
 /* sum of p[i] */
-SM_HOT static double row_sum(const float *p, int64_t L)
+SM_INLINE double row_sum_body(const float *p, int64_t L)
 {
     lanes16 s = {{0}, {0}};
     int64_t i = 0;
@@ -50,9 +50,10 @@ SM_HOT static double row_sum(const float *p, int64_t L)
     for (; i < L; i++) r += p[i];
     return r;
 }
+SM_CLONES(double, row_sum, (const float *p, int64_t L), (p, L))
 
 /* sum of (p[i] - m)^2 */
-SM_HOT static double row_sumsq(const float *p, int64_t L, float m)
+SM_INLINE double row_sumsq_body(const float *p, int64_t L, float m)
 {
     lanes16 s = {{0}, {0}};
     int64_t i = 0;
@@ -65,9 +66,10 @@ SM_HOT static double row_sumsq(const float *p, int64_t L, float m)
     for (; i < L; i++) r += (double)(p[i] - m) * (p[i] - m);
     return r;
 }
+SM_CLONES(double, row_sumsq, (const float *p, int64_t L, float m), (p, L, m))
 
 /* sum of g[i] and of g[i] (p[i] - m) */
-SM_HOT static void row_sums_grad(const float *g, const float *p, int64_t L, float m, double *sg, double *sgx)
+SM_INLINE void row_sums_grad_body(const float *g, const float *p, int64_t L, float m, double *sg, double *sgx)
 {
     lanes16 s = {{0}, {0}}, t = {{0}, {0}};
     int64_t i = 0;
@@ -83,6 +85,7 @@ SM_HOT static void row_sums_grad(const float *g, const float *p, int64_t L, floa
     *sg += rs;
     *sgx += rt;
 }
+SM_CLONES_VOID(row_sums_grad, (const float *g, const float *p, int64_t L, float m, double *sg, double *sgx), (g, p, L, m, sg, sgx))
 
 void sm_batchnorm_forward_train(float *out, float *save_mean, float *save_invstd,
                                 float *running_mean, float *running_var, const float *x,

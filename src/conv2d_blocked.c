@@ -480,15 +480,16 @@ __attribute__((target("arch=x86-64-v4"))) static void share_avx512(const share *
 #endif
 
 /* The code path 0 (portable), 1 (AVX2 + FMA) or 2 (AVX-512), -1 the
- * widest this CPU runs; NULL when this CPU or build lacks it. */
+ * widest allowed (sm_simd_level); NULL when this CPU or build lacks it or
+ * SIAMESE_SIMD switched it off. */
 static share_fn *path_fn(int path)
 {
 #ifdef HAVE_PATHS
-    __builtin_cpu_init();
-    int v4 = __builtin_cpu_supports("x86-64-v4"), v3 = __builtin_cpu_supports("x86-64-v3");
-    if (path < 0) path = v4 ? 2 : v3 ? 1 : 0;
-    if (path == 1) return v3 ? share_avx2 : NULL;
-    if (path == 2) return v4 ? share_avx512 : NULL;
+    int level = sm_simd_level();
+    if (path < 0) path = level;
+    if (path > level) return NULL;
+    if (path == SM_SIMD_AVX2) return share_avx2;
+    if (path == SM_SIMD_AVX512) return share_avx512;
 #else
     if (path < 0) path = 0;
 #endif

@@ -162,7 +162,7 @@ DEFINE_CORRELATE_BLOCK(4)
 DEFINE_CORRELATE_BLOCK(6)
 
 /* All Co output channels, in blocks of 6 (when Co divides) or 4, 2, 1. */
-SM_HOT static void correlate(float *out, const float *xp, const float *w, const float *b, int64_t C, int64_t Co,
+SM_INLINE void correlate_body(float *out, const float *xp, const float *w, const float *b, int64_t C, int64_t Co,
                           int64_t Ho, int64_t Wo, int64_t Hp, int64_t Wp, int kh, int kw, int accumulate)
 {
     int64_t o0 = 0;
@@ -172,6 +172,8 @@ SM_HOT static void correlate(float *out, const float *xp, const float *w, const 
     for (; o0 + 2 <= Co; o0 += 2) correlate_block2(out, xp, w, b, o0, C, Ho, Wo, Hp, Wp, kh, kw, accumulate);
     for (; o0 < Co; o0++) correlate_block1(out, xp, w, b, o0, C, Ho, Wo, Hp, Wp, kh, kw, accumulate);
 }
+SM_CLONES_VOID(correlate, (float *out, const float *xp, const float *w, const float *b, int64_t C, int64_t Co,
+          int64_t Ho, int64_t Wo, int64_t Hp, int64_t Wp, int kh, int kw, int accumulate), (out, xp, w, b, C, Co, Ho, Wo, Hp, Wp, kh, kw, accumulate))
 
 /* Weight-gradient sums of output channels o0 .. o0+NB-1 for the 3-wide
  * taps of input row offset i of channel c: acc[o][(c,i,j)][VW] +=
@@ -208,7 +210,7 @@ DEFINE_GRADS3_BLOCK(4)
 
 /* acc[o][t][VW] += g[o][y][x] xp[c][y+i][x+j] over y, x (t = (c,i,j)), and
  * accb[o][VW] += g[o][y][x]; g [Co][Ho][Wv] is zero past Wo. */
-SM_HOT static void correlate_grads(float *acc, float *accb, const float *g, const float *xp, int64_t C, int64_t Co,
+SM_INLINE void correlate_grads_body(float *acc, float *accb, const float *g, const float *xp, int64_t C, int64_t Co,
                                    int64_t Ho, int64_t Wv, int64_t Hp, int64_t Wp, int kh, int kw)
 {
     int64_t K = C * kh * kw;
@@ -240,6 +242,8 @@ SM_HOT static void correlate_grads(float *acc, float *accb, const float *g, cons
                     vstore(at, a);
                 }
 }
+SM_CLONES_VOID(correlate_grads, (float *acc, float *accb, const float *g, const float *xp, int64_t C, int64_t Co,
+          int64_t Ho, int64_t Wv, int64_t Hp, int64_t Wp, int kh, int kw), (acc, accb, g, xp, C, Co, Ho, Wv, Hp, Wp, kh, kw))
 
 void sm_conv2d_direct_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
                               const sm_conv2d_params *p, float *ws)

@@ -45,8 +45,7 @@ int sm_conv2d_direct_applies(const sm_tensor *in, const sm_tensor *weight, const
     if (p->kh * p->kw == 1 || K > (p->sw == 1 ? DIRECT_MAX_K1 : DIRECT_MAX_K) || cout % 8 != 0) return 0;
     /* stride 2 splits one sample's planes into the workspace */
     if (p->sw == 2 && (size_t)(cin * in->shape[2] * 2 * ((in->shape[3] + 1) / 2)) > workspace) return 0;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return sm_simd_level() >= SM_SIMD_AVX2;
 #else
     (void)in; (void)weight; (void)p; (void)workspace;
     return 0;

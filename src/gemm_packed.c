@@ -160,14 +160,15 @@ __attribute__((target("arch=x86-64-v4"))) static void gemm_avx512(float *C, int6
 #endif
 
 /* The code path for path 0 (portable), 1 (AVX2 + FMA), 2 (AVX-512), or
- * NULL when this CPU or build lacks it. */
+ * NULL when this CPU or build lacks it or SIAMESE_SIMD switched it off
+ * (sm_simd_level). */
 static gemm_fn *path_fn(int path)
 {
     if (path == 0) return gemm_portable;
 #ifdef HAVE_PATHS
-    __builtin_cpu_init();
-    if (path == 1 && __builtin_cpu_supports("x86-64-v3")) return gemm_avx2;
-    if (path == 2 && __builtin_cpu_supports("x86-64-v4")) return gemm_avx512;
+    if (path > sm_simd_level()) return NULL;
+    if (path == SM_SIMD_AVX2) return gemm_avx2;
+    if (path == SM_SIMD_AVX512) return gemm_avx512;
 #endif
     return NULL;
 }
@@ -180,7 +181,7 @@ int sm_gemm_packed_path(int path, float *C, int64_t ldc, const float *Ap, int64_
     return f != NULL;
 }
 
-/* The widest path this CPU runs, chosen once (a benign race: every thread
+/* The widest path allowed, chosen once (a benign race: every thread
  * computes the same value). */
 static gemm_fn *best;
 

@@ -84,7 +84,7 @@ SM_INLINE void take(v8f *v, v8i *k, v8f c, v8i kc)
     *k = (kc & t) | (*k & ~t);
 }
 
-SM_HOT static void maxpool2x2_row(float *o, int32_t *am, const float *r0, const float *r1, int64_t Wo, int32_t base,
+SM_INLINE void maxpool2x2_row_body(float *o, int32_t *am, const float *r0, const float *r1, int64_t Wo, int32_t base,
                            int32_t W)
 {
     float e0[POOL_CHUNK + 8], o0[POOL_CHUNK + 8], e1[POOL_CHUNK + 8], o1[POOL_CHUNK + 8];
@@ -117,6 +117,8 @@ SM_HOT static void maxpool2x2_row(float *o, int32_t *am, const float *r0, const 
         }
     }
 }
+SM_CLONES_VOID(maxpool2x2_row, (float *o, int32_t *am, const float *r0, const float *r1, int64_t Wo, int32_t base,
+          int32_t W), (o, am, r0, r1, Wo, base, W))
 
 /* Values only (inference: no argmax): the same running maxima without the
  * index bookkeeping, taken in two passes: the window's rows first (a
@@ -131,41 +133,47 @@ SM_INLINE float take_value(float cur, float v)
     return (cur == cur) & ((v > cur) | (v != v)) ? v : cur;
 }
 
-SM_HOT static void maxpool_values(sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)
+/* One plane (sample x channel) of maxpool_values. */
+SM_INLINE void maxpool_plane_body(float *o, const float *x, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
+                                  const sm_pool2d_params *p)
 {
-    int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
-    int64_t Ho = out->shape[2], Wo = out->shape[3];
     int two_pass = W <= VALUES_ROW_MAX;
-    #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 32768)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *x = in->data + pl * H * W;
-        float *o = out->data + pl * Ho * Wo;
-        float rowmax[VALUES_ROW_MAX];
-        for (int64_t oy = 0; oy < Ho; oy++) {
-            float *orow = o + oy * Wo;
-            if (two_pass) {
-                for (int64_t ix = 0; ix < W; ix++) rowmax[ix] = -INFINITY;
-                for (int ky = 0; ky < p->kh; ky++) {
-                    int64_t iy = oy * p->sh - p->pt + ky;
-                    if (iy < 0 || iy >= H) continue;
-                    const float *irow = x + iy * W;
-                    for (int64_t ix = 0; ix < W; ix++) rowmax[ix] = take_value(rowmax[ix], irow[ix]);
-                }
-            }
-            for (int64_t ox = 0; ox < Wo; ox++) orow[ox] = -INFINITY;
-            for (int ky = 0; ky < (two_pass ? 1 : p->kh); ky++) {
+    float rowmax[VALUES_ROW_MAX];
+    for (int64_t oy = 0; oy < Ho; oy++) {
+        float *orow = o + oy * Wo;
+        if (two_pass) {
+            for (int64_t ix = 0; ix < W; ix++) rowmax[ix] = -INFINITY;
+            for (int ky = 0; ky < p->kh; ky++) {
                 int64_t iy = oy * p->sh - p->pt + ky;
-                if (!two_pass && (iy < 0 || iy >= H)) continue;
-                const float *irow = two_pass ? rowmax : x + iy * W;
-                for (int kx = 0; kx < p->kw; kx++) {
-                    int64_t off = kx - p->pl, lo, hi;
-                    valid_cols(W, Wo, p->sw, off, &lo, &hi);
-                    const float *src = irow + off;
-                    for (int64_t ox = lo; ox < hi; ox++) orow[ox] = take_value(orow[ox], src[ox * p->sw]);
-                }
+                if (iy < 0 || iy >= H) continue;
+                const float *irow = x + iy * W;
+                for (int64_t ix = 0; ix < W; ix++) rowmax[ix] = take_value(rowmax[ix], irow[ix]);
+            }
+        }
+        for (int64_t ox = 0; ox < Wo; ox++) orow[ox] = -INFINITY;
+        for (int ky = 0; ky < (two_pass ? 1 : p->kh); ky++) {
+            int64_t iy = oy * p->sh - p->pt + ky;
+            if (!two_pass && (iy < 0 || iy >= H)) continue;
+            const float *irow = two_pass ? rowmax : x + iy * W;
+            for (int kx = 0; kx < p->kw; kx++) {
+                int64_t off = kx - p->pl, lo, hi;
+                valid_cols(W, Wo, p->sw, off, &lo, &hi);
+                const float *src = irow + off;
+                for (int64_t ox = lo; ox < hi; ox++) orow[ox] = take_value(orow[ox], src[ox * p->sw]);
             }
         }
     }
+}
+SM_CLONES_VOID(maxpool_plane, (float *o, const float *x, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
+                              const sm_pool2d_params *p), (o, x, H, W, Ho, Wo, p))
+
+static void maxpool_values(sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)
+{
+    int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
+    int64_t Ho = out->shape[2], Wo = out->shape[3];
+    #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 32768)
+    for (int64_t pl = 0; pl < planes; pl++)
+        maxpool_plane(out->data + pl * Ho * Wo, in->data + pl * H * W, H, W, Ho, Wo, p);
 }
 
 void sm_maxpool2d_forward(sm_tensor *out, int32_t *argmax, const sm_tensor *in, const sm_pool2d_params *p)
@@ -244,10 +252,32 @@ static float divisor(const sm_pool2d_params *p, int64_t y0, int64_t y1, int64_t 
     return p->count_pad ? (float)(p->kh * p->kw) : (float)((y1 - y0) * (x1 - x0));
 }
 
+/* One plane of avgpool_inside's general case. */
+SM_INLINE void avgpool_plane_body(float *o, const float *x, int64_t W, int64_t Ho, int64_t Wo, float div,
+                                  const sm_pool2d_params *p)
+{
+    for (int64_t oy = 0; oy < Ho; oy++) {
+        float *orow = o + oy * Wo;
+        for (int64_t ox = 0; ox < Wo; ox++) orow[ox] = 0.0f;
+        for (int ky = 0; ky < p->kh; ky++) {
+            const float *irow = x + (oy * p->sh + ky) * W;
+            for (int kx = 0; kx < p->kw; kx++) {
+                if (p->sw == 2)
+                    for (int64_t ox = 0; ox < Wo; ox++) orow[ox] += irow[2 * ox + kx];
+                else
+                    for (int64_t ox = 0; ox < Wo; ox++) orow[ox] += irow[ox * p->sw + kx];
+            }
+        }
+        for (int64_t ox = 0; ox < Wo; ox++) orow[ox] /= div;
+    }
+}
+SM_CLONES_VOID(avgpool_plane, (float *o, const float *x, int64_t W, int64_t Ho, int64_t Wo, float div,
+                              const sm_pool2d_params *p), (o, x, W, Ho, Wo, div, p))
+
 /* Every window inside the image (no padding reached): the sums of the
  * general path, in the same tap order, a row of outputs at a time (the
  * output row holds the running sums), divided by the window's size. */
-SM_HOT static void avgpool_inside(sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)
+static void avgpool_inside(sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)
 {
     int64_t planes = in->shape[0] * in->shape[1], H = in->shape[2], W = in->shape[3];
     int64_t Ho = out->shape[2], Wo = out->shape[3];
@@ -267,24 +297,8 @@ SM_HOT static void avgpool_inside(sm_tensor *out, const sm_tensor *in, const sm_
         return;
     }
     #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 32768)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *x = in->data + pl * H * W;
-        float *o = out->data + pl * Ho * Wo;
-        for (int64_t oy = 0; oy < Ho; oy++) {
-            float *orow = o + oy * Wo;
-            for (int64_t ox = 0; ox < Wo; ox++) orow[ox] = 0.0f;
-            for (int ky = 0; ky < p->kh; ky++) {
-                const float *irow = x + (oy * p->sh + ky) * W;
-                for (int kx = 0; kx < p->kw; kx++) {
-                    if (p->sw == 2)
-                        for (int64_t ox = 0; ox < Wo; ox++) orow[ox] += irow[2 * ox + kx];
-                    else
-                        for (int64_t ox = 0; ox < Wo; ox++) orow[ox] += irow[ox * p->sw + kx];
-                }
-            }
-            for (int64_t ox = 0; ox < Wo; ox++) orow[ox] /= div;
-        }
-    }
+    for (int64_t pl = 0; pl < planes; pl++)
+        avgpool_plane(out->data + pl * Ho * Wo, in->data + pl * H * W, W, Ho, Wo, div, p);
 }
 
 void sm_avgpool2d_forward(sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)

@@ -21,6 +21,25 @@ static int l_clock(lua_State *L)
     return 1;
 }
 
+/* {simd = level in use, cpu_simd = the CPU's widest, requested =
+ * SIAMESE_SIMD or nil, blas_core = OpenBLAS's kernel} */
+static int l_cpu(lua_State *L)
+{
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, sm_simd_name(sm_simd_level()));
+    lua_setfield(L, -2, "simd");
+    lua_pushstring(L, sm_simd_name(sm_simd_cpu_level()));
+    lua_setfield(L, -2, "cpu_simd");
+    const char *req = sm_simd_request();
+    if (req) {
+        lua_pushstring(L, req);
+        lua_setfield(L, -2, "requested");
+    }
+    lua_pushstring(L, sm_blas_core());
+    lua_setfield(L, -2, "blas_core");
+    return 1;
+}
+
 int luaopen_siamese_core(lua_State *L)
 {
     sm_threads_init();
@@ -31,6 +50,8 @@ int luaopen_siamese_core(lua_State *L)
     lua_setfield(L, -2, "get_num_threads");
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
+    lua_pushcfunction(L, l_cpu);
+    lua_setfield(L, -2, "cpu");
     sm_open_tensor(L);   /* sets core.tensor, core.manual_seed */
     sm_open_image(L);    /* sets core.image */
     sm_open_nn(L);       /* sets core.nn: layer, loss and optimiser kernels */

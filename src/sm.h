@@ -267,6 +267,17 @@ uint64_t sm_rng_below(sm_rng *r, uint64_t n);   /* uniform in [0, n), unbiased; 
 void sm_tensor_uniform(sm_tensor *t, sm_rng *r, float lo, float hi);
 void sm_tensor_normal(sm_tensor *t, sm_rng *r, float mean, float std);
 
+/* ---- SIMD code paths (cpu.c) ------------------------------------------- */
+/* The widest code path the kernels take: the CPU's, lowered by the
+ * environment variable SIAMESE_SIMD = avx512 | avx2 | portable (any other
+ * value: portable). Read once, at the first call. */
+enum { SM_SIMD_PORTABLE = 0, SM_SIMD_AVX2 = 1, SM_SIMD_AVX512 = 2 };
+int sm_simd_level(void);
+int sm_simd_cpu_level(void);          /* what the CPU runs, ignoring SIAMESE_SIMD */
+const char *sm_simd_request(void);    /* SIAMESE_SIMD as set, or NULL */
+const char *sm_simd_name(int level);  /* "avx512", "avx2", "portable" */
+const char *sm_blas_core(void);       /* OpenBLAS's kernel: "Haswell", "SkylakeX", ... */
+
 /* ---- threads ------------------------------------------------------------ */
 /* Called once at load: OpenBLAS to one thread of its own (see threads.c). */
 void sm_threads_init(void);

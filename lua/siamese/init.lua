@@ -54,6 +54,14 @@ function siamese.clock()
   return core.clock()
 end
 
+--- What the C kernels run on: {simd = "avx512" | "avx2" | "portable" (the
+-- widest code path they take), cpu_simd (the CPU's widest), requested (the
+-- environment variable SIAMESE_SIMD, which lowers simd, when set),
+-- blas_core (OpenBLAS's kernel, e.g. "Haswell"; OPENBLAS_CORETYPE sets it)}.
+function siamese.cpu()
+  return core.cpu()
+end
+
 -- siamese.face (the pretrained face pipeline) loads on first use: it
 -- requires this module itself.
 setmetatable(siamese, {
