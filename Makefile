@@ -70,7 +70,7 @@ $(MODULE): $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) -Wl,-z,nodelete $(CFLAGS) -o $@ $(OBJ) $(LIBS)
 
-$(BUILD)/ctest/%: spec/c/%.c spec/c/ctest.h spec/c/ctest_rng.h $(CORE_OBJ)
+$(BUILD)/ctest/%: spec/c/%.c $(wildcard spec/c/*.h) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(CORE_OBJ) $(LIBS)
 

@@ -16,12 +16,13 @@ local root = arg[1] or "examples/data/faces"
 local out_dir = arg[2] or "build/demo"
 local threshold = tonumber(arg[3]) or 0.6 -- face-api's FaceMatcher default for this network
 
+-- The entries of a directory in name order (no shell: the core's listing).
 local function list(dir)
-  local p = assert(io.popen("ls -1 '" .. dir .. "'"))
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  return names
+  local names = assert(require("siamese.core").data.list_dir(dir))
+  local visible = {}
+  for _, n in ipairs(names) do if n:sub(1, 1) ~= "." then visible[#visible + 1] = n end end
+  table.sort(visible)
+  return visible
 end
 
 local fr = assert(siamese.face.load())

@@ -29,3 +29,51 @@ describe("siamese.cli.args", function()
     assert.matches("unknown option %-x", select(2, args.parse({"-x"}, spec)))
   end)
 end)
+
+describe("siamese.cli.photo_options", function()
+  local photo_options = require "siamese.cli.photo_options"
+  local siamese = require "siamese"
+
+  it("merges --detector, --threads and --max-pixels into a command's options", function()
+    local spec = photo_options.merge{json = {kind = "flag", default = false}}
+    local o, p = assert(args.parse({"--detector", "ssd", "--threads=2", "--max-pixels", "1000", "a.jpg"}, spec))
+    assert.are.equal("ssd", o.detector)
+    assert.are.equal(2, o.threads)
+    assert.are.equal(1000, o.max_pixels)
+    assert.are.same({"a.jpg"}, p)
+    assert.matches("must be one of tiny, ssd", select(2, args.parse({"--detector", "big"}, spec)))
+    o = assert(args.parse({}, spec))
+    assert.is_nil(o.detector)
+    assert.is_nil(o.threads)
+    assert.is_nil(o.max_pixels)
+    assert.matches("--max-pixels N", photo_options.USAGE, 1, true)
+  end)
+
+  it("refuses bad values naming the flag, applying nothing", function()
+    local cases = {
+      {{threads = 0}, "--threads must be an integer from 1 to 1024, got 0"},
+      {{threads = 1025}, "--threads must be an integer from 1 to 1024, got 1025"},
+      {{threads = 1.5}, "--threads must be an integer from 1 to 1024, got 1.5"},
+      {{max_pixels = 0}, "--max-pixels must be a positive integer, got 0"},
+      {{max_pixels = -5}, "--max-pixels must be a positive integer, got -5"},
+      {{max_pixels = 2.5}, "--max-pixels must be a positive integer, got 2.5"},
+      {{detector = "big"}, "--detector must be tiny or ssd, got 'big'"},
+    }
+    for _, c in ipairs(cases) do
+      local ok, err = photo_options.apply(c[1])
+      assert.is_nil(ok)
+      assert.are.equal(c[2], err)
+    end
+  end)
+
+  it("applies threads and the pixel limit", function()
+    local threads, limit = siamese.get_num_threads(), siamese.image.get_max_pixels()
+    local opts = {threads = threads + 0.0, max_pixels = 12345}
+    assert.is_true(photo_options.apply(opts))
+    assert.are.equal(threads, siamese.get_num_threads())
+    assert.are.equal(12345, siamese.image.get_max_pixels())
+    assert.are.equal("integer", math.type(opts.threads))
+    siamese.image.set_max_pixels(limit)
+    assert.is_true(photo_options.apply{})
+  end)
+end)

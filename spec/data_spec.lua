@@ -133,12 +133,16 @@ describe("dataset:batch", function()
     local x = ds:batch({2, 1}, {scale = 1, mean = 100, std = {50}})
     assert.are.same({2, 1, 2, 3}, {x:size(1), x:size(2), x:size(3), x:size(4)})
     local t = x:totable()
+    -- (p * 1 - 100) / 50: an exact subtraction and one rounded division
+    -- (u |result|, in float32 or double, then rounded to float32: 2u)
+    local u2 = 2 ^ -23
     for y = 0, 1 do for px = 0, 2 do
-      assert.near((200 - 20 * px - 50 * y - 100) / 50, t[1][1][y + 1][px + 1], 1e-6)
-      assert.near((10 * (px + 1) + 100 * y - 100) / 50, t[2][1][y + 1][px + 1], 1e-6)
+      local a, b = (200 - 20 * px - 50 * y - 100) / 50, (10 * (px + 1) + 100 * y - 100) / 50
+      assert.near(a, t[1][1][y + 1][px + 1], u2 * math.abs(a))
+      assert.near(b, t[2][1][y + 1][px + 1], u2 * math.abs(b))
     end end
     local d = ds:batch({1}):totable()
-    assert.near(10 / 255, d[1][1][1][1], 1e-6)
+    assert.near(10 / 255, d[1][1][1][1], 2 * u2 * 10 / 255) -- p * (1/255) or p / 255: <= 2 roundings each
   end)
 
   it("flip = 1 mirrors exactly; augmentation is deterministic for a seed", function()

@@ -5,16 +5,27 @@ local support = dofile("spec/support.lua")
 local eval, T = siamese.eval, siamese.tensor
 
 describe("siamese.eval identification", function()
+  -- The gallery's euclidean distance of a float32 probe q (rounded from
+  -- the double literals: u |q|) to a template t: s = |t|^2 - 2 q.t + |q|^2
+  -- within E = gamma(dim + 4) (|q|^2 + |t|^2 + 2 sum|q_j t_j|), so the root
+  -- within E / d (+ u d for its own rounding).
+  local function dist_bound(q, t, d)
+    local qq, tt, qt = 0, 0, 0
+    for j = 1, #q do qq, tt, qt = qq + q[j] ^ 2, tt + t[j] ^ 2, qt + math.abs(q[j] * t[j]) end
+    local E = support.gamma(#q + 4) * (qq + tt + 2 * qt)
+    return math.min(E / d, math.sqrt(E)) + support.U * (d + math.sqrt(qq))
+  end
+
   it("rank1 counts enrolled probes whose nearest identity is right", function()
     local g = siamese.gallery.new{dim = 2, model = "m", threshold = 0.1}
     g:add_many({"a", "b", "c"}, T.new{{0, 0}, {1, 0}, {0, 1}})
     local q = T.new{{0.1, 0}, {0.9, 0.1}, {0.6, 0.1}, {0, 0.9}, {5, 6}}
     -- probe 3 is c but lies nearer b; probe 5 is not enrolled
     local acc, predicted, distances = eval.rank1(g, q, {"a", "b", "c", "c", false})
-    support.near(acc, 3 / 4, 1e-12, "rank-1")
+    support.near(acc, 3 / 4, 0, "rank-1") -- 3 / 4: exact
     assert.are.same({"a", "b", "b", "c", "c"}, predicted) -- threshold ignored
-    support.near(distances[1], 0.1, 1e-6, "distance 1")
-    support.near(distances[5], math.sqrt(50), 1e-5, "distance 5")
+    support.within(distances[1], 0.1, dist_bound({0.1, 0}, {0, 0}, 0.1), "distance 1")
+    support.within(distances[5], math.sqrt(50), dist_bound({5, 6}, {0, 1}, math.sqrt(50)), "distance 5")
     -- a label that is not in the gallery counts as not enrolled
     assert.are.equal(1, (eval.rank1(g, q:narrow(1, 1, 2), {"a", "zed"})))
     assert.is_nil((eval.rank1(g, q:narrow(1, 5, 1), {false})))
@@ -33,22 +44,22 @@ describe("siamese.eval identification", function()
 
   it("open_set: DIR and threshold at false-alarm rates 0, 1/4, 1/2, 1", function()
     local dir, t, info = at(0)
-    support.near(dir, 1 / 3, 1e-12, "DIR at 0")
+    support.near(dir, 1 / 3, 0, "DIR at 0") -- a ratio of small integers: one rounding, as 1 / 3 here
     assert.are.equal(0.3, t)      -- the largest distance below the nearest impostor (0.35)
     assert.are.equal(0, info.far)
-    support.near(info.rank1, 2 / 3, 1e-12, "rank-1")
+    support.near(info.rank1, 2 / 3, 0, "rank-1")
     assert.are.equal(3, info.genuine)
     assert.are.equal(4, info.impostors)
     dir, t, info = at(0.25)
-    support.near(dir, 1 / 3, 1e-12, "DIR at 0.25")
+    support.near(dir, 1 / 3, 0, "DIR at 0.25")
     assert.are.equal(0.35, t)
     assert.are.equal(0.25, info.far)
     dir, t, info = at(0.5)
-    support.near(dir, 2 / 3, 1e-12, "DIR at 0.5")
+    support.near(dir, 2 / 3, 0, "DIR at 0.5")
     assert.are.equal(0.5, t)
     assert.are.equal(0.5, info.far)
     dir, t, info = at(1)
-    support.near(dir, 2 / 3, 1e-12, "DIR at 1")
+    support.near(dir, 2 / 3, 0, "DIR at 1")
     assert.are.equal(0.9, t)
     assert.are.equal(1, info.far)
   end)
@@ -78,6 +89,6 @@ describe("siamese.eval identification", function()
     local _, predicted, distances = eval.rank1(g, T.new{{0.1, 0}, {1, 0.2}, {0.5, 0.5}}, labels)
     local dir, t = eval.open_set{distances = distances, predicted = predicted, labels = labels, far = 0}
     assert.are.equal(1, dir)
-    support.near(t, 0.2, 1e-6, "threshold")
+    support.within(t, 0.2, dist_bound({1, 0.2}, {1, 0}, 0.2), "threshold") -- probe 2's distance
   end)
 end)

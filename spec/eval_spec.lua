@@ -23,12 +23,12 @@ describe("siamese.eval", function()
     assert.are.equal(1, eval.auc(eval.roc({1, 2, 3, 4}, {true, true, false, false})))
     assert.are.equal(0, eval.auc(eval.roc({1, 2, 3, 4}, {false, false, true, true})))
     assert.are.equal(0.5, eval.auc(eval.roc({1, 1}, {true, false})))
-    assert.is_true(math.abs(eval.auc(eval.roc(d, same)) - 8 / 9) < 1e-12)
+    assert.is_true(math.abs(eval.auc(eval.roc(d, same)) - 8 / 9) <= 16 * 2 ^ -53) -- double trapezoids: ~16 roundings
   end)
 
   it("eer meets false accepts and false rejects", function()
     local rate, t = eval.eer(eval.roc(d, same))
-    assert.is_true(math.abs(rate - 1 / 3) < 1e-12)
+    assert.is_true(math.abs(rate - 1 / 3) <= 4 * 2 ^ -53) -- double, a few roundings
     assert.is_true(t >= 0.3 and t <= 0.4)
     local r0 = eval.eer(eval.roc({1, 2, 3, 4}, {true, true, false, false}))
     assert.are.equal(0, r0)
@@ -48,7 +48,7 @@ describe("siamese.eval", function()
     assert.are.equal(5 / 6, eval.accuracy(d, same, 0.25))
     assert.are.equal(3 / 6, eval.accuracy(d, same, 0.05))
     local t, acc = eval.best_threshold(d, same)
-    assert.is_true(math.abs(acc - 5 / 6) < 1e-12)
+    assert.is_true(math.abs(acc - 5 / 6) <= 2 ^ -53) -- a ratio of small integers: one rounding
     assert.are.equal(acc, eval.accuracy(d, same, t))
     assert.is_true(t > 0.2 and t < 0.3 or t > 0.4 and t < 0.5)
   end)
@@ -65,7 +65,7 @@ describe("siamese.eval", function()
     -- a fold whose pairs sit on the other side of the others' threshold
     local m2, s2 = eval.kfold_accuracy({0.1, 0.9, 0.9, 0.1}, {true, false, true, false}, {1, 1, 2, 2})
     assert.are.equal(0.25, m2)
-    assert.is_true(math.abs(s2 - math.sqrt(2 * 0.25 ^ 2)) < 1e-12)
+    assert.is_true(math.abs(s2 - math.sqrt(2 * 0.25 ^ 2)) <= 8 * 2 ^ -53) -- double: mean, squares, root
   end)
 
   it("refuses empty or one-sided input", function()

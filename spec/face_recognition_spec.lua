@@ -1,16 +1,22 @@
 -- Specs of siamese.face.recognition: the preprocessing on hand-made images
 -- (pad amounts, the TF-1 resize grid, normalisation), the network's shape
 -- and size, embed/embed_batch, misuse messages, and conformance with
--- face-api's descriptors (spec/fixtures/faceapi: AT&T PGMs to 1e-4 per
--- component, JPEG photos to 0.03 euclidean).
+-- face-api's descriptors (spec/fixtures/faceapi: AT&T PGMs and jpeg-js
+-- decodes within the derived bound per component, libjpeg decodes to 0.03
+-- euclidean). Bounds: spec/face_bounds.lua.
 local siamese = require "siamese"
 local recognition = require "siamese.face.recognition"
 local weights = require "siamese.face.weights"
 local support = dofile("spec/support.lua")
+local bounds = dofile("spec/face_bounds.lua")
 local assert_error = support.assert_error
 
 local T, image = siamese.tensor, siamese.image
 local MEAN = {122.782, 117.001, 104.298}
+-- the float32 resize + normalisation against the same in Lua doubles
+local PRE = bounds.preprocess(MEAN[1])
+-- normalisation only: (x - mean) / 255, 2 roundings and the stored mean
+local NORM = bounds.gamma(3) * (255 + MEAN[1]) / 255
 local FIXTURES = "spec/fixtures/faceapi/"
 local ATT_ROOT = "../shared/data/"
 -- Explicit paths: busted's relative package path ("lua/?.lua") hides the
@@ -94,26 +100,26 @@ describe("siamese.face.recognition preprocess", function()
   it("pads a tall image to a centred square (odd diff: the extra column on the right)", function()
     -- diff 3: after = Math.round(1.5) = 2 on the right, before = 1 on the left
     local x = recognition.preprocess(gray_image(rows))
-    assert_gray_planes(x, tf_resize(pad_matrix(rows, 0, 0, 1, 2), 150), 1e-5)
+    assert_gray_planes(x, tf_resize(pad_matrix(rows, 0, 0, 1, 2), 150), PRE)
     -- the grid: out column c samples source column c * 5 / 150, so column 30 is source
     -- column 1 exactly (the first image column) and column 15 is halfway between 0 and 1
-    assert.near((10 - MEAN[1]) / 255, x:get(1, 1, 31), 1e-6)
-    assert.near((5 - MEAN[1]) / 255, x:get(1, 1, 16), 1e-6)
-    assert.near((0 - MEAN[2]) / 255, x:get(2, 1, 1), 1e-6)
-    assert.near((200 - MEAN[3]) / 255, x:get(3, 1, 61), 1e-6)
+    assert.near((10 - MEAN[1]) / 255, x:get(1, 1, 31), PRE)
+    assert.near((5 - MEAN[1]) / 255, x:get(1, 1, 16), PRE)
+    assert.near((0 - MEAN[2]) / 255, x:get(2, 1, 1), PRE)
+    assert.near((200 - MEAN[3]) / 255, x:get(3, 1, 61), PRE)
   end)
 
   it("pads a wide image with rows: odd diff puts the extra row at the bottom, even splits it", function()
     local wide = {{1, 2, 3, 4}}                         -- diff 3: 1 row on top, 2 below
     assert_gray_planes(recognition.preprocess(gray_image(wide)),
-      tf_resize(pad_matrix(wide, 1, 2, 0, 0), 150), 1e-5)
+      tf_resize(pad_matrix(wide, 1, 2, 0, 0), 150), PRE)
     local even = {{5, 6, 7, 8}, {9, 10, 11, 12}}       -- diff 2: 1 and 1
     assert_gray_planes(recognition.preprocess(gray_image(even)),
-      tf_resize(pad_matrix(even, 1, 1, 0, 0), 150), 1e-5)
+      tf_resize(pad_matrix(even, 1, 1, 0, 0), 150), PRE)
   end)
 
   it("pad = false stretches the whole image", function()
-    assert_gray_planes(recognition.preprocess(gray_image(rows), {pad = false}), tf_resize(rows, 150), 1e-5)
+    assert_gray_planes(recognition.preprocess(gray_image(rows), {pad = false}), tf_resize(rows, 150), PRE)
   end)
 
   it("a 150x150 input is only normalised, in float32: (x - mean) / 255", function()
@@ -122,10 +128,10 @@ describe("siamese.face.recognition preprocess", function()
     local keep = t:clone()
     local x = recognition.preprocess(t)
     assert.are.equal(0, max_abs_diff(t, keep))            -- the caller's tensor is untouched
-    assert.near((255 - MEAN[1]) / 255, x:get(1, 1, 1), 1e-7)
-    assert.near((17 - MEAN[2]) / 255, x:get(2, 75, 3), 1e-7)
-    assert.near((128 - MEAN[3]) / 255, x:get(3, 150, 150), 1e-7)
-    assert.near((0 - MEAN[1]) / 255, x:get(1, 2, 2), 1e-7)
+    assert.near((255 - MEAN[1]) / 255, x:get(1, 1, 1), NORM)
+    assert.near((17 - MEAN[2]) / 255, x:get(2, 75, 3), NORM)
+    assert.near((128 - MEAN[3]) / 255, x:get(3, 150, 150), NORM)
+    assert.near((0 - MEAN[1]) / 255, x:get(1, 2, 2), NORM)
   end)
 
   it("images and [3,H,W] tensors agree; gray is replicated and alpha dropped", function()
@@ -133,7 +139,8 @@ describe("siamese.face.recognition preprocess", function()
     local rgb = image.from_tensor(T.rand{3, 7, 4}, {scale = 1 / 255})
     local from_image = recognition.preprocess(rgb)
     local from_tensor = recognition.preprocess(rgb:to_tensor{scale = 1})
-    assert.is_true(max_abs_diff(from_image, from_tensor) < 1e-6)
+    -- two float32 paths, each within PRE of exact
+    assert.is_true(max_abs_diff(from_image, from_tensor) <= 2 * PRE)
     local rgba = image.new(4, 7, 4)
     for y = 0, 6 do for x = 0, 3 do
       local r, g, b = rgb:get(x, y)
@@ -143,7 +150,8 @@ describe("siamese.face.recognition preprocess", function()
     local gray = recognition.preprocess(gray_image(rows), {pad = true})
     for c = 2, 3 do
       local shifted = gray:select(1, c):add((MEAN[c] - MEAN[1]) / 255)
-      assert.is_true(max_abs_diff(shifted, gray:select(1, 1)) < 1e-5)
+      -- each plane within PRE of exact, the shift adds one rounding of ~1
+      assert.is_true(max_abs_diff(shifted, gray:select(1, 1)) <= 2 * PRE + bounds.gamma(1) * 2)
     end
   end)
 
@@ -153,7 +161,7 @@ describe("siamese.face.recognition preprocess", function()
       local rgb = image.from_tensor(T.rand{3, hw[1], hw[2]}, {scale = 1 / 255})
       local from_image = recognition.preprocess(rgb)
       local from_tensor = recognition.preprocess(rgb:to_tensor{scale = 1})
-      assert.is_true(max_abs_diff(from_image, from_tensor) < 1e-6)
+      assert.is_true(max_abs_diff(from_image, from_tensor) <= 2 * PRE)
     end
   end)
 
@@ -193,15 +201,19 @@ describe("siamese.face.recognition network", function()
     local tensors = assert(weights.load(MODEL_PATH))
     local net = recognition.build(tensors)
     local faces = {gray_image{{0, 50, 100}, {150, 200, 250}}, T.full({3, 150, 150}, 99), T.full({3, 20, 9}, 7)}
-    local batch = model():embed_batch(faces, {pad = false})
+    local batch
+    -- one forward against another (other batch: other kernels, Winograd tiles): 2 R max|out|
+    local R = bounds.network(model().net, function() batch = model():embed_batch(faces, {pad = false}) end,
+      function() return model().net.output:norm(math.huge) end)
+    local tol = 2 * R * batch:norm(math.huge)
     assert.are.same({3, 128}, batch:shape())
     for i, face in ipairs(faces) do
       local one = model():embed(face, {pad = false})
       assert.are.same({128}, one:shape())
-      assert(max_abs_diff(one, batch:select(1, i)) < 1e-5, "face " .. i)
+      assert(max_abs_diff(one, batch:select(1, i)) <= tol, "face " .. i)
     end
     local x = recognition.preprocess(faces[1], {pad = false}):view(1, 3, 150, 150)
-    assert(max_abs_diff(net:forward(x):select(1, 1), batch:select(1, 1)) < 1e-5)
+    assert(max_abs_diff(net:forward(x):select(1, 1), batch:select(1, 1)) <= tol)
   end)
 
   it("misuse raises errors naming the function and the shapes", function()
@@ -239,20 +251,26 @@ describe("siamese.face.recognition network", function()
 end)
 
 -- Descriptors of a fixture's images in both modes, batched, against face-api's;
--- returns the worst value of measure(ours, theirs) per mode.
+-- returns the worst value of measure(ours, theirs) per mode, and the worst
+-- ratio of measure to the derived bound R max|ref| of each chunk
+-- (face_bounds.network: R = 2 L gamma(Kmax + 16) c + input, on this batch).
 local function compare_fixture(entries, load_image, measure)
-  local worst = {raw_stretch = 0, raw_pad = 0}
+  local worst = {raw_stretch = 0, raw_pad = 0, ratio = 0}
   local chunk_size = 16
   for start = 1, #entries, chunk_size do
     local chunk = {}
     for i = start, math.min(start + chunk_size - 1, #entries) do
       chunk[#chunk + 1] = assert(load_image(entries[i].file))
     end
-    for mode in pairs(worst) do
-      local got = model():embed_batch(chunk, {pad = mode == "raw_pad"})
+    for _, mode in ipairs{"raw_stretch", "raw_pad"} do
+      local got, ref_max = nil, 0
+      for j = 1, #chunk do ref_max = math.max(ref_max, T.new(entries[start + j - 1][mode]):norm(math.huge)) end
+      local R = bounds.network(model().net, function() got = model():embed_batch(chunk, {pad = mode == "raw_pad"}) end,
+        ref_max)
       for j = 1, #chunk do
         local d = measure(got:select(1, j), T.new(entries[start + j - 1][mode]))
         worst[mode] = math.max(worst[mode], d)
+        worst.ratio = math.max(worst.ratio, d / (R * ref_max))
       end
     end
   end
@@ -300,17 +318,19 @@ describe("siamese.face.recognition matches face-api", function()
   if not att_present then
     pending("AT&T faces not found under " .. ATT_ROOT .. "att_faces: conformance on PGMs skipped")
   else
-    it("on the 80 AT&T PGMs, raw_stretch and raw_pad, to 1e-4 per component", function()
+    it("on the 80 AT&T PGMs, raw_stretch and raw_pad, within the derived bound per component", function()
       local entries = fixture("att_faces.json").images
       assert.are.equal(80, #entries)
       local worst = compare_fixture(entries, function(file) return image.load(ATT_ROOT .. file) end, max_abs_diff)
       print(string.format("\nAT&T max abs difference: raw_stretch %.3g, raw_pad %.3g",
         worst.raw_stretch, worst.raw_pad))
-      assert(worst.raw_stretch <= 1e-4, "raw_stretch " .. worst.raw_stretch)
-      assert(worst.raw_pad <= 1e-4, "raw_pad " .. worst.raw_pad)
+      assert(worst.ratio <= 1, string.format("%.3g of the bound", worst.ratio))
     end)
   end
 
+  -- Not a round-off bound: libjpeg and jpeg-js decode pixels up to ~30
+  -- levels apart; 0.03 euclidean is a semantic criterion (the same face,
+  -- 20x inside face-api's 0.6 same-person threshold).
   it("on the six JPEG photos (another JPEG decoder), to 0.03 euclidean", function()
     local entries = fixture("samples.json").images
     assert.are.equal(6, #entries)
@@ -322,13 +342,12 @@ describe("siamese.face.recognition matches face-api", function()
     assert(worst.raw_pad <= 0.03, "raw_pad " .. worst.raw_pad)
   end)
 
-  it("on the six JPEG photos decoded as jpeg-js does, to 1e-4 per component", function()
+  it("on the six JPEG photos decoded as jpeg-js does (the same pixels), within the derived bound", function()
     local worst = compare_fixture(fixture("samples.json").images, function(file)
       return image.load(FIXTURES .. file, {jpeg_decoder = "jpeg-js"})
     end, max_abs_diff)
     print(string.format("\nsamples (jpeg-js decode) max abs difference: raw_stretch %.3g, raw_pad %.3g",
       worst.raw_stretch, worst.raw_pad))
-    assert(worst.raw_stretch <= 1e-4, "raw_stretch " .. worst.raw_stretch)
-    assert(worst.raw_pad <= 1e-4, "raw_pad " .. worst.raw_pad)
+    assert(worst.ratio <= 1, string.format("%.3g of the bound", worst.ratio))
   end)
 end)

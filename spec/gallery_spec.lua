@@ -115,7 +115,7 @@ describe("siamese.gallery", function()
       support.assert_error(function() g:add("a", T.zeros{0, 4}) end, "gallery:add", "no embeddings")
       support.assert_error(function() g:add("a", {1, 2, 3, 4}) end, "gallery:add", "Tensor")
       support.assert_error(function() g:add("", T.zeros{4}) end, "gallery:add", "empty")
-      support.assert_error(function() g:add("a\0b", T.zeros{4}) end, "gallery:add", "zero byte")
+      support.assert_error(function() g:add("a\0b", T.zeros{4}) end, "gallery:add", "U+0000")
       support.assert_error(function() g:add("a", T.new{1, 0 / 0, 0, 0}) end, "gallery:add", "not finite")
       support.assert_error(function() g:add("a", T.zeros{4}, "other:1") end, "other:1", MODEL)
       support.assert_error(function() g:add_many({"a", "b"}, T.zeros{3, 4}) end, "add_many", "2 names", "3")
@@ -294,7 +294,7 @@ describe("siamese.gallery", function()
 
     it("identify_batch agrees with identify row by row", function()
       siamese.manual_seed(3)
-      local g = new{dim = 5, threshold = 2}
+      local g = new{dim = 5, threshold = 1.9}
       local names = {}
       for i = 1, 200 do names[i] = "id" .. (i % 37) end
       g:add_many(names, T.randn{200, 5})

@@ -4,11 +4,20 @@
 -- evaluation-mode forward without argmax.
 local siamese = require "siamese"
 local nn, T = siamese.nn, siamese.tensor
+local bounds = dofile("spec/bounds.lua")
+local max_diff = bounds.max_diff
 
-local function max_diff(a, b)
-  local d, x, y = 0, a:view(-1), b:view(-1)
-  for i = 1, x:numel() do d = math.max(d, math.abs(x:get(i) - y:get(i))) end
-  return d
+-- Bound of a prepared (Winograd, tile 2 or 4, or a fallback) forward
+-- against the im2col one: the im2col bound gamma(9 Cin + 1) (|w| * |x| + |b|)
+-- plus the larger of the two Winograd bounds (bounds.winograd_bound).
+local function prepared_bound(conv, x, tiles)
+  local ref = bounds.conv_bound(conv, x)
+  local worst = ref
+  for _, m in ipairs(tiles or {2, 4}) do
+    local wb = bounds.conv_winograd_bound(conv, x, m)
+    for i = 1, #wb do worst[i] = math.max(worst[i], wb[i]) end
+  end
+  return bounds.add(bounds.conv_bound(conv, x), worst)
 end
 
 describe("nn.Conv2d:prepare", function()
@@ -24,8 +33,8 @@ describe("nn.Conv2d:prepare", function()
         assert.is_true(conv:prepare(opts))
         local y = conv:forward(x)
         assert.are.same(ref:shape(), y:shape())
-        assert(max_diff(ref, y) < 1e-4, string.format("size %d tile %s: %g", case.size, tostring(opts.tile),
-          max_diff(ref, y)))
+        bounds.check(y, ref, prepared_bound(conv, x, opts.tile and {opts.tile}),
+          string.format("size %d tile %s", case.size, tostring(opts.tile)))
       end
     end
   end)
@@ -35,8 +44,9 @@ describe("nn.Conv2d:prepare", function()
     local x = T.randn{1, 16, 16, 16}
     local ref = conv:forward(x):clone()
     conv:prepare{tile = 4}
-    local d = max_diff(ref, conv:forward(x))
-    assert(d > 0 and d < 1e-4, "difference " .. d)
+    local y = conv:forward(x)
+    assert(max_diff(ref, y) > 0, "no difference: not the Winograd path")
+    bounds.check(y, ref, prepared_bound(conv, x, {4}), "tile 4")
   end)
 
   it("does not apply to strided, dilated, grouped or non-3x3 convolutions", function()
@@ -53,15 +63,16 @@ describe("nn.Conv2d:prepare", function()
     conv:prepare()
     local before = conv:forward(x):clone()
     conv.weight:mul_(2)
-    -- still the prepared weights in evaluation mode (the bias is read live)
-    assert(max_diff(before, conv:forward(x)) < 1e-6)
+    -- still the prepared weights in evaluation mode (the bias is read live):
+    -- the same computation again, so bit-identical
+    assert(max_diff(before, conv:forward(x)) == 0)
     conv:training()
     assert.is_nil(conv.prepared)
     local trained = conv:forward(x):clone()
     conv:evaluate()
     assert(max_diff(trained, conv:forward(x)) == 0)
     conv:prepare()
-    assert(max_diff(trained, conv:forward(x)) < 1e-4)
+    bounds.check(conv:forward(x), trained, prepared_bound(conv, x), "prepared after training")
   end)
 
   it("raises on a bad tile", function()

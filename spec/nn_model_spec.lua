@@ -20,6 +20,69 @@ local function max_diff(a, b)
   return a:clone():sub(b):norm(math.huge)
 end
 
+local bounds = dofile("spec/bounds.lua")
+local gamma = support.gamma
+
+-- The error bound of torch_net's output against PyTorch's (float32 too,
+-- another summation order). Each layer's float32 sum of n terms is within
+-- gamma(n) times the same sum on absolute values, and later layers carry
+-- an error through |W| (ReLU, max-pooling, Tanh and PReLU with |a| <= 1
+-- are 1-Lipschitz and |f(z)| <= |z|), so each implementation is within
+-- gamma(sum of the n) of the exact output times the network run on
+-- |x| with |W|, |b| and BatchNorm as |w| / s (z + |mean|) + |b| (s: the
+-- statistics used); the roundings per term: conv1 10, BatchNorm 6 (+ the
+-- batch mean and variance, N H W terms each, in training mode), conv2 19,
+-- average 5, Linear 33, Tanh 2, Linear 11. In training mode the batch
+-- statistics come from the (perturbed) conv1 output: an error E in z moves
+-- (z - mean) / s by at most 2 E / s (1 + |zhat|), a factor 2 (1 + max|zhat|).
+local function net_bound(net, x, train)
+  local m = net.modules
+  local bn = m[2]
+  local C = bn.channels
+  local h = bounds.abs(x)
+  h = bounds.like(m[1].output, bounds.conv_mag(m[1], x))
+  local mean, s = {}, {}
+  for c = 1, C do
+    if train then
+      mean[c], s[c] = bn.save_mean:get(c), 1 / bn.save_invstd:get(c)
+    else
+      mean[c], s[c] = bn.running_mean:get(c), math.sqrt(bn.running_var:get(c) + bn.eps)
+    end
+  end
+  local hl = bounds.flat(h)
+  local per = #hl // x:shape(1) // C
+  for i = 1, #hl do
+    local c = (i - 1) // per % C + 1
+    hl[i] = math.abs(bn.weight:get(c)) / s[c] * (hl[i] + math.abs(mean[c])) + math.abs(bn.bias:get(c))
+  end
+  h = nn.MaxPool2d(2):forward(bounds.like(h, hl)):clone()
+  h = bounds.like(m[5].output, bounds.conv_mag(m[5], h))
+  for i = 1, 8 do assert(math.abs(m[6].weight:get(i)) <= 1) end
+  h = nn.AvgPool2d(2):forward(h):clone():view(h:shape(1), -1)
+  local function lin(l, v)
+    local W, b = bounds.abs(l.weight), bounds.abs(l.bias)
+    local out = T.matmul(v, W:t())
+    for n = 1, out:shape(1) do out:select(1, n):add_(b) end
+    return out
+  end
+  h = lin(m[11], lin(m[9], h))
+  local n = 10 + 6 + 19 + 5 + 33 + 2 + 11
+  local factor = 1
+  if train then
+    local np = x:shape(1) * x:shape(3) * x:shape(4)
+    n = n + 2 * np
+    local zmax = 0
+    for _, v in ipairs(bounds.flat(m[2].output)) do zmax = math.max(zmax, math.abs(v)) end
+    factor = 2 * (1 + zmax) -- an upper bound of |zhat| (|w zhat + b| >= ... not needed: zhat <= max over z)
+    for c = 1, C do
+      local zc = (math.abs(m[2].output:select(2, c):norm(math.huge)) + math.abs(bn.bias:get(c))) / math.abs(bn.weight:get(c))
+      factor = math.max(factor, 2 * (1 + zc))
+    end
+  end
+  -- both implementations (x 2), the magnitudes' own float32 rounding (1 + gamma(n))
+  return bounds.scale(bounds.flat(h), 2 * factor * gamma(n) * (1 + gamma(n)))
+end
+
 local function tmpname()
   local p = os.tmpname()
   os.remove(p)
@@ -33,12 +96,37 @@ describe("model files", function()
     assert.matches("Sequential", meta.architecture)
     local io = assert(safetensors.load(fixtures .. "io.safetensors"))
     net:evaluate()
-    assert.is_true(max_diff(net:forward(io.input), io.eval) < 1e-5)
+    local y = net:forward(io.input):clone()
+    bounds.check(y, io.eval, net_bound(net, io.input, false), "evaluation output")
     net:training()
-    assert.is_true(max_diff(net:forward(io.input), io.train) < 1e-5)
-    -- the training-mode step moved the running statistics as PyTorch's did
-    assert.is_true(max_diff(net.modules[2].running_mean, io.running_mean_after) < 1e-6)
-    assert.is_true(max_diff(net.modules[2].running_var, io.running_var_after) < 1e-6)
+    local rm0, rv0 = net.modules[2].running_mean:clone(), net.modules[2].running_var:clone()
+    y = net:forward(io.input):clone()
+    bounds.check(y, io.train, net_bound(net, io.input, true), "training output")
+    -- the training-mode step moved the running statistics as PyTorch's did:
+    -- (1 - m) r + m mean_batch with the batch mean of conv1's outputs, each
+    -- within E = 2 gamma(10) max(|w| * |x| + |b|) between the two, plus
+    -- the sums' rounding 2 gamma(NHW) mean|z|; the unbiased variance moves
+    -- by at most 2 mean|z - mean| 2E + 2 gamma(NHW + 4) var; + 3 roundings
+    local bn, conv = net.modules[2], net.modules[1]
+    local z = conv.output
+    local np = z:shape(1) * z:shape(3) * z:shape(4)
+    local M = bounds.conv_mag(conv, io.input)
+    local Mmax = 0
+    for _, v in ipairs(M) do Mmax = math.max(Mmax, v) end
+    local E = 2 * gamma(10) * Mmax
+    local bm, bv = {}, {}
+    for c = 1, bn.channels do
+      local zc = bounds.flat(z:select(2, c))
+      local mean, absmean, dev, var = 0, 0, 0, 0
+      for _, v in ipairs(zc) do mean, absmean = mean + v / np, absmean + math.abs(v) / np end
+      for _, v in ipairs(zc) do dev, var = dev + math.abs(v - mean) / np, var + (v - mean) ^ 2 / (np - 1) end
+      local dmean = E + 2 * gamma(np) * absmean
+      bm[c] = bn.momentum * dmean + gamma(3) * (math.abs(rm0:get(c)) + math.abs(mean))
+      bv[c] = bn.momentum * (2 * dev * 2 * (E + dmean) + (2 * (E + dmean)) ^ 2 + 2 * gamma(np + 4) * var)
+        + gamma(3) * (math.abs(rv0:get(c)) + var)
+    end
+    bounds.check(bn.running_mean, io.running_mean_after, bm, "running mean")
+    bounds.check(bn.running_var, io.running_var_after, bv, "running variance")
   end)
 
   it("save then load gives bit-identical outputs and keeps the metadata", function()

@@ -4,11 +4,20 @@
 -- Winograd and packed forwards).
 local siamese = require "siamese"
 local nn, T, J = siamese.nn, siamese.tensor, siamese.nn.jacobian
+local bounds = dofile("spec/bounds.lua")
+local support = dofile("spec/support.lua")
+local max_diff = bounds.max_diff
 
-local function max_diff(a, b)
-  local d, x, y = 0, a:view(-1), b:view(-1)
-  for i = 1, x:numel() do d = math.max(d, math.abs(x:get(i) - y:get(i))) end
-  return d
+-- Two orders of the same dot products (im2col and packed/blocked): each
+-- within gamma(K) (|w| * |x| + |b|) of the exact value, so twice that apart.
+local function packed_bound(conv, x)
+  return bounds.scale(bounds.conv_bound(conv, x), 2)
+end
+
+-- The im2col forward against any path (Winograd included when prepared):
+-- the sum of the two bounds (bounds.conv_any_bound).
+local function any_bound(conv, x)
+  return bounds.add(bounds.conv_bound(conv, x), bounds.conv_any_bound(conv, x))
 end
 
 -- Same shape and values, NaN where the other has NaN.
@@ -41,7 +50,7 @@ describe("nn.Conv2d:pack", function()
       assert.is_true(conv:pack())
       local y = conv:forward(x)
       assert.are.same(ref:shape(), y:shape())
-      assert(max_diff(ref, y) < 1e-4, string.format("case %d: %g", i, max_diff(ref, y)))
+      bounds.check(y, ref, packed_bound(conv, x), "case " .. i)
     end
   end)
 
@@ -50,16 +59,16 @@ describe("nn.Conv2d:pack", function()
     local x1, x4 = T.randn{2, 16, 1, 1}, T.randn{1, 16, 4, 4}
     local r1, r4 = conv:forward(x1):clone(), conv:forward(x4):clone()
     conv:pack()
-    assert(max_diff(r1, conv:forward(x1)) < 1e-5)
+    bounds.check(conv:forward(x1), r1, packed_bound(conv, x1), "1x1")
     assert.are.same({12, 16}, conv.packed.tap:shape())
-    assert(max_diff(r4, conv:forward(x4)) < 1e-4)
-    assert(max_diff(r1, conv:forward(x1)) < 1e-5)
+    bounds.check(conv:forward(x4), r4, packed_bound(conv, x4), "4x4")
+    bounds.check(conv:forward(x1), r1, packed_bound(conv, x1), "1x1 again")
     -- asymmetric padding puts a different tap on the pixel
     local asym = nn.Conv2d(8, 5, 3, {padding = {top = 2, bottom = 0, left = 0, right = 2}}):evaluate()
     local x = T.randn{1, 8, 1, 1}
     local ref = asym:forward(x):clone()
     asym:pack()
-    assert(max_diff(ref, asym:forward(x)) < 1e-5)
+    bounds.check(asym:forward(x), ref, packed_bound(asym, x), "asymmetric")
   end)
 
   it("leaves Winograd layers to prepare and takes their other sizes", function()
@@ -68,8 +77,8 @@ describe("nn.Conv2d:pack", function()
     local rb, rs = conv:forward(big):clone(), conv:forward(small):clone()
     conv:prepare()
     conv:pack()
-    assert(max_diff(rb, conv:forward(big)) < 1e-4)
-    assert(max_diff(rs, conv:forward(small)) < 1e-4)
+    bounds.check(conv:forward(big), rb, any_bound(conv, big), "20x20")
+    bounds.check(conv:forward(small), rs, any_bound(conv, small), "4x4")
     assert.is_not_nil(conv.packed.w)   -- the 4x4 map went to the packed path
   end)
 
@@ -88,13 +97,13 @@ describe("nn.Conv2d:pack", function()
     conv:pack()
     local before = conv:forward(x):clone()
     conv.weight:mul_(2)
-    assert(max_diff(before, conv:forward(x)) < 1e-6)
+    assert(max_diff(before, conv:forward(x)) == 0) -- the same packed computation again
     conv:training()
     assert.is_nil(conv.packed)
     local trained = conv:forward(x):clone()
     conv:evaluate()
     conv:pack()
-    assert(max_diff(trained, conv:forward(x)) < 1e-4)
+    bounds.check(conv:forward(x), trained, any_bound(conv, x), "packed after training")
   end)
 
   it("takes the direct blocked forward on large maps, and at small batches where Winograd does not serve", function()
@@ -118,7 +127,7 @@ describe("nn.Conv2d:pack", function()
       if c[7] then conv:prepare() end
       conv:pack()
       local y = conv:forward(x)
-      assert(max_diff(ref, y) < 1e-4, string.format("case %d: %g", i, max_diff(ref, y)))
+      bounds.check(y, ref, any_bound(conv, x), "case " .. i)
       assert.are.equal(c[6], conv.packed.wb ~= nil, "case " .. i)
     end
   end)
@@ -130,11 +139,29 @@ describe("nn.Conv2d:pack", function()
     conv:pack()
     local y = conv:forward(x)
     assert.is_not_nil(conv.packed.wb)
-    assert(max_diff(ref, y) < 1e-4)
+    bounds.check(y, ref, any_bound(conv, x), "blocked with ReLU")
     assert.are.equal(0, (y:view(-1):min()))
     conv:training()
     assert.is_nil(conv.packed)
   end)
+
+  -- The 8-bit path rebuilds w' = fl(fl(off + 128 step) + fl(step (q - 128))):
+  -- three roundings of at most u big (big = |off| + 255 |step|), plus the
+  -- grid's own acceptance of 2^-20 big (src/conv2d_blocked.c), so
+  -- |w' - w| <= (2^-20 + 3u) big per output channel; that adds
+  -- (2^-20 + 3u) big sum|x| (window) to the two dot-product bounds.
+  local function grid_bound(conv, x, grid)
+    local ones = T.ones(conv.weight:shape())
+    local sx = bounds.conv_mag(conv, x, ones, true)
+    local b = packed_bound(conv, x)
+    local per = #b // x:shape(1) // conv.nout
+    for i = 1, #b do
+      local o = ((i - 1) // per) % conv.nout + 1
+      local big = math.abs(grid:get(1, o)) + 255 * math.abs(grid:get(2, o))
+      b[i] = b[i] + (2 ^ -20 + 3 * bounds.U) * big * sx[i]
+    end
+    return b
+  end
 
   it("keeps weights on an 8-bit grid in 8 bits, and ignores a grid they are not on", function()
     local conv = nn.Conv2d(16, 32, 3, {padding = "same"}):evaluate()
@@ -151,13 +178,13 @@ describe("nn.Conv2d:pack", function()
     assert.is_true(ok)
     assert.is_true(on_grid)
     assert.is_not_nil(conv.packed.wq)
-    assert(max_diff(ref, conv:forward(x)) < 1e-4)
+    bounds.check(conv:forward(x), ref, grid_bound(conv, x, grid), "8-bit")
     -- a batch of 4 takes the float panels
     local x4 = T.randn{4, 16, 12, 12}
     conv:pack(false)
     local ref4 = conv:forward(x4):clone()
     conv:pack{grid = grid}
-    assert(max_diff(ref4, conv:forward(x4)) < 1e-4)
+    bounds.check(conv:forward(x4), ref4, grid_bound(conv, x4, grid), "8-bit, batch of 4")
     -- one weight between two levels: the grid is ignored
     conv.weight:set(3, 2, 1, 1, conv.weight:get(3, 2, 1, 1) + 0.3 * grid:get(2, 3))
     ok, on_grid = conv:pack{grid = grid}
@@ -169,6 +196,26 @@ describe("nn.Conv2d:pack", function()
     assert.is_true(conv:pack(true))
     assert.is_nil(conv.packed.wq)
   end)
+
+  -- Two implementations of x + conv2(relu(conv1(x))) (then maybe a ReLU,
+  -- 1-Lipschitz): conv1 differs by e1 <= 2 B1 (B: bounds.conv_any_bound,
+  -- any path), conv2 by e2 <= |w2| * e1 + 2 B2 on inputs of magnitude
+  -- |y1| + e1, and the sum with the shortcut (off by es) rounds once in each:
+  -- |a - b| <= e2 + es + 2u (|conv2| + |shortcut|) (u on the exact sum, + e2).
+  local function residual_bound(convs, x, shortcut, es)
+    local c1, c2 = convs[1], convs[2]
+    local e1 = bounds.scale(bounds.conv_any_bound(c1, x), 2)
+    local y1 = c1:forward(x):clone()
+    local m1 = bounds.like(y1, bounds.add(bounds.flat(bounds.abs(y1)), e1))
+    local e2 = bounds.add(bounds.conv_prop(c2, bounds.like(y1, e1)), bounds.scale(bounds.conv_any_bound(c2, m1), 2))
+    local y2 = bounds.flat(c2:forward(y1))
+    local sc = bounds.flat(shortcut or x)
+    local out = {}
+    for i = 1, #e2 do
+      out[i] = e2[i] * (1 + 2 * bounds.U) + (es or 0) + 2 * bounds.U * (math.abs(y2[i]) + math.abs(sc[i]) + e2[i])
+    end
+    return out
+  end
 
   it("adds a residual inside the blocked forward, as nn.Add would", function()
     local function block()
@@ -186,7 +233,7 @@ describe("nn.Conv2d:pack", function()
       b:evaluate()
       for _, c in ipairs(b.modules[1].modules) do c:pack() end
       local y = b:forward(x)
-      assert(max_diff(ref, y) < 1e-4)
+      bounds.check(y, ref, residual_bound(a.modules[1].modules, x), "residual " .. table.concat(shape, "x"))
       if shape[3] == 9 then
         -- fused: the second convolution never made an output of its own
         assert.is_nil(b.modules[1].modules[2].output)
@@ -221,10 +268,14 @@ describe("nn.Conv2d:pack", function()
     for _, c in ipairs(b.modules[1].modules) do c:pack() end
     local y = b:forward(x)
     assert.is_nil(b.modules[1].modules[2].output)  -- fused
-    assert(max_diff(ref, y) < 1e-4)
+    -- the shortcut: an average of 4 (2 roundings with the division by 4,
+    -- exact) in each implementation: es <= 2 gamma(3) max|x|
+    local shortcut = a.modules[2]:forward(x):clone()
+    local bound = residual_bound(a.modules[1].modules, x, shortcut, 2 * bounds.gamma(3) * x:norm(math.huge))
+    bounds.check(y, ref, bound, "fused down-sampling block")
     assert.are.equal(0, (y:view(-1):min()))
     -- training mode: the plain sum and ReLU
-    assert(max_diff(ref, b:training():forward(x)) < 1e-4)
+    bounds.check(b:training():forward(x), ref, bound, "training mode")
     -- a convolution with its own ReLU (before the sum) is not fused
     local own = nn.Conv2d(16, 16, 3, {padding = "same", relu = true}):evaluate()
     own:pack()
@@ -280,15 +331,17 @@ describe("nn.Conv2d{relu = true}", function()
                        {16, 12, 3, {stride = 2}, {2, 16, 9, 9}}} do
       local fused, ref = pair(c[1], c[2], c[3], c[4])
       local x = T.randn(c[5])
+      -- the same kernels on the same values in both (the ReLU applied
+      -- after the same sums, the mask from the same outputs): bit-identical
       local y = fused:forward(x)
-      assert(max_diff(ref:forward(x), y) < 1e-5)
+      bounds.exact(y, ref:forward(x), "forward")
       local g = T.randn(y:shape())
       fused:zeroGradParameters()
       ref:zeroGradParameters()
       local gx = fused:backward(x, g)
-      assert(max_diff(ref:backward(x, g), gx) < 1e-4)
-      assert(max_diff(ref.modules[1].gradWeight, fused.gradWeight) < 1e-4)
-      assert(max_diff(ref.modules[1].gradBias, fused.gradBias) < 1e-4)
+      bounds.exact(gx, ref:backward(x, g), "input gradient")
+      bounds.exact(fused.gradWeight, ref.modules[1].gradWeight, "weight gradient")
+      bounds.exact(fused.gradBias, ref.modules[1].gradBias, "bias gradient")
     end
   end)
 
@@ -301,7 +354,8 @@ describe("nn.Conv2d{relu = true}", function()
       fused:prepare()
       fused:pack()
       local y = fused:forward(x)
-      assert(max_diff(want, y) < 1e-4)
+      -- ReLU is 1-Lipschitz: the bound of the convolutions carries over
+      bounds.check(y, want, any_bound(fused, x), "fused ReLU")
       local negative = false
       for i = 1, y:numel() do negative = negative or y:view(-1):get(i) < 0 end
       assert.is_false(negative)
@@ -371,7 +425,13 @@ describe("nn.AvgPool2d with every window inside the image", function()
           sum = sum + x:get(n, ch, (oy - 1) * pool.sh + ky + 1, (ox - 1) * pool.sw + kx + 1)
         end end
         local want = sum / (pool.kh * pool.kw)
-        assert(math.abs(y:get(n, ch, oy, ox) - want) < 1e-5, string.format("(%d,%d,%d,%d)", n, ch, oy, ox))
+        -- a float32 sum of k terms and one division: gamma(k + 1) sum|x| / k
+        local k, mag = pool.kh * pool.kw, 0
+        for ky = 0, pool.kh - 1 do for kx = 0, pool.kw - 1 do
+          mag = mag + math.abs(x:get(n, ch, (oy - 1) * pool.sh + ky + 1, (ox - 1) * pool.sw + kx + 1))
+        end end
+        support.within(y:get(n, ch, oy, ox), want, bounds.gamma(k + 1) * mag / k,
+          string.format("(%d,%d,%d,%d)", n, ch, oy, ox))
       end end end end
     end
   end)
@@ -390,8 +450,11 @@ describe("depthwise 3x3 stride-1 Conv2d (one pass per input row inside the image
         local one = nn.Conv2d(1, 1, 3, {padding = c[2]})
         one.weight:copy(dw.weight:narrow(1, k, 1))
         one.bias:copy(dw.bias:narrow(1, k, 1))
-        local ref = one:forward(x:narrow(2, k, 1):contiguous())
-        assert(max_diff(ref, y:narrow(2, k, 1):contiguous()) < 1e-5)
+        local xk = x:narrow(2, k, 1):contiguous()
+        local ref = one:forward(xk):clone()
+        -- the depthwise pass (any order, gamma(10)) against the single
+        -- channel layer (training mode: maybe Winograd)
+        bounds.check(y:narrow(2, k, 1), ref, any_bound(one, xk), "channel " .. k)
       end
     end
   end)

@@ -3,14 +3,19 @@
 -- Gradients are checked in nn_gradcheck_spec.lua.
 local siamese = require "siamese"
 local nn, T = siamese.nn, siamese.tensor
+local bounds = dofile("spec/bounds.lua")
+local gamma, U, f32 = bounds.gamma, bounds.U, bounds.f32
 
+-- Exact unless a bound is given (a number or a list, see bounds.check):
+-- the hand-computed cases are small integers and halves, exact in float32.
 local function same(t, expected, tol)
+  if type(tol) == "table" then return bounds.check(t, expected, tol) end
   local function walk(g, e, path)
     if type(e) == "table" then
       assert.are.equal(#e, #g, "length at " .. path)
       for i = 1, #e do walk(g[i], e[i], path .. "[" .. i .. "]") end
     else
-      assert(math.abs(g - e) <= (tol or 1e-5), string.format("%s: %.7g, expected %.7g", path, g, e))
+      assert(g == e or math.abs(g - e) <= (tol or 0), string.format("%s: %.9g, expected %.9g", path, g, e))
     end
   end
   walk(t:totable(), expected, "")
@@ -53,9 +58,28 @@ describe("siamese.nn forward values", function()
                               nn.Flatten(), nn.Linear(12, 4)}
     local x = T.randn{5, 2, 4, 4}
     local batch = net:forward(x):clone()
+    -- two summation orders: conv outputs within e1 = 2 gamma(19) (|w| * |x| + |b|)
+    -- of each other; ReLU and max-pooling are 1-Lipschitz (the pooled bound
+    -- is the window's largest); the Linear adds |W| e + 2 gamma(13) (|W||z| + |b|)
+    local conv, lin = net.modules[1], net.modules[5]
+    local e1 = bounds.like(conv.output, bounds.scale(bounds.conv_bound(conv, x), 2))
+    local z = net.modules[4].output:clone()
+    local ep = nn.Flatten():forward(nn.MaxPool2d(2):forward(e1)):clone()
+    local W, b = lin.weight, lin.bias
+    local bound = {}
+    for n = 1, 5 do
+      for o = 1, 4 do
+        local prop, mag = 0, math.abs(b:get(o))
+        for k = 1, 12 do
+          prop = prop + math.abs(W:get(o, k)) * ep:get(n, k)
+          mag = mag + math.abs(W:get(o, k)) * (math.abs(z:get(n, k)) + ep:get(n, k))
+        end
+        bound[#bound + 1] = prop * (1 + gamma(13)) + 2 * gamma(13) * mag
+      end
+    end
     for i = 1, 5 do
       local one = net:forward(x:narrow(1, i, 1))
-      same(one, batch:narrow(1, i, 1):totable(), 1e-5)
+      bounds.check(one, batch:narrow(1, i, 1), {table.unpack(bound, 4 * i - 3, 4 * i)}, "sample " .. i)
     end
   end)
 
@@ -80,9 +104,12 @@ describe("siamese.nn forward values", function()
   it("activations", function()
     local x = T.new{-2, 0, 3}
     same(nn.ReLU():forward(x), {0, 0, 3})
-    same(nn.LeakyReLU(0.1):forward(x), {-0.2, 0, 3})
+    same(nn.LeakyReLU(0.1):forward(x), {-2 * f32(0.1), 0, 3}) -- float(0.1) * -2, exact
     same(nn.PReLU():forward(x), {-0.5, 0, 3})
-    same(nn.Sigmoid():forward(T.new{0, 100, -100}), {0.5, 1, 0})
+    -- 1 / (1 + expf(-x)) and e / (1 + e): a few roundings (gamma(4)) of
+    -- libm's expf (< 1 ulp), and e^-100 is subnormal in float32 (+ 2^-149)
+    local e = math.exp(-100)
+    same(nn.Sigmoid():forward(T.new{0, 100, -100}), {0.5, 1, e / (1 + e)}, {0, U, gamma(4) * e + 2 ^ -149})
     same(nn.Tanh():forward(T.new{0}), {0})
     same(nn.ReLU6():forward(T.new{-2, 0, 3, 6, 7.5}), {0, 0, 3, 6, 6})
     local y6 = T.new{-1, 2, 9}
@@ -100,7 +127,7 @@ describe("siamese.nn forward values", function()
     same(x2, {0, 2})
     local p = nn.PReLU(2)
     p.weight:copy(T.new{0.1, 0.5})
-    same(p:forward(T.new{{-1, -1}}), {{-0.1, -0.5}})
+    same(p:forward(T.new{{-1, -1}}), {{-f32(0.1), -0.5}})
   end)
 
   it("Dropout scales the kept values, follows the seed, and is the identity in evaluation", function()
@@ -123,11 +150,13 @@ describe("siamese.nn forward values", function()
   it("BatchNorm normalises with batch statistics and updates running ones", function()
     local bn = nn.BatchNorm1d(1, {momentum = 0.5})
     local y = bn:forward(T.new{{1}, {3}})
-    same(y, {{-1}, {1}}, 1e-4)            -- mean 2, biased variance 1
+    -- mean 2, biased variance 1: -+1 / sqrt(1 + eps), a few roundings
+    local r = 1 / math.sqrt(1 + bn.eps)
+    same(y, {{-r}, {r}}, gamma(8))
     same(bn.running_mean, {1})            -- 0.5 * 0 + 0.5 * 2
     same(bn.running_var, {1.5})           -- 0.5 * 1 + 0.5 * 2 (unbiased)
     bn:evaluate()
-    same(bn:forward(T.new{{1}}), {{0}}, 1e-4) -- (1 - 1) / sqrt(1.5 + eps)
+    same(bn:forward(T.new{{1}}), {{0}})   -- (1 - 1) / sqrt(1.5 + eps): exact
     assert.has_error(function() nn.BatchNorm1d(1):forward(T.new{{1}}) end) -- one value per channel
   end)
 
@@ -142,7 +171,16 @@ describe("siamese.nn forward values", function()
     local x = T.randn{2, 3, 4, 4}
     local a = bn:fold()
     assert.are.equal("Affine", a.__name)
-    assert.is_true(a:forward(x):clone():sub(bn:forward(x)):norm(math.huge) < 1e-5)
+    -- both are x w' + b' with w' = w / sqrt(var + eps), b' = b - mean w',
+    -- each within about 10 roundings: 2 gamma(10) (|x||w'| + |mean||w'| + |b|)
+    local bound = {}
+    local xs = bounds.flat(x)
+    for i = 1, #xs do
+      local c = (i - 1) // 16 % 3 + 1
+      local w = math.abs(bn.weight:get(c)) / math.sqrt(bn.running_var:get(c) + bn.eps)
+      bound[i] = 2 * gamma(10) * (math.abs(xs[i]) * w + math.abs(bn.running_mean:get(c)) * w + math.abs(bn.bias:get(c)))
+    end
+    bounds.check(a:forward(x):clone(), bn:forward(x), bound, "folded")
   end)
 
   it("shape layers", function()
@@ -151,7 +189,8 @@ describe("siamese.nn forward values", function()
     assert.are.same({1, 4, 1}, nn.Reshape(4, 1):forward(x):shape())
     local z = nn.ZeroPad2d(1, 0, 0, 1):forward(T.ones{1, 1, 1, 1})
     same(z, {{{{0, 1}, {0, 0}}}})
-    same(nn.L2Normalize():forward(T.new{{3, 4}, {0, 0}}), {{0.6, 0.8}, {0, 0}})
+    -- x / sqrt(sum x^2): exact sum, a root and a division, gamma(2)
+    same(nn.L2Normalize():forward(T.new{{3, 4}, {0, 0}}), {{0.6, 0.8}, {0, 0}}, {gamma(2) * 0.6, gamma(2) * 0.8, 0, 0})
     assert.are.equal(x, nn.Identity():forward(x))
   end)
 
@@ -164,7 +203,8 @@ describe("siamese.nn forward values", function()
 
   it("distances and the Siamese wrapper share one encoder", function()
     local a, b = T.new{{0, 0}, {1, 1}}, T.new{{3, 4}, {1, 1}}
-    same(nn.PairwiseDistance():forward{a, b}, {5, math.sqrt(1e-7)}, 1e-6)
+    -- sums in double, sqrt(max(s, eps)) rounded once to float
+    same(nn.PairwiseDistance():forward{a, b}, {5, math.sqrt(1e-7)}, {0, U * math.sqrt(1e-7)})
     same(nn.PairwiseDistance("sqeuclidean"):forward{a, b}, {25, 0})
     same(nn.PairwiseDistance("cosine"):forward{T.new{{1, 0}}, T.new{{0, 2}}}, {1})
     same(nn.AbsDiff():forward{a, b}, {{3, 4}, {0, 0}})
@@ -233,14 +273,23 @@ describe("siamese.nn.init", function()
     local w = T.zeros{256, 128, 3, 3}
     local fan_in, fan_out = 128 * 9, 256 * 9
     local function std(t) local m = t:mean(); local c = t:sub(m); return math.sqrt(c:mul(c):mean()) end
+    -- statistical bounds (n = 294912 draws): the sample std is within 6
+    -- standard deviations, sigma / sqrt(2 n), of sigma; the largest of n
+    -- uniforms on [-l, l) is below l and above l (1 - 20 / n) but with
+    -- probability e^-10
+    local n = w:numel()
     nn.init.kaiming_normal(w)
-    assert.is_true(math.abs(std(w) - math.sqrt(2 / fan_in)) < 0.002)
+    local sigma = math.sqrt(2 / fan_in)
+    assert.is_true(math.abs(std(w) - sigma) <= 6 * sigma / math.sqrt(2 * n))
     nn.init.kaiming_uniform(w)
-    assert.is_true(math.abs(w:max() - math.sqrt(6 / fan_in)) < 1e-3)
+    local l = math.sqrt(6 / fan_in)
+    assert.is_true(w:max() <= l * (1 + U) and w:max() >= l * (1 - 20 / n))
     nn.init.xavier_uniform(w)
-    assert.is_true(math.abs(w:max() - math.sqrt(6 / (fan_in + fan_out))) < 1e-3)
+    l = math.sqrt(6 / (fan_in + fan_out))
+    assert.is_true(w:max() <= l * (1 + U) and w:max() >= l * (1 - 20 / n))
     nn.init.xavier_normal(w)
-    assert.is_true(math.abs(std(w) - math.sqrt(2 / (fan_in + fan_out))) < 0.002)
+    sigma = math.sqrt(2 / (fan_in + fan_out))
+    assert.is_true(math.abs(std(w) - sigma) <= 6 * sigma / math.sqrt(2 * n))
     local b = T.zeros{256}
     nn.init.torch_default(w, b)
     assert.is_true(b:max() <= 1 / math.sqrt(fan_in) and w:min() >= -1 / math.sqrt(fan_in))

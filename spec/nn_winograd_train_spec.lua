@@ -1,10 +1,67 @@
 -- Specs of the Winograd training path of nn.Conv2d (src/winograd.c used
 -- for the training forward and the input gradient of 3x3 stride-1 convs):
 -- both must equal the im2col path (Conv2d.train_winograd = false) within
--- 1e-4 relative, actually run (rounding differs), follow weight changes,
--- and leave the layers they do not fit to the ordinary path.
+-- the sum of the two paths' error bounds (spec/bounds.lua), actually run
+-- (rounding differs), follow weight changes, and leave the layers they do
+-- not fit to the ordinary path.
 local siamese = require "siamese"
 local nn, T = siamese.nn, siamese.tensor
+local bounds = dofile("spec/bounds.lua")
+local core = require "siamese.core"
+local workspace = require "siamese.nn.workspace"
+
+-- The input gradient as a forward: the correlation of g, padded by 2 - p,
+-- with the flipped, channel-swapped filters (as src/winograd.c runs it).
+local function flipped(conv, x)
+  local p = conv:params(x:shape(3), x:shape(4))
+  local f = nn.Conv2d(conv.nout, conv.nin, 3, {bias = false,
+    padding = {top = 2 - p[7], left = 2 - p[8], bottom = 2 - p[9], right = 2 - p[10]}})
+  local w = bounds.flat(conv.weight)
+  local k = {}
+  for c = 1, conv.nin do for o = 1, conv.nout do for r = 2, 0, -1 do for q = 2, 0, -1 do
+    k[#k + 1] = w[(((o - 1) * conv.nin + c - 1) * 3 + r) * 3 + q + 1]
+  end end end end
+  f.weight:copy(T.new(k))
+  return f
+end
+
+-- im2col against Winograd (either tile): forward and input gradient.
+local function forward_bound(conv, x)
+  return bounds.add(bounds.conv_bound(conv, x), bounds.conv_any_bound(conv, x))
+end
+local function input_grad_bound(conv, x, g)
+  local f = flipped(conv, x)
+  return forward_bound(f, g)
+end
+
+-- Weight gradients 0.25 + scale sum g x: im2col sums N Ho Wo terms
+-- (gamma(N Ho Wo + 1) scale sum |g||x|), Winograd as in
+-- bounds.winograd_weight_bound (either tile), and each adds to 0.25 with
+-- one more rounding (u |result|, taken on |want| + the bound). Biases:
+-- sums of N Ho Wo terms of g in both, so 2 gamma(N Ho Wo + 1) scale sum |g|.
+local function weight_grad_bounds(conv, x, g, scale, tile, want_w)
+  local K = core.nn
+  local p = conv:params(x:shape(3), x:shape(4))
+  local gw, gb = T.zeros(conv.weight:shape()), T.zeros{conv.nout}
+  local ag, ax = bounds.abs(g), bounds.abs(x)
+  local ws = workspace.get(K.conv2d_workspace(ag, ax, conv.weight, p))
+  K.conv2d_backward_params(gw, gb, ag, ax, p, 1, ws)
+  local n = g:shape(1) * g:shape(3) * g:shape(4)
+  local mag = bounds.mag_exact(bounds.flat(gw), n)
+  local wb = bounds.scale(mag, bounds.gamma(n + 1))
+  for _, m in ipairs(tile and {tile} or {2, 4}) do
+    local w = bounds.winograd_weight_bound(g, x, p[7], p[8], m)
+    for i = 1, #w do wb[i] = math.max(wb[i], w[i]) end
+  end
+  local want = bounds.flat(want_w)
+  local out = {}
+  for i = 1, #wb do
+    local b = scale * (bounds.gamma(n + 1) * mag[i] + wb[i])
+    out[i] = b + 2 * bounds.U * (math.abs(want[i]) + b)
+  end
+  local sg = bounds.mag_exact(bounds.flat(gb), n)
+  return out, bounds.scale(sg, 2 * scale * bounds.gamma(n + 1) / (1 - 2 * bounds.U))
+end
 
 local function rel_diff(a, b)
   return (a - b):norm(math.huge) / math.max(b:norm(math.huge), 1e-30)
@@ -36,8 +93,8 @@ describe("nn.Conv2d Winograd training path", function()
       local label = table.concat({cin, cout, h, w, n}, "x")
       assert.are.same(ya:shape(), yb:shape())
       assert.are.same(ga:shape(), gb:shape())
-      assert(rel_diff(yb, ya) < 1e-4, label .. " forward " .. rel_diff(yb, ya))
-      assert(rel_diff(gb, ga) < 1e-4, label .. " input gradient " .. rel_diff(gb, ga))
+      bounds.check(yb, ya, forward_bound(conv, x), label .. " forward")
+      bounds.check(gb, ga, input_grad_bound(conv, x, g), label .. " input gradient")
       assert(rel_diff(yb, ya) > 0 and rel_diff(gb, ga) > 0, label .. ": the Winograd path did not run")
     end
   end)
@@ -60,9 +117,10 @@ describe("nn.Conv2d Winograd training path", function()
           grads[wino] = {conv.gradWeight:clone(), conv.gradBias:clone()}
         end
         local label = table.concat({tostring(tile), cin, cout, h, w, n}, "x")
-        local dw, db = rel_diff(grads[true][1], grads[false][1]), rel_diff(grads[true][2], grads[false][2])
-        assert(dw < 1e-4 and db < 1e-4, label .. string.format(": weight %g bias %g", dw, db))
-        assert(dw > 0, label .. ": the Winograd path did not run")
+        local bw, bb = weight_grad_bounds(conv, x, g, 0.5, tile, grads[false][1])
+        bounds.check(grads[true][1], grads[false][1], bw, label .. " weight gradient")
+        bounds.check(grads[true][2], grads[false][2], bb, label .. " bias gradient")
+        assert(rel_diff(grads[true][1], grads[false][1]) > 0, label .. ": the Winograd path did not run")
       end
     end
     nn.Conv2d.weight_grad_tile = nil
@@ -76,7 +134,8 @@ describe("nn.Conv2d Winograd training path", function()
     conv.weight:mul(-0.5)
     local ya, ga = run(conv, x, g, false)
     local yb, gb = run(conv, x, g, true)
-    assert(rel_diff(yb, ya) < 1e-4 and rel_diff(gb, ga) < 1e-4)
+    bounds.check(yb, ya, forward_bound(conv, x), "forward")
+    bounds.check(gb, ga, input_grad_bound(conv, x, g), "input gradient")
   end)
 
   it("leaves few channels, other kernels, strides and small maps to the ordinary path", function()

@@ -56,6 +56,40 @@ function support.near(got, want, tol, what)
     string.format("%s: got %.9g, expected %.9g (tolerance %g)", what or "value", got, want, tol))
 end
 
+-- ---- error bounds of float32 computations -------------------------------------
+-- A comparison of a float32 result with a reference uses a bound that
+-- follows from the computation, never a tolerance tuned on one machine
+-- (OpenBLAS and our kernels sum in a different order on each CPU).
+
+--- The unit roundoff of float32: 2^-24.
+support.U = 2 ^ -24
+
+--- gamma(n) = n u / (1 - n u): a sum or dot product of n terms, computed in
+-- float32 in any order (with or without fused multiply-adds), is within
+-- gamma(n) * sum |terms| of the exact value (Higham, Accuracy and Stability
+-- of Numerical Algorithms, 3.1).
+function support.gamma(n)
+  local nu = n * support.U
+  assert(nu < 1, "gamma: n too large")
+  return nu / (1 - nu)
+end
+
+--- The bound gamma(n) * sum_i |a_i b_i| of a float32 dot product of the
+-- lists a and b (n = #a; add rounding steps with extra).
+function support.dot_bound(a, b, extra)
+  local s = 0
+  for i = 1, #a do s = s + math.abs(a[i] * b[i]) end
+  return support.gamma(#a + (extra or 0)) * s
+end
+
+--- Checks |got - want| <= bound, where bound is derived from the
+-- computation (support.gamma); names `what` and the bound otherwise.
+function support.within(got, want, bound, what)
+  assert(math.abs(got - want) <= bound,
+    string.format("%s: got %.9g, expected %.9g (error bound %.3g, error %.3g)", what or "value", got, want,
+      bound, math.abs(got - want)))
+end
+
 --- A JSON file decoded (fixtures).
 function support.read_json(path)
   local json = require "siamese.json"

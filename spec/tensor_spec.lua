@@ -2,13 +2,17 @@
 -- reductions, matmul, pairwise distances and misuse messages.
 local siamese = require "siamese"
 local T = siamese.tensor
+local support = dofile("spec/support.lua")
+local gamma = support.gamma
 
-local function near(a, b, tol)
-  tol = tol or 1e-5
-  assert(math.abs(a - b) <= tol * math.max(1, math.abs(b)),
-         string.format("%.9g is not within %g of %.9g", a, tol, b))
+-- |a - b| <= bound (a bound derived where it is used; 0: exact).
+local function near(a, b, bound)
+  support.within(a, b, bound or 0, "value")
 end
 
+-- Element by element; tol: a number or function(path_index_list) -> bound.
+-- Without tol the comparison is exact (small integers and their sums,
+-- products and quotients are exact in float32).
 local function same(t, expected, tol)
   local got = t:totable()
   local function walk(g, e, path)
@@ -16,7 +20,7 @@ local function same(t, expected, tol)
       assert.are.equal(#e, #g, "length at " .. path)
       for i = 1, #e do walk(g[i], e[i], path .. "[" .. i .. "]") end
     else
-      near(g, e, tol or 1e-6)
+      near(g, e, type(tol) == "function" and tol(path, e) or tol or 0)
     end
   end
   walk(got, expected, "")
@@ -64,20 +68,22 @@ describe("siamese.tensor constructors", function()
     siamese.manual_seed(7)
     local u = T.rand{20000}
     assert.is_true(u:min() >= 0 and u:max() < 1)
-    near(u:mean(), 0.5, 0.02)
+    -- statistical, not rounding, bounds: 6 standard deviations of the
+    -- estimate (means in double): 1/sqrt(12 n), 1/sqrt(n), ~1/sqrt(2 n)
+    near(u:mean(), 0.5, 6 / math.sqrt(12 * 20000))
     local n = T.randn{20000}
-    near(n:mean(), 0, 0.03)
+    near(n:mean(), 0, 6 / math.sqrt(20000))
     local c = n:sub(n:mean())
-    near(math.sqrt(c:mul(c):mean()), 1, 0.03)
+    near(math.sqrt(c:mul(c):mean()), 1, 6 / math.sqrt(2 * 20000) + 1e-6)
   end)
 
   it("uniform_ and normal_ fill in place with the given parameters", function()
     siamese.manual_seed(3)
     local t = T.zeros{10000}:uniform_(-2, 4)
     assert.is_true(t:min() >= -2 and t:max() < 4)
-    near(t:mean(), 1, 0.1)
+    near(t:mean(), 1, 6 * 6 / math.sqrt(12 * 10000)) -- 6 sigma, sigma = (hi - lo) / sqrt(12 n)
     local n = T.zeros{10000}:normal_(5, 0.5)
-    near(n:mean(), 5, 0.05)
+    near(n:mean(), 5, 6 * 0.5 / math.sqrt(10000))
     assert.has_error(function() t:uniform_(1, 0) end)
     assert.has_error(function() t:normal_(0, -1) end)
   end)
@@ -286,7 +292,7 @@ describe("siamese.tensor reductions", function()
 
   it("norms of order 1, 2 and infinity", function()
     local v = T.new{3, -4}
-    near(v:norm(), 5)
+    near(v:norm(), 5)                  -- sums in double of exact squares: exact
     near(v:norm(1), 7)
     near(v:norm(math.huge), 4)
     same(T.new{{3, 4}, {6, 8}}:norm(2, 2), {5, 10})
@@ -322,7 +328,10 @@ describe("siamese.tensor.matmul", function()
         for j = 1, n do
           local s = 0
           for p = 1, k do s = s + a:get(i, p) * b:get(p, j) end
-          near(c:get(i, j), s, 1e-4)
+          -- k products in float32 against the double sum of the same floats
+          local mag = 0
+          for p = 1, k do mag = mag + math.abs(a:get(i, p) * b:get(p, j)) end
+          near(c:get(i, j), s, gamma(k) * mag)
         end
       end
     end
@@ -350,10 +359,15 @@ describe("siamese.tensor.cdist", function()
   local b = T.new{{0, 0}, {1, 0}, {0, 2}}
 
   it("computes euclidean, squared euclidean and cosine distance matrices", function()
-    same(T.cdist(a, b), {{0, 1, 2}, {5, math.sqrt(20), math.sqrt(13)}}, 1e-5)
-    same(T.cdist(a, b, "sqeuclidean"), {{0, 1, 4}, {25, 20, 13}}, 1e-5)
+    -- small integers: |a|^2 + |b|^2 - 2 a.b exact, then one sqrtf (u |d|)
+    local function sqrt_rounding(_, e) return support.U * e end
+    same(T.cdist(a, b), {{0, 1, 2}, {5, math.sqrt(20), math.sqrt(13)}}, sqrt_rounding)
+    same(T.cdist(a, b, "sqeuclidean"), {{0, 1, 4}, {25, 20, 13}})
     local c = T.cdist(T.new{{1, 0}, {1, 1}}, T.new{{2, 0}, {0, 3}, {-1, 0}}, "cosine")
-    same(c, {{0, 1, 2}, {1 - 1 / math.sqrt(2), 1 - 1 / math.sqrt(2), 1 + 1 / math.sqrt(2)}}, 1e-5)
+    -- a.b exact; |a| |b|: 2 sqrtf and a product, a division, 1 - x:
+    -- gamma(5) on the cosine plus u on the result
+    same(c, {{0, 1, 2}, {1 - 1 / math.sqrt(2), 1 - 1 / math.sqrt(2), 1 + 1 / math.sqrt(2)}},
+      function(_, e) return gamma(5) * math.abs(1 - e) + support.U * e end)
     same(T.cdist(a, b, "cosine"):select(1, 1), {1, 1, 1}) -- a zero row has cosine 0
   end)
 
@@ -363,7 +377,17 @@ describe("siamese.tensor.cdist", function()
     local d = T.cdist(x, y)
     for i = 1, 7 do
       for j = 1, 5 do
-        near(d:get(i, j), x:select(1, i):sub(y:select(1, j)):norm(), 1e-4)
+        -- reference in double from the same floats; cdist computes
+        -- s = |x|^2 + |y|^2 - 2 x.y with an error E <= gamma(16 + 3)
+        -- (|x|^2 + |y|^2 + 2 sum|x_k y_k|), so |sqrt(s') - d| <= E / d, + u d
+        local s, xx, yy, xy = 0, 0, 0, 0
+        for k = 1, 16 do
+          local p, q = x:get(i, k), y:get(j, k)
+          s, xx, yy, xy = s + (p - q) ^ 2, xx + p * p, yy + q * q, xy + math.abs(p * q)
+        end
+        local want = math.sqrt(s)
+        local E = gamma(19) * (xx + yy + 2 * xy)
+        near(d:get(i, j), want, math.min(E / want, math.sqrt(E)) + support.U * (want + math.sqrt(E)))
       end
     end
   end)

@@ -104,11 +104,11 @@ describe("siamese.web.server (in-process)", function()
     local app = assert(server.new{gallery = tmp, recognizer = broken})
     local logged = {}
     app.log = function(line) logged[#logged + 1] = line end
-    local body, ct = multipart.encode{image = web.file(web.photo(COLIN, 1))}
+    local body, ct = multipart.encode{image = web.file(web.photo(COLIN, 3))}
     local status, text, ctype = app:handle{method = "POST", path = "/api/identify", content_type = ct, body = body}
     assert.are.equal(500, status)
     assert.are.equal("application/json", ctype)
-    assert.matches("internal error: .*recognizer%.embed_all failed", require("siamese.json").decode(text).error)
+    assert.matches("internal error: .*recognizer%.detect failed", require("siamese.json").decode(text).error)
     assert.matches("traceback", logged[1])
     status = app:handle{method = "GET", path = "/api/people?x=1"}
     assert.are.equal(200, status) -- query strings are ignored
@@ -149,31 +149,37 @@ describe("siamese serve", function()
     assert.are.equal(0, r.count)
     assert.are.equal(0.6, r.threshold)
     assert.are.equal("euclidean", r.metric)
-    status, r = post("/api/identify", {image = web.file(web.photo(COLIN, 1))})
+    status, r = post("/api/identify", {image = web.file(web.photo(COLIN, 3))})
     assert.are.equal(200, status)
     assert.are.equal(1, #r.faces)
     assert.are.equal(require("siamese.json").null, r.faces[1].name) -- nobody to match yet
     assert.are.equal(require("siamese.json").null, r.faces[1].distance)
+    assert.is_false(r.faces[1].accepted)
+    assert.are.equal("empty gallery", r.faces[1].reason)
+    assert.is_true(r.faces[1].quality.ok)
     assert.are.same({}, r.faces[1].candidates)
   end)
 
   it("verifies two photos of one person as the same, of two people as different", function()
-    local status, r = post("/api/verify", {image1 = web.file(web.photo(COLIN, 1)), image2 = web.file(web.photo(COLIN, 2))})
+    local status, r = post("/api/verify", {image1 = web.file(web.photo(COLIN, 3)), image2 = web.file(web.photo(COLIN, 4))})
     assert.are.equal(200, status)
-    assert.is_true(r.same)
+    assert.is_true(r.accepted)
     assert.is_true(r.distance < r.threshold)
     assert.are.equal(2, #r.images)
     local img = data_url_image(r.images[1])
     assert.are.equal(250, img.width) -- LFW photos are 250x250, under the display size
-    for _, f in ipairs(r.faces) do assert.is_true(f.width > 30 and f.x >= 0) end
-    status, r = post("/api/verify", {image1 = web.file(web.photo(COLIN, 1)), image2 = web.file(web.photo(TONY, 1))})
+    for _, f in ipairs(r.faces) do
+      assert.is_true(f.box.width > 30 and f.box.x >= 0)
+      assert.is_true(f.quality.ok and f.score >= 0.5)
+    end
+    status, r = post("/api/verify", {image1 = web.file(web.photo(COLIN, 3)), image2 = web.file(web.photo(TONY, 1))})
     assert.are.equal(200, status)
-    assert.is_false(r.same)
+    assert.is_false(r.accepted)
     assert.is_true(r.distance > r.threshold)
   end)
 
   it("enrolls people into the gallery file and identifies them", function()
-    local status, r = post("/api/enroll", {name = "Colin Powell", image = web.file(web.photo(COLIN, 1))})
+    local status, r = post("/api/enroll", {name = "Colin Powell", image = web.file(web.photo(COLIN, 3))})
     assert.are.equal(200, status)
     assert.are.equal("Colin Powell", r.name)
     assert.are.equal(1, r.templates)
@@ -182,7 +188,17 @@ describe("siamese serve", function()
     status, r = post("/api/enroll", {name = "  Tony Blair ", image = web.file(web.photo(TONY, 1))})
     assert.are.equal(200, status)
     assert.are.equal("Tony Blair", r.name) -- trimmed
-    status, r = post("/api/enroll", {name = "Colin Powell", image = web.file(web.photo(COLIN, 2))})
+    -- an enrolled name needs mode=add (or replace); the same photo twice is refused
+    status, r = post("/api/enroll", {name = "Colin Powell", image = web.file(web.photo(COLIN, 4))})
+    assert.are.equal(409, status)
+    assert.matches("already enrolled", r.error, 1, true)
+    status, r = post("/api/enroll", {name = "Colin Powell", mode = "add", image = web.file(web.photo(COLIN, 3))})
+    assert.are.equal(409, status)
+    assert.matches("already enrolled as 'Colin Powell'", r.error, 1, true)
+    status, r = post("/api/enroll", {name = "colin powell", mode = "add", image = web.file(web.photo(COLIN, 4))})
+    assert.are.equal(409, status)
+    assert.matches("only by case", r.error, 1, true)
+    status, r = post("/api/enroll", {name = "Colin Powell", mode = "add", image = web.file(web.photo(COLIN, 4))})
     assert.are.equal(200, status)
     assert.are.equal(2, r.templates)
     assert.are.equal(2, r.count)
@@ -195,10 +211,11 @@ describe("siamese serve", function()
     assert.are.equal(200, status)
     assert.are.same({{name = "Colin Powell", templates = 2}, {name = "Tony Blair", templates = 1}}, r.people)
 
-    status, r = post("/api/identify", {image = web.file(web.photo(COLIN, 3))})
+    status, r = post("/api/identify", {image = web.file(web.photo(COLIN, 5))})
     assert.are.equal(200, status)
     assert.are.equal(1, #r.faces)
     assert.are.equal("Colin Powell", r.faces[1].name)
+    assert.is_true(r.faces[1].accepted)
     assert.is_true(r.faces[1].distance <= r.threshold)
     assert.are.equal("Colin Powell", r.faces[1].candidates[1].name)
     assert.are.equal(2, #r.faces[1].candidates)
@@ -208,6 +225,26 @@ describe("siamese serve", function()
     assert.are.equal(200, status)
     assert.are.equal(require("siamese.json").null, r.faces[1].name)
     assert.is_true(r.faces[1].distance > r.threshold)
+  end)
+
+  it("names no one in an image without a person (the quality gate)", function()
+    -- the generated images the detector fires on: a gradient, a skin-coloured ellipse, text
+    local items = dofile("spec/nonface_images.lua").generate(20261202)
+    for _, k in ipairs{1, 199, 275} do
+      local png = items[k].image:encode("png")
+      local status, r = post("/api/identify", {image = {data = png, filename = "x.png"}})
+      if status == 200 then
+        for _, f in ipairs(r.faces) do
+          assert.are.equal(require("siamese.json").null, f.name, items[k].name)
+          assert.is_false(f.quality.ok)
+        end
+      else
+        assert.are.equal(422, status, items[k].name)
+      end
+      status, r = post("/api/verify", {image1 = web.file(web.photo(COLIN, 3)), image2 = {data = png, filename = "x.png"}})
+      assert.are.equal(422, status, items[k].name)
+      assert.matches("^image2: ", r.error)
+    end
   end)
 
   it("identifies every face of a group photo", function()
@@ -221,11 +258,12 @@ describe("siamese serve", function()
   it("enrolls concurrent requests without losing or corrupting any", function()
     local cqueues = require "cqueues"
     local cq = cqueues.new()
-    local people = {COLIN, TONY, SERENA, "Junichiro_Koizumi", "Gloria_Macapagal_Arroyo"}
+    -- photos the quality gate passes; force: some are these people's look-alikes by now
+    local people = {{COLIN, 5}, {TONY, 5}, {SERENA, 4}, {"Junichiro_Koizumi", 4}, {"Gloria_Macapagal_Arroyo", 2}}
     local statuses = {}
-    for i, person in ipairs(people) do
+    for i, p in ipairs(people) do
       cq:wrap(function()
-        statuses[i] = post("/api/enroll", {name = "C" .. i, image = web.file(web.photo(person, 4))})
+        statuses[i] = post("/api/enroll", {name = "C" .. i, force = "true", image = web.file(web.photo(p[1], p[2]))})
       end)
     end
     assert(cq:loop())
@@ -237,7 +275,7 @@ describe("siamese serve", function()
   end)
 
   it("answers bad input with a JSON error and a 4xx status", function()
-    local face = web.file(web.photo(COLIN, 1))
+    local face = web.file(web.photo(COLIN, 3))
     local jpeg = face.data
     local gray = image.new(64, 64, 1, ("\128"):rep(64 * 64)):encode("png")
     local function expect(status, pattern, route, fields, body, ct)
@@ -249,7 +287,7 @@ describe("siamese serve", function()
     expect(415, "image1: not an image", "/api/verify", {image1 = {data = "hello", filename = "x.txt"}, image2 = face})
     expect(422, "image1: cannot decode the image (jpeg:", "/api/verify",
            {image1 = {data = jpeg:sub(1, 3000), filename = "t.jpg"}, image2 = face})
-    expect(422, "image2: no face found", "/api/verify", {image1 = face, image2 = {data = gray, filename = "g.png"}})
+    expect(422, "image2: no face at score >= 0.5", "/api/verify", {image1 = face, image2 = {data = gray, filename = "g.png"}})
     expect(400, "missing field 'image2'", "/api/verify", {image1 = face})
     expect(400, "field 'image1' is empty", "/api/verify", {image1 = {data = "", filename = ""}, image2 = face})
     expect(415, "expected a multipart/form-data upload", "/api/verify", nil, "{}", "application/json")
@@ -259,9 +297,12 @@ describe("siamese serve", function()
     expect(400, "field 'name' is empty", "/api/enroll", {name = "  ", image = face})
     expect(400, "at most 64 allowed", "/api/enroll", {name = ("x"):rep(65), image = face})
     expect(400, "not valid UTF-8", "/api/enroll", {name = "a\255b", image = face})
-    expect(400, "control characters", "/api/enroll", {name = "a\1b", image = face})
-    expect(422, "image: no face found", "/api/enroll", {name = "Nobody", image = {data = gray, filename = "g.png"}})
-    expect(422, "image: no face found", "/api/identify", {image = {data = gray, filename = "g.png"}})
+    expect(400, "control character U+0001", "/api/enroll", {name = "a\1b", image = face})
+    expect(400, "invisible or control character U+200B", "/api/enroll", {name = "Bob\u{200B}", image = face})
+    expect(400, "invisible or control character U+202E", "/api/enroll", {name = "\u{202E}nhoJ", image = face})
+    expect(400, "field 'mode' must be new, add or replace", "/api/enroll", {name = "Bob", mode = "merge", image = face})
+    expect(422, "image: no face at score >= 0.5", "/api/enroll", {name = "Nobody", image = {data = gray, filename = "g.png"}})
+    expect(422, "image: no face at score >= 0.5", "/api/identify", {image = {data = gray, filename = "g.png"}})
     expect(413, "exceeds the limit of 10485760 bytes", "/api/identify", {image = {data = ("\0"):rep(10485761)}})
     local s, r = web.request("GET", srv.url .. "/nowhere")
     assert.are.equal(404, s)

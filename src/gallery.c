@@ -118,6 +118,18 @@ static void compact_arena(sm_gallery *g)
 
 /* ---- lifetime ------------------------------------------------------------- */
 
+/* Distances between unit vectors lie in [0, 2] for both metrics (cosine
+ * distance 1 - cos; euclidean |a - b|), and our face models' embeddings
+ * are near unit length: a threshold of 2 or more accepts everyone, 0 or
+ * less no one. */
+sm_status sm_gallery_threshold_check(sm_err *err, sm_status st, sm_metric metric, double threshold)
+{
+    if (!isfinite(threshold) || !(threshold > 0 && threshold < SM_GALLERY_THRESHOLD_MAX))
+        return sm_fail(err, st, "threshold %g is outside (0, %g) for %s distances", threshold,
+                       SM_GALLERY_THRESHOLD_MAX, metric == SM_DIST_COSINE ? "cosine" : "euclidean");
+    return SM_OK;
+}
+
 sm_status sm_gallery_init_check(sm_err *err, int64_t dim, sm_metric metric, double threshold,
                                 const char *model, size_t model_len)
 {
@@ -125,8 +137,8 @@ sm_status sm_gallery_init_check(sm_err *err, int64_t dim, sm_metric metric, doub
         return sm_fail(err, SM_EINVAL, "dim must be 1..%d, got %lld", SM_GALLERY_DIM_MAX, (long long)dim);
     if (metric != SM_DIST_EUCLIDEAN && metric != SM_DIST_COSINE)
         return sm_fail(err, SM_EINVAL, "metric must be euclidean or cosine");
-    if (!isfinite(threshold))
-        return sm_fail(err, SM_EINVAL, "threshold must be a finite number");
+    if (sm_gallery_threshold_check(err, SM_EINVAL, metric, threshold) != SM_OK)
+        return SM_EINVAL;
     if (!model || model_len == 0 || model_len > SM_GALLERY_MODEL_MAX)
         return sm_fail(err, SM_EINVAL, "model id must be 1..%d bytes, got %zu", SM_GALLERY_MODEL_MAX,
                        model ? model_len : (size_t)0);
@@ -670,8 +682,9 @@ sm_status sm_gallery_decode_check(sm_err *err, sm_gallery_info *info, const uint
         return sm_fail(err, SM_EFORMAT, "gallery file: unknown score code %u", score);
     if (model_len < 1 || model_len > SM_GALLERY_MODEL_MAX)
         return sm_fail(err, SM_EFORMAT, "gallery file: model id length %u out of range", model_len);
-    if (!isfinite(threshold))
-        return sm_fail(err, SM_EFORMAT, "gallery file: threshold is not finite");
+    if (sm_gallery_threshold_check(NULL, SM_EFORMAT, SM_DIST_EUCLIDEAN, threshold) != SM_OK)
+        return sm_fail(err, SM_EFORMAT, "gallery file: threshold %g is outside (0, %g), not trusted", threshold,
+                       SM_GALLERY_THRESHOLD_MAX);
     if (dim < 1 || dim > SM_GALLERY_DIM_MAX)
         return sm_fail(err, SM_EFORMAT, "gallery file: dimension %llu out of range", (unsigned long long)dim);
     size_t body = len - 4; /* bytes before the checksum */

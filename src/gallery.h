@@ -81,6 +81,10 @@ typedef struct {
 
 /* Validates the parameters (dim 1..SM_GALLERY_DIM_MAX, metric euclidean or
  * cosine, finite threshold, model id 1..SM_GALLERY_MODEL_MAX bytes). */
+/* Thresholds are finite and in (0, SM_GALLERY_THRESHOLD_MAX); st is the
+ * status to fail with (SM_EINVAL for an argument, SM_EFORMAT for a file). */
+#define SM_GALLERY_THRESHOLD_MAX 2.0
+sm_status sm_gallery_threshold_check(sm_err *err, sm_status st, sm_metric metric, double threshold);
 sm_status sm_gallery_init_check(sm_err *err, int64_t dim, sm_metric metric, double threshold,
                                 const char *model, size_t model_len);
 /* Fills an empty gallery (allocates nothing; call after the check). */

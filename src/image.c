@@ -11,7 +11,9 @@
  * the size limits common to every format (each side 1..SM_IMAGE_MAX_SIDE,
  * width*height <= max_pixels) before anyone allocates the pixels;
  * sm_image_decode then fills a caller-owned buffer of exactly
- * width*height*channels bytes.
+ * width*height*channels bytes, turned upright when asked to apply a JPEG's
+ * EXIF orientation (the same pixel count, width and height swapped for
+ * orientations 5..8, so the limits hold either way).
  */
 #include <string.h>
 #include "sm.h"
@@ -82,21 +84,45 @@ sm_status sm_image_probe(sm_err *err, sm_image_info *info,
     if (st != SM_OK)
         return st;
     info->format = f;
+    if (info->orientation < 1 || info->orientation > 8)
+        info->orientation = 1;
     return check_size(err, info, max_pixels);
+}
+
+/* The orientation decode applies: 1 unless asked for. */
+static int applied_orientation(const sm_image_info *info, const sm_decode_opts *opts)
+{
+    return opts && opts->apply_orientation ? info->orientation : 1;
+}
+
+void sm_image_decoded_size(const sm_image_info *info, const sm_decode_opts *opts, int *width, int *height)
+{
+    int o = applied_orientation(info, opts);
+    int swap = o >= 5 && o <= 8;
+    *width = swap ? info->height : info->width;
+    *height = swap ? info->width : info->height;
 }
 
 sm_status sm_image_decode(sm_err *err, sm_image *out, const sm_image_info *info,
                           const uint8_t *buf, size_t len, const sm_decode_opts *opts)
 {
-    if (out->width != info->width || out->height != info->height || out->channels != info->channels)
+    int orientation = applied_orientation(info, opts);
+    if (orientation < 1 || orientation > 8)
+        return sm_fail(err, SM_EINVAL, "decode: orientation %d is not 1..8", orientation);
+    int w, h;
+    sm_image_decoded_size(info, opts, &w, &h);
+    if (out->width != w || out->height != h || out->channels != info->channels)
         return sm_fail(err, SM_EINVAL, "decode target is %dx%dx%d but the image is %dx%dx%d",
-                       out->width, out->height, out->channels, info->width, info->height, info->channels);
+                       out->width, out->height, out->channels, w, h, info->channels);
     sm_image_format f = sm_image_sniff(buf, len);
     if (f != info->format)
         return sm_fail(err, SM_EINVAL, "decode: data is %s but probe said %s",
                        sm_image_format_name(f), sm_image_format_name(info->format));
+    if (orientation != 1 && f != SM_FMT_JPEG)
+        return sm_fail(err, SM_EINVAL, "decode: orientation %d given for a %s image (JPEG only)",
+                       orientation, sm_image_format_name(f));
     switch (f) {
-    case SM_FMT_JPEG: return sm_jpeg_decode(err, out, buf, len, opts && opts->jpeg_js_compat);
+    case SM_FMT_JPEG: return sm_jpeg_decode(err, out, buf, len, opts && opts->jpeg_js_compat, orientation);
     case SM_FMT_PNG:  return sm_png_decode(err, out, buf, len);
     case SM_FMT_PNM:  return sm_pnm_decode(err, out, buf, len);
     default:          return sm_fail(err, SM_EFORMAT, "unknown image format");

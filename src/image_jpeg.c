@@ -25,6 +25,16 @@
  * buffers. The entry points own all state that survives the jump, so no
  * local of a function containing setjmp is modified before a longjmp.
  *
+ * EXIF orientation: sm_jpeg_exif_orientation reads the Orientation tag
+ * straight from the input bytes (no allocation, every offset checked; see
+ * sm.h), and probe reports it. Decode, when given an orientation other than
+ * 1, writes each decoded row (libjpeg's or jpeg-js's) straight to where it
+ * belongs in the upright output, so no second image-sized buffer is needed:
+ * stored row y, pixel x goes to output pixel
+ *   1 (x, y)          2 (W-1-x, y)        3 (W-1-x, H-1-y)    4 (x, H-1-y)
+ *   5 (y, x)          6 (H-1-y, x)        7 (H-1-y, W-1-x)    8 (y, W-1-x)
+ * for a stored W x H image (the output is H x W for 5..8).
+ *
  * Encode writes gray (1 channel) or RGB (3), dropping alpha from 2 or 4
  * channels, at quality 1..100 with libjpeg's default 4:2:0 subsampling for
  * colour.
@@ -100,6 +110,127 @@ static void on_progress(j_common_ptr cinfo)
         char msg[96];
         snprintf(msg, sizeof msg, "more than %d scans (refused as a likely denial of service)", SM_JPEG_MAX_SCANS);
         jump_with(cinfo, SM_EFORMAT, msg);
+    }
+}
+
+/* ---- EXIF orientation --------------------------------------------------------------- */
+
+static unsigned get16(const uint8_t *p, int le)
+{
+    return le ? (unsigned)p[0] | (unsigned)p[1] << 8 : (unsigned)p[0] << 8 | (unsigned)p[1];
+}
+
+static uint32_t get32(const uint8_t *p, int le)
+{
+    return le ? (uint32_t)get16(p, 1) | (uint32_t)get16(p + 2, 1) << 16
+              : (uint32_t)get16(p, 0) << 16 | (uint32_t)get16(p + 2, 0);
+}
+
+#define EXIF_TAG_ORIENTATION 0x0112
+#define TIFF_TYPE_SHORT 3
+#define TIFF_ENTRY_SIZE 12
+
+int sm_exif_orientation(const uint8_t *tiff, size_t len)
+{
+    if (!tiff || len < 8)
+        return 1;
+    int le;
+    if (tiff[0] == 'I' && tiff[1] == 'I')
+        le = 1;
+    else if (tiff[0] == 'M' && tiff[1] == 'M')
+        le = 0;
+    else
+        return 1;
+    if (get16(tiff + 2, le) != 42)
+        return 1;
+    /* IFD0: a 2-byte entry count, then the entries, all inside tiff. */
+    uint32_t ifd = get32(tiff + 4, le);
+    if (ifd < 8 || ifd > len - 2)
+        return 1;
+    size_t count = get16(tiff + ifd, le);
+    if (count == 0 || count > (len - ifd - 2) / TIFF_ENTRY_SIZE)
+        return 1;
+    const uint8_t *entry = tiff + ifd + 2;
+    for (size_t i = 0; i < count; i++, entry += TIFF_ENTRY_SIZE) {
+        if (get16(entry, le) != EXIF_TAG_ORIENTATION)
+            continue;
+        /* type SHORT, count 1: the value sits in the first two bytes of the
+         * 4-byte value field, in the file's byte order */
+        if (get16(entry + 2, le) != TIFF_TYPE_SHORT || get32(entry + 4, le) != 1)
+            return 1;
+        unsigned v = get16(entry + 8, le);
+        return v >= 1 && v <= 8 ? (int)v : 1;
+    }
+    return 1;
+}
+
+int sm_jpeg_exif_orientation(const uint8_t *buf, size_t len)
+{
+    static const uint8_t exif_id[6] = { 'E', 'x', 'i', 'f', 0, 0 };
+    if (!buf || len < 4 || buf[0] != 0xFF || buf[1] != 0xD8)
+        return 1;
+    size_t pos = 2;
+    for (;;) {  /* pos advances every turn, so this ends */
+        if (pos >= len || buf[pos] != 0xFF)
+            return 1;
+        while (pos < len && buf[pos] == 0xFF)  /* fill bytes */
+            pos++;
+        if (pos >= len)
+            return 1;
+        unsigned marker = buf[pos++];
+        if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7))  /* TEM, RSTn: no length */
+            continue;
+        if (marker == 0x00 || marker == 0xD8 || marker == 0xD9 || marker == 0xDA)  /* SOS, EOI, junk */
+            return 1;
+        if (len - pos < 2)
+            return 1;
+        size_t seg = get16(buf + pos, 0);  /* counts its own two bytes */
+        if (seg < 2 || seg > len - pos)
+            return 1;
+        if (marker == 0xE1 && seg - 2 >= sizeof exif_id && memcmp(buf + pos + 2, exif_id, sizeof exif_id) == 0)
+            return sm_exif_orientation(buf + pos + 2 + sizeof exif_id, seg - 2 - sizeof exif_id);
+        pos += seg;
+    }
+}
+
+/* Where stored row y of a w x h image goes in the upright output: its pixel
+ * x lands at byte offset start + x * step (see the table at the top). */
+typedef struct { ptrdiff_t start, step; } row_walk;
+
+static row_walk orient_row(int orientation, int w, int h, int y, int channels)
+{
+    ptrdiff_t W = w, H = h, Y = y, c = channels;
+    ptrdiff_t out_w = orientation >= 5 ? H : W;
+    ptrdiff_t x0, y0, dx, dy;  /* output position of pixel 0, its change per pixel */
+    switch (orientation) {
+    case 2:  x0 = W - 1;     y0 = Y;         dx = -1; dy = 0;  break;
+    case 3:  x0 = W - 1;     y0 = H - 1 - Y; dx = -1; dy = 0;  break;
+    case 4:  x0 = 0;         y0 = H - 1 - Y; dx = 1;  dy = 0;  break;
+    case 5:  x0 = Y;         y0 = 0;         dx = 0;  dy = 1;  break;
+    case 6:  x0 = H - 1 - Y; y0 = 0;         dx = 0;  dy = 1;  break;
+    case 7:  x0 = H - 1 - Y; y0 = W - 1;     dx = 0;  dy = -1; break;
+    case 8:  x0 = Y;         y0 = W - 1;     dx = 0;  dy = -1; break;
+    default: x0 = 0;         y0 = Y;         dx = 1;  dy = 0;  break;
+    }
+    row_walk r = { (y0 * out_w + x0) * c, (dy * out_w + dx) * c };
+    return r;
+}
+
+static void put_row(uint8_t *out, row_walk walk, const uint8_t *row, int width, int channels)
+{
+    ptrdiff_t at = walk.start;
+    if (channels == 3) {
+        for (int x = 0; x < width; x++, at += walk.step, row += 3) {
+            out[at] = row[0];
+            out[at + 1] = row[1];
+            out[at + 2] = row[2];
+        }
+    } else if (channels == 1) {
+        for (int x = 0; x < width; x++, at += walk.step)
+            out[at] = row[x];
+    } else {
+        for (int x = 0; x < width; x++, at += walk.step, row += channels)
+            memcpy(out + at, row, (size_t)channels);
     }
 }
 
@@ -202,6 +333,8 @@ sm_status sm_jpeg_probe(sm_err *err, sm_image_info *info, const uint8_t *buf, si
     if (st == SM_OK && info->channels == 0)
         return sm_fail(err, SM_EFORMAT, "jpeg: unsupported colour space (%d components)",
                        r.cinfo.num_components);
+    if (st == SM_OK)
+        info->orientation = sm_jpeg_exif_orientation(buf, len);
     return st;
 }
 
@@ -246,8 +379,9 @@ static void ycc_to_rgb_truncated(uint8_t *rgb, double y, double cb, double cr)
  * floor(x h / max_h), floor(y v / max_v) (chroma replicated, no
  * smoothing), then its colour conversion. The planes come from libjpeg's
  * image pool, freed by jpeg_destroy_decompress even after an error. Only
- * for grayscale and YCbCr files (decode_guarded checks). */
-static void read_js_compat(j_decompress_ptr cinfo, sm_image *out)
+ * for grayscale and YCbCr files (decode_guarded checks). Each pixel goes
+ * where orientation puts it. */
+static void read_js_compat(j_decompress_ptr cinfo, sm_image *out, int orientation)
 {
     jvirt_barray_ptr *coefs = jpeg_read_coefficients(cinfo);
     int nc = cinfo->num_components;
@@ -271,49 +405,65 @@ static void read_js_compat(j_decompress_ptr cinfo, sm_image *out)
                                row[0][bx], comp->quant_table->quantval);
         }
     }
-    for (int y = 0; y < out->height; y++) {
-        uint8_t *dst = out->data + (size_t)y * out->width * out->channels;
+    int w = (int)cinfo->image_width, h = (int)cinfo->image_height;  /* as stored */
+    for (int y = 0; y < h; y++) {
+        row_walk walk = orient_row(orientation, w, h, y, out->channels);
         const uint8_t *line[3];
         for (int ci = 0; ci < nc; ci++) line[ci] = plane[ci] + (size_t)(y * sy[ci]) * stride[ci];
-        for (int x = 0; x < out->width; x++) {
+        for (int x = 0; x < w; x++) {
+            uint8_t *dst = out->data + walk.start + (ptrdiff_t)x * walk.step;
             if (nc == 1) {
-                dst[x] = line[0][(size_t)(x * sx[0])];
+                dst[0] = line[0][(size_t)(x * sx[0])];
             } else {
-                ycc_to_rgb_truncated(dst + 3 * (size_t)x, line[0][(size_t)(x * sx[0])],
+                ycc_to_rgb_truncated(dst, line[0][(size_t)(x * sx[0])],
                                      line[1][(size_t)(x * sx[1])], line[2][(size_t)(x * sx[2])]);
             }
         }
     }
 }
 
-static void read_scanlines(j_decompress_ptr cinfo, sm_image *out, int cmyk)
+/* Rows land in out directly when they need neither conversion nor turning;
+ * otherwise they pass through one-row buffers of libjpeg's image pool. */
+static void read_scanlines(j_decompress_ptr cinfo, sm_image *out, int cmyk, int orientation)
 {
-    size_t stride = (size_t)out->width * (size_t)out->channels;
-    JSAMPARRAY cmyk_row = NULL;
-    if (cmyk)
-        cmyk_row = (*cinfo->mem->alloc_sarray)((j_common_ptr)cinfo, JPOOL_IMAGE,
-                                               (JDIMENSION)out->width * 4, 1);
+    int w = (int)cinfo->output_width, h = (int)cinfo->output_height;  /* as stored */
+    int c = out->channels, direct = orientation == 1;
+    size_t stride = (size_t)w * (size_t)c;  /* out's, when direct */
+    JSAMPARRAY raw = NULL, rgb = NULL;
+    if (cmyk || !direct)
+        raw = (*cinfo->mem->alloc_sarray)((j_common_ptr)cinfo, JPOOL_IMAGE,
+                                          (JDIMENSION)w * (JDIMENSION)(cmyk ? 4 : c), 1);
+    if (cmyk && !direct)
+        rgb = (*cinfo->mem->alloc_sarray)((j_common_ptr)cinfo, JPOOL_IMAGE, (JDIMENSION)w * 3, 1);
     while (cinfo->output_scanline < cinfo->output_height) {
         size_t y = cinfo->output_scanline;
-        JSAMPROW row = cmyk ? cmyk_row[0] : out->data + y * stride;
+        JSAMPROW row = raw ? raw[0] : out->data + y * stride;
         if (jpeg_read_scanlines(cinfo, &row, 1) != 1)
             ERREXIT(cinfo, JERR_INPUT_EOF); /* cannot happen: our source never suspends */
-        if (cmyk)
-            cmyk_row_to_rgb(out->data + y * stride, row, out->width);
+        if (cmyk) {
+            uint8_t *converted = direct ? out->data + y * stride : rgb[0];
+            cmyk_row_to_rgb(converted, row, w);
+            row = converted;
+        }
+        if (!direct)
+            put_row(out->data, orient_row(orientation, w, h, (int)y, c), row, w, c);
     }
 }
 
-static sm_status decode_guarded(jpeg_reader *r, sm_image *out, int js_compat)
+/* out's size is the stored one turned by orientation (1..8). */
+static sm_status decode_guarded(jpeg_reader *r, sm_image *out, int js_compat, int orientation)
 {
     j_decompress_ptr cinfo = &r->cinfo;
     if (setjmp(r->error.jump))
         return r->error.status;
     reader_open(r);
-    if ((int)cinfo->image_width != out->width || (int)cinfo->image_height != out->height ||
+    int swap = orientation >= 5;
+    int w = swap ? out->height : out->width, h = swap ? out->width : out->height;  /* stored */
+    if ((int)cinfo->image_width != w || (int)cinfo->image_height != h ||
         decoded_channels(cinfo) != out->channels)
         return sm_fail(r->error.err, SM_EINVAL, "jpeg: decode target does not match the header");
     if (js_compat && (cinfo->jpeg_color_space == JCS_YCbCr || cinfo->jpeg_color_space == JCS_GRAYSCALE)) {
-        read_js_compat(cinfo, out);
+        read_js_compat(cinfo, out, orientation);
         jpeg_finish_decompress(cinfo);
         return SM_OK;
     }
@@ -321,20 +471,22 @@ static sm_status decode_guarded(jpeg_reader *r, sm_image *out, int js_compat)
     cinfo->out_color_space = cmyk ? JCS_CMYK : out->channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
     cinfo->dct_method = JDCT_ISLOW;
     jpeg_start_decompress(cinfo);
-    if ((int)cinfo->output_width != out->width || (int)cinfo->output_height != out->height ||
+    if ((int)cinfo->output_width != w || (int)cinfo->output_height != h ||
         cinfo->output_components != (cmyk ? 4 : out->channels))
         return sm_fail(r->error.err, SM_EFORMAT, "jpeg: unexpected output layout");
-    read_scanlines(cinfo, out, cmyk);
+    read_scanlines(cinfo, out, cmyk, orientation);
     jpeg_finish_decompress(cinfo);
     return SM_OK;
 }
 
 sm_status sm_jpeg_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len,
-                         int js_compat)
+                         int js_compat, int orientation)
 {
+    if (orientation < 1 || orientation > 8)
+        return sm_fail(err, SM_EINVAL, "jpeg: orientation %d is not 1..8", orientation);
     jpeg_reader r;
     reader_init(&r, err, buf, len);
-    sm_status st = decode_guarded(&r, out, js_compat);
+    sm_status st = decode_guarded(&r, out, js_compat, orientation);
     jpeg_destroy_decompress(&r.cinfo);
     return st;
 }

@@ -323,8 +323,9 @@ static int l_set_threshold(lua_State *L)
 {
     sm_gallery *g = check_gallery(L, 1, "set_threshold");
     lua_Number t = luaL_checknumber(L, 2);
-    if (!isfinite(t))
-        return luaL_error(L, "gallery:set_threshold: threshold must be a finite number");
+    sm_err err;
+    if (sm_gallery_threshold_check(&err, SM_EINVAL, g->metric, t) != SM_OK)
+        return luaL_error(L, "gallery:set_threshold: %s", err.msg);
     g->threshold = t;
     return 0;
 }

@@ -11,6 +11,11 @@
  * is held across either Lua allocation. Encoders return malloc'd buffers,
  * held in a guard userdata before any Lua call that may raise.
  *
+ * A JPEG's EXIF orientation is applied by default (option exif = false
+ * keeps the pixels as stored); the orientation applied is kept in a weak
+ * registry table keyed by the image (only when not 1) and read as
+ * img.orientation.
+ *
  * Coordinates are 0-based pixel positions (pixel (x, y) is centred at
  * (x, y)); sizes are width, height for images and [.., H, W] for tensors.
  * Misuse raises (naming the argument and sizes); bad data returns nil, msg.
@@ -20,6 +25,8 @@
 #include "l_aux.h"
 
 #define MAX_PIXELS_KEY "siamese.image.max_pixels"
+/* Weak-keyed table: decoded image -> EXIF orientation applied (2..8). */
+#define ORIENTATION_KEY "siamese.image.orientation"
 /* Crop origins beyond this are refused, which keeps offset arithmetic far
  * from overflow. */
 #define MAX_OFFSET ((lua_Integer)1 << 31)
@@ -172,6 +179,33 @@ static int l_get_max_pixels(lua_State *L)
 
 /* ---- decoding ---------------------------------------------------------------------- */
 
+/* Option exif of the table at opts (absent: true); anything but a boolean
+ * or nil raises. */
+static int opt_exif(lua_State *L, int opts)
+{
+    if (lua_isnoneornil(L, opts))
+        return 1;
+    luaL_checktype(L, opts, LUA_TTABLE);
+    int t = lua_getfield(L, opts, "exif");
+    int v = t == LUA_TNIL || lua_toboolean(L, -1);
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+        luaL_argerror(L, opts, lua_pushfstring(L, "option 'exif' must be a boolean, got %s", luaL_typename(L, -1)));
+    lua_pop(L, 1);
+    return v;
+}
+
+static void set_orientation(lua_State *L, int img, int orientation)
+{
+    if (orientation == 1)
+        return;
+    img = lua_absindex(L, img);
+    lua_getfield(L, LUA_REGISTRYINDEX, ORIENTATION_KEY);
+    lua_pushvalue(L, img);
+    lua_pushinteger(L, orientation);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
 static int l_decode(lua_State *L)
 {
     size_t len;
@@ -180,7 +214,7 @@ static int l_decode(lua_State *L)
     lua_Integer limit = (lua_Integer)max_pixels(L);
     limit = check_pixel_limit(L, 2, sm_l_optintfield(L, 2, "max_pixels", limit));
     const char *jd = sm_l_optstrfield(L, 2, "jpeg_decoder", "libjpeg");
-    sm_decode_opts opts = { .jpeg_js_compat = strcmp(jd, "jpeg-js") == 0 };
+    sm_decode_opts opts = { .jpeg_js_compat = strcmp(jd, "jpeg-js") == 0, .apply_orientation = opt_exif(L, 2) };
     if (!opts.jpeg_js_compat && strcmp(jd, "libjpeg") != 0)
         return luaL_argerror(L, 2, lua_pushfstring(L, "jpeg_decoder must be 'libjpeg' or 'jpeg-js', got '%s'", jd));
     sm_err err;
@@ -188,32 +222,39 @@ static int l_decode(lua_State *L)
     sm_status st = sm_image_probe(&err, &info, buf, len, (uint64_t)limit);
     if (st != SM_OK)
         return sm_l_status(L, st, &err, 1);
-    sm_image *img = sm_l_newimage(L, info.width, info.height, info.channels);
+    int w, h;
+    sm_image_decoded_size(&info, &opts, &w, &h);
+    sm_image *img = sm_l_newimage(L, w, h, info.channels);
     st = sm_image_decode(&err, img, &info, buf, len, &opts);
     if (st != SM_OK) {
         lua_pop(L, 1);
         return sm_l_status(L, st, &err, 1);
     }
+    set_orientation(L, -1, opts.apply_orientation ? info.orientation : 1);
     return 1;
 }
 
-/* The header only; the pixel limit does not apply (the per-side one does). */
+/* The header only; the pixel limit does not apply (the per-side one does).
+ * The size is the one decode gives with the same exif option. */
 static int l_probe(lua_State *L)
 {
     size_t len;
     luaL_checktype(L, 1, LUA_TSTRING);
     const uint8_t *buf = (const uint8_t *)lua_tolstring(L, 1, &len);
+    sm_decode_opts opts = { .apply_orientation = opt_exif(L, 2) };
     sm_err err;
     sm_image_info info;
     sm_status st = sm_image_probe(&err, &info, buf, len, UINT64_MAX);
     if (st != SM_OK)
         return sm_l_status(L, st, &err, 1);
+    int w, h;
+    sm_image_decoded_size(&info, &opts, &w, &h);
     lua_createtable(L, 0, 4);
     lua_pushstring(L, sm_image_format_name(info.format));
     lua_setfield(L, -2, "format");
-    lua_pushinteger(L, info.width);
+    lua_pushinteger(L, w);
     lua_setfield(L, -2, "width");
-    lua_pushinteger(L, info.height);
+    lua_pushinteger(L, h);
     lua_setfield(L, -2, "height");
     lua_pushinteger(L, info.channels);
     lua_setfield(L, -2, "channels");
@@ -298,6 +339,15 @@ static int l_index(lua_State *L)
         if (strcmp(k, "width") == 0) { lua_pushinteger(L, img->width); return 1; }
         if (strcmp(k, "height") == 0) { lua_pushinteger(L, img->height); return 1; }
         if (strcmp(k, "channels") == 0) { lua_pushinteger(L, img->channels); return 1; }
+        if (strcmp(k, "orientation") == 0) {
+            lua_getfield(L, LUA_REGISTRYINDEX, ORIENTATION_KEY);
+            lua_pushvalue(L, 1);
+            if (lua_rawget(L, -2) != LUA_TNUMBER) {
+                lua_pop(L, 1);
+                lua_pushinteger(L, 1);
+            }
+            return 1;
+        }
     }
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(1));
@@ -598,6 +648,12 @@ static const luaL_Reg image_functions[] = {
 
 void sm_open_image(lua_State *L)
 {
+    lua_newtable(L);                                 /* image -> orientation applied */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, ORIENTATION_KEY);
     luaL_newlib(L, image_functions);                 /* core.image */
     luaL_newlib(L, image_methods);                   /* methods, also core.image.methods */
     luaL_newmetatable(L, SM_IMAGE_MT);

@@ -138,7 +138,9 @@ void sm_cdist(sm_tensor *d, const sm_tensor *a, const sm_tensor *b, sm_metric me
 typedef struct { int width, height, channels; uint8_t *data; } sm_image;
 
 typedef enum { SM_FMT_UNKNOWN = 0, SM_FMT_JPEG, SM_FMT_PNG, SM_FMT_PNM } sm_image_format;
-typedef struct { sm_image_format format; int width, height, channels; } sm_image_info;
+/* width and height as stored in the file; orientation is a JPEG's EXIF
+ * Orientation (1..8, see sm_jpeg_exif_orientation), 1 for other formats. */
+typedef struct { sm_image_format format; int width, height, channels; int orientation; } sm_image_info;
 
 #define SM_IMAGE_DEFAULT_MAX_PIXELS ((uint64_t)64 * 1000 * 1000)
 #define SM_IMAGE_MAX_SIDE 65535
@@ -156,14 +158,34 @@ sm_status sm_image_probe(sm_err *err, sm_image_info *info,
  * replicated instead of libjpeg's triangle-filtered ("fancy") upsampling,
  * and YCbCr -> RGB in floating point, truncated. libjpeg's default output
  * differs from it by up to ~30 levels at colour edges. */
-typedef struct { int jpeg_js_compat; } sm_decode_opts;
+/* apply_orientation: turn the pixels as info->orientation says (the
+ * decoded image is then the upright one, width and height swapped for
+ * 5..8); 0 leaves them as stored. */
+typedef struct { int jpeg_js_compat; int apply_orientation; } sm_decode_opts;
 
-/* Decodes into out->data (width*height*channels bytes, as probe said; out's
- * fields must equal info's). opts may be NULL (defaults: all zero).
- * SM_EFORMAT on corrupt or truncated data; out's contents are then
- * unspecified but nothing leaks. */
+/* The size decode produces: info's, swapped when opts applies an
+ * orientation of 5..8. opts may be NULL. The pixel count is info's. */
+void sm_image_decoded_size(const sm_image_info *info, const sm_decode_opts *opts, int *width, int *height);
+/* Decodes into out->data (width*height*channels bytes; out's size must be
+ * sm_image_decoded_size's, its channels info's). opts may be NULL
+ * (defaults: all zero). SM_EFORMAT on corrupt or truncated data; out's
+ * contents are then unspecified but nothing leaks. */
 sm_status sm_image_decode(sm_err *err, sm_image *out, const sm_image_info *info,
                           const uint8_t *buf, size_t len, const sm_decode_opts *opts);
+
+/* EXIF Orientation (TIFF tag 0x0112), how the stored pixels must be turned
+ * to be upright: 1 as stored, 2 mirrored left-right, 3 rotated 180, 4
+ * mirrored top-bottom, 5 transposed (mirrored about the main diagonal), 6
+ * rotated 90 degrees clockwise, 7 transversed (mirrored about the
+ * anti-diagonal), 8 rotated 90 degrees counter-clockwise (270 clockwise).
+ * sm_jpeg_exif_orientation walks a JPEG's marker segments up to the first
+ * scan and reads the first APP1 "Exif\0\0" segment; sm_exif_orientation
+ * reads TIFF data (what follows "Exif\0\0"): byte order "II" or "MM", IFD0's
+ * entry 0x0112 of type SHORT and count 1. Every offset is checked against
+ * len; anything missing, malformed, truncated or out of range gives 1.
+ * Neither allocates. */
+int sm_jpeg_exif_orientation(const uint8_t *buf, size_t len);
+int sm_exif_orientation(const uint8_t *tiff, size_t len);
 
 /* Per-format header readers and decoders behind sm_image_probe/decode
  * (image_png.c, image_jpeg.c, image_pnm.c). probe fills info (without the
@@ -172,8 +194,9 @@ sm_status sm_image_decode(sm_err *err, sm_image *out, const sm_image_info *info,
 sm_status sm_png_probe(sm_err *err, sm_image_info *info, const uint8_t *buf, size_t len);
 sm_status sm_png_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len);
 sm_status sm_jpeg_probe(sm_err *err, sm_image_info *info, const uint8_t *buf, size_t len);
+/* orientation 1..8 (1: as stored): out's size is the turned one. */
 sm_status sm_jpeg_decode(sm_err *err, sm_image *out, const uint8_t *buf, size_t len,
-                         int js_compat);
+                         int js_compat, int orientation);
 /* jpeg-js's inverse DCT of one 8x8 block (jpeg_js_idct.c): coefficients and
  * quantisation table in natural (row-major) order, 8x8 samples written to
  * out with the given row stride. */

@@ -14,15 +14,102 @@
 -- of the L2-normalised templates). k-NN computes |q|^2 - 2 q.t + |t|^2 with
 -- one sgemm per block (clamped at 0 before the square root); verify
 -- computes the distance directly in double precision.
+--
+-- Names (siamese.names): add, add_many and rename trim them and refuse
+-- control, format and bidirectional characters, and names that differ
+-- from an enrolled one only by case; load refuses a file holding such a
+-- name. Thresholds lie in (0, 2) (checked by new, set_threshold and load).
 local core = require "siamese.core"
+local names = require "siamese.names"
 
 local gallery = {
   new = core.gallery.new,
-  load = core.gallery.load,
   Gallery = core.gallery.Gallery,
 }
 local Gallery = core.gallery.Gallery
 local is_tensor = core.tensor.is_tensor
+
+local c_add, c_add_many, c_rename = Gallery.add, Gallery.add_many, Gallery.rename
+
+-- The checked name, or a raised error naming the method and argument.
+local function checked_name(fname, argn, raw)
+  local name, err = names.check(raw)
+  if not name then error(string.format("gallery:%s: bad argument #%d (%s)", fname, argn, err), 3) end
+  return name
+end
+
+-- Keys of the enrolled names: key -> name.
+local function keys_of(g)
+  local keys = {}
+  for _, n in ipairs(g:names()) do keys[names.key(n)] = n end
+  return keys
+end
+
+local function refuse_case_twin(fname, name, keys)
+  local other = keys[names.key(name)]
+  if other and other ~= name then
+    error(string.format("gallery:%s: '%s' differs from the enrolled '%s' only by case", fname, name, other), 3)
+  end
+end
+
+--- Adds templates under name (checked and trimmed: siamese.names).
+function Gallery:add(name, emb, model)
+  name = checked_name("add", 1, name)
+  refuse_case_twin("add", name, keys_of(self))
+  return c_add(self, name, emb, model)
+end
+
+--- Adds one template per row of embs under names[i] (each checked).
+function Gallery:add_many(list, embs, model)
+  if type(list) ~= "table" then
+    error("gallery:add_many: bad argument #1 (table of names expected, got " .. type(list) .. ")", 2)
+  end
+  local keys, clean = keys_of(self), {}
+  for i = 1, #list do
+    local name, err = names.check(list[i], "names[" .. i .. "]")
+    if not name then error("gallery:add_many: bad argument #1 (" .. err .. ")", 2) end
+    refuse_case_twin("add_many", name, keys)
+    keys[names.key(name)] = name
+    clean[i] = name
+  end
+  return c_add_many(self, clean, embs, model)
+end
+
+--- Renames an identity (the new name checked; a change of case only is
+-- allowed, a name another identity has but for case is not).
+function Gallery:rename(old, new_name)
+  new_name = checked_name("rename", 2, new_name)
+  local keys = keys_of(self)
+  local other = keys[names.key(new_name)]
+  if other and other ~= new_name and names.key(other) ~= names.key(old) then
+    error(string.format("gallery:rename: '%s' differs from the enrolled '%s' only by case", new_name, other), 2)
+  end
+  return c_rename(self, old, new_name)
+end
+
+--- Loads a gallery file; nil, message when it is missing, damaged, or
+-- holds a name that siamese.names refuses (it is then not trusted).
+function gallery.load(path)
+  local g, err = core.gallery.load(path)
+  if not g then return nil, err end
+  local seen = {}
+  for _, n in ipairs(g:names()) do
+    local clean, why = names.check(n)
+    if clean ~= n then
+      g:close()
+      return nil, string.format("'%s': gallery file holds a refused name (%s), not trusted", path,
+        why or "white space around it")
+    end
+    local k = names.key(n)
+    if seen[k] then
+      g:close()
+      return nil, string.format("'%s': gallery file holds '%s' and '%s', the same name but for case, not trusted",
+        path, seen[k], n)
+    end
+    seen[k] = n
+  end
+  return g
+end
 
 local function check_k(opts, fname)
   if opts ~= nil and type(opts) ~= "table" then

@@ -29,13 +29,21 @@ end
 -- opts.max_pixels overrides the pixel limit for this call;
 -- opts.jpeg_decoder = "jpeg-js" decodes colour JPEGs as jpeg-js does
 -- (face-api's decoder in Node: chroma replicated, colour conversion
--- truncated) instead of libjpeg's default "libjpeg" (smooth upsampling).
+-- truncated) instead of libjpeg's default "libjpeg" (smooth upsampling);
+-- a JPEG's EXIF Orientation (1..8) is applied, so a phone photo stored
+-- sideways comes out upright (width and height swapped for 5..8), unless
+-- opts.exif is false. img.orientation is the orientation applied (1: none).
+-- decode(bytes, opts) takes the same options; probe(bytes, {exif}) gives
+-- the size decode would.
 -- Returns the image, or nil and a message naming the path.
 function image.load(path, opts)
   if type(path) ~= "string" then
     error(("bad argument #1 to 'load' (string expected, got %s)"):format(type(path)), 2)
   end
   check_opts("load", 2, opts)
+  if opts and opts.exif ~= nil and type(opts.exif) ~= "boolean" then
+    error(("bad argument #2 to 'load' (option 'exif' must be a boolean, got %s)"):format(type(opts.exif)), 2)
+  end
   local f <close>, err = io.open(path, "rb")
   if not f then
     return nil, err

@@ -62,14 +62,18 @@ function siamese.cpu()
   return core.cpu()
 end
 
--- siamese.face (the pretrained face pipeline) loads on first use: it
--- requires this module itself.
+-- siamese.face (the pretrained face pipeline), siamese.door (decisions
+-- at a door on faces that pass the quality gate) and siamese.names (the
+-- checks of enrolled names) load on first use: face requires this module
+-- itself.
+local LAZY = {face = "siamese.face", door = "siamese.door", names = "siamese.names"}
 setmetatable(siamese, {
   __index = function(t, k)
-    if k == "face" then
-      local face = require "siamese.face"
-      rawset(t, k, face)
-      return face
+    local name = LAZY[k]
+    if name then
+      local m = require(name)
+      rawset(t, k, m)
+      return m
     end
   end,
 })

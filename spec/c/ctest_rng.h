@@ -18,4 +18,15 @@ static float *randn(int64_t n)
     return p;
 }
 
+/* n dyadic values k/16, k uniform in -16..16, in a malloc'd array: every
+ * product of two is a multiple of 2^-8 of magnitude <= 1, so any sum of up
+ * to 2^15 of them (and of a few more such values) is exact in float, in
+ * any order: kernels on these data must match a reference exactly. */
+static inline float *randk16(int64_t n)
+{
+    float *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+    for (int64_t i = 0; i < n; i++) p[i] = (float)((int)sm_rng_below(&rng, 33) - 16) / 16;
+    return p;
+}
+
 #endif

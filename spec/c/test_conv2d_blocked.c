@@ -1,7 +1,8 @@
 /* Plain-C tests of the direct convolution on weights packed by panels of
  * output channels (conv2d_blocked.c): every code path the CPU runs
  * (portable, AVX2 + FMA, AVX-512) at one and two threads against the
- * im2col forward, on the shapes that take its different routes: stride 1
+ * convolution by its definition in double (within derived error bounds)
+ * and, on dyadic data, exactly, on the shapes that take its different routes: stride 1
  * (positions flattened over the plane), stride 2 and (2, 1) (one output row
  * at a time), stride 3 (one position at a time), dilation, asymmetric and
  * valid padding, a 7x7 first layer with 3 input channels, a 16-channel
@@ -13,50 +14,71 @@
 #include <string.h>
 #include "ctest.h"
 #include "ctest_rng.h"
+#include "ctest_conv.h"
 #include "nn.h"
 
-/* Both sides round sums of up to 2304 products of unit normals in float; a
- * wrong index is off by O(1). */
-#define TOL 5e-5
-
-/* Largest |blocked - im2col| / (1 + |im2col|) over the paths this CPU runs
- * at 1 and 2 threads; -1 if no path ran (never: the portable one always does). */
-static double blocked_worst_opts(int64_t N, int64_t cin, int64_t cout, int64_t H, int64_t W, sm_conv2d_params p,
-                                 int with_bias, int relu, int residual, int q8)
+/* Every output of every path the CPU runs, at 1 and 2 threads, and of the
+ * default dispatch, against the convolution by its definition in double
+ * (ctest_conv.h), within the bound of ctest.h for each element:
+ *
+ *   float weights: K products + the bias + the residual summed in any
+ *     order: gamma(K + 2) * (|b| + |res| + sum |w||x|), plus the double
+ *     reference's own gamma_d(K + 2) of the same; the fused ReLU is
+ *     1-Lipschitz and adds nothing.
+ *   8-bit weights: the kernel sums with its panel weights w' = (off + 128
+ *     step) + step (q - 128) (3 roundings, |w' - W| <= 3u(1 + u) B with W
+ *     = off + step lv exactly and B = |off| + 255 |step|), the test's w =
+ *     off + step lv has 2 (|w - W| <= 2u(1 + u) B): |w' - w| <= gamma(6) B,
+ *     which moves the output by gamma(6) B sum |x|; its rounding bound on
+ *     |w'| instead of |w| adds gamma(K + 2) of that, and gamma(6)(1 +
+ *     gamma(K + 2)) <= gamma(K + 8) (Higham lemma 3.3).
+ *
+ * dyadic: the data are k/16 (ctest_rng.h), the 8-bit grid offsets -1 -
+ * (o % 4)/128 and steps 1/128, so every product and partial sum is exact
+ * (|sum| < 2^12 in steps of 2^-11: 23 bits) and the bound is 0: any wrong
+ * index or skipped tap shows however small. */
+static ctest_worst blocked_worst_opts(int64_t N, int64_t cin, int64_t cout, int64_t H, int64_t W, sm_conv2d_params p,
+                                      int with_bias, int relu, int residual, int q8, int dyadic)
 {
     int64_t K = cin * p.kh * p.kw;
     int64_t is[4] = { N, cin, H, W }, ws_[4] = { cout, cin, p.kh, p.kw }, bs[1] = { cout }, ps[2] = { cout, K };
     int64_t os[4] = { N, cout, sm_conv_out_size(H, p.kh, p.sh, p.dh, p.pt, p.pb),
                       sm_conv_out_size(W, p.kw, p.sw, p.dw, p.pl, p.pr) };
     int64_t ny = sm_numel(4, os);
-    float *x = randn(sm_numel(4, is)), *w = randn(sm_numel(4, ws_)), *b = randn(cout), *res = randn(ny);
-    /* 8-bit: weights on a grid per output channel, offset - 1 + step * q */
+    float *(*gen)(int64_t) = dyadic ? randk16 : randn;
+    float *x = gen(sm_numel(4, is)), *w = gen(sm_numel(4, ws_)), *b = gen(cout), *res = gen(ny);
+    /* 8-bit: weights on a grid per output channel, offset + step * level */
     float grid[2 * 256];
     int8_t *levels = malloc((size_t)(cout * K));
     if (q8) {
         for (int64_t o = 0; o < cout; o++) {
-            grid[o] = -1.0f - 0.01f * (float)o;
-            grid[cout + o] = 1.0f / 128 + 1e-4f * (float)o;
+            grid[o] = dyadic ? -1.0f - (float)(o % 4) / 128 : -1.0f - 0.01f * (float)o;
+            grid[cout + o] = dyadic ? 1.0f / 128 : 1.0f / 128 + 1e-4f * (float)o;
             for (int64_t k = 0; k < K; k++) {
                 int lv = (int)(sm_rng_uniform(&rng) * 256) & 255;
                 w[o * K + k] = grid[o] + grid[cout + o] * (float)lv;
             }
         }
     }
-    float *y0 = malloc((size_t)ny * sizeof(float)), *y1 = malloc((size_t)ny * sizeof(float));
+    float *y1 = malloc((size_t)ny * sizeof(float));
     float *wb = malloc((size_t)(cout * K) * sizeof(float));
-    sm_tensor tx, tw, tb, ty0, ty1, twb;
+    sm_tensor tx, tw, tb, ty1, twb;
     sm_tensor_init(&tx, x, 4, is); sm_tensor_init(&tw, w, 4, ws_); sm_tensor_init(&tb, b, 1, bs);
-    sm_tensor_init(&ty0, y0, 4, os); sm_tensor_init(&ty1, y1, 4, os); sm_tensor_init(&twb, wb, 2, ps);
+    sm_tensor_init(&ty1, y1, 4, os); sm_tensor_init(&twb, wb, 2, ps);
     sm_tensor *bias = with_bias ? &tb : NULL;
     sm_err err;
-    CHECK(sm_conv2d_check(&err, &ty0, &tx, &tw, bias, &p) == SM_OK);
     CHECK(sm_conv2d_blocked_pack_check(&err, &twb, &tw) == SM_OK);
     CHECK(sm_conv2d_blocked_check(&err, &ty1, &tx, &twb, bias, &p) == SM_OK);
-    float *ws0 = malloc((sm_conv2d_workspace(&tx, &ty0, &p) + 1) * sizeof(float));
-    sm_conv2d_forward(&ty0, &tx, &tw, bias, &p, ws0);
-    if (residual)
-        for (int64_t i = 0; i < ny; i++) y0[i] += res[i];
+    ref_conv ref = ref_conv2d(x, is, w, cout, with_bias ? b : NULL, residual ? res : NULL, &p);
+    CHECK(ref.K == K && ref.os[2] == os[2] && ref.os[3] == os[3]);
+    double *bound = malloc((size_t)ny * sizeof(double));
+    int64_t plane = os[2] * os[3];
+    for (int64_t i = 0; i < ny; i++) {
+        int64_t o = i / plane % cout;
+        bound[i] = (ctest_gamma((double)K + 2) + ctest_gamma_d((double)K + 2)) * ref.abs[i];
+        if (q8) bound[i] += ctest_gamma((double)K + 8) * (fabs(grid[o]) + 255 * fabs(grid[cout + o])) * ref.absx[i];
+        if (dyadic) bound[i] = 0;
+    }
     sm_conv2d_blocked_pack(&twb, &tw);
     int64_t gs[2] = { 2, cout }, qs[1] = { cout * K / 4 };
     sm_tensor tgrid, twq, tres;
@@ -70,43 +92,37 @@ static double blocked_worst_opts(int64_t N, int64_t cin, int64_t cout, int64_t H
         CHECK(sm_conv2d_blocked_check8(&err, &ty1, &tx, &twq, &tgrid, bias, &p) == SM_OK);
     }
     if (r) CHECK(sm_conv2d_blocked_check_residual(&err, &ty1, r) == SM_OK);
-    double worst = -1;
+    ctest_worst worst = CTEST_WORST_INIT;
+    int ran = 0;
     int saved = omp_get_max_threads();
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
         /* exactly the workspace asked for: reads past it show under ASan */
         float *ws1 = malloc(sm_conv2d_blocked_workspace(&ty1, &tx, &p, q8) * sizeof(float));
-        for (int path = 0; path < 3; path++) {
-            for (int64_t i = 0; i < ny; i++) y1[i] = 12345.0f;
-            if (!(q8 ? sm_conv2d_blocked_forward8_path(path, &ty1, &tx, &twq, &tgrid, bias, r, &p, relu, ws1)
-                     : sm_conv2d_blocked_forward_path(path, &ty1, &tx, &twb, bias, r, &p, relu, ws1)))
+        for (int path = 0; path <= 3; path++) {
+            for (int64_t i = 0; i < ny; i++) y1[i] = 12345.0f; /* a sentinel left stands out */
+            if (path == 3) { /* the default dispatch: one of the paths */
+                if (q8) sm_conv2d_blocked_forward8(&ty1, &tx, &twq, &tgrid, bias, r, &p, relu, ws1);
+                else sm_conv2d_blocked_forward(&ty1, &tx, &twb, bias, r, &p, relu, ws1);
+            } else if (!(q8 ? sm_conv2d_blocked_forward8_path(path, &ty1, &tx, &twq, &tgrid, bias, r, &p, relu, ws1)
+                            : sm_conv2d_blocked_forward_path(path, &ty1, &tx, &twb, bias, r, &p, relu, ws1))) {
                 continue;
-            if (worst < 0) worst = 0;
-            for (int64_t i = 0; i < ny; i++) {
-                double ref = relu && y0[i] < 0 ? 0 : y0[i];
-                double d = fabs(y1[i] - ref) / (1 + fabs(ref));
-                if (!(d <= worst)) worst = d; /* NaN or a sentinel left stands out */
+            } else {
+                ran++;
             }
-        }
-        /* the default dispatch: one of the paths */
-        if (q8) sm_conv2d_blocked_forward8(&ty1, &tx, &twq, &tgrid, bias, r, &p, relu, ws1);
-        else sm_conv2d_blocked_forward(&ty1, &tx, &twb, bias, r, &p, relu, ws1);
-        for (int64_t i = 0; i < ny; i++) {
-            double ref = relu && y0[i] < 0 ? 0 : y0[i];
-            double d = fabs(y1[i] - ref) / (1 + fabs(ref));
-            if (!(d <= worst)) worst = d;
+            for (int64_t i = 0; i < ny; i++) {
+                double want = relu && ref.y[i] < 0 ? 0 : ref.y[i];
+                ctest_worst_add(&worst, i, y1[i], want, bound[i]);
+            }
         }
         free(ws1);
     }
     omp_set_num_threads(saved);
-    free(x); free(w); free(b); free(res); free(levels); free(y0); free(y1); free(wb); free(ws0);
+    CHECK(ran >= 2); /* the portable path always runs */
+    ref_conv_free(&ref);
+    free(bound);
+    free(x); free(w); free(b); free(res); free(levels); free(y1); free(wb);
     return worst;
-}
-
-static double blocked_worst(int64_t N, int64_t cin, int64_t cout, int64_t H, int64_t W, sm_conv2d_params p,
-                            int with_bias, int relu)
-{
-    return blocked_worst_opts(N, cin, cout, H, W, p, with_bias, relu, 0, 0);
 }
 
 /* The residual (added before the ReLU) and 8-bit weights on a grid. */
@@ -114,11 +130,13 @@ static void test_blocked_residual_and_8bit(void)
 {
     sm_conv2d_params same3 = { 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
     sm_conv2d_params valid_s2 = { 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 1 };
-    CHECK(blocked_worst_opts(1, 32, 32, 35, 35, same3, 1, 1, 1, 0) < TOL);
-    CHECK(blocked_worst_opts(2, 64, 48, 6, 7, same3, 1, 0, 1, 0) < TOL);
-    CHECK(blocked_worst_opts(1, 256, 256, 4, 4, same3, 1, 1, 0, 1) < TOL);
-    CHECK(blocked_worst_opts(1, 128, 48, 9, 9, valid_s2, 0, 0, 1, 1) < TOL);
-    CHECK(blocked_worst_opts(3, 16, 16, 5, 5, same3, 1, 1, 1, 1) < TOL);
+    for (int dyadic = 0; dyadic <= 1; dyadic++) {
+        CHECK_WORST(blocked_worst_opts(1, 32, 32, 35, 35, same3, 1, 1, 1, 0, dyadic), "residual, relu");
+        CHECK_WORST(blocked_worst_opts(2, 64, 48, 6, 7, same3, 1, 0, 1, 0, dyadic), "residual");
+        CHECK_WORST(blocked_worst_opts(1, 256, 256, 4, 4, same3, 1, 1, 0, 1, dyadic), "8-bit, relu");
+        CHECK_WORST(blocked_worst_opts(1, 128, 48, 9, 9, valid_s2, 0, 0, 1, 1, dyadic), "8-bit, residual");
+        CHECK_WORST(blocked_worst_opts(3, 16, 16, 5, 5, same3, 1, 1, 1, 1, dyadic), "8-bit, residual, relu");
+    }
 }
 
 /* Weights off the grid are refused, and the checks name the shapes. */
@@ -163,21 +181,23 @@ static void test_blocked_forward_matches_im2col(void)
     sm_conv2d_params dil = { 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1 };
     sm_conv2d_params asym = { 3, 5, 1, 1, 1, 1, 0, 3, 2, 1, 1 };
     sm_conv2d_params one = { 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1 };
-    CHECK(blocked_worst(1, 32, 32, 35, 35, same3, 1, 1) < TOL);   /* rows split between threads */
-    CHECK(blocked_worst(1, 256, 256, 4, 4, same3, 1, 0) < TOL);   /* panels split between threads */
-    CHECK(blocked_worst(1, 64, 64, 17, 17, same3, 1, 1) < TOL);
-    CHECK(blocked_worst(2, 16, 48, 9, 11, valid3, 1, 0) < TOL);   /* a 16-channel last panel */
-    CHECK(blocked_worst(1, 8, 16, 6, 5, same3, 0, 1) < TOL);      /* one 16-channel panel, no bias */
-    CHECK(blocked_worst(1, 32, 64, 35, 35, valid_s2, 1, 1) < TOL);
-    CHECK(blocked_worst(3, 24, 32, 8, 8, same_s2, 1, 0) < TOL);
-    CHECK(blocked_worst(1, 3, 32, 150, 150, first, 1, 1) < TOL);  /* the recognition net's first layer */
-    CHECK(blocked_worst(2, 5, 32, 13, 10, rows_s21, 1, 1) < TOL);
-    CHECK(blocked_worst(2, 7, 16, 14, 17, s3, 1, 0) < TOL);
-    CHECK(blocked_worst(1, 9, 32, 12, 12, dil, 0, 1) < TOL);
-    CHECK(blocked_worst(2, 6, 16, 7, 9, asym, 1, 1) < TOL);
-    CHECK(blocked_worst(4, 12, 32, 5, 7, one, 1, 0) < TOL);
-    CHECK(blocked_worst(2, 256, 32, 4, 4, valid_s2, 1, 1) < TOL); /* a 1x1 output */
-    CHECK(blocked_worst(1, 16, 32, 1, 1, same3, 1, 0) < TOL);     /* a 1x1 input */
+    for (int dyadic = 0; dyadic <= 1; dyadic++) {
+        CHECK_WORST(blocked_worst_opts(1, 32, 32, 35, 35, same3, 1, 1, 0, 0, dyadic), "rows split between threads");
+        CHECK_WORST(blocked_worst_opts(1, 256, 256, 4, 4, same3, 1, 0, 0, 0, dyadic), "panels split between threads");
+        CHECK_WORST(blocked_worst_opts(1, 64, 64, 17, 17, same3, 1, 1, 0, 0, dyadic), "1, 64, 64, 17, 17, same3, 1, 1");
+        CHECK_WORST(blocked_worst_opts(2, 16, 48, 9, 11, valid3, 1, 0, 0, 0, dyadic), "a 16-channel last panel");
+        CHECK_WORST(blocked_worst_opts(1, 8, 16, 6, 5, same3, 0, 1, 0, 0, dyadic), "one 16-channel panel, no bias");
+        CHECK_WORST(blocked_worst_opts(1, 32, 64, 35, 35, valid_s2, 1, 1, 0, 0, dyadic), "1, 32, 64, 35, 35, valid_s2, 1, 1");
+        CHECK_WORST(blocked_worst_opts(3, 24, 32, 8, 8, same_s2, 1, 0, 0, 0, dyadic), "3, 24, 32, 8, 8, same_s2, 1, 0");
+        CHECK_WORST(blocked_worst_opts(1, 3, 32, 150, 150, first, 1, 1, 0, 0, dyadic), "the recognition net's first layer");
+        CHECK_WORST(blocked_worst_opts(2, 5, 32, 13, 10, rows_s21, 1, 1, 0, 0, dyadic), "2, 5, 32, 13, 10, rows_s21, 1, 1");
+        CHECK_WORST(blocked_worst_opts(2, 7, 16, 14, 17, s3, 1, 0, 0, 0, dyadic), "2, 7, 16, 14, 17, s3, 1, 0");
+        CHECK_WORST(blocked_worst_opts(1, 9, 32, 12, 12, dil, 0, 1, 0, 0, dyadic), "1, 9, 32, 12, 12, dil, 0, 1");
+        CHECK_WORST(blocked_worst_opts(2, 6, 16, 7, 9, asym, 1, 1, 0, 0, dyadic), "2, 6, 16, 7, 9, asym, 1, 1");
+        CHECK_WORST(blocked_worst_opts(4, 12, 32, 5, 7, one, 1, 0, 0, 0, dyadic), "4, 12, 32, 5, 7, one, 1, 0");
+        CHECK_WORST(blocked_worst_opts(2, 256, 32, 4, 4, valid_s2, 1, 1, 0, 0, dyadic), "a 1x1 output");
+        CHECK_WORST(blocked_worst_opts(1, 16, 32, 1, 1, same3, 1, 0, 0, 0, dyadic), "a 1x1 input");
+    }
 }
 
 static void test_blocked_checks_refuse_mismatches(void)

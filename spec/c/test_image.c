@@ -271,6 +271,10 @@ static void test_jpeg_round_trip_and_truncation(void)
     double diff = 0;
     for (size_t i = 0; i < sizeof px; i++)
         diff += fabs((double)back.data[i] - px[i]);
+    /* not a rounding bound: JPEG at quality 95 is lossy by design; its
+     * quantisation (steps of 1 to 12 levels at q95) and 4:2:0 chroma
+     * keep a smooth image within 2 levels on average (a quality
+     * criterion on 8-bit pixels, with libjpeg's integer DCT) */
     CHECK(diff / sizeof px < 2.0);
     free(back.data);
     for (size_t cut = 0; cut < len; cut += (cut < 700 ? 1 : 7)) {
@@ -285,7 +289,7 @@ static void test_jpeg_round_trip_and_truncation(void)
     CHECK(sm_jpeg_encode(&err, &buf, &len, &gimg, 100) == SM_OK);
     CHECK(decode_all(&err, &back, buf, len, 1000) == SM_OK);
     CHECK(back.channels == 1);
-    CHECK(abs(back.data[0] - 10) <= 3 && abs(back.data[7] - 80) <= 3);
+    CHECK(abs(back.data[0] - 10) <= 3 && abs(back.data[7] - 80) <= 3); /* lossy, as above */
     free(back.data);
     free(buf);
 }
@@ -362,8 +366,9 @@ static void test_tensor_resize_tf(void)
     CHECK(sm_tensor_resize_check(&err, &out, &in) == SM_OK);
     sm_tensor_resize(&out, &in, SM_RESIZE_TF);
     static const float want[16] = { 0, .5f, 1, 1, 1, 1.5f, 2, 2, 2, 2.5f, 3, 3, 2, 2.5f, 3, 3 };
+    /* taps at 0 and 1/2 of integers: every product and sum is exact */
     for (int i = 0; i < 16; i++)
-        CHECK_NEAR(out_data[i], want[i], 1e-6);
+        CHECK(out_data[i] == want[i]);
     int64_t bad_shape[3] = { 2, 4, 4 };
     sm_tensor bad;
     sm_tensor_init(&bad, out_data, 3, bad_shape);
@@ -445,9 +450,11 @@ static void test_convert_and_tensors(void)
     CHECK(sm_image_to_tensor_check(&err, &t, &img) == SM_OK);
     double mean[4] = { 0, 0, 0, 0 }, std[4] = { 1, 1, 1, 1 };
     sm_image_to_tensor(&t, &img, 1.0 / 255, mean, std);
-    CHECK_NEAR(data[0], 0, 1e-7);   /* channel 0, x = 0 */
-    CHECK_NEAR(data[1], 1, 1e-7);   /* channel 0, x = 1 */
-    CHECK_NEAR(data[2], .2, 1e-7);
+    /* (p scale - mean) / std in double (3 roundings, none for 0), then
+     * rounded once to float: 51/255 is 1/5 */
+    CHECK(data[0] == 0);   /* channel 0, x = 0 */
+    CHECK_BOUND(data[1], 1, ctest_round_bound(1, 1, 3));   /* channel 0, x = 1 */
+    CHECK_BOUND(data[2], 0.2, ctest_round_bound(0.2, 0.2, 3));
     uint8_t back_px[6];
     sm_image back = { 2, 1, 3, back_px };
     CHECK(sm_image_from_tensor_check(&err, &back, &t) == SM_OK);

@@ -25,13 +25,16 @@ static int64_t tap(int64_t y, int64_t x, int i, int j, int64_t H, int64_t W, con
     return iy < 0 || iy >= H || ix < 0 || ix >= W ? -1 : iy * W + ix;
 }
 
-static void check_direct_conv(int64_t N, int64_t Cin, int64_t Cout, int64_t H, int64_t W, int k, int pad)
+/* dyadic: data k/16 (ctest_rng.h), so every product and partial sum is
+ * exact (|sums| < 2^12 in steps of 2^-8) and the bounds are 0. */
+static void check_direct_conv(int64_t N, int64_t Cin, int64_t Cout, int64_t H, int64_t W, int k, int pad, int dyadic)
 {
     sm_conv2d_params p = { k, k, 1, 1, 1, 1, pad, pad, pad, pad, 1 };
     int64_t Ho = H + 2 * pad - k + 1, Wo = W + 2 * pad - k + 1;
     int64_t is[4] = { N, Cin, H, W }, os[4] = { N, Cout, Ho, Wo }, wsh[4] = { Cout, Cin, k, k }, bs[1] = { Cout };
     int64_t nx = N * Cin * H * W, ny = N * Cout * Ho * Wo, nw = Cout * Cin * k * k;
-    float *x = randn(nx), *w = randn(nw), *b = randn(Cout), *g = randn(ny);
+    float *(*gen)(int64_t) = dyadic ? randk16 : randn;
+    float *x = gen(nx), *w = gen(nw), *b = gen(Cout), *g = gen(ny);
     float *y = zeros(ny), *gx = zeros(nx), *gw = zeros(nw), *gb = zeros(Cout), *gw1 = zeros(nw), *gb1 = zeros(Cout);
     sm_tensor tx, tw, tb, ty, tg, tgx, tgw, tgb, tgw1, tgb1;
     sm_tensor_init(&tx, x, 4, is); sm_tensor_init(&tw, w, 4, wsh); sm_tensor_init(&tb, b, 1, bs);
@@ -54,14 +57,26 @@ static void check_direct_conv(int64_t N, int64_t Cin, int64_t Cout, int64_t H, i
     sm_conv2d_backward_params(&tgw1, &tgb1, &tg, &tx, &p, 0.5f, ws);
     free(ws);
     omp_set_num_threads(saved);
-    /* every sum of the definitions, in double */
+    /* every sum of the definitions, in double, and the sums of the absolute
+     * values of their terms for the bounds (ctest.h): a float sum of n terms
+     * in any order is within gamma(n) of their absolute sum, a double one
+     * within gamma_d(n) (every product of two floats is exact in double).
+     *   y = b + K products: gamma(K + 1) (|b| + sum |w||x|);
+     *   gx = 1 + Cout k k products w g: gamma(Cout k k + 1) (1 + sum |w||g|);
+     *   gw = 0 + 0.5 sum over N Ho Wo products g x (partial sums per chunk
+     *     of samples, in float lanes and then double, rounded to float,
+     *     times scale, added): gamma(N Ho Wo + 3) 0.5 sum |g||x|;
+     *   gb the same over N Ho Wo values g: gamma(N Ho Wo + 3) 0.5 sum |g|. */
     double *rx = calloc((size_t)nx, sizeof(double)), *rw = calloc((size_t)nw, sizeof(double));
-    double worst_y = 0;
+    double *ax = calloc((size_t)nx, sizeof(double)), *aw = calloc((size_t)nw, sizeof(double));
+    int64_t K = Cin * k * k, Kx = Cout * k * k, M = N * Ho * Wo;
+    ctest_worst worst_y = CTEST_WORST_INIT, worst_x = CTEST_WORST_INIT, worst_w = CTEST_WORST_INIT;
+    ctest_worst worst_b = CTEST_WORST_INIT;
     for (int64_t n = 0; n < N; n++)
         for (int64_t o = 0; o < Cout; o++) {
             for (int64_t yy = 0; yy < Ho; yy++)
                 for (int64_t xx = 0; xx < Wo; xx++) {
-                    double s = b[o], go = g[((n * Cout + o) * Ho + yy) * Wo + xx];
+                    double s = b[o], a = fabs(b[o]), go = g[((n * Cout + o) * Ho + yy) * Wo + xx];
                     for (int64_t c = 0; c < Cin; c++)
                         for (int i = 0; i < k; i++)
                             for (int j = 0; j < k; j++) {
@@ -69,41 +84,51 @@ static void check_direct_conv(int64_t N, int64_t Cin, int64_t Cout, int64_t H, i
                                 if (q < 0) continue;
                                 int64_t xi = (n * Cin + c) * H * W + q, wi = ((o * Cin + c) * k + i) * k + j;
                                 s += (double)w[wi] * x[xi];
+                                a += fabs((double)w[wi] * x[xi]);
                                 rx[xi] += (double)w[wi] * go;
+                                ax[xi] += fabs((double)w[wi] * go);
                                 rw[wi] += 0.5 * go * x[xi];
+                                aw[wi] += 0.5 * fabs(go * x[xi]);
                             }
-                    double d = fabs(s - y[((n * Cout + o) * Ho + yy) * Wo + xx]);
-                    if (d > worst_y) worst_y = d;
+                    int64_t yi = ((n * Cout + o) * Ho + yy) * Wo + xx;
+                    ctest_worst_add(&worst_y, yi, y[yi], s, !dyadic * (ctest_gamma((double)K + 1) + ctest_gamma_d((double)K + 1)) * a);
                 }
         }
-    CHECK(worst_y < 1e-4);
-    double worst_x = 0, worst_w = 0;
-    for (int64_t i = 0; i < nx; i++) if (fabs(1.0 + rx[i] - gx[i]) > worst_x) worst_x = fabs(1.0 + rx[i] - gx[i]);
-    for (int64_t i = 0; i < nw; i++) if (fabs(rw[i] - gw[i]) > worst_w) worst_w = fabs(rw[i] - gw[i]);
-    CHECK(worst_x < 1e-4);
-    CHECK(worst_w < 1e-3 * (1 + (double)(N * Ho * Wo) / 100));
+    CHECK_WORST(worst_y, "forward");
+    for (int64_t i = 0; i < nx; i++)
+        ctest_worst_add(&worst_x, i, gx[i], 1.0 + rx[i], !dyadic * (ctest_gamma((double)Kx + 1) + ctest_gamma_d((double)Kx + 1)) * (1 + ax[i]));
+    for (int64_t i = 0; i < nw; i++)
+        ctest_worst_add(&worst_w, i, gw[i], rw[i], !dyadic * (ctest_gamma((double)M + 3) + ctest_gamma_d((double)M + 1)) * aw[i]);
+    CHECK_WORST(worst_x, "input gradient");
+    CHECK_WORST(worst_w, "weight gradient");
     for (int64_t o = 0; o < Cout; o++) {
-        double s = 0;
+        double s = 0, a = 0;
         for (int64_t n = 0; n < N; n++)
-            for (int64_t i = 0; i < Ho * Wo; i++) s += g[(n * Cout + o) * Ho * Wo + i];
-        CHECK_NEAR(gb[o], 0.5 * s, 1e-3);
+            for (int64_t i = 0; i < Ho * Wo; i++) {
+                s += g[(n * Cout + o) * Ho * Wo + i];
+                a += fabs(g[(n * Cout + o) * Ho * Wo + i]);
+            }
+        ctest_worst_add(&worst_b, o, gb[o], 0.5 * s, !dyadic * (ctest_gamma((double)M + 3) + ctest_gamma_d((double)M)) * 0.5 * a);
     }
+    CHECK_WORST(worst_b, "bias gradient");
     /* the weight gradient sums per fixed chunk of samples: the same bits
      * with one thread as with two */
     CHECK(memcmp(gw, gw1, (size_t)nw * sizeof(float)) == 0);
     CHECK(memcmp(gb, gb1, (size_t)Cout * sizeof(float)) == 0);
-    free(rx); free(rw);
+    free(rx); free(rw); free(ax); free(aw);
     free(x); free(w); free(b); free(g); free(y); free(gx); free(gw); free(gb); free(gw1); free(gb1);
 }
 
 static void test_direct_conv_shapes(void)
 {
-    check_direct_conv(9, 1, 6, 12, 20, 3, 0);  /* AT&T first layer, one vector and a tail */
-    check_direct_conv(5, 6, 12, 9, 7, 3, 0);   /* AT&T second layer, blocks of 6 */
-    check_direct_conv(3, 1, 32, 10, 17, 3, 1); /* padded first layer of a bigger net */
-    check_direct_conv(4, 2, 5, 6, 40, 3, 1);   /* blocks 4 + 1, three vectors */
-    check_direct_conv(2, 2, 7, 8, 8, 5, 2);    /* 5x5, blocks 4 + 2 + 1 */
-    check_direct_conv(3, 7, 2, 4, 6, 3, 2);    /* padding 2 of a 3x3, more inputs than outputs */
+    for (int dyadic = 0; dyadic <= 1; dyadic++) {
+        check_direct_conv(9, 1, 6, 12, 20, 3, 0, dyadic);  /* AT&T first layer, one vector and a tail */
+        check_direct_conv(5, 6, 12, 9, 7, 3, 0, dyadic);   /* AT&T second layer, blocks of 6 */
+        check_direct_conv(3, 1, 32, 10, 17, 3, 1, dyadic); /* padded first layer of a bigger net */
+        check_direct_conv(4, 2, 5, 6, 40, 3, 1, dyadic);   /* blocks 4 + 1, three vectors */
+        check_direct_conv(2, 2, 7, 8, 8, 5, 2, dyadic);    /* 5x5, blocks 4 + 2 + 1 */
+        check_direct_conv(3, 7, 2, 4, 6, 3, 2, dyadic);    /* padding 2 of a 3x3, more inputs than outputs */
+    }
 }
 
 static void test_direct_conv_dispatch(void)
@@ -203,21 +228,46 @@ static void test_dropout_mask_stream(void)
     free(in); free(out); free(mask);
 }
 
+/* The batch statistics against their definitions in double. Per channel,
+ * over M = N L values:
+ *   mean: a float sum of M values in any order (float lanes, then double),
+ *     divided in double and rounded to float: within gamma(M + 2) sum|x|/M
+ *     of the exact mean m;
+ *   invstd = 1/sqrt(var + eps): the kernel sums the M squares (x - fm)^2
+ *     about its float mean fm (a subtraction, a square: each term within
+ *     gamma(2) relative, then nonnegative terms summed: gamma(M + 2) of the
+ *     sum), and sum (x - fm)^2 = SS + M (fm - m)^2 with SS = sum (x - m)^2
+ *     exactly. So var' = var + D with |D| <= Dv = gamma(M + 2)(SS/M + e^2)
+ *     + e^2, e the mean's bound above (+ double rounding); then f(v) =
+ *     (v + eps)^-1/2 moves by at most 1/2 (V - Dv)^-3/2 Dv (the mean value
+ *     theorem, V = var + eps), and the double sqrt and division and the
+ *     rounding to float add (u + gamma_d(4)) (V - Dv)^-1/2. */
 static void test_batchnorm_statistics(void)
 {
-    int64_t N = 3, C = 2, L = 37;
+    int64_t N = 3, C = 2, L = 37, M = N * L;
     float *x = randn(N * C * L), *out = zeros(N * C * L), mean[2], invstd[2];
     for (int64_t i = 0; i < N * C * L; i++) x[i] = 100.0f + 3.0f * x[i]; /* far from 0 */
-    sm_batchnorm_forward_train(out, mean, invstd, NULL, NULL, x, NULL, NULL, N, C, L, 0.1f, 1e-5f);
+    const float eps = 1e-5f;
+    sm_batchnorm_forward_train(out, mean, invstd, NULL, NULL, x, NULL, NULL, N, C, L, 0.1f, eps);
     for (int64_t c = 0; c < C; c++) {
-        double s = 0, ss = 0;
+        double s = 0, ss = 0, sa = 0;
         for (int64_t n = 0; n < N; n++)
-            for (int64_t i = 0; i < L; i++) s += x[(n * C + c) * L + i];
-        double m = s / (double)(N * L);
+            for (int64_t i = 0; i < L; i++) {
+                s += x[(n * C + c) * L + i];
+                sa += fabs(x[(n * C + c) * L + i]);
+            }
+        double m = s / (double)M;
         for (int64_t n = 0; n < N; n++)
             for (int64_t i = 0; i < L; i++) ss += (x[(n * C + c) * L + i] - m) * (x[(n * C + c) * L + i] - m);
-        CHECK_NEAR(mean[c], m, 1e-4);
-        CHECK_NEAR(invstd[c], 1.0 / sqrt(ss / (double)(N * L) + 1e-5), 1e-5);
+        /* the reference's own rounding: gamma_d(M + 1) on the mean, (M + 3)
+         * relative on SS (the deviation of m adds M (dm)^2, far smaller) */
+        double em = ctest_gamma((double)M + 2) * sa / (double)M + ctest_gamma_d((double)M + 1) * sa / (double)M;
+        CHECK_BOUND(mean[c], m, em);
+        double var = ss / (double)M, V = var + (double)eps;
+        double Dv = ctest_gamma((double)M + 2) * (var + em * em) + em * em + ctest_gamma_d((double)M + 4) * (var + em * em);
+        CHECK(Dv < V / 2);
+        double bound = 0.5 * pow(V - Dv, -1.5) * Dv + (CTEST_U + ctest_gamma_d(4)) * pow(V - Dv, -0.5);
+        CHECK_BOUND(invstd[c], 1.0 / sqrt(V), bound);
     }
     free(x); free(out);
 }

@@ -3,6 +3,7 @@
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local common = require "siamese.cli.common"
+local photo_options = require "siamese.cli.photo_options"
 
 local attendance_cmd = {
   summary = "record faces in an SQLite attendance register; --report: who came when",
@@ -15,7 +16,8 @@ Identifies every face in the photos (a DIR stands for its image files)
 and records one timestamped event per face in the SQLite database (created
 when absent): the name and distance of a recognised face; for an unknown
 face its descriptor (and with --review DIR a PNG of the face) to be
-reviewed later. All events of a run are written in one transaction.
+reviewed later. Faces the quality gate refuses (too small, low detection
+score, landmarks that do not fit) are reported and not recorded. All events of a run are written in one transaction.
 --report prints each person's first arrival (and last sighting) on a day,
 default today; --unknowns lists the unknown faces waiting for review.
 
@@ -27,11 +29,16 @@ options:
   --threshold T        override the gallery's threshold
   --model NAME|PATH    the encoder, when not the one the gallery names
   --fallback none|threshold|centre  when no face is detected (default none)
+  --detector tiny|ssd  the face detector (default tiny)
+  --threads N          threads for the networks
+  --max-pixels N       refuse larger images
   --report             list first arrivals of --date
   --unknowns           list unknown faces of --date (all days without it)
   --date YYYY-MM-DD    the day (default today for --report)
-  --json               record: {"events": [{"id", "photo", "name", "distance",
-                       "box", "crop"}], "recognised", "unknown"};
+  --json               record: {"events": [{"id", "photo", "name", "accepted",
+                       "distance", "threshold", "box", "crop"}], "recognised",
+                       "unknown", "refused": [{"photo", "box", "score",
+                       "quality", "reason"}]};
                        report: {"date", "people": [{"name", "first", "last",
                        "count"}]}; unknowns: {"unknown": [{"id", "at",
                        "photo", "distance", "box", "crop"}]}
@@ -54,6 +61,7 @@ local SPEC = {
   date = {kind = "string"},
   json = {kind = "flag", default = false},
 }
+photo_options.merge(SPEC)
 
 -- Seconds since the epoch of "YYYY-MM-DD HH:MM[:SS]" (local time), or nil.
 local function parse_time(s)
@@ -118,14 +126,23 @@ local function record(opts, pos)
   end
   local photos, perr = common.photos(pos)
   if not photos then return cli.fail(perr) end
+  local pok, perr2 = photo_options.apply(opts)
+  if not pok then return cli.fail(perr2, attendance_cmd.usage) end
+  local door = require "siamese.door"
   local g, err = common.load_gallery(opts.gallery)
   if not g then return cli.fail(err) end
+  if opts.threshold then
+    local ok, terr = door.check_threshold(opts.threshold, g:metric(), "--threshold")
+    if not ok then return cli.fail(terr, attendance_cmd.usage) end
+  end
   local enc, eerr = common.encoder_for(g, opts)
   if not enc then return cli.fail(eerr) end
-  local threshold = opts.threshold or g:threshold()
+  local d, derr0 = door.new{gallery = g, encoder = enc, threshold = opts.threshold, k = 1}
+  if not d then return cli.fail(derr0) end
+  local threshold = d.threshold
   local image = require "siamese.image"
 
-  local events, shown, failed = {}, {}, false
+  local events, shown, refused, failed = {}, {}, {}, false
   local stamp = os.date("%Y%m%d-%H%M%S", when)
   for _, path in ipairs(photos) do
     local img, lerr = image.load(path)
@@ -133,14 +150,20 @@ local function record(opts, pos)
       failed = true
       io.stderr:write("siamese: ", lerr, "\n")
     else
-      for _, r in ipairs(identify.faces(g, enc, img, {k = 1, threshold = threshold})) do
-        local ev = {time = when, name = r.name, distance = r.distance, threshold = threshold, photo = path,
-                    box = r.box, model = enc.model_id}
-        if not r.name then
-          ev.descriptor = r.face.descriptor
-          ev.crop = common.save_chip(opts.review, string.format("%s-%d", stamp, #events + 1), r.face)
+      for _, r in ipairs(identify.faces(d, img, {k = 1})) do
+        if not r.quality.ok then
+          -- no decision on this face: not recorded, reported
+          refused[#refused + 1] = {photo = path, box = common.box(r.box), score = common.number(r.score),
+                                   quality = common.quality_json(r.quality), reason = r.reason}
+        else
+          local ev = {time = when, name = r.name, distance = r.distance, threshold = threshold, photo = path,
+                      box = r.box, model = enc.model_id}
+          if not r.name then
+            ev.descriptor = r.face.descriptor
+            ev.crop = common.save_chip(opts.review, string.format("%s-%d", stamp, #events + 1), r.face)
+          end
+          events[#events + 1] = ev
         end
-        events[#events + 1] = ev
       end
     end
   end
@@ -151,12 +174,13 @@ local function record(opts, pos)
   local recognised = 0
   for i, ev in ipairs(events) do
     if ev.name then recognised = recognised + 1 end
-    shown[i] = {id = ids[i], photo = ev.photo, name = ev.name or json.null, distance = ev.distance or json.null,
-                box = ev.box, crop = ev.crop or json.null}
+    shown[i] = {id = ids[i], photo = ev.photo, name = ev.name or json.null, accepted = ev.name ~= nil,
+                distance = common.number(ev.distance), threshold = common.number(threshold),
+                box = common.box(ev.box), crop = ev.crop or json.null}
   end
   if opts.json then
     print(json.encode{events = json.array(shown), recognised = recognised, unknown = #events - recognised,
-                      at = os.date("%Y-%m-%d %H:%M:%S", when)})
+                      refused = json.array(refused), at = os.date("%Y-%m-%d %H:%M:%S", when)})
   else
     for _, ev in ipairs(events) do
       if ev.name then
@@ -166,7 +190,13 @@ local function record(opts, pos)
           ev.crop and " (" .. ev.crop .. ")" or ""))
       end
     end
-    print(string.format("%d recognised, %d unknown, recorded in %s", recognised, #events - recognised, opts.db))
+    for _, r in ipairs(refused) do
+      io.stderr:write(string.format("siamese: %s: face at %.0f,%.0f not recorded: %s\n", r.photo, r.box.x, r.box.y,
+        r.reason))
+    end
+    print(string.format("%d recognised, %d unknown, recorded in %s%s", recognised, #events - recognised, opts.db,
+      #refused > 0 and string.format("; %d %s refused by the quality gate", #refused,
+        #refused == 1 and "face" or "faces") or ""))
   end
   return failed and 2 or 0
 end

@@ -3,12 +3,13 @@
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local common = require "siamese.cli.common"
+local photo_options = require "siamese.cli.photo_options"
 
 local calibrate = {
   summary = "choose the gallery's threshold at a target false-accept rate",
   usage = [[
 usage: siamese calibrate --gallery FILE (--pairs FILE --root DIR | --folder DIR)
-                         [--far 0.01] [--roc out.png] [--dry-run] [--json]
+                         [--far 0.01] [--roc out.png] [--dry-run] [photo options] [--json]
 
 Embeds labelled data with the gallery's encoder: the pairs of an
 LFW-style pairs file (--pairs, photos under --root as NAME/NAME_0001.jpg),
@@ -30,6 +31,8 @@ options:
                        centred region of a portrait (LFW-style crops)
   --max-pairs N        folder: impostor pairs sampled past N pairs (300000)
   --dry-run            report only, leave the gallery as it is
+]] .. photo_options.USAGE .. [[
+
   --json               print {"gallery", "pairs", "genuine", "impostor",
                        "auc", "eer", "eer_threshold", "far", "threshold",
                        "tar", "accuracy", "previous_threshold", "saved",
@@ -52,19 +55,21 @@ local SPEC = {
   dry_run = {kind = "flag", default = false},
   json = {kind = "flag", default = false},
 }
+photo_options.merge(SPEC)
 
 --- Distances and labels of the data named by opts (pairs or folder), with
 -- the encoder; or nil, message. Shared with siamese eval.
 function calibrate.labelled_distances(enc, opts, metric)
   if opts.pairs then
     local d, same, folds, how = common.pair_distances(enc, opts.pairs, opts.root, metric,
-      common.progress("embed", "photos"))
+      require("siamese.cli").track_progress(common.progress("embed", "photos")))
     if not d then return nil, same end
     return {distances = d, same = same, folds = folds, how = how, skipped = {}}
   end
   local people, err = common.people(opts.folder)
   if not people then return nil, err end
-  local set, skipped = common.embed_people(enc, people, common.progress("embed", "photos"))
+  local set, skipped = common.embed_people(enc, people,
+    require("siamese.cli").track_progress(common.progress("embed", "photos")))
   if #set.descriptors < 2 then return nil, opts.folder .. ": fewer than two photos with a face" end
   local d, same = common.all_pairs(set, metric, math.floor(opts.max_pairs))
   return {distances = d, same = same, set = set, skipped = skipped}
@@ -86,8 +91,25 @@ function calibrate.run(argv)
     return cli.fail("give either --pairs FILE --root DIR or --folder DIR", calibrate.usage)
   end
   if opts.pairs and not opts.root then return cli.fail("--pairs needs --root DIR", calibrate.usage) end
-  if not (opts.far > 0 and opts.far < 1) then return cli.fail("--far must be between 0 and 1, got " .. opts.far) end
-  if opts.roc and not opts.roc:lower():match("%.png$") then return cli.fail("--roc needs a .png file name") end
+  if not (opts.far > 0 and opts.far < 1) then
+    return cli.fail("--far must be between 0 and 1, got " .. tostring(opts.far), calibrate.usage)
+  end
+  local max_pairs = math.tointeger(opts.max_pairs)
+  if not max_pairs or max_pairs < 1 then
+    return cli.fail("--max-pairs must be a positive integer, got " .. tostring(opts.max_pairs), calibrate.usage)
+  end
+  opts.max_pairs = max_pairs
+  if opts.roc and not opts.roc:lower():match("%.png$") then
+    return cli.fail("--roc needs a .png file name, got '" .. opts.roc .. "'", calibrate.usage)
+  end
+  local pok, perr = photo_options.apply(opts)
+  if not pok then return cli.fail(perr, calibrate.usage) end
+  if opts.folder then
+    local kind = require("siamese.fs").kind(opts.folder)
+    if kind ~= "directory" then
+      return cli.fail("--folder " .. opts.folder .. (kind and ": not a directory" or ": no such directory"))
+    end
+  end
   local g, err = common.load_gallery(opts.gallery)
   if not g then return cli.fail(err) end
   local enc, eerr = common.encoder_for(g, opts)
@@ -97,14 +119,15 @@ function calibrate.run(argv)
   if not data then return cli.fail(derr) end
   local genuine, impostor = counts(data.same)
   if genuine == 0 or impostor == 0 then
-    return cli.fail(string.format("need genuine and impostor pairs, got %d and %d", genuine, impostor))
+    return cli.fail(string.format("need genuine and impostor pairs, got %s and %s",
+      common.plural(genuine, "genuine pair", "genuine pairs"), common.plural(impostor, "impostor pair", "impostor pairs")))
   end
   local eval = require "siamese.eval"
   local roc = eval.roc(data.distances, data.same)
   local tar, threshold = eval.tar_at_far(roc, opts.far)
   if threshold == -math.huge then
-    return cli.fail(string.format("no threshold accepts anyone at FAR <= %g with %d impostor pairs (raise --far)",
-      opts.far, impostor))
+    return cli.fail(string.format("no threshold accepts anyone at FAR <= %g with %s (raise --far)",
+      opts.far, common.plural(impostor, "impostor pair", "impostor pairs")))
   end
   local eer, eer_t = eval.eer(roc)
   local m = {gallery = opts.gallery, pairs = #data.distances, genuine = genuine, impostor = impostor,
@@ -125,8 +148,8 @@ function calibrate.run(argv)
   if opts.json then
     print(json.encode(m))
   else
-    print(string.format("%s: %d pairs (%d genuine, %d impostor), %d photos skipped", opts.gallery, m.pairs,
-      genuine, impostor, m.skipped))
+    print(string.format("%s: %s (%d genuine, %d impostor), %s skipped", opts.gallery,
+      common.plural(m.pairs, "pair", "pairs"), genuine, impostor, common.plural(m.skipped, "photo", "photos")))
     print(string.format("  AUC %.4f, EER %.2f %% at distance %.3f", m.auc, 100 * eer, eer_t))
     print(string.format("  at FAR <= %g: threshold %.4f, TAR %.2f %%, accuracy %.2f %%", opts.far, threshold,
       100 * tar, 100 * m.accuracy))

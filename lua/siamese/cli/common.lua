@@ -12,7 +12,6 @@ local common = {}
 
 local IMAGE_EXT = {jpg = true, jpeg = true, png = true, pgm = true, ppm = true, pnm = true}
 
-common.DEFAULT_FACE_THRESHOLD = 0.6
 common.FACE_MODEL_PREFIX = "faceapi_recognition"
 
 --- True when a file can be opened for reading.
@@ -80,62 +79,14 @@ end
 
 -- ---- encoders --------------------------------------------------------------------
 
-local function face_encoder(opts)
-  local siamese = require "siamese"
-  local fr, err = siamese.face.load{models_dir = opts.models, align = opts.align}
-  if not fr then return nil, err end
-  local fallback = opts.fallback ~= "none" and opts.fallback or nil
-  local enc = {kind = "face", name = "face", model_id = fr.model_id, dim = fr.dim or 128,
-               metric = "euclidean", threshold = common.DEFAULT_FACE_THRESHOLD, recognizer = fr}
-  -- Every face of the photo; when none is detected and a fallback is set,
-  -- the main face by that fallback. Each: {box, score, descriptor, chip, how}.
-  function enc.faces(img)
-    local found = fr:detect(img)
-    if #found == 0 and fallback then
-      local f, how = fr:main_face(img, {fallback = fallback})
-      if f then
-        f.how = how
-        found = {f}
-      end
-    end
-    for _, f in ipairs(found) do f.how = f.how or "detected" end
-    return fr:embed_faces(img, found)
-  end
-  -- The one face of a portrait (the detection nearest the centre, with the
-  -- fallback), or nil.
-  function enc.main(img)
-    local f, how = fr:main_face(img, {fallback = fallback})
-    if not f then return nil end
-    local chip = fr:align(img, f)
-    if not chip then return nil end
-    f.chip, f.how, f.descriptor = chip, how, fr:embed(chip)
-    return f
-  end
-  return enc
-end
-
-local function image_encoder(opts)
-  local ok, encoder = pcall(require, "siamese.encoder")
-  if not ok then return nil, "--model " .. opts.model .. ": this build has no siamese.encoder (trained encoders)" end
-  local model, err = encoder.load(opts.model)
-  if not model then return nil, err end
-  local enc = {kind = "image", name = model.name or opts.model, model_id = model.model_id, dim = model.dim,
-               metric = model.metric or "euclidean", threshold = model.threshold, model = model}
-  -- The whole photo is the face (datasets of face crops).
-  function enc.main(img)
-    return {box = {x = 0, y = 0, width = img.width, height = img.height}, score = 1, how = "whole image",
-            chip = img, descriptor = model:embed(img)}
-  end
-  function enc.faces(img) return {enc.main(img)} end
-  return enc
-end
-
 --- The encoder chosen by opts.model ("face", default; else a name or path
--- for siamese.encoder.load). opts: models (face models dir), align,
--- fallback ("none" | "threshold" | "centre"). Returns it, or nil, message.
+-- for siamese.encoder.load) with the door's quality gate (siamese.door).
+-- opts: models (face models dir), align, detector, fallback ("none" |
+-- "threshold" | "centre"; default none). Returns it, or nil, message.
 function common.encoder(opts)
-  if opts.model == nil or opts.model == "face" then return face_encoder(opts) end
-  return image_encoder(opts)
+  local door = require "siamese.door"
+  return door.encoder{model = opts.model, models_dir = opts.models, align = opts.align, detector = opts.detector,
+                      fallback = opts.fallback}
 end
 
 --- The encoder a gallery was made with: its model id names it ("faceapi_
@@ -148,11 +99,16 @@ function common.encoder_for(g, opts)
   if o.model == nil then
     local prefix = id:match("^([^:]+)")
     o.model = prefix == common.FACE_MODEL_PREFIX and "face" or prefix
+    local enc, err = common.encoder(o)
+    if not enc then
+      return nil, string.format("gallery made with model %s: cannot load its encoder (%s)", id, tostring(err))
+    end
+    local ok, merr = common.check_model(g, enc)
+    if not ok then return nil, merr end
+    return enc
   end
   local enc, err = common.encoder(o)
-  if not enc then
-    return nil, string.format("gallery made with model %s: cannot load its encoder (%s)", id, tostring(err))
-  end
+  if not enc then return nil, "--model " .. o.model .. ": " .. tostring(err) end
   local ok, merr = common.check_model(g, enc)
   if not ok then return nil, merr end
   return enc
@@ -179,29 +135,81 @@ function common.load_gallery(path)
   return gallery.load(path)
 end
 
---- Loads the gallery, or creates an empty one for the encoder (threshold:
--- opts.threshold, else the encoder's default, else 0.6). Returns g, created.
+--- Loads the gallery, or creates an empty one for the encoder (metric:
+-- opts.metric or the encoder's; threshold: opts.threshold, else the
+-- default of the model and metric, siamese.door.default_threshold).
+-- Returns g, created; or nil, message (a damaged file, a bad threshold).
 function common.open_or_create_gallery(path, enc, opts)
+  local door = require "siamese.door"
   if common.exists(path) then
     local g, err = require("siamese.gallery").load(path)
     if not g then return nil, err end
     return g, false
   end
-  local g = require("siamese.gallery").new{
-    dim = enc.dim, metric = opts.metric or enc.metric or "euclidean",
-    threshold = opts.threshold or enc.threshold or common.DEFAULT_FACE_THRESHOLD,
-    model = enc.model_id,
-  }
+  local metric = opts.metric or enc.metric or "euclidean"
+  local threshold = opts.threshold or door.default_threshold(enc.model_id, metric, enc.threshold)
+  local ok, terr = door.check_threshold(threshold, metric, "--threshold")
+  if not ok then return nil, terr end
+  local g = require("siamese.gallery").new{dim = enc.dim, metric = metric, threshold = threshold, model = enc.model_id}
   return g, true
+end
+
+--- "1 identity", "2 identities".
+function common.plural(n, one, many)
+  return string.format("%d %s", n, n == 1 and one or many)
 end
 
 -- ---- output ----------------------------------------------------------------------
 
+-- Rounding of every number the commands and the web API print: distances,
+-- thresholds and scores to 4 decimals, boxes to 1.
+local function round(v, digits)
+  local m = 10 ^ digits
+  return math.floor(v * m + 0.5) / m
+end
+common.round = round
+
 --- A box with rounded numbers for output.
 function common.box(b)
   if not b then return nil end
-  local function r(v) return math.floor(v * 10 + 0.5) / 10 end
-  return {x = r(b.x), y = r(b.y), width = r(b.width), height = r(b.height)}
+  return {x = round(b.x, 1), y = round(b.y, 1), width = round(b.width, 1), height = round(b.height, 1)}
+end
+
+--- A number for JSON output rounded to 4 decimals; json.null when there is
+-- none (or it is infinite: an empty gallery's best distance).
+function common.number(v)
+  local json = require "siamese.json"
+  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then return json.null end
+  return round(v, 4)
+end
+
+--- The quality verdict of a face for JSON: {ok, reason, score, size,
+-- overlap, roll, eyes}.
+function common.quality_json(q)
+  local json = require "siamese.json"
+  if not q then return json.null end
+  return {ok = q.ok == true, reason = q.reason or json.null, score = common.number(q.score),
+          size = common.number(q.size), overlap = common.number(q.overlap), roll = common.number(q.roll),
+          eyes = common.number(q.eyes)}
+end
+
+--- A door decision (siamese.door) for JSON, in the vocabulary shared by
+-- the commands and the web API: accepted, distance, threshold, box, score,
+-- quality, reason (plus name/claim and the extra fields given).
+function common.decision_json(r, extra)
+  local json = require "siamese.json"
+  local out = {accepted = r.accepted == true, distance = common.number(r.distance),
+               threshold = common.number(r.threshold), box = r.box and common.box(r.box) or json.null,
+               score = common.number(r.score), quality = common.quality_json(r.quality),
+               reason = r.reason or json.null}
+  if r.candidates then
+    local c = {}
+    for i, cand in ipairs(r.candidates) do c[i] = {name = cand.name, distance = common.number(cand.distance)} end
+    out.candidates = json.array(c)
+  end
+  if r.name ~= nil or r.candidates then out.name = r.name or json.null end
+  for k, v in pairs(extra or {}) do out[k] = v end
+  return out
 end
 
 --- A progress printer for long jobs: call p(i, n) after each item; it
@@ -220,10 +228,27 @@ function common.progress(label, what)
   end
 end
 
+--- Creates a directory and its parents (no shell); true or nil, message.
+function common.mkdir_p(dir)
+  local lfs = require "lfs"
+  local path = dir:sub(1, 1) == "/" and "" or "."
+  for part in dir:gmatch("[^/]+") do
+    path = path .. "/" .. part
+    local mode = lfs.attributes(path, "mode")
+    if mode == nil then
+      local ok, err = lfs.mkdir(path)
+      if not ok and lfs.attributes(path, "mode") ~= "directory" then return nil, path .. ": " .. tostring(err) end
+    elseif mode ~= "directory" then
+      return nil, path .. ": not a directory"
+    end
+  end
+  return true
+end
+
 --- Saves a face's chip (or crop) as PNG under dir; returns the path or nil.
 function common.save_chip(dir, stem, f)
   if not (dir and f.chip) then return nil end
-  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  if not common.mkdir_p(dir) then return nil end
   local path = string.format("%s/%s.png", dir, stem)
   if f.chip:save(path) then return path end
   return nil
@@ -244,8 +269,8 @@ function common.embed_people(enc, people, progress)
     set.names[label] = p.name
     for _, path in ipairs(p.photos) do
       local img, err = image.load(path)
-      local f = img and enc.main(img)
-      if f then
+      local f = img and enc.main(img, true)
+      if f and f.descriptor then
         local k = #set.descriptors + 1
         set.descriptors[k], set.labels[k], set.paths[k] = f.descriptor, label, path
       else
@@ -315,8 +340,8 @@ function common.pair_distances(enc, pairs_path, root, metric, progress)
     local path = lfw.image_path(root, seen[key][1], seen[key][2])
     local img, lerr = image.load(path)
     if not img then return nil, lerr end
-    local f = enc.main(img)
-    if not f then return nil, path .. ": no face found (try --fallback centre)" end
+    local f = enc.main(img, true)
+    if not (f and f.descriptor) then return nil, path .. ": no face found (try --fallback centre)" end
     desc[key] = f.descriptor
     how[f.how] = (how[f.how] or 0) + 1
     if progress then progress(i, #keys) end

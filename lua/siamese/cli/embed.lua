@@ -1,12 +1,14 @@
 --- siamese embed: faces and 128-D descriptors of photos.
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
+local photo_options = require "siamese.cli.photo_options"
 
 local embed = {
   summary = "detect, align and embed the faces of photos",
   usage = [[
 usage: siamese embed [--align dlib|similarity|faceapi] [--detector tiny|ssd]
-                     [--landmarks tiny|full] [--score-threshold S] [--json] PHOTO...
+                     [--landmarks tiny|full] [--score-threshold S]
+                     [--threads N] [--max-pixels N] [--json] PHOTO...
 
 Detects the faces in each photo (face-api's tiny detector, or with
 --detector ssd its SSD MobileNet v1, slower and more sensitive), finds their 68
@@ -15,17 +17,26 @@ euclidean distance). --json prints
   {"images": [{"path", "width", "height", "faces": [{"box": {"x","y","width","height"},
    "score", "landmarks": [[x, y], ...], "descriptor": [...]}]}]}
 A photo that cannot be read is reported (with "error" in JSON) and the exit
-code is 2; the other photos are still processed.]],
+code is 2; the other photos are still processed.
+
+options:
+  --align dlib|similarity|faceapi  the chip the descriptor is computed on
+                       (default dlib)
+  --landmarks tiny|full  the landmark net (default tiny)
+  --score-threshold S  the detector's score threshold (0 < S < 1, default 0.5)
+]] .. photo_options.USAGE .. [[
+
+  --json               print the JSON document above]],
 }
 
 local SPEC = {
   json = {kind = "flag", default = false},
   align = {kind = "string", default = "dlib", choices = {"dlib", "similarity", "faceapi"}},
-  detector = {kind = "string", default = "tiny", choices = {"tiny", "ssd"}},
   landmarks = {kind = "string", default = "tiny", choices = {"tiny", "full"}},
   score_threshold = {kind = "number", default = 0.5},
   models = {kind = "string"},
 }
+photo_options.merge(SPEC)
 
 local function face_json(f)
   local pts = {}
@@ -39,12 +50,19 @@ local function face_json(f)
 end
 
 function embed.run(argv)
+  local cli = require "siamese.cli"
   local opts, photos = args.parse(argv, SPEC)
-  if not opts then return require("siamese.cli").fail(photos, embed.usage) end
-  if #photos == 0 then return require("siamese.cli").fail("no photo given", embed.usage) end
+  if not opts then return cli.fail(photos, embed.usage) end
+  if #photos == 0 then return cli.fail("no photo given", embed.usage) end
+  if not (opts.score_threshold > 0 and opts.score_threshold < 1) then
+    return cli.fail("--score-threshold must be between 0 and 1, got " .. tostring(opts.score_threshold), embed.usage)
+  end
+  local pok, perr = photo_options.apply(opts)
+  if not pok then return cli.fail(perr, embed.usage) end
   local siamese = require "siamese"
-  local fr = assert(siamese.face.load{align = opts.align, detector = opts.detector, landmarks = opts.landmarks,
-                                     score_threshold = opts.score_threshold, models_dir = opts.models})
+  local fr, ferr = siamese.face.load{align = opts.align, detector = opts.detector, landmarks = opts.landmarks,
+                                     score_threshold = opts.score_threshold, models_dir = opts.models}
+  if not fr then return cli.fail(ferr) end
   local images, failed = {}, false
   for _, path in ipairs(photos) do
     local img, err = siamese.image.load(path)

@@ -1,7 +1,10 @@
---- siamese enroll: add people to a gallery from their photos.
+--- siamese enroll: add people to a gallery from their photos, with the
+-- intent explicit (a new name, --add or --replace) and every face checked
+-- against the gallery before it is added (siamese.door).
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local common = require "siamese.cli.common"
+local photo_options = require "siamese.cli.photo_options"
 
 local enroll = {
   summary = "enroll people in a gallery from their photos",
@@ -10,59 +13,89 @@ usage: siamese enroll --gallery FILE [options] NAME PHOTO...
        siamese enroll --gallery FILE [options] --from-folder DIR
 
 Adds one template per photo: the main face of the photo (the detection
-nearest the centre). --from-folder DIR enrolls every sub-folder of DIR as
-a person named after it (one or more photos each). Photos where no face is
-found are reported and not enrolled. A gallery file that does not exist is
-created for the encoder (its model id and dimension, the metric and a
-threshold); an existing one made with another encoder is refused. The
-gallery is saved atomically once, at the end.
+nearest the centre), when it passes the quality gate (detected at score
+0.5, at least 40 pixels, landmarks that fit). --from-folder DIR enrolls
+every sub-folder of DIR as a person named after it. A gallery file that
+does not exist is created for the encoder (its model id and dimension, the
+metric and a threshold); an existing one made with another encoder is
+refused. The gallery is saved atomically once, at the end.
+
+A NAME not yet enrolled is enrolled; an enrolled one needs --add (another
+photo of the same person) or --replace (its templates are replaced). Names
+are trimmed; control, invisible and bidirectional characters are refused,
+and so is a name that differs from an enrolled one only by case. A face is
+refused, unless --force, when it is within the threshold of another
+person, or (--add, and the second and later photos of a new person) farther
+than the threshold from the person's own templates. A photo already
+enrolled is always refused.
+
+The threshold is the largest distance still accepted as the same person:
+by default 0.6 for the face model with euclidean distances (about 1.3 % of
+LFW's impostor pairs accepted, 1.5 % of its genuine pairs refused) and 0.17
+with cosine distances; run siamese calibrate on your own photos to measure
+one for your camera and people.
 
 options:
   --gallery FILE       the gallery (created when absent)
   --from-folder DIR    one sub-folder per person
+  --add                add photos to an enrolled person
+  --replace            replace an enrolled person's templates
+  --force              enrol even a face close to another person, or far
+                       from the person's own templates
   --model face|NAME|PATH  encoder: face (default, the pretrained face
                        pipeline) or a trained encoder (siamese.encoder.load,
                        e.g. att) that embeds the whole photo
-  --fallback none|threshold|centre  when no face is detected: give up,
-                       retry at a low detection score (default), or also use
-                       the centred region of a portrait
-  --threshold T        a new gallery's threshold (default 0.6 for the face
-                       model; run siamese calibrate for a measured one)
+  --fallback none|threshold|centre  when no face is detected (default none;
+                       the quality gate still applies)
+  --threshold T        a new gallery's threshold, in (0, 2) (default: the
+                       model's for the metric)
   --metric euclidean|cosine  a new gallery's distance (default euclidean)
-  --json               print {"gallery", "created", "model", "enrolled":
-                       [{"name", "photo", "box", "how"}], "skipped": [{"photo",
-                       "reason"}], "identities", "templates"}
+  --detector tiny|ssd  the face detector (default tiny)
+  --threads N          threads for the networks
+  --max-pixels N       refuse larger images
+  --json               print {"gallery", "created", "model", "threshold",
+                       "enrolled": [{"name", "photo", "box", "score",
+                       "quality"}], "skipped": [{"name", "photo", "reason",
+                       "quality"}], "identities", "templates"}
 
-exit status: 0 enrolled; 2 error (no template enrolled, unreadable photo,
-bad gallery); photos without a face alone do not make it fail.]],
+exit status: 0 enrolled; 1 nothing enrolled because every face was refused
+(gate, duplicates, look-alikes); 2 error (bad name, unreadable photo, bad
+gallery).]],
 }
 
 local SPEC = {
   gallery = {kind = "string"},
   from_folder = {kind = "string"},
+  add = {kind = "flag", default = false},
+  replace = {kind = "flag", default = false},
+  force = {kind = "flag", default = false},
   model = {kind = "string"},
   models = {kind = "string"},
-  fallback = {kind = "string", default = "threshold", choices = {"none", "threshold", "centre"}},
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
   threshold = {kind = "number"},
   metric = {kind = "string", choices = {"euclidean", "cosine"}},
   json = {kind = "flag", default = false},
 }
+photo_options.merge(SPEC)
 
--- The jobs: list of {name, photo}.
+-- The jobs: list of {name, photo}; names checked (siamese.names).
 local function jobs_of(opts, pos)
+  local names = require "siamese.names"
   local jobs = {}
   if opts.from_folder then
     if #pos > 0 then return nil, "give either NAME PHOTO... or --from-folder DIR, not both" end
     local people, err = common.people(opts.from_folder)
     if not people then return nil, err end
     for _, p in ipairs(people) do
-      for _, photo in ipairs(p.photos) do jobs[#jobs + 1] = {name = p.name, photo = photo} end
+      local name, nerr = names.check(p.name, "folder name '" .. p.name .. "'")
+      if not name then return nil, nerr end
+      for _, photo in ipairs(p.photos) do jobs[#jobs + 1] = {name = name, photo = photo} end
     end
     return jobs
   end
   if #pos < 2 then return nil, "expected NAME PHOTO... (or --from-folder DIR)" end
-  local name = pos[1]
-  if name:match("^%s*$") then return nil, "the name must not be empty" end
+  local name, nerr = names.check(pos[1], "NAME")
+  if not name then return nil, nerr end
   local photos, err = common.photos({table.unpack(pos, 2)})
   if not photos then return nil, err end
   for _, photo in ipairs(photos) do jobs[#jobs + 1] = {name = name, photo = photo} end
@@ -70,30 +103,72 @@ local function jobs_of(opts, pos)
   return jobs
 end
 
-function enroll.run(argv)
-  local cli = require "siamese.cli"
-  local opts, pos = args.parse(argv, SPEC)
-  if not opts then return cli.fail(pos, enroll.usage) end
-  if not opts.gallery then return cli.fail("--gallery FILE is required", enroll.usage) end
-  local jobs, jerr = jobs_of(opts, pos)
-  if not jobs then return cli.fail(jerr, enroll.usage) end
-  local image = require "siamese.image"
-
-  -- An existing gallery names its encoder; a new one takes --model's.
-  local g, created, enc, err
+-- The gallery and its encoder: an existing file names its encoder, a new
+-- one takes --model's. Returns g, enc, created; or nil, message.
+local function gallery_and_encoder(opts)
+  local door = require "siamese.door"
   if common.exists(opts.gallery) then
-    g, err = common.load_gallery(opts.gallery)
-    if not g then return cli.fail(err) end
-    enc, err = common.encoder_for(g, opts)
-    if not enc then return cli.fail(err) end
-    created = false
+    local g, err = common.load_gallery(opts.gallery)
+    if not g then return nil, err end
+    local enc, eerr = common.encoder_for(g, opts)
+    if not enc then return nil, eerr end
     if opts.threshold or opts.metric then
       io.stderr:write("siamese: --threshold and --metric only apply to a new gallery (siamese calibrate sets the threshold)\n")
     end
-  else
-    enc, err = common.encoder(opts)
-    if not enc then return cli.fail(err) end
-    g, created = common.open_or_create_gallery(opts.gallery, enc, opts)
+    return g, enc, false
+  end
+  if opts.threshold then
+    local ok, terr = door.check_threshold(opts.threshold, opts.metric or "euclidean", "--threshold")
+    if not ok then return nil, terr end
+  end
+  local enc, err = common.encoder(opts)
+  if not enc then return nil, (opts.model and "--model " .. opts.model .. ": " or "") .. tostring(err) end
+  local g, gerr = common.open_or_create_gallery(opts.gallery, enc, opts)
+  if not g then return nil, gerr end
+  return g, enc, true
+end
+
+function enroll.run(argv)
+  local cli = require "siamese.cli"
+  local door = require "siamese.door"
+  local opts, pos = args.parse(argv, SPEC)
+  if not opts then return cli.fail(pos, enroll.usage) end
+  if not opts.gallery then return cli.fail("--gallery FILE is required", enroll.usage) end
+  if opts.add and opts.replace then return cli.fail("give --add or --replace, not both", enroll.usage) end
+  local jobs, jerr = jobs_of(opts, pos)
+  if not jobs then return cli.fail(jerr, enroll.usage) end
+  local pok, perr = photo_options.apply(opts)
+  if not pok then return cli.fail(perr, enroll.usage) end
+  local g, enc, created = gallery_and_encoder(opts)
+  if not g then return cli.fail(enc) end
+  local d, derr = door.new{gallery = g, encoder = enc}
+  if not d then return cli.fail(derr) end
+  local names = require "siamese.names"
+  local image = require "siamese.image"
+
+  -- A name differing from an enrolled one only by case is a usage error.
+  for _, job in ipairs(jobs) do
+    local twin = names.same_as(job.name, g:names())
+    if twin then
+      return cli.fail(string.format("'%s' differs from the enrolled '%s' only by case (use the same spelling)",
+        job.name, twin))
+    end
+  end
+  -- The mode per name: "new", "add" or "replace"; replaced identities are
+  -- removed before their first new template (nothing is saved if none is added).
+  local mode, replaced = {}, {}
+  for _, job in ipairs(jobs) do
+    if not mode[job.name] then
+      local exists = g:has(job.name)
+      if exists and not (opts.add or opts.replace) then
+        return cli.fail(string.format("'%s' is already enrolled (%s): use --add for another photo of the same "
+          .. "person, or --replace", job.name, common.plural(g:templates(job.name):size(1), "template", "templates")))
+      end
+      if not exists and opts.add then
+        return cli.fail(string.format("'%s' is not enrolled: --add needs an enrolled name", job.name))
+      end
+      mode[job.name] = exists and (opts.replace and "replace" or "add") or "new"
+    end
   end
 
   local enrolled, skipped, unreadable = {}, {}, false
@@ -102,14 +177,27 @@ function enroll.run(argv)
     local img, lerr = image.load(job.photo)
     if not img then
       unreadable = true
-      skipped[#skipped + 1] = {photo = job.photo, reason = lerr}
+      skipped[#skipped + 1] = {name = job.name, photo = job.photo, reason = lerr}
     else
       local f = enc.main(img)
-      if not f then
-        skipped[#skipped + 1] = {photo = job.photo, reason = "no face found"}
+      if not f or not f.quality.ok then
+        skipped[#skipped + 1] = {name = job.name, photo = job.photo, reason = f and f.quality.reason or enc.no_face or "no face found",
+                                 quality = f and common.quality_json(f.quality) or nil}
       else
-        g:add(job.name, f.descriptor, enc.model_id)
-        enrolled[#enrolled + 1] = {name = job.name, photo = job.photo, box = common.box(f.box), how = f.how}
+        if mode[job.name] == "replace" and not replaced[job.name] then
+          replaced[job.name] = true
+          g:remove(job.name)
+        end
+        -- the first photo of a new (or replaced) person starts it; the others are "add"s to it
+        local m = g:has(job.name) and "add" or "new"
+        local ok, why = d:check_enrolment(job.name, f.descriptor, m, opts.force)
+        if not ok then
+          skipped[#skipped + 1] = {name = job.name, photo = job.photo, reason = why}
+        else
+          g:add(job.name, f.descriptor, enc.model_id)
+          enrolled[#enrolled + 1] = {name = job.name, photo = job.photo, box = common.box(f.box),
+                                     score = common.number(f.score), quality = common.quality_json(f.quality)}
+        end
       end
     end
     if progress then progress(i, #jobs) end
@@ -120,22 +208,25 @@ function enroll.run(argv)
     if not ok then return cli.fail(serr) end
   end
   if opts.json then
+    for _, s in ipairs(skipped) do s.quality = s.quality or json.null end
     print(json.encode{gallery = opts.gallery, created = created and #enrolled > 0, model = enc.model_id,
-                      enrolled = json.array(enrolled), skipped = json.array(skipped),
-                      identities = g:count(), templates = g:size()})
+                      threshold = common.number(g:threshold()), enrolled = json.array(enrolled),
+                      skipped = json.array(skipped), identities = g:count(), templates = g:size()})
   else
-    for _, e in ipairs(enrolled) do
-      print(string.format("enrolled %s from %s (%s)", e.name, e.photo, e.how))
-    end
+    for _, e in ipairs(enrolled) do print(string.format("enrolled %s from %s", e.name, e.photo)) end
     for _, s in ipairs(skipped) do io.stderr:write("siamese: not enrolled: ", s.photo, ": ", s.reason, "\n") end
-    print(string.format("%s: %d identities, %d templates (%s, threshold %.3f, model %s)%s", opts.gallery,
-      g:count(), g:size(), g:metric(), g:threshold(), g:model(), created and #enrolled > 0 and ", created" or ""))
+    if #enrolled > 0 then
+      print(string.format("%s: %s, %s (%s, threshold %.3f, model %s)%s", opts.gallery,
+        common.plural(g:count(), "identity", "identities"), common.plural(g:size(), "template", "templates"),
+        g:metric(), g:threshold(), g:model(), created and ", created" or ""))
+    end
   end
+  if unreadable then return 2 end
   if #enrolled == 0 then
     if not opts.json then io.stderr:write("siamese: nothing enrolled\n") end
-    return 2
+    return 1
   end
-  return unreadable and 2 or 0
+  return 0
 end
 
 return enroll

@@ -4,18 +4,20 @@
 --   folder  verification and one-shot identification on a folder dataset
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
+local photo_options = require "siamese.cli.photo_options"
 
 local eval_cmd = {
   summary = "benchmarks: lfw (10-fold protocol), pairs FILE, folder DIR (identification too)",
   usage = [[
 usage: siamese eval lfw --root DIR --pairs FILE [--align dlib|similarity|faceapi]
-                        [--detector tiny|ssd] [--landmarks tiny|full] [--refine N] [--jitter N]
-                        [--l2] [--out DIR]
-                        [--threads N] [--json]
+                        [--landmarks tiny|full] [--refine N] [--jitter N]
+                        [--l2] [--out DIR] [photo options] [--json]
        siamese eval pairs --pairs FILE --root DIR [--model face|NAME|PATH]
-                        [--fallback none|threshold|centre] [--far F] [--roc FILE.png] [--json]
+                        [--fallback none|threshold|centre] [--far F] [--roc FILE.png]
+                        [photo options] [--json]
        siamese eval folder DIR [--model face|NAME|PATH] [--enroll N] [--strangers K]
-                        [--seed S] [--far F] [--fallback ...] [--roc FILE.png] [--json]
+                        [--seed S] [--far F] [--fallback ...] [--roc FILE.png]
+                        [photo options] [--json]
 
 lfw: embeds every photo the pairs use (the best detection whose box contains
 the photo's centre, down to score 0.1; if none, the centred region;
@@ -53,7 +55,13 @@ skipped). --json prints the figures as one JSON object: pairs {"pairs",
 "tar_threshold", "far", "faces", "model", "seconds"}; folder {"people",
 "photos", "skipped", "genuine_pairs", "impostor_pairs", "auc", "eer", "tar",
 "best_accuracy", "rank1", "probes", "open_set": {"threshold", "rejection",
-"dir", "far", "genuine", "strangers"}, "model", "seconds"}.]],
+"dir", "far", "genuine", "strangers"}, "model", "seconds"}.
+
+photo options (every benchmark):
+]] .. require("siamese.cli.photo_options").USAGE .. [[
+
+
+lfw --out DIR (default build/lfw) is created with its parents.]],
 }
 
 local SPEC = {
@@ -63,24 +71,23 @@ local SPEC = {
   jitter = {kind = "number", default = 0},
   refine = {kind = "number", default = 1},
   l2 = {kind = "flag", default = false},
-  detector = {kind = "string", default = "tiny", choices = {"tiny", "ssd"}},
   landmarks = {kind = "string", default = "tiny", choices = {"tiny", "full"}},
   out = {kind = "string", default = "build/lfw"},
-  threads = {kind = "number"},
   json = {kind = "flag", default = false},
   models = {kind = "string"},
 }
+photo_options.merge(SPEC)
 
 local function progress_printer(start, clock)
   local last = 0
-  return function(i, n)
+  return require("siamese.cli").track_progress(function(i, n)
     local now = clock()
     if now - last < 2 and i < n then return end
     last = now
     local rate = i / math.max(now - start, 1e-9)
     io.stderr:write(string.format("\rlfw: %d/%d photos, %.1f photos/s, ETA %ds   ", i, n, rate, math.floor((n - i) / rate)))
     if i == n then io.stderr:write("\n") end
-  end
+  end)
 end
 
 -- The worst mistakes as pairs of chips side by side.
@@ -112,19 +119,30 @@ local function run_lfw(argv)
   local opts, pos = args.parse(argv, SPEC)
   if not opts then return cli.fail(pos, eval_cmd.usage) end
   if pos[1] ~= "lfw" then return cli.fail("expected 'siamese eval lfw'", eval_cmd.usage) end
-  if not opts.root or not opts.pairs then return cli.fail("--root and --pairs are required", eval_cmd.usage) end
-  local jitter = opts.jitter
-  if math.type(jitter) ~= "integer" then jitter = math.tointeger(jitter) end
-  if not jitter or jitter < 0 then return cli.fail("--jitter must be a non-negative integer", eval_cmd.usage) end
+  if #pos > 1 then return cli.fail("unexpected argument '" .. pos[2] .. "'", eval_cmd.usage) end
+  if not opts.root or not opts.pairs then return cli.fail("--root DIR and --pairs FILE are required", eval_cmd.usage) end
+  local jitter = math.tointeger(opts.jitter)
+  if not jitter or jitter < 0 then
+    return cli.fail("--jitter must be a non-negative integer, got " .. tostring(opts.jitter), eval_cmd.usage)
+  end
   local refine = math.tointeger(opts.refine)
-  if not refine or refine < 0 or refine > 5 then return cli.fail("--refine must be an integer 0..5", eval_cmd.usage) end
+  if not refine or refine < 0 or refine > 5 then
+    return cli.fail("--refine must be an integer from 0 to 5, got " .. tostring(opts.refine), eval_cmd.usage)
+  end
+  if opts.out == "" then return cli.fail("--out needs a directory name", eval_cmd.usage) end
+  local pok, perr = photo_options.apply(opts)
+  if not pok then return cli.fail(perr, eval_cmd.usage) end
+  local detector = opts.detector or "tiny"
   local siamese = require "siamese"
   local lfw = require "siamese.face.lfw"
-  if opts.threads then siamese.set_num_threads(math.floor(opts.threads)) end
   local pairs_, err = lfw.read_pairs(opts.pairs)
   if not pairs_ then return cli.fail(err) end
-  local fr = assert(siamese.face.load{align = opts.align, detector = opts.detector, landmarks = opts.landmarks,
-                                      models_dir = opts.models, refine = refine})
+  -- the output directory before the long part: a bad --out fails at once
+  local mok, merr = require("siamese.fs").mkdir_p(opts.out)
+  if not mok then return cli.fail("--out " .. merr) end
+  local fr, ferr = siamese.face.load{align = opts.align, detector = detector, landmarks = opts.landmarks,
+                                     models_dir = opts.models, refine = refine}
+  if not fr then return cli.fail(ferr) end
   local start = siamese.clock()
   local descriptors, how = lfw.embed_images(fr, opts.root, pairs_, progress_printer(start, siamese.clock),
     {jitter = jitter, l2 = opts.l2})
@@ -132,24 +150,27 @@ local function run_lfw(argv)
   local m, roc = lfw.metrics(d, same, folds)
   m.seconds = siamese.clock() - start
   m.align = opts.align
-  m.detector = opts.detector
+  m.detector = detector
   m.landmarks = opts.landmarks
   m.jitter = jitter
   m.refine = refine
   m.l2 = opts.l2
   m.pairs_file = opts.pairs
   m.faces = how
-  os.execute("mkdir -p '" .. opts.out .. "'")
   m.roc_png = opts.out .. "/roc.png"
   m.worst_png = opts.out .. "/worst_pairs.png"
-  assert(siamese.viz.roc_image(roc):save(m.roc_png))
-  assert(worst_montage(fr, opts.root, pairs_, d, lfw, siamese.viz, siamese.image):save(m.worst_png))
+  local ok, serr = siamese.viz.roc_image(roc):save(m.roc_png)
+  if not ok then return cli.fail(serr) end
+  ok, serr = worst_montage(fr, opts.root, pairs_, d, lfw, siamese.viz, siamese.image):save(m.worst_png)
+  if not ok then return cli.fail(serr) end
   if opts.json then
     print(json.encode(m))
   else
     print(string.format("LFW %s, %d pairs, align %s, detector %s, landmarks %s (refined %d), jitter %d%s", opts.pairs,
-      m.pairs, opts.align, opts.detector, opts.landmarks, refine, jitter, opts.l2 and ", L2-normalised" or ""))
-    print(string.format("  accuracy      %.2f %% +- %.2f (10-fold)", 100 * m.accuracy, 100 * m.accuracy_std))
+      m.pairs, opts.align, detector, opts.landmarks, refine, jitter, opts.l2 and ", L2-normalised" or ""))
+    local k = 0
+    for _, p in ipairs(pairs_) do k = math.max(k, p.fold or 0) end
+    print(string.format("  accuracy      %.2f %% +- %.2f (%d-fold)", 100 * m.accuracy, 100 * m.accuracy_std, k))
     print(string.format("  AUC           %.4f", m.auc))
     print(string.format("  EER           %.2f %% (distance %.3f)", 100 * m.eer, m.eer_threshold))
     print(string.format("  TAR@FAR=1e-3  %.2f %% (distance %.3f)", 100 * m.tar_at_far_1e3, m.tar_threshold))

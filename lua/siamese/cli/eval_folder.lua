@@ -3,6 +3,7 @@
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local common = require "siamese.cli.common"
+local photo_options = require "siamese.cli.photo_options"
 
 local eval_folder = {}
 
@@ -19,6 +20,7 @@ local SPEC = {
   roc = {kind = "string"},
   json = {kind = "flag", default = false},
 }
+photo_options.merge(SPEC)
 
 --- Splits an embedded set: the first `enroll` photos of each person not in
 -- `strangers` (set of labels) are enrolled, the rest are probes.
@@ -94,23 +96,35 @@ function eval_folder.run(argv)
   if not opts then return cli.fail(pos, usage) end
   if #pos ~= 1 then return cli.fail("expected 'siamese eval folder DIR'", usage) end
   for _, key in ipairs{"enroll", "strangers", "seed", "max_pairs"} do
-    if math.type(opts[key]) ~= "integer" or opts[key] < (key == "strangers" and 0 or 1) then
+    local v = math.tointeger(opts[key])
+    if not v or v < (key == "strangers" and 0 or 1) then
       return cli.fail("--" .. key:gsub("_", "-") .. " must be a " .. (key == "strangers" and "non-negative" or "positive")
-        .. " integer, got " .. tostring(opts[key]))
+        .. " integer, got " .. tostring(opts[key]), usage)
     end
+    opts[key] = v
   end
-  if not (opts.far > 0 and opts.far < 1) then return cli.fail("--far must be between 0 and 1") end
+  if not (opts.far > 0 and opts.far < 1) then
+    return cli.fail("--far must be between 0 and 1, got " .. tostring(opts.far), usage)
+  end
+  local pok, perr0 = photo_options.apply(opts)
+  if not pok then return cli.fail(perr0, usage) end
+  local kind = require("siamese.fs").kind(pos[1])
+  if kind ~= "directory" then
+    return cli.fail(pos[1] .. (kind and ": not a directory" or ": no such directory"))
+  end
   local people, perr = common.people(pos[1])
   if not people then return cli.fail(perr) end
   if opts.strangers >= #people then
-    return cli.fail(string.format("--strangers %d leaves nobody to enroll among %d people", opts.strangers, #people))
+    return cli.fail(string.format("--strangers %d leaves nobody to enroll among %s", opts.strangers,
+      common.plural(#people, "person", "people")), usage)
   end
   local enc, err = common.encoder(opts)
   if not enc then return cli.fail(err) end
   local siamese = require "siamese"
   local eval = siamese.eval
   local start = siamese.clock()
-  local set, skipped = common.embed_people(enc, people, common.progress("eval folder", "photos"))
+  local set, skipped = common.embed_people(enc, people,
+    cli.track_progress(common.progress("eval folder", "photos")))
   if #set.descriptors < 2 then return cli.fail(pos[1] .. ": fewer than two photos with a face") end
 
   local m = {folder = pos[1], people = #people, photos = #set.descriptors, skipped = #skipped,
@@ -145,7 +159,8 @@ function eval_folder.run(argv)
   if opts.strangers > 0 then
     local strangers = choose_strangers(set, opts.strangers, opts.seed)
     if not strangers then
-      return cli.fail(string.format("--strangers %d leaves nobody to enroll among the people with a face found", opts.strangers))
+      return cli.fail(string.format("--strangers %d leaves nobody to enroll among the people with a face found",
+        opts.strangers), usage)
     end
     local e2, p2 = eval_folder.split(set, opts.enroll, strangers)
     local g = eval_folder.gallery(set, e2, enc, opts.metric)
@@ -156,19 +171,20 @@ function eval_folder.run(argv)
   if opts.json then
     print(json.encode(m))
   else
-    print(string.format("%s: %d people, %d photos (%d skipped), model %s (%s)", pos[1], m.people, m.photos,
-      m.skipped, enc.model_id, opts.metric))
+    print(string.format("%s: %s, %s (%d skipped), model %s (%s)", pos[1], common.plural(m.people, "person", "people"),
+      common.plural(m.photos, "photo", "photos"), m.skipped, enc.model_id, opts.metric))
     if m.auc then
       print(string.format("  verification  AUC %.4f, EER %.2f %%, TAR@FAR=%g %.2f %%, best accuracy %.2f %%",
         m.auc, 100 * m.eer, opts.far, 100 * m.tar, 100 * m.best_accuracy))
     end
     if m.rank1 then
-      print(string.format("  rank-1        %.2f %% (%d enrolled per person, %d probes)", 100 * m.rank1, opts.enroll, m.probes))
+      print(string.format("  rank-1        %.2f %% (%d enrolled per person, %s)", 100 * m.rank1, opts.enroll,
+        common.plural(m.probes, "probe", "probes")))
     end
     if m.open_set then
       local o = m.open_set
-      print(string.format("  open set      %d strangers: at FAR %g threshold %s, strangers rejected %.2f %%, DIR %.2f %%",
-        opts.strangers, opts.far, o.threshold and string.format("%.3f", o.threshold) or "none",
+      print(string.format("  open set      %s: at FAR %g threshold %s, strangers rejected %.2f %%, DIR %.2f %%",
+        common.plural(opts.strangers, "stranger", "strangers"), opts.far, o.threshold and string.format("%.3f", o.threshold) or "none",
         100 * (o.rejection or 0), 100 * (o.dir or 0)))
     end
   end

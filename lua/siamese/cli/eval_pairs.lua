@@ -2,6 +2,7 @@
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local common = require "siamese.cli.common"
+local photo_options = require "siamese.cli.photo_options"
 
 local eval_pairs = {}
 
@@ -16,6 +17,7 @@ local SPEC = {
   roc = {kind = "string"},
   json = {kind = "flag", default = false},
 }
+photo_options.merge(SPEC)
 
 function eval_pairs.run(argv)
   local cli = require "siamese.cli"
@@ -24,14 +26,18 @@ function eval_pairs.run(argv)
   if not opts then return cli.fail(pos, usage) end
   if #pos > 0 then return cli.fail("unexpected argument '" .. pos[1] .. "'", usage) end
   if not opts.pairs or not opts.root then return cli.fail("--pairs FILE and --root DIR are required", usage) end
-  if not (opts.far > 0 and opts.far < 1) then return cli.fail("--far must be between 0 and 1") end
+  if not (opts.far > 0 and opts.far < 1) then
+    return cli.fail("--far must be between 0 and 1, got " .. tostring(opts.far), usage)
+  end
+  local pok, perr0 = photo_options.apply(opts)
+  if not pok then return cli.fail(perr0, usage) end
   local enc, err = common.encoder(opts)
   if not enc then return cli.fail(err) end
   local siamese = require "siamese"
   local eval = siamese.eval
   local start = siamese.clock()
   local d, same, folds, how = common.pair_distances(enc, opts.pairs, opts.root, opts.metric,
-    common.progress("eval pairs", "photos"))
+    cli.track_progress(common.progress("eval pairs", "photos")))
   if not d then return cli.fail(same) end
   local m = {pairs_file = opts.pairs, pairs = #d, model = enc.model_id, metric = opts.metric, far = opts.far, faces = how}
   local k = 0
@@ -51,7 +57,8 @@ function eval_pairs.run(argv)
   if opts.json then
     print(json.encode(m))
   else
-    print(string.format("%s: %d pairs, model %s (%s)", opts.pairs, #d, enc.model_id, opts.metric))
+    print(string.format("%s: %s, model %s (%s)", opts.pairs, common.plural(#d, "pair", "pairs"), enc.model_id,
+      opts.metric))
     if m.accuracy then
       print(string.format("  accuracy      %.2f %% +- %.2f (%d-fold)", 100 * m.accuracy, 100 * m.accuracy_std, k))
     end

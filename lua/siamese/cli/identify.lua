@@ -2,6 +2,7 @@
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local common = require "siamese.cli.common"
+local photo_options = require "siamese.cli.photo_options"
 
 local identify = {
   summary = "name every face in photos (or unknown), with distances",
@@ -10,7 +11,9 @@ usage: siamese identify --gallery FILE [options] PHOTO|DIR...
 
 For every face found in each photo (a DIR stands for its image files),
 the nearest enrolled identity and its distance; a face farther than the
-threshold from everyone is "unknown".
+threshold from everyone is "unknown". Only faces that pass the quality gate
+(detected at score 0.5, at least 40 pixels, landmarks that fit) are named;
+the others are listed with the reason they were not decided on.
 
 options:
   --gallery FILE       the gallery (siamese enroll creates it)
@@ -19,9 +22,14 @@ options:
   --model NAME|PATH    the encoder, when not the one the gallery names
   --fallback none|threshold|centre  when no face is detected in a photo
                        (default none: report no faces)
+  --detector tiny|ssd  the face detector (default tiny)
+  --threads N          threads for the networks
+  --max-pixels N       refuse larger images
   --json               print {"gallery", "threshold", "photos": [{"path",
-                       "faces": [{"box", "name" (null: unknown), "distance",
-                       "candidates": [{"name", "distance"}]}], "error"}]}
+                       "faces": [{"accepted", "name" (null: unknown or not
+                       decided), "distance", "threshold", "box", "score",
+                       "quality", "reason", "candidates": [{"name",
+                       "distance"}]}], "error"}]}
 
 exit status: 0 done (whether or not anyone was recognised), 2 error (an
 unreadable photo is reported and the others still processed; missing or
@@ -37,16 +45,13 @@ local SPEC = {
   fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
   json = {kind = "flag", default = false},
 }
+photo_options.merge(SPEC)
 
---- The faces of one image identified: list of {box, name, distance,
--- candidates, face}. Shared with siamese attendance.
-function identify.faces(g, enc, img, opts)
-  local out = {}
-  for _, f in ipairs(enc.faces(img)) do
-    local name, distance, candidates = g:identify(f.descriptor, {k = opts.k, threshold = opts.threshold}, enc.model_id)
-    out[#out + 1] = {box = common.box(f.box), name = name, distance = distance, candidates = candidates, face = f}
-  end
-  return out
+--- The faces of one image identified through the door (siamese.door):
+-- list of {accepted, name, distance, threshold, box, score, quality,
+-- candidates, reason, face}. Shared with siamese attendance.
+function identify.faces(d, img, opts)
+  return d:identify(img, {k = opts and opts.k})
 end
 
 function identify.run(argv)
@@ -58,12 +63,20 @@ function identify.run(argv)
   if opts.k < 1 or math.type(opts.k) ~= "integer" then return cli.fail("--k must be a positive integer", identify.usage) end
   local photos, perr = common.photos(pos)
   if not photos then return cli.fail(perr) end
+  local pok, perr = photo_options.apply(opts)
+  if not pok then return cli.fail(perr, identify.usage) end
+  local door = require "siamese.door"
   local g, err = common.load_gallery(opts.gallery)
   if not g then return cli.fail(err) end
+  if opts.threshold then
+    local ok, terr = door.check_threshold(opts.threshold, g:metric(), "--threshold")
+    if not ok then return cli.fail(terr, identify.usage) end
+  end
   local enc, eerr = common.encoder_for(g, opts)
   if not enc then return cli.fail(eerr) end
+  local d, derr = door.new{gallery = g, encoder = enc, threshold = opts.threshold, k = opts.k}
+  if not d then return cli.fail(derr) end
   local image = require "siamese.image"
-  local threshold = opts.threshold or g:threshold()
 
   local results, failed = {}, false
   for _, path in ipairs(photos) do
@@ -74,21 +87,20 @@ function identify.run(argv)
       entry.error = lerr
       if not opts.json then io.stderr:write("siamese: ", lerr, "\n") end
     else
-      local faces = identify.faces(g, enc, img, {k = opts.k, threshold = threshold})
+      local faces = identify.faces(d, img, {k = opts.k})
       local list = {}
       for i, r in ipairs(faces) do
-        local cands = {}
-        for k, c in ipairs(r.candidates or {}) do cands[k] = {name = c.name, distance = c.distance} end
-        list[i] = {box = r.box, name = r.name or json.null, distance = r.distance or json.null,
-                   candidates = json.array(cands)}
+        list[i] = common.decision_json(r)
         if not opts.json then
-          local where = string.format("%s face %d at %.0f,%.0f %.0fx%.0f", path, i, r.box.x, r.box.y, r.box.width, r.box.height)
-          if r.name then
-            print(string.format("%s: %s (distance %.3f)", where, r.name, r.distance))
+          local b = r.box
+          local where = string.format("%s face %d at %.0f,%.0f %.0fx%.0f", path, i, b.x, b.y, b.width, b.height)
+          if r.accepted then
+            print(string.format("%s: %s (distance %.3f <= threshold %.3f)", where, r.name, r.distance, r.threshold))
           elseif r.distance then
-            print(string.format("%s: unknown (nearest %s at %.3f > %.3f)", where, r.candidates[1].name, r.distance, threshold))
+            print(string.format("%s: unknown (nearest %s at %.3f > threshold %.3f)", where, r.candidates[1].name,
+              r.distance, r.threshold))
           else
-            print(string.format("%s: unknown (empty gallery)", where))
+            print(string.format("%s: not decided: %s", where, r.reason))
           end
         end
       end
@@ -98,7 +110,7 @@ function identify.run(argv)
     results[#results + 1] = entry
   end
   if opts.json then
-    print(json.encode{gallery = opts.gallery, threshold = threshold, photos = json.array(results)})
+    print(json.encode{gallery = opts.gallery, threshold = common.number(d.threshold), photos = json.array(results)})
   end
   return failed and 2 or 0
 end

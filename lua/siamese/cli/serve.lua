@@ -1,12 +1,13 @@
 --- siamese serve: the web demo (verify, enroll, identify from a browser).
 local args = require "siamese.cli.args"
+local photo_options = require "siamese.cli.photo_options"
 
 local serve = {
   summary = "web demo: verify, enroll and identify faces from a browser",
   usage = [[
 usage: siamese serve --gallery FILE [--port N] [--host ADDR]
                      [--threshold T] [--max-upload BYTES] [--max-pixels N]
-                     [--threads N] [--quiet]
+                     [--threads N] [--detector tiny|ssd] [--quiet]
 
 Serves the demo page and its JSON API (POST /api/verify, /api/enroll,
 /api/identify, GET /api/people; see README "Web demo") on
@@ -17,7 +18,17 @@ on the first enrollment). --threshold sets the gallery's acceptance distance
 10485760) and images over --max-pixels pixels are refused with 413.
 --threads sets the threads of the face networks (default: all cores;
 requests are computed one at a time). Each request is logged on stderr
-unless --quiet. Stop with Ctrl-C.]],
+unless --quiet. Stop with Ctrl-C.
+
+options:
+  --gallery FILE       the gallery (created on the first enrollment)
+  --port N             0..65535 (default 8080; 0: a free port)
+  --host ADDR          the address to listen on (default 127.0.0.1)
+  --threshold T        the acceptance distance (in (0, 2))
+  --max-upload BYTES   the largest upload (default 10485760)
+]] .. photo_options.USAGE .. [[
+
+  --quiet              no request log]],
 }
 
 local SPEC = {
@@ -26,10 +37,9 @@ local SPEC = {
   host = {kind = "string", default = "127.0.0.1"},
   threshold = {kind = "number"},
   max_upload = {kind = "number"},
-  max_pixels = {kind = "number"},
-  threads = {kind = "number"},
   quiet = {kind = "flag", default = false},
 }
+photo_options.merge(SPEC)
 
 function serve.run(argv)
   local cli = require "siamese.cli"
@@ -37,36 +47,39 @@ function serve.run(argv)
   if not opts then return cli.fail(rest, serve.usage) end
   if #rest > 0 then return cli.fail("unexpected argument '" .. rest[1] .. "'", serve.usage) end
   if not opts.gallery then return cli.fail("--gallery FILE is required", serve.usage) end
-  if opts.port ~= math.floor(opts.port) or opts.port < 0 or opts.port > 65535 then
-    return cli.fail("--port must be an integer 0..65535, got " .. tostring(opts.port))
+  local port = math.tointeger(opts.port)
+  if not port or port < 0 or port > 65535 then
+    return cli.fail("--port must be an integer from 0 to 65535, got " .. tostring(opts.port), serve.usage)
   end
-  for _, k in ipairs{"max_upload", "max_pixels", "threads"} do
-    local v = opts[k]
-    if v and (v ~= math.floor(v) or v < 1) then
-      return cli.fail("--" .. k:gsub("_", "-") .. " must be a positive integer, got " .. tostring(v))
-    end
+  local max_upload = opts.max_upload and math.tointeger(opts.max_upload)
+  if opts.max_upload and (not max_upload or max_upload < 1) then
+    return cli.fail("--max-upload must be a positive integer, got " .. tostring(opts.max_upload), serve.usage)
   end
-  if opts.threshold and (opts.threshold <= 0 or opts.threshold ~= opts.threshold) then
-    return cli.fail("--threshold must be positive, got " .. tostring(opts.threshold))
+  if opts.threshold then
+    local tok, terr = require("siamese.door").check_threshold(opts.threshold, "euclidean", "--threshold")
+    if not tok then return cli.fail(terr, serve.usage) end
   end
-  if opts.threads then require("siamese").set_num_threads(math.tointeger(opts.threads)) end
+  local pok, perr = photo_options.apply(opts)
+  if not pok then return cli.fail(perr, serve.usage) end
   local deps = require "siamese.web.deps"
   local ok, err = deps.setup()
   if not ok then return cli.fail(err) end
+  local fr, ferr = require("siamese").face.load{detector = opts.detector}
+  if not fr then return cli.fail(ferr) end
   local server = require "siamese.web.server"
   local listener = require "siamese.web.listener"
-  local app, aerr = server.new{gallery = opts.gallery, threshold = opts.threshold,
-                               max_upload = opts.max_upload and math.tointeger(opts.max_upload),
-                               max_pixels = opts.max_pixels and math.tointeger(opts.max_pixels)}
+  local app, aerr = server.new{gallery = opts.gallery, threshold = opts.threshold, recognizer = fr,
+                               max_upload = max_upload, max_pixels = opts.max_pixels}
   if not app then return cli.fail(aerr) end
   local log = opts.quiet and function() end or function(line)
     io.stderr:write(os.date("!%H:%M:%S "), line, "\n")
   end
-  local l, lerr = listener.start(app, {host = opts.host, port = math.tointeger(opts.port), log = log})
+  local l, lerr = listener.start(app, {host = opts.host, port = port, log = log})
   if not l then return cli.fail(lerr) end
   local host = l.host:find(":", 1, true) and ("[" .. l.host .. "]") or l.host
-  io.stdout:write(("siamese serve: listening on http://%s:%d/ (gallery %s, %d people, threshold %g)\n")
-    :format(host, l.port, opts.gallery, app.g:count(), app.g:threshold()))
+  local count = app.g:count()
+  io.stdout:write(("siamese serve: listening on http://%s:%d/ (gallery %s, %d %s, threshold %g)\n")
+    :format(host, l.port, opts.gallery, count, count == 1 and "person" or "people", app.g:threshold()))
   io.stdout:flush()
   local lok, loop_err = l.loop()
   if not lok then return cli.fail("server stopped: " .. tostring(loop_err)) end

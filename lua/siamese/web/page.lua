@@ -97,7 +97,7 @@ async function submit(form, url, out, render) {
 document.getElementById("verify-form").addEventListener("submit", ev => {
   ev.preventDefault();
   submit(ev.target, "/api/verify", document.getElementById("verify-result"), (r, out) => {
-    out.append(el("div", {class: "verdict"}, r.same ? "Same person" : "Different people"));
+    out.append(el("div", {class: "verdict"}, r.accepted ? "Same person" : "Different people"));
     out.append(el("div", {class: "numbers"}, "distance " + fmt(r.distance) + " (threshold " + fmt(r.threshold) + ", " + r.metric + ")"));
     const pair = el("div", {class: "pair"});
     r.images.forEach((src, i) => pair.append(el("img", {src: src, alt: "photo " + (i + 1)})));
@@ -120,7 +120,7 @@ document.getElementById("identify-form").addEventListener("submit", ev => {
   submit(ev.target, "/api/identify", document.getElementById("identify-result"), (r, out) => {
     const list = el("ul", {class: "faces"});
     r.faces.forEach((f, i) => {
-      const who = f.name === null ? "unknown" : f.name;
+      const who = f.name === null ? (f.quality && !f.quality.ok ? "not decided: " + f.reason : "unknown") : f.name;
       const li = el("li", {class: "face"}, "Face " + (i + 1) + ": ");
       li.append(el("span", {class: "name"}, who));
       const near = f.candidates.map(c => c.name + " " + fmt(c.distance)).join(", ");

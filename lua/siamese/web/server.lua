@@ -9,9 +9,14 @@
 --   GET  /               the page
 --   GET  /api/people     enrolled identities
 --   POST /api/verify     image1, image2 -> same person or not
---   POST /api/enroll     name, image    -> adds the photo's face to the gallery
+--   POST /api/enroll     name, image [, mode = new|add|replace, force = true]
+--                                        -> adds the photo's face to the gallery
 --   POST /api/identify   image          -> every face in the photo, named or unknown
--- Bad input gets {"error": message} with a 4xx status; a bug gets a 500.
+-- Decisions go through siamese.door (the quality gate, the same
+-- vocabulary as the command line: accepted, distance, threshold, box,
+-- score, quality, reason). Bad input gets {"error": message} with a 4xx
+-- status (a photo whose face the gate refuses: 422 with "quality"); a bug
+-- gets a 500.
 --
 -- Enrollment is load-modify-save of the gallery file through the
 -- gallery's atomic g:save (temporary file, fsync, rename): the file on disk
@@ -23,12 +28,13 @@ local image = require "siamese.image"
 local multipart = require "siamese.web.multipart"
 local annotate = require "siamese.web.annotate"
 local page = require "siamese.web.page"
+local door = require "siamese.door"
+local names = require "siamese.names"
 
 local server = {}
 
 server.DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
-server.DEFAULT_THRESHOLD = 0.6
-server.MAX_NAME_BYTES = 64
+server.MAX_NAME_BYTES = names.MAX_BYTES
 
 local App = {}
 App.__index = App
@@ -65,8 +71,15 @@ function server.new(opts)
     if not fr then return nil, err end
   end
   local model, dim = model_of(fr)
+  local enc = assert(door.face_encoder{recognizer = fr})
+  enc.model_id, enc.dim = model, dim
+  local metric = opts.metric or "euclidean"
+  if opts.threshold then
+    local ok, terr = door.check_threshold(opts.threshold, metric, "threshold")
+    if not ok then return nil, terr end
+  end
   local app = setmetatable({
-    path = opts.gallery, fr = fr, model = model, dim = dim,
+    path = opts.gallery, fr = fr, enc = enc, model = model, dim = dim,
     max_pixels = opts.max_pixels or image.get_max_pixels(),
     max_upload = opts.max_upload or server.DEFAULT_MAX_UPLOAD,
     gallery_module = gallery,
@@ -81,8 +94,8 @@ function server.new(opts)
     end
     if opts.threshold then g:set_threshold(opts.threshold) end
   else
-    g = gallery.new{dim = dim, metric = opts.metric or "euclidean", model = model,
-                    threshold = opts.threshold or server.DEFAULT_THRESHOLD}
+    g = gallery.new{dim = dim, metric = metric, model = model,
+                    threshold = opts.threshold or door.default_threshold(model, metric)}
   end
   app.g = g
   app.threshold, app.metric = opts.threshold, opts.metric
@@ -94,6 +107,11 @@ local HttpError = {}
 HttpError.__index = HttpError
 local function fail(status, fmt, ...)
   error(setmetatable({status = status, message = fmt:format(...)}, HttpError), 0)
+end
+
+-- A refusal with more fields in its JSON body (e.g. quality).
+local function fail_with(status, fields, fmt, ...)
+  error(setmetatable({status = status, message = fmt:format(...), fields = fields}, HttpError), 0)
 end
 
 local function status_of_decode_error(msg)
@@ -130,20 +148,31 @@ function App:decode(fields, name)
   return img
 end
 
--- The photos' main faces (nearest the centre; a second detector pass at a
--- low score when none is found), each with its descriptor (one batch for
--- all), or a 422 naming the field.
-function App:main_faces(imgs, names)
-  local faces, chips = {}, {}
+-- Rounded numbers, the quality verdict: as the command line prints them.
+local function number_json(v)
+  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then return json.null end
+  return math.floor(v * 10000 + 0.5) / 10000
+end
+
+local function quality_json(q)
+  if not q then return json.null end
+  return {ok = q.ok == true, reason = q.reason or json.null, score = number_json(q.score), size = number_json(q.size),
+          overlap = number_json(q.overlap), roll = number_json(q.roll), eyes = number_json(q.eyes)}
+end
+
+-- The photos' main faces (nearest the centre), each with its descriptor,
+-- or a 422 naming the field: no face, or one the quality gate refuses.
+function App:main_faces(imgs, fields)
+  local faces = {}
   for i, img in ipairs(imgs) do
-    local f = self.fr:main_face(img, {fallback = "threshold"})
-    if not f then fail(422, "%s: no face found in the photo", names[i]) end
-    chips[i] = self.fr:align(img, f)
-    if not chips[i] then fail(422, "%s: the face is too close to the photo's border", names[i]) end
+    local f = self.enc.main(img)
+    if not f then fail(422, "%s: %s", fields[i], self.enc.no_face) end
+    if not f.quality.ok then
+      fail_with(422, {quality = quality_json(f.quality), field = fields[i]}, "%s: %s", fields[i], f.quality.reason)
+    end
+    if not f.descriptor then fail(422, "%s: the face is too close to the photo's border", fields[i]) end
     faces[i] = f
   end
-  local d = self.fr:embed_batch(chips)
-  for i, f in ipairs(faces) do f.descriptor = d:select(1, i):clone() end
   return faces
 end
 
@@ -153,31 +182,15 @@ end
 
 -- Distance between two descriptors under the gallery's metric.
 function App:distance(a, b)
-  local x, y = a:totable(), b:totable()
-  if self.g:metric() == "cosine" then
-    local dot, nx, ny = 0, 0, 0
-    for i = 1, #x do dot, nx, ny = dot + x[i] * y[i], nx + x[i] ^ 2, ny + y[i] ^ 2 end
-    return 1 - dot / math.sqrt(nx * ny)
-  end
-  local s = 0
-  for i = 1, #x do s = s + (x[i] - y[i]) ^ 2 end
-  return math.sqrt(s)
+  return door.distance(a, b, self.g:metric())
 end
 
 local function box_json(b)
   return {x = b.x, y = b.y, width = b.width, height = b.height}
 end
 
-local function round(x, digits)
-  local m = 10 ^ (digits or 4)
-  return math.floor(x * m + 0.5) / m
-end
-
--- A distance for JSON: rounded, or null when there is none (an empty
--- gallery reports an infinite best distance, which JSON cannot carry).
 local function distance_json(d)
-  if type(d) ~= "number" or d ~= d or d == math.huge then return json.null end
-  return round(d)
+  return number_json(d)
 end
 
 function App:people()
@@ -186,7 +199,7 @@ function App:people()
     local t = self.g:templates(name)
     list[#list + 1] = {name = name, templates = t and t:size(1) or 0}
   end
-  return {people = json.array(list), count = self.g:count(), threshold = self.g:threshold(),
+  return {people = json.array(list), count = self.g:count(), threshold = number_json(self.g:threshold()),
           metric = self.g:metric(), model = self.g:model()}
 end
 
@@ -202,26 +215,25 @@ function App:verify(req)
   local colour = same and annotate.GREEN or annotate.RED
   local label = (same and "SAME " or "DIFFERENT ") .. string.format("%.2f", d)
   return {
-    same = same, distance = round(d), threshold = t, metric = self.g:metric(),
-    faces = json.array{box_json(f1.box), box_json(f2.box)},
+    accepted = same, distance = number_json(d), threshold = number_json(t), metric = self.g:metric(),
+    reason = same and "match" or "distance above threshold",
+    faces = json.array{{box = box_json(f1.box), score = number_json(f1.score), quality = quality_json(f1.quality)},
+                       {box = box_json(f2.box), score = number_json(f2.score), quality = quality_json(f2.quality)}},
     images = json.array{annotate.data_url(img1, {{box = f1.box, label = label, colour = colour}}),
                         annotate.data_url(img2, {{box = f2.box, label = label, colour = colour}})},
   }
 end
 
 local function check_name(raw)
-  local name = raw:match("^%s*(.-)%s*$")
-  if name == "" then fail(400, "field 'name' is empty") end
-  if #name > server.MAX_NAME_BYTES then
-    fail(400, "field 'name' is %d bytes long, at most %d allowed", #name, server.MAX_NAME_BYTES)
-  end
-  if not utf8.len(name) then fail(400, "field 'name' is not valid UTF-8") end
-  if name:find("[%c]") then fail(400, "field 'name' contains control characters") end
+  local name, err = names.check(raw, "field 'name'")
+  if not name then fail(400, "%s", err) end
   return name
 end
 
--- Load-modify-save: the file is the reference when present.
-function App:enroll_descriptor(name, descriptor)
+-- Load-modify-save: the file is the reference when present. The enrolment
+-- is checked by the door (mode new|add|replace, duplicates, look-alikes)
+-- on the gallery as loaded; a refusal is a 409 with the reason.
+function App:enroll_descriptor(name, descriptor, mode, force)
   local g
   if file_exists(self.path) then
     local err
@@ -232,21 +244,36 @@ function App:enroll_descriptor(name, descriptor)
     g = self.gallery_module.new{dim = self.dim, metric = self.g:metric(), model = self.model,
                                 threshold = self.g:threshold()}
   end
+  local twin = names.same_as(name, g:names())
+  if twin then fail(409, "'%s' differs from the enrolled '%s' only by case", name, twin) end
+  local d = assert(door.new{gallery = g, encoder = self.enc})
+  if mode == "replace" then
+    if not g:has(name) then fail(409, "'%s' is not enrolled: nothing to replace", name) end
+    g:remove(name)
+  end
+  local ok, why = d:check_enrolment(name, descriptor, mode == "replace" and "new" or mode, force)
+  if not ok then fail(409, "%s", why) end
   local n = g:add(name, descriptor, self.model)
-  local ok, err = g:save(self.path)
-  if not ok then fail(500, "cannot save gallery %s: %s", self.path, tostring(err)) end
+  local sok, err = g:save(self.path)
+  if not sok then fail(500, "cannot save gallery %s: %s", self.path, tostring(err)) end
   self.g = g
   return n
 end
 
+local MODES = {new = true, add = true, replace = true}
+
 function App:enroll(req)
   local fields = form_of(req)
   local name = check_name(field(fields, "name", "the person's name").data)
+  local mode = fields.mode and fields.mode.data or "new"
+  if not MODES[mode] then fail(400, "field 'mode' must be new, add or replace, got '%s'", mode:sub(1, 32)) end
+  local force = fields.force ~= nil and fields.force.data == "true"
   local img = self:decode(fields, "image")
   local f = self:main_face(img, "image")
-  local n = self:enroll_descriptor(name, f.descriptor)
+  local n = self:enroll_descriptor(name, f.descriptor, mode, force)
   return {
-    name = name, templates = n, count = self.g:count(), box = box_json(f.box),
+    name = name, templates = n, count = self.g:count(), box = box_json(f.box), score = number_json(f.score),
+    quality = quality_json(f.quality),
     image = annotate.data_url(img, {{box = f.box, label = name, colour = annotate.BLUE}}),
   }
 end
@@ -254,21 +281,21 @@ end
 function App:identify(req)
   local fields = form_of(req)
   local img = self:decode(fields, "image")
-  local found = self.fr:embed_all(img)
-  if #found == 0 then
-    found = {self:main_face(img, "image")} -- retries at a low detector score
-  end
+  local d = assert(door.new{gallery = self.g, encoder = self.enc, k = 3})
+  local found = d:identify(img)
+  if #found == 0 then fail(422, "image: %s", self.enc.no_face) end
   local faces, marks = {}, {}
-  for i, f in ipairs(found) do
-    local name, d, candidates = self.g:identify(f.descriptor, {k = 3})
+  for i, r in ipairs(found) do
     local cands = {}
-    for j, c in ipairs(candidates or {}) do cands[j] = {name = c.name, distance = distance_json(c.distance)} end
-    local dj = distance_json(d)
-    faces[i] = {box = box_json(f.box), name = name or json.null, distance = dj, candidates = json.array(cands)}
-    marks[i] = {box = f.box, colour = name and annotate.GREEN or annotate.RED,
-                label = (name or "UNKNOWN") .. (dj ~= json.null and string.format(" %.2f", d) or "")}
+    for j, c in ipairs(r.candidates or {}) do cands[j] = {name = c.name, distance = distance_json(c.distance)} end
+    faces[i] = {accepted = r.accepted, box = box_json(r.box), score = number_json(r.score),
+                quality = quality_json(r.quality), name = r.name or json.null, distance = distance_json(r.distance),
+                threshold = number_json(r.threshold), reason = r.reason or json.null, candidates = json.array(cands)}
+    local label = r.name or (r.quality.ok and "UNKNOWN" or "REFUSED")
+    marks[i] = {box = r.box, colour = r.name and annotate.GREEN or annotate.RED,
+                label = label .. (r.distance and r.distance < math.huge and string.format(" %.2f", r.distance) or "")}
   end
-  return {faces = json.array(faces), threshold = self.g:threshold(), count = self.g:count(),
+  return {faces = json.array(faces), threshold = number_json(self.g:threshold()), count = self.g:count(),
           image = annotate.data_url(img, marks)}
 end
 
@@ -306,7 +333,9 @@ function App:handle(req)
   end, self, req)
   if not ok then
     if a.trace and self.log then self.log(a.message .. "\n" .. a.trace) end
-    return encode(a.status, {error = a.message})
+    local body = {error = a.message}
+    for k, v in pairs(a.fields or {}) do body[k] = v end
+    return encode(a.status, body)
   end
   if type(a) == "number" then return a, b, c end
   return encode(200, a)

@@ -1,0 +1,125 @@
+--- siamese compare: are the main faces of two photos the same person? No
+-- gallery: each photo's main face goes through the encoder (siamese.door,
+-- with its quality gate) and the two descriptors are compared.
+local args = require "siamese.cli.args"
+local json = require "siamese.json"
+local common = require "siamese.cli.common"
+local photo_options = require "siamese.cli.photo_options"
+
+local compare = {
+  summary = "are two photos the same person? (exit 0 same, 1 different)",
+  usage = [[
+usage: siamese compare [options] PHOTO1 PHOTO2
+
+Compares the main face of PHOTO1 with the main face of PHOTO2 (in each,
+the detection nearest the centre): "same person" when their distance is at
+most the threshold. Prints "same person (distance 0.412 <= threshold
+0.600)" or "different people (distance 0.913 > threshold 0.600)".
+
+Both faces must be real faces (the quality gate of verify: detected at
+score 0.5, at least 40 pixels, landmarks in a plausible geometry);
+otherwise nothing is decided and the reason is printed, naming the photo
+("PHOTO2: no face at score >= 0.5").
+
+options:
+  --model NAME|PATH    the encoder: face (default, the pretrained face
+                       pipeline) or a trained encoder (a name such as att, or
+                       a .safetensors path) that embeds the whole photo
+  --metric euclidean|cosine  the distance (default euclidean)
+  --threshold T        the largest distance still the same person (in (0, 2);
+                       default: the model's for the metric, 0.6 euclidean and
+                       0.17 cosine for the face model)
+  --fallback none|threshold|centre  when no face is detected (default none:
+                       refuse; the quality gate still applies)
+]] .. photo_options.USAGE .. [[
+
+  --json               print {"accepted", "distance", "threshold", "metric",
+                       "photos": [{"photo", "box", "score", "quality"}],
+                       "reason"}
+
+exit status: 0 same person, 1 different people or no decision (a photo
+without a face that passes the gate), 2 error (usage, unreadable photo).]],
+}
+
+local SPEC = {
+  model = {kind = "string"},
+  models = {kind = "string"},
+  metric = {kind = "string", default = "euclidean", choices = {"euclidean", "cosine"}},
+  threshold = {kind = "number"},
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
+  json = {kind = "flag", default = false},
+}
+photo_options.merge(SPEC)
+
+-- The refusal reason of a photo's main face (nil: it passed the gate).
+local function refusal(f)
+  if not f then
+    local quality = require "siamese.face.quality"
+    return string.format("no face at score >= %g", quality.DEFAULTS.min_score)
+  end
+  if not f.quality.ok then return f.quality.reason end
+  if not f.descriptor then return "no descriptor" end
+  return nil
+end
+
+function compare.run(argv)
+  local cli = require "siamese.cli"
+  local door = require "siamese.door"
+  local opts, pos = args.parse(argv, SPEC)
+  if not opts then return cli.fail(pos, compare.usage) end
+  if #pos ~= 2 then return cli.fail("expected two photos, got " .. #pos, compare.usage) end
+  local pok, perr = photo_options.apply(opts)
+  if not pok then return cli.fail(perr, compare.usage) end
+  if opts.threshold ~= nil then
+    local ok, terr = door.check_threshold(opts.threshold, opts.metric, "--threshold")
+    if not ok then return cli.fail(terr, compare.usage) end
+  end
+  local image = require "siamese.image"
+  local imgs = {}
+  for i, path in ipairs(pos) do
+    local img, err = image.load(path)
+    if not img then return cli.fail(err) end
+    imgs[i] = img
+  end
+  local enc, eerr = door.encoder{model = opts.model, models_dir = opts.models, detector = opts.detector,
+                                 fallback = opts.fallback}
+  if not enc then return cli.fail((opts.model and "--model " .. opts.model .. ": " or "") .. tostring(eerr)) end
+  local threshold = opts.threshold or door.default_threshold(enc.model_id, opts.metric, enc.threshold)
+
+  local faces, reasons = {}, {}
+  for i, img in ipairs(imgs) do
+    faces[i] = enc.main(img)
+    local why = refusal(faces[i])
+    if why then reasons[#reasons + 1] = pos[i] .. ": " .. why end
+  end
+  local r = {accepted = false, threshold = threshold, metric = opts.metric}
+  if #reasons > 0 then
+    r.reason = table.concat(reasons, "; ")
+  else
+    r.distance = door.distance(faces[1].descriptor, faces[2].descriptor, opts.metric)
+    r.accepted = r.distance <= threshold
+    r.reason = r.accepted and "match" or "distance above threshold"
+  end
+
+  if opts.json then
+    local photos = {}
+    for i, path in ipairs(pos) do
+      local f = faces[i]
+      photos[i] = {photo = path, box = f and common.box(f.box) or json.null,
+                   score = f and common.number(f.score) or json.null,
+                   quality = f and common.quality_json(f.quality) or json.null}
+    end
+    print(json.encode{accepted = r.accepted, distance = common.number(r.distance),
+                      threshold = common.number(r.threshold), metric = r.metric, photos = json.array(photos),
+                      reason = r.reason, model = enc.model_id})
+  elseif r.distance == nil then
+    print("no decision: " .. r.reason)
+  elseif r.accepted then
+    print(string.format("same person (distance %.3f <= threshold %.3f)", r.distance, threshold))
+  else
+    print(string.format("different people (distance %.3f > threshold %.3f)", r.distance, threshold))
+  end
+  return r.accepted and 0 or 1
+end
+
+return compare

@@ -1,0 +1,328 @@
+--- siamese.door: decisions at a door — verify a claim (1:1), identify
+-- (1:K) or say unknown, and check an enrolment — taken only on a real face.
+-- The command line (verify, identify, enroll, attendance, compare) and the
+-- web server decide through this module, so they answer alike.
+--
+--   local door = require "siamese.door"
+--   local enc = assert(door.encoder{})                 -- the face pipeline
+--   local d = door.new{gallery = g, encoder = enc}
+--   local r = d:verify("Alice", img)
+--   if r.accepted then open() else print(r.reason) end  -- "face too small: 31 px (at least 40)"
+--
+-- A face is decided on only when the detector found it at its normal score
+-- and it passes siamese.face.quality (size, landmarks that fit the box, a
+-- plausible geometry). Fallbacks (a low-score retry, the centred region of
+-- a portrait) are for evaluation; a door uses them only when asked
+-- (opts.fallback), and the quality gate still applies (at the fallback's
+-- lower score). Results use one vocabulary: accepted, name (or claim),
+-- distance, threshold, box, score, quality {ok, reason, ...}, reason.
+local quality = require "siamese.face.quality"
+
+local door = {}
+
+door.FACE_MODEL_PREFIX = "faceapi_recognition"
+
+-- Default thresholds per model family and metric. The face pipeline's 0.6
+-- euclidean is dlib's, for its ResNet; the cosine one gives the same
+-- false-accept rate on LFW's development pairs (models/README.md,
+-- "Thresholds"). Unit-length encoders (siamese.encoder) store their own
+-- euclidean threshold t; for unit vectors cosine distance = t^2 / 2.
+door.DEFAULT_THRESHOLDS = {
+  [door.FACE_MODEL_PREFIX] = {euclidean = 0.6, cosine = 0.17},
+}
+
+-- The score the fallbacks accept a face at.
+local FALLBACK_SCORE = {threshold = 0.1, centre = 0}
+
+--- The default threshold of a model (id "family:digest/...") under a
+-- metric; encoder_threshold: the encoder's own (euclidean) one.
+function door.default_threshold(model_id, metric, encoder_threshold)
+  local family = tostring(model_id):match("^([^:]+)")
+  local t = door.DEFAULT_THRESHOLDS[family]
+  if t and t[metric] then return t[metric] end
+  if encoder_threshold then
+    return metric == "cosine" and encoder_threshold ^ 2 / 2 or encoder_threshold
+  end
+  return metric == "cosine" and 0.18 or 0.6
+end
+
+--- Checks a threshold for a metric: finite and inside (0, 2) (distances
+-- between unit vectors lie in [0, 2]). Returns it, or nil and a message
+-- naming what (default "threshold").
+function door.check_threshold(t, metric, what)
+  what = what or "threshold"
+  if type(t) ~= "number" or t ~= t or t <= 0 or t >= 2 then
+    return nil, string.format("%s must be a number in (0, 2) for %s distances, got %s", what,
+      metric or "euclidean", tostring(t))
+  end
+  return t
+end
+
+-- ---- encoders ----------------------------------------------------------------------
+
+local function with_quality(f, qopts)
+  local ok, reason, q = quality.check(f, qopts)
+  q.ok, q.reason = ok, reason
+  f.quality = q
+  return f
+end
+
+--- The face pipeline as an encoder: opts recognizer (a loaded
+-- siamese.face recognizer; else one is loaded with models_dir, align,
+-- detector "tiny" | "ssd"), fallback (nil | "none" | "threshold" | "centre"),
+-- quality (siamese.face.quality options). Returns enc {kind = "face",
+-- model_id, dim, metric, threshold, recognizer, faces(img), main(img)};
+-- or nil, message.
+function door.face_encoder(opts)
+  opts = opts or {}
+  local siamese = require "siamese"
+  local fr, err = opts.recognizer
+  if not fr then
+    fr, err = siamese.face.load{models_dir = opts.models_dir, align = opts.align, detector = opts.detector}
+    if not fr then return nil, err end
+  end
+  local fallback = opts.fallback ~= "none" and opts.fallback or nil
+  local qopts = {}
+  for k, v in pairs(opts.quality or {}) do qopts[k] = v end
+  if fallback and qopts.min_score == nil then qopts.min_score = FALLBACK_SCORE[fallback] end
+  local enc = {kind = "face", name = "face", model_id = fr.model_id, dim = fr.dim or 128, metric = "euclidean",
+               threshold = door.default_threshold(fr.model_id, "euclidean"), recognizer = fr,
+               fallback = fallback,
+               no_face = string.format("no face at score >= %g", qopts.min_score or quality.DEFAULTS.min_score)}
+  -- Every face of the photo, each with box, score, landmarks, how,
+  -- quality and (when it passed the gate, or always with all = true)
+  -- chip and descriptor. With a fallback and no detection, the main face
+  -- that fallback finds.
+  function enc.faces(img, all)
+    local found = fr:detect(img)
+    for _, f in ipairs(found) do f.how = "detected" end
+    if #found == 0 and fallback then
+      local f, how = fr:main_face(img, {fallback = fallback})
+      if f then
+        f.how = how
+        found = {f}
+      end
+    end
+    local keep = {}
+    for _, f in ipairs(found) do
+      with_quality(f, qopts)
+      if all or f.quality.ok then keep[#keep + 1] = f end
+    end
+    fr:embed_faces(img, keep)
+    return found
+  end
+  -- The main face of a portrait (the detection nearest the centre; the
+  -- fallback when none), with quality, chip and descriptor; nil when none.
+  function enc.main(img, all)
+    local f, how = fr:main_face(img, {fallback = fallback})
+    if not f then return nil end
+    f.how = how
+    with_quality(f, qopts)
+    if all or f.quality.ok then fr:embed_faces(img, {f}) end
+    return f
+  end
+  return enc
+end
+
+--- A trained encoder (siamese.encoder.load: a name such as "att" or a
+-- .safetensors path) that embeds the whole photo. At a door the photo
+-- must still show a face: the face pipeline's detector and the quality
+-- gate are run on it (opts.models_dir; opts.gate = false skips them, for
+-- evaluation on face crops).
+function door.image_encoder(opts)
+  local ok, encoder = pcall(require, "siamese.encoder")
+  if not ok then return nil, "--model " .. tostring(opts.model) .. ": this build has no siamese.encoder" end
+  local model, err = encoder.load(opts.model)
+  if not model then return nil, err end
+  local enc = {kind = "image", name = model.name or opts.model, model_id = model.model_id, dim = model.dim,
+               metric = model.metric or "euclidean", threshold = model.threshold, model = model,
+               no_face = "no face found"}
+  local gate
+  if opts.gate ~= false then
+    local fr, ferr = require("siamese").face.load{models_dir = opts.models_dir}
+    if not fr then return nil, "the face detector for the quality gate: " .. tostring(ferr) end
+    gate = fr
+  end
+  local qopts = opts.quality
+  -- all = true (evaluation): the whole photo embedded, no gate run.
+  function enc.main(img, all)
+    local f = {box = {x = 0, y = 0, width = img.width, height = img.height}, score = 1, how = "whole image",
+               quality = {ok = true}}
+    if gate and not all then
+      local g = gate:main_face(img)
+      if not g then
+        f.score, f.how = 0, "no face"
+        with_quality(f, qopts)
+      else
+        with_quality(g, qopts)
+        f.score, f.quality, f.landmarks = g.score, g.quality, g.landmarks
+      end
+    end
+    if all or f.quality.ok then f.chip, f.descriptor = img, model:embed(img) end
+    return f
+  end
+  function enc.faces(img, all) return {enc.main(img, all)} end
+  return enc
+end
+
+--- The encoder opts.model names: "face" (default) or a trained encoder.
+function door.encoder(opts)
+  opts = opts or {}
+  if opts.model == nil or opts.model == "face" then return door.face_encoder(opts) end
+  return door.image_encoder(opts)
+end
+
+-- ---- decisions ---------------------------------------------------------------------
+
+local Door = {}
+Door.__index = Door
+door.Door = Door
+
+--- A door over a gallery: opts gallery (required), encoder (door.encoder;
+-- its model must be the gallery's), threshold (overrides the gallery's;
+-- checked), k (candidates listed, default 3).
+function door.new(opts)
+  if type(opts) ~= "table" or opts.gallery == nil or type(opts.encoder) ~= "table" then
+    error("door.new: bad argument #1 (a table with gallery and encoder expected)", 2)
+  end
+  local g, enc = opts.gallery, opts.encoder
+  if g:model() ~= enc.model_id then
+    return nil, string.format("gallery made with model %s, the encoder is %s", g:model(), tostring(enc.model_id))
+  end
+  local t = opts.threshold or g:threshold()
+  local ok, err = door.check_threshold(t, g:metric())
+  if not ok then return nil, err end
+  return setmetatable({gallery = g, encoder = enc, threshold = t, k = opts.k or 3}, Door)
+end
+
+local function face_fields(r, f)
+  r.box, r.score, r.quality = f.box, f.score, f.quality
+  return r
+end
+
+-- The refusal of a photo with no face that passes the gate.
+local function no_face(r, f, enc)
+  if f then
+    face_fields(r, f)
+    r.reason = f.quality.reason
+  else
+    r.reason = enc.no_face or "no face found"
+  end
+  return r
+end
+
+--- Verifies a claim on the photo's main face. Returns {claim, accepted,
+-- distance (nil when no decision), threshold, box, score, quality,
+-- reason}; nil, message when the claim is not enrolled.
+function Door:verify(claim, img)
+  local g = self.gallery
+  if not g:has(claim) then
+    return nil, string.format("unknown identity '%s' (enrolled: %d %s)", claim, g:count(),
+      g:count() == 1 and "identity" or "identities")
+  end
+  local r = {claim = claim, accepted = false, threshold = self.threshold}
+  local f = self.encoder.main(img)
+  if not f or not f.quality.ok then return no_face(r, f, self.encoder) end
+  local _, d = g:verify(claim, f.descriptor, self.encoder.model_id)
+  face_fields(r, f)
+  r.distance = d
+  r.accepted = d <= self.threshold
+  r.reason = r.accepted and "match" or "distance above threshold"
+  return r
+end
+
+--- Identifies every face of the photo. Returns a list of {accepted, name
+-- (nil: unknown or refused), distance, threshold, box, score, quality,
+-- candidates {{name, distance}}, reason}; faces refused by the gate are
+-- listed with their reason and no name.
+function Door:identify(img, opts)
+  local k = opts and opts.k or self.k
+  local out = {}
+  for _, f in ipairs(self.encoder.faces(img)) do
+    local r = face_fields({accepted = false, threshold = self.threshold, candidates = {}}, f)
+    if not f.quality.ok then
+      r.reason = f.quality.reason
+    elseif self.gallery:count() == 0 then
+      r.reason = "empty gallery"
+    else
+      local name, d, cands = self.gallery:identify(f.descriptor, {k = k, threshold = self.threshold},
+        self.encoder.model_id)
+      r.name, r.distance, r.candidates = name, d, cands
+      r.accepted = name ~= nil
+      r.reason = r.accepted and "match" or "unknown (nearest above threshold)"
+    end
+    r.face = f
+    out[#out + 1] = r
+  end
+  return out
+end
+
+-- Distance between two descriptors under a metric (double precision).
+function door.distance(a, b, metric)
+  local x, y = a:totable(), b:totable()
+  if metric == "cosine" then
+    local dot, nx, ny = 0, 0, 0
+    for i = 1, #x do dot, nx, ny = dot + x[i] * y[i], nx + x[i] ^ 2, ny + y[i] ^ 2 end
+    if nx == 0 or ny == 0 then return 1 end
+    return 1 - dot / math.sqrt(nx * ny)
+  end
+  local s = 0
+  for i = 1, #x do s = s + (x[i] - y[i]) ^ 2 end
+  return math.sqrt(s)
+end
+
+-- A template this close to another is the same photo (descriptors are
+-- deterministic; two photos of one person are ~0.2 or more apart).
+door.SAME_PHOTO_DISTANCE = 1e-3
+
+--- Checks that a descriptor may be enrolled under name. mode: "new" (name
+-- must not be enrolled), "add" (another photo of an enrolled person) or
+-- "replace" (the person's templates are replaced: only other identities
+-- count). Refuses (unless force) a face within the threshold of another
+-- identity, and when adding, one farther than the threshold from all of
+-- the identity's own templates; always refuses a photo already enrolled
+-- (the same descriptor). Returns true, or false, reason, details
+-- {{name, distance}}.
+function Door:check_enrolment(name, descriptor, mode, force)
+  local g, metric, t = self.gallery, self.gallery:metric(), self.threshold
+  local exists = g:has(name)
+  if mode == "new" and exists then
+    return false, string.format("'%s' is already enrolled (use --add for another photo of the same person, "
+      .. "or --replace)", name)
+  end
+  if mode == "add" and not exists then
+    return false, string.format("'%s' is not enrolled (enrol without --add first)", name)
+  end
+  local near, own = {}, nil
+  for _, other in ipairs(g:names()) do
+    local tm = g:templates(other)
+    local best = math.huge
+    for i = 1, tm:size(1) do
+      local d = door.distance(descriptor, tm:select(1, i), metric)
+      if d <= door.SAME_PHOTO_DISTANCE then
+        return false, string.format("this photo is already enrolled as '%s'", other), {{name = other, distance = d}}
+      end
+      best = math.min(best, d)
+    end
+    if other == name then
+      own = best
+    elseif best <= t then
+      near[#near + 1] = {name = other, distance = best}
+    end
+  end
+  if force then return true end
+  if #near > 0 then
+    table.sort(near, function(a, b) return a.distance < b.distance end)
+    local parts = {}
+    for i, n in ipairs(near) do parts[i] = string.format("%s at %.3f", n.name, n.distance) end
+    return false, string.format("the face is within the threshold %.3f of %s (use --force if this is right)", t,
+      table.concat(parts, ", ")), near
+  end
+  if mode == "add" and own and own > t then
+    return false, string.format("the face is %.3f from %s's templates, above the threshold %.3f: another "
+      .. "person? (use --force if this is right)", own, name, t), {{name = name, distance = own}}
+  end
+  return true
+end
+
+return door
