@@ -1,10 +1,11 @@
--- The attendance system: every face the camera sees is identified against
--- the gallery and recorded in an SQLite register (siamese.attendance);
--- then the day's first arrivals are listed.
+-- The attendance system: every face the camera sees that passes the door's
+-- quality gate is identified against the gallery (siamese.door) and
+-- recorded in an SQLite register (siamese.attendance); then the day's
+-- first arrivals are listed.
 --
 -- usage: lua5.4 examples/attendance.lua [GALLERY DB PHOTO...]
 -- (default: build/faces.gallery from examples/enroll.lua, build/attendance.db,
--- the third photo of each person of examples/data/faces and a group photo).
+-- a photo of three of the people of examples/data/faces, not the enrolled ones).
 local siamese = require "siamese"
 local attendance = require "siamese.attendance"
 
@@ -12,23 +13,26 @@ local here = arg[0]:match("^(.*)/") or "."
 local gallery_path, db_path = arg[1] or "build/faces.gallery", arg[2] or "build/attendance.db"
 local photos = {table.unpack(arg, 3)}
 if #photos == 0 then
-  for _, name in ipairs{"Tony_Blair", "Serena_Williams", "Colin_Powell"} do
-    photos[#photos + 1] = string.format("%s/data/faces/%s/%s_0003.jpg", here, name, name)
+  for _, p in ipairs{{"Tony_Blair", 3}, {"Serena_Williams", 3}, {"Colin_Powell", 5}} do
+    photos[#photos + 1] = string.format("%s/data/faces/%s/%s_%04d.jpg", here, p[1], p[1], p[2])
   end
 end
 
 local g = assert(siamese.gallery.load(gallery_path))
-local fr = assert(siamese.face.load())
+local door = assert(siamese.door.new{gallery = g, encoder = assert(siamese.door.encoder{}), k = 1})
 local db <close> = assert(attendance.open(db_path))
 
 for _, photo in ipairs(photos) do
   local img = assert(siamese.image.load(photo))
-  for _, face in ipairs(fr:embed_all(img)) do
-    -- name is nil for a face farther than the threshold from everybody
-    local name, distance = g:identify(face.descriptor, {k = 1}, fr.model_id)
-    assert(db:record{name = name, distance = distance, threshold = g:threshold(), photo = photo,
-                     box = face.box, descriptor = face.descriptor, model = fr.model_id})
-    print(string.format("%s: %s (%.3f)", photo, name or "unknown, kept for review", distance or 0 / 0))
+  for _, r in ipairs(door:identify(img)) do
+    if not r.quality.ok then
+      print(string.format("%s: face not recorded: %s", photo, r.reason))
+    else
+      -- name is nil for a face farther than the threshold from everybody
+      assert(db:record{name = r.name, distance = r.distance, threshold = r.threshold, photo = photo,
+                       box = r.box, descriptor = r.face.descriptor, model = g:model()})
+      print(string.format("%s: %s (%.3f)", photo, r.name or "unknown, kept for review", r.distance))
+    end
   end
 end
 

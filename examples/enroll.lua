@@ -52,6 +52,6 @@ for _, job in ipairs(jobs) do
   end
 end
 local dir = gallery_path:match("^(.*)/[^/]*$")
-if dir then assert(require("siamese.cli.common").mkdir_p(dir)) end
+if dir then assert(require("siamese.fs").mkdir_p(dir)) end
 assert(g:save(gallery_path))
 print(string.format("%s: %d people, %d templates", gallery_path, g:count(), g:size()))

@@ -151,6 +151,80 @@ describe("siamese gallery commands", function()
     assert.matches("nonexistent", err)
   end)
 
+  it("enroll: a new name enrols, an enrolled one needs --add or --replace; duplicates and look-alikes refused", function()
+    local g = dir .. "/intent.gallery"
+    local function enroll(args_) return run("enroll --json --gallery " .. q(g) .. " " .. args_) end
+    local out, err, code = enroll("Tony_Blair " .. q(photo("Tony_Blair", 1)))
+    assert.are.equal(0, code, err)
+    -- an enrolled name without --add/--replace: a usage error, nothing saved
+    local before = support.read_file(g)
+    _, err, code = run("enroll --gallery " .. q(g) .. " Tony_Blair " .. q(photo("Tony_Blair", 2)))
+    assert.are.equal(2, code)
+    assert.matches("'Tony_Blair' is already enrolled (1 template): use --add", err, 1, true)
+    -- the same name in another case, and names with invisible characters
+    _, err, code = run("enroll --gallery " .. q(g) .. " tony_blair " .. q(photo("Tony_Blair", 2)))
+    assert.are.equal(2, code)
+    assert.matches("differs from the enrolled 'Tony_Blair' only by case", err, 1, true)
+    for _, bad in ipairs{"Tony\u{200B}Blair", "\u{202E}rialB", "Tony\1"} do
+      local name = load("return '" .. bad .. "'")()
+      _, err, code = run("enroll --gallery " .. q(g) .. " " .. q(name) .. " " .. q(photo("Tony_Blair", 2)))
+      assert.are.equal(2, code, bad)
+      assert.matches("invisible or control character U+", err, 1, true)
+    end
+    assert.are.equal(before, support.read_file(g))
+    -- --add: another photo of him; the same photo twice is refused
+    out, _, code = enroll("--add Tony_Blair " .. q(photo("Tony_Blair", 2)) .. " " .. q(photo("Tony_Blair", 2)))
+    assert.are.equal(0, code)
+    local doc = assert(json.decode(out))
+    assert.are.equal(1, #doc.enrolled)
+    assert.are.equal(1, #doc.skipped)
+    assert.matches("already enrolled as 'Tony_Blair'", doc.skipped[1].reason, 1, true)
+    -- a photo of someone else added to him: refused (far from his templates), unless --force
+    out, _, code = enroll("--add Tony_Blair " .. q(photo("Serena_Williams", 2)))
+    assert.are.equal(1, code)
+    assert.matches("above the threshold", assert(json.decode(out)).skipped[1].reason, 1, true)
+    -- his photo under another name: refused as his look-alike, unless --force
+    _, err, code = run("enroll --gallery " .. q(g) .. " Bill_Gates " .. q(photo("Tony_Blair", 3)))
+    assert.are.equal(1, code)
+    assert.matches("within the threshold 0.600 of Tony_Blair at 0.", err, 1, true)
+    out, _, code = enroll("--force Bill_Gates " .. q(photo("Tony_Blair", 3)))
+    assert.are.equal(0, code)
+    -- --replace: his templates replaced by one new photo
+    out, _, code = enroll("--replace --force Tony_Blair " .. q(photo("Tony_Blair", 5)))
+    assert.are.equal(0, code)
+    assert.are.equal(2, assert(json.decode(out)).templates) -- Tony's two replaced by one, and Bill's
+    _, err, code = run("enroll --gallery " .. q(g) .. " --add --replace Tony_Blair " .. q(photo("Tony_Blair", 5)))
+    assert.are.equal(2, code)
+    assert.matches("not both", err, 1, true)
+  end)
+
+  it("thresholds: checked everywhere, defaulting per model and metric", function()
+    local g = dir .. "/thresholds.gallery"
+    for _, t in ipairs{"1e999", "0x10", "5", "0", "-1", "nan"} do
+      local _, err, code = run("enroll --gallery " .. q(g) .. " --threshold " .. t .. " Tony_Blair " .. q(photo("Tony_Blair", 1)))
+      assert.are.equal(2, code, t)
+      assert.truthy(err:find("--threshold must be a number in (0, 2)", 1, true) or err:find("needs a number", 1, true), err)
+      assert.is_nil(io.open(g), "no gallery made with --threshold " .. t)
+    end
+    local out, _, code = run("enroll --json --metric cosine --gallery " .. q(g) .. " Tony_Blair " .. q(photo("Tony_Blair", 1)))
+    assert.are.equal(0, code)
+    local doc = assert(json.decode(out))
+    assert.is_true(doc.threshold < 0.3) -- cosine distances are smaller: 0.6 would welcome everyone
+    -- an impostor is refused with the cosine default
+    out, _, code = run("verify --json --gallery " .. q(g) .. " --claim Tony_Blair " .. q(photo("Serena_Williams", 1)))
+    assert.are.equal(1, code)
+    assert.is_false(assert(json.decode(out)).accepted)
+    out, _, code = run("verify --json --gallery " .. q(g) .. " --claim Tony_Blair " .. q(photo("Tony_Blair", 2)))
+    assert.are.equal(0, code)
+    local _, err
+    _, err, code = run("verify --gallery " .. q(g) .. " --claim Tony_Blair --threshold 1e999 " .. q(photo("Serena_Williams", 1)))
+    assert.are.equal(2, code)
+    assert.matches("--threshold must be a number in (0, 2) for cosine distances, got inf", err, 1, true)
+    _, err, code = run("identify --gallery " .. q(g) .. " --threshold 5 " .. q(photo("Serena_Williams", 1)))
+    assert.are.equal(2, code)
+    assert.matches("--threshold must be", err, 1, true)
+  end)
+
   it("identify names known faces and calls the others unknown", function()
     local out, _, code = run("identify --json --k 2 --gallery " .. q(gallery_file) .. " " .. q(photo("Tony_Blair", 3))
       .. " spec/fixtures/faceapi/sample1.jpg /nonexistent.jpg")

@@ -23,6 +23,14 @@ local function separated(shape)
   return t
 end
 
+-- The criterion (siamese.nn.jacobian, not edited here): |num - ana| <= atol
+-- + rtol |num|, num = (L(x+h) - L(x-h)) / 2h with L summed in double from
+-- float32 outputs. Its parts: truncation h^2/6 |L'''| (h = 1e-2: ~2e-5 |L'''|,
+-- inside rtol 2e-2 for the smooth layers here, whose third derivatives are
+-- of the size of the first) and rounding ~gamma(n) sum|o R| / h (n the
+-- terms per output: below 1e-4 sum|o R| / 1, inside atol 2e-3 for these
+-- sizes of at most a few hundred terms and O(1) values). Both are
+-- independent of the kernels' summation order up to that gamma(n).
 local function check(m, input, opts)
   local ok, failures = J.check_module(m, input, opts)
   assert(ok, tostring(m) .. ": " .. table.concat(failures, "; "))

@@ -39,8 +39,7 @@ local function net_bound(net, x, train)
   local m = net.modules
   local bn = m[2]
   local C = bn.channels
-  local h = bounds.abs(x)
-  h = bounds.like(m[1].output, bounds.conv_mag(m[1], x))
+  local h = bounds.like(m[1].output, bounds.conv_mag(m[1], x))
   local mean, s = {}, {}
   for c = 1, C do
     if train then
@@ -71,9 +70,7 @@ local function net_bound(net, x, train)
   if train then
     local np = x:shape(1) * x:shape(3) * x:shape(4)
     n = n + 2 * np
-    local zmax = 0
-    for _, v in ipairs(bounds.flat(m[2].output)) do zmax = math.max(zmax, math.abs(v)) end
-    factor = 2 * (1 + zmax) -- an upper bound of |zhat| (|w zhat + b| >= ... not needed: zhat <= max over z)
+    -- |zhat| <= (max|BatchNorm output| + |b|) / |w| per channel
     for c = 1, C do
       local zc = (math.abs(m[2].output:select(2, c):norm(math.huge)) + math.abs(bn.bias:get(c))) / math.abs(bn.weight:get(c))
       factor = math.max(factor, 2 * (1 + zc))

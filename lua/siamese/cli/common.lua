@@ -60,12 +60,12 @@ end
 -- Returns a list of {name, photos = {paths}} in name order, or nil, message.
 function common.people(dir)
   local names, is_dir = list_dir(dir)
-  if not names then return nil, dir .. ": " .. tostring(is_dir) end
+  if not names then return nil, tostring(is_dir) end
   local people = {}
   for i, name in ipairs(names) do
     if is_dir[i] and name:sub(1, 1) ~= "." then
       local files, fdir = list_dir(dir .. "/" .. name)
-      if not files then return nil, dir .. "/" .. name .. ": " .. tostring(fdir) end
+      if not files then return nil, tostring(fdir) end
       local photos = {}
       for k, f in ipairs(files) do
         if not fdir[k] and is_image(f) then photos[#photos + 1] = dir .. "/" .. name .. "/" .. f end
@@ -221,6 +221,7 @@ function common.progress(label, what)
     local now = siamese.clock()
     if now - last < 2 and i < n then return end
     last = now
+    require("siamese.cli").line_open = i < n -- Ctrl-C then ends the line first
     local rate = i / math.max(now - start, 1e-9)
     io.stderr:write(string.format("\r%s: %d/%d %s, %.1f %s/s, ETA %ds   ", label, i, n, what, rate, what,
       math.floor((n - i) / rate + 0.5)))
@@ -228,27 +229,10 @@ function common.progress(label, what)
   end
 end
 
---- Creates a directory and its parents (no shell); true or nil, message.
-function common.mkdir_p(dir)
-  local lfs = require "lfs"
-  local path = dir:sub(1, 1) == "/" and "" or "."
-  for part in dir:gmatch("[^/]+") do
-    path = path .. "/" .. part
-    local mode = lfs.attributes(path, "mode")
-    if mode == nil then
-      local ok, err = lfs.mkdir(path)
-      if not ok and lfs.attributes(path, "mode") ~= "directory" then return nil, path .. ": " .. tostring(err) end
-    elseif mode ~= "directory" then
-      return nil, path .. ": not a directory"
-    end
-  end
-  return true
-end
-
 --- Saves a face's chip (or crop) as PNG under dir; returns the path or nil.
 function common.save_chip(dir, stem, f)
   if not (dir and f.chip) then return nil end
-  if not common.mkdir_p(dir) then return nil end
+  if not require("siamese.fs").mkdir_p(dir) then return nil end
   local path = string.format("%s/%s.png", dir, stem)
   if f.chip:save(path) then return path end
   return nil

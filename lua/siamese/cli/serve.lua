@@ -7,7 +7,7 @@ local serve = {
   usage = [[
 usage: siamese serve --gallery FILE [--port N] [--host ADDR]
                      [--threshold T] [--max-upload BYTES] [--max-pixels N]
-                     [--threads N] [--detector tiny|ssd] [--quiet]
+                     [--threads N] [--detector tiny|ssd] [--quiet] [--json]
 
 Serves the demo page and its JSON API (POST /api/verify, /api/enroll,
 /api/identify, GET /api/people; see README "Web demo") on
@@ -28,7 +28,9 @@ options:
   --max-upload BYTES   the largest upload (default 10485760)
 ]] .. photo_options.USAGE .. [[
 
-  --quiet              no request log]],
+  --quiet              no request log
+  --json               the first line as JSON: {"url", "gallery",
+                       "identities", "threshold"} (errors: {"error"})]],
 }
 
 local SPEC = {
@@ -38,6 +40,7 @@ local SPEC = {
   threshold = {kind = "number"},
   max_upload = {kind = "number"},
   quiet = {kind = "flag", default = false},
+  json = {kind = "flag", default = false},
 }
 photo_options.merge(SPEC)
 
@@ -78,8 +81,14 @@ function serve.run(argv)
   if not l then return cli.fail(lerr) end
   local host = l.host:find(":", 1, true) and ("[" .. l.host .. "]") or l.host
   local count = app.g:count()
-  io.stdout:write(("siamese serve: listening on http://%s:%d/ (gallery %s, %d %s, threshold %g)\n")
-    :format(host, l.port, opts.gallery, count, count == 1 and "person" or "people", app.g:threshold()))
+  local url = ("http://%s:%d/"):format(host, l.port)
+  if opts.json then
+    io.stdout:write(require("siamese.json").encode{url = url, gallery = opts.gallery, identities = count,
+                                                    threshold = app.g:threshold()}, "\n")
+  else
+    io.stdout:write(("siamese serve: listening on %s (gallery %s, %d %s, threshold %g)\n")
+      :format(url, opts.gallery, count, count == 1 and "person" or "people", app.g:threshold()))
+  end
   io.stdout:flush()
   local lok, loop_err = l.loop()
   if not lok then return cli.fail("server stopped: " .. tostring(loop_err)) end

@@ -6,8 +6,9 @@
 --   if not ok then print("refused: " .. reason) end  -- "face too small: 31 px"
 --
 -- A face is accepted when
---   * the detector found it at its normal score (default 0.5), not by a
---     fallback (a low-score retry or the centred region of a portrait);
+--   * the detector found it at its normal score (default 0.5: a low-score
+--     retry or the centred region of a portrait, the fallbacks, score
+--     lower and are refused unless the caller lowers min_score);
 --   * its box is at least min_size pixels on its shorter side (default 40);
 --   * its landmarks fit the box: the box a face with these landmarks has
 --     (siamese.face.box_from_landmarks) overlaps the detector's box by an
@@ -107,8 +108,7 @@ local function geometry(f, pts, o, q)
   return true
 end
 
---- Checks a face (box, score, landmarks or points5, and how: "detected"
--- unless a fallback found it). opts: min_score, min_size, min_overlap,
+--- Checks a face (box, score, landmarks or points5). opts: min_score, min_size, min_overlap,
 -- max_roll (quality.DEFAULTS). Returns ok, reason (nil when ok), and the
 -- measures {score, size, overlap, roll, eyes}.
 function quality.check(f, opts)
@@ -117,7 +117,7 @@ function quality.check(f, opts)
   end
   local o = check_opts(opts)
   local q = {score = f.score, size = math.min(f.box.width, f.box.height)}
-  if (f.how and f.how ~= "detected") or type(f.score) ~= "number" or f.score < o.min_score then
+  if type(f.score) ~= "number" or f.score < o.min_score then
     return false, string.format("no face at score >= %g", o.min_score), q
   end
   if q.size < o.min_size then
