@@ -28,7 +28,7 @@ door.FACE_MODEL_PREFIX = "faceapi_recognition"
 -- "Thresholds"). Unit-length encoders (siamese.encoder) store their own
 -- euclidean threshold t; for unit vectors cosine distance = t^2 / 2.
 door.DEFAULT_THRESHOLDS = {
-  [door.FACE_MODEL_PREFIX] = {euclidean = 0.6, cosine = 0.17},
+  [door.FACE_MODEL_PREFIX] = {euclidean = 0.6, cosine = 0.087},
 }
 
 -- The score the fallbacks accept a face at.
@@ -287,11 +287,11 @@ function Door:check_enrolment(name, descriptor, mode, force)
   local g, metric, t = self.gallery, self.gallery:metric(), self.threshold
   local exists = g:has(name)
   if mode == "new" and exists then
-    return false, string.format("'%s' is already enrolled (use --add for another photo of the same person, "
-      .. "or --replace)", name)
+    return false, string.format("'%s' is already enrolled (add another photo of the same person, or replace "
+      .. "the person's templates)", name)
   end
   if mode == "add" and not exists then
-    return false, string.format("'%s' is not enrolled (enrol without --add first)", name)
+    return false, string.format("'%s' is not enrolled (enrol the person first)", name)
   end
   local near, own = {}, nil
   for _, other in ipairs(g:names()) do
@@ -315,12 +315,12 @@ function Door:check_enrolment(name, descriptor, mode, force)
     table.sort(near, function(a, b) return a.distance < b.distance end)
     local parts = {}
     for i, n in ipairs(near) do parts[i] = string.format("%s at %.3f", n.name, n.distance) end
-    return false, string.format("the face is within the threshold %.3f of %s (use --force if this is right)", t,
+    return false, string.format("the face is within the threshold %.3f of %s (force it if this is right)", t,
       table.concat(parts, ", ")), near
   end
   if mode == "add" and own and own > t then
     return false, string.format("the face is %.3f from %s's templates, above the threshold %.3f: another "
-      .. "person? (use --force if this is right)", own, name, t), {{name = name, distance = own}}
+      .. "person? (force it if this is right)", own, name, t), {{name = name, distance = own}}
   end
   return true
 end

@@ -26,9 +26,10 @@ options:
   --far F              target false-accept rate (0 < F < 1, default 0.01)
   --roc FILE.png       the ROC curve
   --model NAME|PATH    the encoder, when not the one the gallery names
-  --fallback none|threshold|centre  when no face is detected: skip the photo,
-                       retry at a low detection score (default), or also use the
-                       centred region of a portrait (LFW-style crops)
+  --fallback none|threshold|centre  when no face is detected at score 0.5:
+                       skip the photo (default, as in every command), retry at
+                       score 0.1, or also use the centred region of a portrait
+                       (LFW-style crops)
   --max-pairs N        folder: impostor pairs sampled past N pairs (300000)
   --dry-run            report only, leave the gallery as it is
 ]] .. photo_options.USAGE .. [[
@@ -50,7 +51,7 @@ local SPEC = {
   roc = {kind = "string"},
   model = {kind = "string"},
   models = {kind = "string"},
-  fallback = {kind = "string", default = "threshold", choices = {"none", "threshold", "centre"}},
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
   max_pairs = {kind = "number", default = 300000},
   dry_run = {kind = "flag", default = false},
   json = {kind = "flag", default = false},

@@ -28,7 +28,7 @@ options:
   --metric euclidean|cosine  the distance (default euclidean)
   --threshold T        the largest distance still the same person (in (0, 2);
                        default: the model's for the metric, 0.6 euclidean and
-                       0.17 cosine for the face model)
+                       0.087 cosine for the face model)
   --fallback none|threshold|centre  when no face is detected (default none:
                        refuse; the quality gate still applies)
 ]] .. photo_options.USAGE .. [[

@@ -31,7 +31,7 @@ enrolled is always refused.
 
 The threshold is the largest distance still accepted as the same person:
 by default 0.6 for the face model with euclidean distances (about 1.3 % of
-LFW's impostor pairs accepted, 1.5 % of its genuine pairs refused) and 0.17
+LFW's impostor pairs accepted, 1.5 % of its genuine pairs refused) and 0.087
 with cosine distances; run siamese calibrate on your own photos to measure
 one for your camera and people.
 

@@ -47,10 +47,12 @@ people's photos accepted with the right name).
 
 --model: face (default, the pretrained face pipeline) or a trained encoder
 (siamese.encoder.load: a name such as att, or a .safetensors path) that
-embeds the whole photo. --fallback (face model, when no face is detected):
-pairs default centre (every photo of a pair is needed), folder default
-threshold (retry at a low detection score; photos without a face are
-skipped). --json prints the figures as one JSON object: pairs {"pairs",
+embeds the whole photo. --fallback (face model, when no face is detected
+at score 0.5): none by default, as in every command (pairs: a photo without
+a face stops the run, folder: it is skipped); threshold retries at score
+0.1, centre also takes the centred region of a portrait (LFW-style crops).
+lfw follows its own protocol (the face containing the photo's centre, down
+to score 0.1, else the centred region). --json prints the figures as one JSON object: pairs {"pairs",
 "accuracy", "accuracy_std", "auc", "eer", "eer_threshold", "tar",
 "tar_threshold", "far", "faces", "model", "seconds"}; folder {"people",
 "photos", "skipped", "genuine_pairs", "impostor_pairs", "auc", "eer", "tar",

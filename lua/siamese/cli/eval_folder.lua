@@ -11,7 +11,7 @@ local SPEC = {
   model = {kind = "string"},
   models = {kind = "string"},
   metric = {kind = "string", default = "euclidean", choices = {"euclidean", "cosine"}},
-  fallback = {kind = "string", default = "threshold", choices = {"none", "threshold", "centre"}},
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
   enroll = {kind = "number", default = 1},
   strangers = {kind = "number", default = 0},
   seed = {kind = "number", default = 1},

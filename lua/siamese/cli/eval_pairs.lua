@@ -12,7 +12,7 @@ local SPEC = {
   model = {kind = "string"},
   models = {kind = "string"},
   metric = {kind = "string", default = "euclidean", choices = {"euclidean", "cosine"}},
-  fallback = {kind = "string", default = "centre", choices = {"none", "threshold", "centre"}},
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
   far = {kind = "number", default = 0.001},
   roc = {kind = "string"},
   json = {kind = "flag", default = false},
