@@ -102,7 +102,7 @@ for k = 1, #people do
     end
   end
 end
-os.execute("mkdir -p '" .. out_dir .. "'")
+assert(require("siamese.fs").mkdir_p(out_dir))
 local path = out_dir .. "/montage.png"
 assert(viz.montage(tiles, {columns = 10, border = 3}):save(path))
 print(string.format("wrote %s (blue: enrolled, green: identified, red: mistaken); %.2f s", path, os.clock() - clock))

@@ -100,7 +100,7 @@ for _, p in ipairs(photos) do
   end
   tiles[#tiles + 1] = img
 end
-os.execute("mkdir -p '" .. out_dir .. "'")
+assert(require("siamese.fs").mkdir_p(out_dir))
 local path = out_dir .. "/faces.png"
 assert(viz.montage(tiles, {columns = 5, border = 2}):save(path))
 print(string.format("wrote %s (blue: enrolled, green: right, red: wrong); %.1f s", path, siamese.clock() - start))

@@ -37,7 +37,7 @@ opts.epochs = opts.epochs or (SEED_RECIPE and 13 or 8)
 opts.out = opts.out or ("build/att_classic_" .. opts.loss)
 siamese.set_num_threads(opts.threads)
 siamese.manual_seed(opts.seed)
-os.execute("mkdir -p '" .. opts.out .. "'")
+assert(require("siamese.fs").mkdir_p(opts.out))
 
 local data = common.load(opts.root)
 local all = common.pairs(data, 20000, opts.seed)

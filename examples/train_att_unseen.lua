@@ -26,7 +26,7 @@ local opts = common.options(arg, {root = "../shared/data/att_faces", loss = "tri
 opts.out = opts.out or ("build/att_unseen_" .. opts.loss)
 siamese.set_num_threads(opts.threads)
 siamese.manual_seed(opts.seed)
-os.execute("mkdir -p '" .. opts.out .. "'")
+assert(require("siamese.fs").mkdir_p(opts.out))
 
 local data = common.load(opts.root)
 local train, val, test = data:split{seed = opts.seed, identities = {25, 5, 10}}

@@ -198,6 +198,22 @@ describe("siamese gallery commands", function()
     assert.matches("not both", err, 1, true)
   end)
 
+  it("names an unreadable photo once, not twice", function()
+    local text = dir .. "/text.jpg"
+    support.write_file(text, "hello\n")
+    local g = dir .. "/plain.gallery"
+    for _, cmd in ipairs{"enroll --gallery " .. q(g) .. " Newbie " .. q(text),
+                         "identify --gallery " .. q(gallery_file) .. " " .. q(text),
+                         "verify --gallery " .. q(gallery_file) .. " --claim Tony_Blair " .. q(text),
+                         "compare " .. q(text) .. " " .. q(photo("Tony_Blair", 1))} do
+      local _, err, code = run(cmd)
+      assert.are.equal(2, code, cmd)
+      local _, n = err:gsub((text:gsub("%p", "%%%0")), "")
+      assert.are.equal(1, n, err)
+      assert.matches("unknown image format", err, 1, true)
+    end
+  end)
+
   it("thresholds: checked everywhere, defaulting per model and metric", function()
     local g = dir .. "/thresholds.gallery"
     for _, t in ipairs{"1e999", "0x10", "5", "0", "-1", "nan"} do
@@ -223,6 +239,38 @@ describe("siamese gallery commands", function()
     _, err, code = run("identify --gallery " .. q(g) .. " --threshold 5 " .. q(photo("Serena_Williams", 1)))
     assert.are.equal(2, code)
     assert.matches("--threshold must be", err, 1, true)
+  end)
+
+  it("honours a JPEG's EXIF orientation (a phone photo stored sideways), unless --ignore-exif", function()
+    local g = dir .. "/exif.gallery"
+    assert.are.equal(0, select(3, run("enroll --gallery " .. q(g) .. " Tony_Blair " .. q(photo("Tony_Blair", 1)))))
+    -- Tony Blair's second photo stored turned 90 degrees counter-clockwise, tagged
+    -- orientation 6 (display turned 90 degrees clockwise), as a phone writes it
+    local up = assert(require("siamese.image").load(photo("Tony_Blair", 2)))
+    local w, h, c, bytes = up.width, up.height, up.channels, up:bytes()
+    local rows = {}
+    for y = 0, w - 1 do
+      local row = {}
+      for x = 0, h - 1 do
+        local sx, sy = w - 1 - y, x -- stored (x, y) shows upright (w - 1 - y, x)
+        local i = (sy * w + sx) * c
+        row[#row + 1] = bytes:sub(i + 1, i + c)
+      end
+      rows[#rows + 1] = table.concat(row)
+    end
+    local stored = require("siamese.image").new(h, w, c, table.concat(rows))
+    local jpeg = assert(stored:encode("jpeg", {quality = 95}))
+    local tiff = "II*\0" .. string.pack("<I4I2I2I2I4I2I2I4", 8, 1, 0x0112, 3, 1, 6, 0, 0)
+    local body = "Exif\0\0" .. tiff
+    local app1 = "\255\225" .. string.pack(">I2", #body + 2) .. body
+    local sideways = dir .. "/sideways.jpg"
+    support.write_file(sideways, jpeg:sub(1, 2) .. app1 .. jpeg:sub(3))
+    local out, err, code = run("verify --gallery " .. q(g) .. " --claim Tony_Blair " .. q(sideways))
+    assert.are.equal(0, code, out .. err)
+    assert.matches("^welcome, Tony_Blair", out)
+    out, _, code = run("verify --json --ignore-exif --gallery " .. q(g) .. " --claim Tony_Blair " .. q(sideways))
+    assert.are.equal(1, code)
+    assert.is_false(assert(json.decode(out)).accepted)
   end)
 
   it("identify names known faces and calls the others unknown", function()

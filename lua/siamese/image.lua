@@ -9,8 +9,21 @@ local core = require "siamese.core"
 local C = core.image
 local methods = C.methods
 
+-- Whether a JPEG's EXIF orientation is applied when opts.exif is not
+-- given (image.set_exif; the commands' --ignore-exif turns it off).
+local exif_default = true
+
+-- opts with exif filled in from the default (a copy; nil stays nil when
+-- the default is on, as the C decoder's default is to apply it).
+local function with_exif(opts)
+  if exif_default or (opts and opts.exif ~= nil) then return opts end
+  local o = {exif = false}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return o
+end
+
 local image = {
-  decode = C.decode,
+  decode = function(data, opts) return C.decode(data, with_exif(opts)) end,
   probe = C.probe,
   new = C.new,
   set_max_pixels = C.set_max_pixels,
@@ -52,11 +65,25 @@ function image.load(path, opts)
   if not data then
     return nil, path .. ": " .. tostring(rerr or "read error")
   end
-  local img, msg = C.decode(data, opts)
+  local img, msg = C.decode(data, with_exif(opts))
   if not img then
     return nil, path .. ": " .. msg
   end
   return img
+end
+
+--- Sets whether load and decode apply a JPEG's EXIF orientation when
+-- their opts.exif is not given (default true).
+function image.set_exif(on)
+  if type(on) ~= "boolean" then
+    error(("bad argument #1 to 'set_exif' (boolean expected, got %s)"):format(type(on)), 2)
+  end
+  exif_default = on
+end
+
+--- Whether EXIF orientation is applied by default.
+function image.get_exif()
+  return exif_default
 end
 
 local format_by_extension = {

@@ -29,9 +29,7 @@ options:
   --threshold T        override the gallery's threshold
   --model NAME|PATH    the encoder, when not the one the gallery names
   --fallback none|threshold|centre  when no face is detected (default none)
-  --detector tiny|ssd  the face detector (default tiny)
-  --threads N          threads for the networks
-  --max-pixels N       refuse larger images
+]] .. photo_options.USAGE .. "\n" .. [[
   --report             list first arrivals of --date
   --unknowns           list unknown faces of --date (all days without it)
   --date YYYY-MM-DD    the day (default today for --report)

@@ -50,9 +50,7 @@ options:
   --threshold T        a new gallery's threshold, in (0, 2) (default: the
                        model's for the metric)
   --metric euclidean|cosine  a new gallery's distance (default euclidean)
-  --detector tiny|ssd  the face detector (default tiny)
-  --threads N          threads for the networks
-  --max-pixels N       refuse larger images
+]] .. photo_options.USAGE .. "\n" .. [[
   --json               print {"gallery", "created", "model", "threshold",
                        "enrolled": [{"name", "photo", "box", "score",
                        "quality"}], "skipped": [{"name", "photo", "reason",
@@ -177,7 +175,9 @@ function enroll.run(argv)
     local img, lerr = image.load(job.photo)
     if not img then
       unreadable = true
-      skipped[#skipped + 1] = {name = job.name, photo = job.photo, reason = lerr}
+      -- the loader's message starts with the path, which the report gives already
+      local reason = lerr:sub(1, #job.photo + 2) == job.photo .. ": " and lerr:sub(#job.photo + 3) or lerr
+      skipped[#skipped + 1] = {name = job.name, photo = job.photo, reason = reason}
     else
       local f = enc.main(img)
       if not f or not f.quality.ok then

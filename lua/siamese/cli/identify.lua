@@ -22,9 +22,7 @@ options:
   --model NAME|PATH    the encoder, when not the one the gallery names
   --fallback none|threshold|centre  when no face is detected in a photo
                        (default none: report no faces)
-  --detector tiny|ssd  the face detector (default tiny)
-  --threads N          threads for the networks
-  --max-pixels N       refuse larger images
+]] .. photo_options.USAGE .. "\n" .. [[
   --json               print {"gallery", "threshold", "photos": [{"path",
                        "faces": [{"accepted", "name" (null: unknown or not
                        decided), "distance", "threshold", "box", "score",

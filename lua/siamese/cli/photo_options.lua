@@ -1,5 +1,5 @@
 --- The options of every command that reads photos: --detector, --threads,
--- --max-pixels.
+-- --max-pixels, --ignore-exif.
 --
 --   local photo_options = require "siamese.cli.photo_options"
 --   photo_options.merge(SPEC)                       -- adds the three options
@@ -17,6 +17,7 @@ photo_options.MAX_THREADS = 1024
 -- face pipeline's, tiny), threads and max_pixels (no default: all cores,
 -- the decoder's limit).
 photo_options.SPEC = {
+  ignore_exif = {kind = "flag", default = false},
   detector = {kind = "string", choices = photo_options.DETECTORS},
   threads = {kind = "number"},
   max_pixels = {kind = "number"},
@@ -27,7 +28,9 @@ photo_options.USAGE = [[
                        slower and more sensitive)
   --threads N          threads for the networks (1..1024; default all cores)
   --max-pixels N       refuse images with more pixels (default the decoder's
-                       limit)]]
+                       limit)
+  --ignore-exif        keep JPEG pixels as stored (by default a photo's EXIF
+                       orientation is applied, so a phone photo comes upright)]]
 
 --- Adds the options to a command's option spec (returns it). A command's
 -- own entry of the same name is replaced.
@@ -73,6 +76,7 @@ function photo_options.apply(opts)
   local ok, err = photo_options.check(opts)
   if not ok then return nil, err end
   local siamese = require "siamese"
+  if opts.ignore_exif then siamese.image.set_exif(false) end
   if opts.threads ~= nil then
     opts.threads = integer(opts.threads)
     siamese.set_num_threads(opts.threads)

@@ -35,9 +35,7 @@ options:
   --fallback none|threshold|centre  when no face is detected (default none:
                        refuse; threshold: retry at score 0.1, centre: also the
                        centred region; the quality gate still applies)
-  --detector tiny|ssd  the face detector (default tiny)
-  --threads N          threads for the networks
-  --max-pixels N       refuse larger images
+]] .. photo_options.USAGE .. "\n" .. [[
   --json               print {"claim", "accepted", "distance", "threshold",
                        "photo", "box", "score", "quality", "reason"}
 
