@@ -233,6 +233,29 @@ describe("siamese.door", function()
     assert.is_true(tony[1].accepted)
   end)
 
+  it("gates a whole-photo encoder (AT&T crops) with the face detector too", function()
+    local att = assert(door.encoder{model = "att"})
+    local function load(s_, i) return assert(siamese.image.load(string.format("examples/data/att_faces/s%d/%d.pgm", s_, i))) end
+    local ga = siamese.gallery.new{dim = att.dim, metric = "euclidean", threshold = 0.6, model = att.model_id}
+    local f = att.main(load(1, 1))
+    assert.is_true(f.quality.ok, f.quality.reason)
+    ga:add("s1", f.descriptor, att.model_id)
+    local da = assert(door.new{gallery = ga, encoder = att})
+    local r = assert(da:verify("s1", load(1, 3)))
+    assert.is_true(r.accepted, r.reason)
+    assert.is_true(r.box.width >= 40 and r.score >= 0.5)
+    r = assert(da:verify("s1", load(2, 3)))
+    assert.is_false(r.accepted)
+    -- a picture without a face: refused before any distance
+    local flat = siamese.image.new(92, 112, 1, ("\120"):rep(92 * 112))
+    r = assert(da:verify("s1", flat))
+    assert.is_false(r.accepted)
+    assert.is_nil(r.distance)
+    assert.are.equal("no face at score >= 0.5", r.reason)
+    -- evaluation embeds the whole photo without the gate
+    assert.is_userdata(att.main(flat, true).descriptor)
+  end)
+
   it("checks enrolments: intent, the same photo, look-alikes and strangers", function()
     local function desc(name, i) return assert(enc.main(assert(siamese.image.load(photo(name, i))))).descriptor end
     local ok, why = d:check_enrolment("Tony_Blair", desc("Tony_Blair", 2), "new")
