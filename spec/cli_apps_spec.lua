@@ -7,18 +7,7 @@ local support = dofile("spec/support.lua")
 
 local FACES = "examples/data/faces"
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
--- Runs bin/siamese; returns stdout, stderr and the exit code.
-local function run(args)
-  local err = os.tmpname()
-  local p = assert(io.popen("bin/siamese " .. args .. " 2>" .. err))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local errtext = support.read_file(err)
-  os.remove(err)
-  return out, errtext, code
-end
+local q, run = support.q, support.siamese
 
 local function photo(name, i)
   return string.format("%s/%s/%s_%04d.jpg", FACES, name, name, i)

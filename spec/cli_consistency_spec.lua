@@ -10,19 +10,7 @@ local FACES = "examples/data/faces"
 local COMMANDS = {"embed", "compare", "enroll", "verify", "identify", "attendance", "gallery", "calibrate", "eval",
                   "serve"}
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
--- Runs bin/siamese with a shell-quoted argument string; returns stdout,
--- stderr and the exit status.
-local function run(args)
-  local err = os.tmpname()
-  local p = assert(io.popen("bin/siamese " .. args .. " 2>" .. err))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local errtext = support.read_file(err)
-  os.remove(err)
-  return out, errtext, code
-end
+local q, run = support.q, support.siamese
 
 local function photo(name, i)
   return string.format("%s/%s/%s_%04d.jpg", FACES, name, name, i)
@@ -274,8 +262,9 @@ describe("siamese compare", function()
     local doc = assert(json.decode(out))
     assert.is_false(doc.accepted)
     assert.are.equal("cosine", doc.metric)
-    assert.are.equal(0.17, doc.threshold)
-    assert.is_true(doc.distance > 0.17 and doc.distance <= 2)
+    local door = require "siamese.door"
+    assert.are.equal(door.DEFAULT_THRESHOLDS[door.FACE_MODEL_PREFIX].cosine, doc.threshold)
+    assert.is_true(doc.distance > doc.threshold and doc.distance <= 2)
     assert.are.equal("distance above threshold", doc.reason)
     assert.are.equal(2, #doc.photos)
     for i, path in ipairs{a, b} do

@@ -1,18 +1,8 @@
 -- Specs of the siamese command line (bin/siamese), run as a separate process.
 local json = require "siamese.json"
 
--- Runs bin/siamese with arguments; returns stdout, stderr and the exit code.
-local function run(args)
-  local err = os.tmpname()
-  local p = assert(io.popen("bin/siamese " .. args .. " 2>" .. err))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local f = assert(io.open(err))
-  local errtext = f:read("a")
-  f:close()
-  os.remove(err)
-  return out, errtext, code
-end
+local support = dofile("spec/support.lua")
+local run = support.siamese
 
 describe("siamese command line", function()
   it("lists its commands and each command's options", function()

@@ -90,6 +90,23 @@ function support.within(got, want, bound, what)
       bound, math.abs(got - want)))
 end
 
+--- A string quoted for the shell the specs start commands with (io.popen).
+function support.q(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+--- Runs bin/siamese with a shell-quoted argument string; returns stdout,
+-- stderr and the exit status.
+function support.siamese(args)
+  local err = os.tmpname()
+  local p = assert(io.popen("bin/siamese " .. args .. " 2>" .. err))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  local errtext = support.read_file(err)
+  os.remove(err)
+  return out, errtext, code
+end
+
 --- A JSON file decoded (fixtures).
 function support.read_json(path)
   local json = require "siamese.json"
