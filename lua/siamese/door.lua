@@ -136,7 +136,8 @@ function door.image_encoder(opts)
   if not model then return nil, err end
   local enc = {kind = "image", name = model.name or opts.model, model_id = model.model_id, dim = model.dim,
                metric = model.metric or "euclidean", threshold = model.threshold, model = model,
-               no_face = "no face found"}
+               no_face = string.format("no face at score >= %g", opts.quality and opts.quality.min_score
+                                         or quality.DEFAULTS.min_score)}
   local gate
   if opts.gate ~= false then
     local fr, ferr = require("siamese").face.load{models_dir = opts.models_dir}
@@ -153,9 +154,11 @@ function door.image_encoder(opts)
       -- (made for faces in scenes) mostly misses: it looks at the photo with
       -- a border of half its size on each side (edge pixels repeated). On the
       -- bundled AT&T photos that takes detections at score 0.5 from 18 % to
-      -- 94 % of the photos, all of which pass the gate.
-      local px, py = img.width // 2, img.height // 2
-      local g = gate:main_face(img:pad{left = px, top = py, right = px, bottom = py, mode = "edge"})
+      -- 94 % of the photos, all of which pass the gate. (A large photo is
+      -- no crop: it is looked at as it is.)
+      local px, py = 0, 0
+      if math.max(img.width, img.height) <= 1024 then px, py = img.width // 2, img.height // 2 end
+      local g = gate:main_face(px > 0 and img:pad{left = px, top = py, right = px, bottom = py, mode = "edge"} or img)
       if not g then
         f.score, f.how = 0, "no face"
         with_quality(f, qopts)
