@@ -335,4 +335,55 @@ function Door:check_enrolment(name, descriptor, mode, force)
   return true
 end
 
+-- ---- reports --------------------------------------------------------------------
+-- What the commands print with --json and the web API answers, in one
+-- vocabulary and one rounding: distances, thresholds and scores to 4
+-- decimals, boxes to 1; no value is json.null.
+
+local function round(v, digits)
+  local m = 10 ^ digits
+  return math.floor(v * m + 0.5) / m
+end
+
+--- A number rounded to 4 decimals, or json.null when there is none (or it
+-- is not finite: an empty gallery's best distance).
+function door.json_number(v)
+  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then return require("siamese.json").null end
+  return round(v, 4)
+end
+
+--- A box {x, y, width, height} rounded to 1 decimal (json.null when none).
+function door.json_box(b)
+  if not b then return require("siamese.json").null end
+  return {x = round(b.x, 1), y = round(b.y, 1), width = round(b.width, 1), height = round(b.height, 1)}
+end
+
+--- A quality verdict {ok, reason, score, size, overlap, roll, eyes}.
+function door.json_quality(q)
+  local json = require "siamese.json"
+  if not q then return json.null end
+  local n = door.json_number
+  return {ok = q.ok == true, reason = q.reason or json.null, score = n(q.score), size = n(q.size),
+          overlap = n(q.overlap), roll = n(q.roll), eyes = n(q.eyes)}
+end
+
+--- A decision (Door:verify, an entry of Door:identify) as JSON: accepted,
+-- distance, threshold, box, score, quality, reason, and name and
+-- candidates for identification; extra fields are added as given.
+function door.json(r, extra)
+  local json = require "siamese.json"
+  local n = door.json_number
+  local out = {accepted = r.accepted == true, distance = n(r.distance), threshold = n(r.threshold),
+               box = door.json_box(r.box), score = n(r.score), quality = door.json_quality(r.quality),
+               reason = r.reason or json.null}
+  if r.candidates then
+    local c = {}
+    for i, cand in ipairs(r.candidates) do c[i] = {name = cand.name, distance = n(cand.distance)} end
+    out.candidates = json.array(c)
+    out.name = r.name or json.null
+  end
+  for k, v in pairs(extra or {}) do out[k] = v end
+  return out
+end
+
 return door

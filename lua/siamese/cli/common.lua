@@ -161,56 +161,24 @@ end
 
 -- ---- output ----------------------------------------------------------------------
 
--- Rounding of every number the commands and the web API print: distances,
--- thresholds and scores to 4 decimals, boxes to 1.
-local function round(v, digits)
-  local m = 10 ^ digits
-  return math.floor(v * m + 0.5) / m
-end
-common.round = round
+-- Numbers, boxes and decisions are printed as siamese.door reports them
+-- (one vocabulary and one rounding for the commands and the web API).
+local door_json = setmetatable({}, {__index = function(_, k) return require("siamese.door")[k] end})
 
---- A box with rounded numbers for output.
+--- A box with rounded numbers for output (nil when none).
 function common.box(b)
   if not b then return nil end
-  return {x = round(b.x, 1), y = round(b.y, 1), width = round(b.width, 1), height = round(b.height, 1)}
+  return door_json.json_box(b)
 end
 
---- A number for JSON output rounded to 4 decimals; json.null when there is
--- none (or it is infinite: an empty gallery's best distance).
-function common.number(v)
-  local json = require "siamese.json"
-  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then return json.null end
-  return round(v, 4)
-end
+--- A number for JSON output rounded to 4 decimals, or json.null.
+function common.number(v) return door_json.json_number(v) end
 
---- The quality verdict of a face for JSON: {ok, reason, score, size,
--- overlap, roll, eyes}.
-function common.quality_json(q)
-  local json = require "siamese.json"
-  if not q then return json.null end
-  return {ok = q.ok == true, reason = q.reason or json.null, score = common.number(q.score),
-          size = common.number(q.size), overlap = common.number(q.overlap), roll = common.number(q.roll),
-          eyes = common.number(q.eyes)}
-end
+--- The quality verdict of a face for JSON.
+function common.quality_json(q) return door_json.json_quality(q) end
 
---- A door decision (siamese.door) for JSON, in the vocabulary shared by
--- the commands and the web API: accepted, distance, threshold, box, score,
--- quality, reason (plus name/claim and the extra fields given).
-function common.decision_json(r, extra)
-  local json = require "siamese.json"
-  local out = {accepted = r.accepted == true, distance = common.number(r.distance),
-               threshold = common.number(r.threshold), box = r.box and common.box(r.box) or json.null,
-               score = common.number(r.score), quality = common.quality_json(r.quality),
-               reason = r.reason or json.null}
-  if r.candidates then
-    local c = {}
-    for i, cand in ipairs(r.candidates) do c[i] = {name = cand.name, distance = common.number(cand.distance)} end
-    out.candidates = json.array(c)
-  end
-  if r.name ~= nil or r.candidates then out.name = r.name or json.null end
-  for k, v in pairs(extra or {}) do out[k] = v end
-  return out
-end
+--- A door decision for JSON (siamese.door.json).
+function common.decision_json(r, extra) return door_json.json(r, extra) end
 
 --- A progress printer for long jobs: call p(i, n) after each item; it
 -- writes "label: i/n items, rate/s, ETA" to stderr at most every 2 s.

@@ -148,17 +148,8 @@ function App:decode(fields, name)
   return img
 end
 
--- Rounded numbers, the quality verdict: as the command line prints them.
-local function number_json(v)
-  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then return json.null end
-  return math.floor(v * 10000 + 0.5) / 10000
-end
-
-local function quality_json(q)
-  if not q then return json.null end
-  return {ok = q.ok == true, reason = q.reason or json.null, score = number_json(q.score), size = number_json(q.size),
-          overlap = number_json(q.overlap), roll = number_json(q.roll), eyes = number_json(q.eyes)}
-end
+-- Rounded numbers, boxes, quality verdicts: as the command line prints them.
+local number_json, quality_json = door.json_number, door.json_quality
 
 -- The photos' main faces (nearest the centre), each with its descriptor,
 -- or a 422 naming the field: no face, or one the quality gate refuses.
@@ -185,13 +176,8 @@ function App:distance(a, b)
   return door.distance(a, b, self.g:metric())
 end
 
-local function box_json(b)
-  return {x = b.x, y = b.y, width = b.width, height = b.height}
-end
+local box_json = door.json_box
 
-local function distance_json(d)
-  return number_json(d)
-end
 
 function App:people()
   local list = {}
@@ -286,11 +272,7 @@ function App:identify(req)
   if #found == 0 then fail(422, "image: %s", self.enc.no_face) end
   local faces, marks = {}, {}
   for i, r in ipairs(found) do
-    local cands = {}
-    for j, c in ipairs(r.candidates or {}) do cands[j] = {name = c.name, distance = distance_json(c.distance)} end
-    faces[i] = {accepted = r.accepted, box = box_json(r.box), score = number_json(r.score),
-                quality = quality_json(r.quality), name = r.name or json.null, distance = distance_json(r.distance),
-                threshold = number_json(r.threshold), reason = r.reason or json.null, candidates = json.array(cands)}
+    faces[i] = door.json(r)
     local label = r.name or (r.quality.ok and "UNKNOWN" or "REFUSED")
     marks[i] = {box = r.box, colour = r.name and annotate.GREEN or annotate.RED,
                 label = label .. (r.distance and r.distance < math.huge and string.format(" %.2f", r.distance) or "")}
