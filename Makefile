@@ -54,7 +54,7 @@ help:
 	@echo "make lfw       the LFW verification benchmark (10-fold, pairs.txt; LFW_ROOT=$(LFW_ROOT))"
 	@echo "make models    re-create models/*.safetensors from the pinned face-api npm package"
 	@echo "make oneshot   one-shot AT&T identification checks, trained encoder and face model (ATT_ROOT=$(ATT_ROOT))"
-	@echo "make train-att the six AT&T experiments (2 protocols x 3 losses; ATT_ROOT=$(ATT_ROOT)), JSON in build/att/"
+	@echo "make train-att the AT&T experiments (the seed recipe, then 2 protocols x 3 losses; ATT_ROOT=$(ATT_ROOT)), JSON in build/att/"
 
 deps:
 	@sh .ci/deps
@@ -114,13 +114,13 @@ bench: deps $(BUILD)/faceapi-bench/node_modules
 # face-api's own pipeline (tfjs WASM), the reference spec/bench/run.lua times
 # in the same run: the packages pinned in spec/bench/faceapi/package-lock.json
 # (versions and sha512), from the npm registry. Without node/npm or the
-# registry the bench still runs, with the issue's face-api figures.
+# registry the bench still runs, with face-api's figures measured earlier.
 $(BUILD)/faceapi-bench/node_modules: spec/bench/faceapi/package.json spec/bench/faceapi/package-lock.json
 	@command -v npm >/dev/null 2>&1 || sh .ci/deps nodejs npm || true
 	@mkdir -p $(BUILD)/faceapi-bench
 	@cp spec/bench/faceapi/package.json spec/bench/faceapi/package-lock.json $(BUILD)/faceapi-bench/
 	@if (cd $(BUILD)/faceapi-bench && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null); \
-	then touch $@; else echo "make bench: npm ci failed: face-api's figures will be the issue's" >&2; fi
+	then touch $@; else echo "make bench: npm ci failed: face-api's figures will be the ones measured earlier" >&2; fi
 
 # The web demo end to end: siamese serve + chromedriver + headless Chromium.
 e2e: deps
@@ -134,9 +134,9 @@ lfw: deps
 	@$(MAKE) --no-print-directory all
 	bin/siamese eval lfw --root $(LFW_ROOT) --pairs $(LFW_ROOT)/pairs.txt --align $(LFW_ALIGN) --out build/lfw-$(LFW_ALIGN)
 
-# The README's AT&T training table: the seed's classic experiment, then both
-# protocols with each loss, one JSON line per run in build/att/ (about an
-# hour on 2 idle cores).
+# The AT&T training table (examples/README.md, "AT&T training"): the
+# seed's classic experiment, then both protocols with each loss, one JSON
+# line per run in build/att/ (about an hour on 2 idle cores).
 ATT_ROOT   ?= ../shared/data/att_faces
 ATT_LOSSES ?= contrastive triplet bce
 train-att: deps

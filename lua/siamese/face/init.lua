@@ -12,7 +12,7 @@
 -- canonical positions of a 150x150 chip, roll removed) or "faceapi"
 -- (face-api's square crop around eyes and mouth, no rotation). On LFW's
 -- development pairs dlib's chip is as good as or better than the others
--- (models/tune_lfw.lua, README "LFW benchmark").
+-- (models/tune_lfw.lua, models/README.md, "LFW benchmark").
 -- Descriptors are compared with euclidean distance.
 local class = require "siamese.class"
 local weights = require "siamese.face.weights"
@@ -181,7 +181,7 @@ end
 -- means over the 4,229 development photos of LFW detected at 0.5
 -- (models/tune_lfw.lua); re-running the landmark net on this box
 -- normalises the detector's box jitter (LFW development pairs: 98.66 % ->
--- 98.94 %, README "LFW benchmark").
+-- 98.94 %, models/README.md, "LFW benchmark").
 face.REFINE_BOX = {dx = -0.0246, dy = 0.0812, width = 3.2310, height = 3.1307}
 
 --- The box {x, y, width, height} a detection of the face with these 68
