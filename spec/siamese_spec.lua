@@ -9,6 +9,23 @@ describe("require 'siamese'", function()
     end
   end)
 
+  it("cpu names the code paths in use, and SIAMESE_SIMD / OPENBLAS_CORETYPE set them", function()
+    local c = siamese.cpu()
+    local LEVEL = {portable = 0, avx2 = 1, avx512 = 2}
+    assert.is_number(LEVEL[c.simd])
+    assert.is_number(LEVEL[c.cpu_simd])
+    assert.is_true(LEVEL[c.simd] <= LEVEL[c.cpu_simd])
+    assert.is_string(c.blas_core)
+    -- in a child process with the variables set
+    local code = [[package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+      package.cpath = (os.getenv("SIAMESE_BUILD") or "build") .. "/?.so;" .. package.cpath
+      local c = require("siamese").cpu() io.write(c.simd, " ", c.requested or "-", " ", c.blas_core)]]
+    local p = assert(io.popen("SIAMESE_SIMD=portable OPENBLAS_CORETYPE=Haswell lua5.4 -e '" .. code .. "'"))
+    local out = p:read("a")
+    p:close()
+    assert.are.equal("portable portable Haswell", out)
+  end)
+
   it("clock is a monotonic wall clock in seconds", function()
     local t0 = siamese.clock()
     local t1 = siamese.clock()
