@@ -136,7 +136,7 @@ describe("siamese serve", function()
     local status, _, html, h = web.request("GET", srv.url .. "/")
     assert.are.equal(200, status)
     assert.matches("text/html", h:get("content-type"), 1, true)
-    for _, id in ipairs{"verify-image1", "verify-image2", "enroll-name", "enroll-image", "identify-image", "people"} do
+    for _, id in ipairs{"verify-image1", "verify-image2", "enroll-name", "enroll-image", "enroll-mode", "identify-image", "people"} do
       assert.matches('id="' .. id .. '"', html, 1, true)
     end
     assert.is_nil(html:find("https?://"), "the page loads nothing from elsewhere")

@@ -104,9 +104,9 @@ local function main()
     return js("const i = document.querySelector(arguments[0]); return i ? i.complete && i.naturalWidth : 0;", css)
   end
 
-  local first = abs(web.photo("Colin_Powell", 1))
-  local second = abs(web.photo("Colin_Powell", 2))
-  local third = abs(web.photo("Colin_Powell", 3))
+  local first = abs(web.photo("Colin_Powell", 3))
+  local second = abs(web.photo("Colin_Powell", 4))
+  local third = abs(web.photo("Colin_Powell", 5))
   local stranger = abs(web.photo("Serena_Williams", 1))
 
   -- 1. enroll from the first photo

@@ -48,6 +48,11 @@ Pictures are processed by this server only.</p>
     <form id="enroll-form">
       <label>Name <input type="text" id="enroll-name" name="name" maxlength="64" placeholder="e.g. Ada Lovelace"></label>
       <label>Photo <input type="file" id="enroll-image" name="image" accept="image/*"></label>
+      <label>This person is <select id="enroll-mode" name="mode">
+        <option value="new" selected>new to the gallery</option>
+        <option value="add">already enrolled: add this photo</option>
+        <option value="replace">already enrolled: replace the photos</option>
+      </select></label>
       <button type="submit" id="enroll-submit">Enroll</button>
     </form>
     <div class="result" id="enroll-result"></div>
