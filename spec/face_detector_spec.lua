@@ -264,6 +264,11 @@ local function compare_boxes(det, entries, load, tol)
       local f, iou = best_match(faces, ref.box)
       assert(iou > 0.5, string.format("%s face %d: no detection overlaps (best IoU %.3f)", e.file, i, iou))
       local box_tol = tol == "derived" and 2 * dt * (cell / 4 + math.max(ref.box.width, ref.box.height)) or tol
+      -- the worst-case bound is ~2 px on these faces, too wide to catch a
+      -- real error alone: the box must also be interchangeable with
+      -- face-api's, within 1 % of the face's size (semantic; real
+      -- differences are ~1e-3 px)
+      if tol == "derived" then box_tol = math.min(box_tol, 0.01 * math.max(ref.box.width, ref.box.height)) end
       for _, k in ipairs{"x", "y", "width", "height"} do
         local d = math.abs(f.box[k] - ref.box[k])
         worst = math.max(worst, d / box_tol)

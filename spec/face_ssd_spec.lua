@@ -4,10 +4,20 @@
 -- (spec/fixtures/faceapi_ssd/ssd_refs.json, made by make_refs.js there):
 -- the six JPEG photos, the AT&T PGMs edge-padded as the fixture was made,
 -- and landmarks of the full landmark net on the SSD boxes.
+--
+-- Bounds (spec/face_bounds.lua), never tolerances tuned on one machine:
+-- Lua-double arithmetic within gamma64(n) of its magnitude; the nets'
+-- outputs within R max|out| (face_bounds.network, measured ONCE per file
+-- and net on a fixed input and reused), propagated through the SSD's box
+-- decoding per face (its own anchor and predictor map) and through the
+-- landmark decoding; plus face-api's float32 decoding and the fixture's 9
+-- printed digits.
 local siamese = require "siamese"
 local ssd = require "siamese.face.ssd"
+local detector = require "siamese.face.detector"
 local landmarks = require "siamese.face.landmarks"
 local support = dofile("spec/support.lua")
+local bounds = dofile("spec/face_bounds.lua")
 local assert_error, near = support.assert_error, support.near
 
 local T, image = siamese.tensor, siamese.image
@@ -22,6 +32,19 @@ local LANDMARKS_PATH = "models/faceapi_landmarks68.safetensors"
 local function box_near(got, want, tol, what)
   for _, k in ipairs{"x", "y", "width", "height"} do near(got[k], want[k], tol, what .. " " .. k) end
 end
+
+local function sigmoid(v) return 1 / (1 + math.exp(-v)) end
+
+-- Hand-made decoding: encodings stored in float32 are off by U |e| (|e| <=
+-- 5 ln 2 below), which moves a centre by U |e| / 10 h and a half size by
+-- (exp(U |e| / 5) - 1) exp(e / 5) h / 2 <= 2 U |e| / 5 (h <= 1, half sizes
+-- <= 1); both sides (ours and the expected value written out) round a few
+-- times in doubles on values below 2.
+local DEC = bounds.U * 5 * math.log(2) * (1 / 10 + 2 / 5) + bounds.gamma64(16) * 2
+-- a sigmoid of a logit exact in float32, in doubles on both sides
+local function score_bound(s) return bounds.gamma64(8) * s end
+-- pixel_box: a few roundings on values below 2 max(W, H), on both sides
+local function px_bound(W, H) return bounds.gamma64(8) * 2 * math.max(W, H) end
 
 -- Predictor outputs of a 1x2 map with one anchor per cell (box encodings
 -- and class logits given per cell), and a 1x1 map with two anchors: 4
@@ -53,17 +76,19 @@ describe("siamese.face.ssd decoding", function()
     -- anchor 2: cy = 0.25, cx = 0.75; y = 0.1 * 0.5 + 0.25, x = -0.2 * 0.5 + 0.75;
     -- half height 0.25, half width 2 * 0.25
     local want = {0.3 - 0.25, 0.65 - 0.5, 0.3 + 0.25, 0.65 + 0.5}
-    for k = 1, 4 do near(c[2].box[k], want[k], 1e-6, "box " .. k) end
-    near(c[2].score, 1 / (1 + math.exp(-2)), 1e-6, "score")
+    for k = 1, 4 do near(c[2].box[k], want[k], DEC, "box " .. k) end
+    near(c[2].score, sigmoid(2), score_bound(sigmoid(2)), "score")
     -- anchor 4: centre (0.4, 0.6), half height 0.5 * 0.4 / 2, half width 0.4
     want = {0.4 - 0.1, 0.6 - 0.4, 0.4 + 0.1, 0.6 + 0.4}
-    for k = 1, 4 do near(c[4].box[k], want[k], 1e-6, "box " .. k) end
-    near(c[4].score, 0.5, 1e-7, "score of logit 0")
-    assert.is_true(c[1].score < 1e-12 and c[3].score < 1e-12)
+    for k = 1, 4 do near(c[4].box[k], want[k], DEC, "box " .. k) end
+    near(c[4].score, 0.5, score_bound(0.5), "score of logit 0")
+    -- logit -30 (exact in float32): sigmoid(-30) = 9.4e-14
+    near(c[1].score, sigmoid(-30), score_bound(sigmoid(-30)), "score of logit -30")
+    near(c[3].score, sigmoid(-30), score_bound(sigmoid(-30)), "score of logit -30")
     -- class logits 0 and 2 of a cell are not the face score
     o[1].class:set(1, 1, 1, 1, 30)
     o[1].class:set(1, 3, 1, 1, 30)
-    assert.is_true(ssd.decode(o, anchors)[1].score < 1e-12)
+    near(ssd.decode(o, anchors)[1].score, sigmoid(-30), score_bound(sigmoid(-30)), "logits 0 and 2 ignored")
   end)
 
   it("refuses predictions that do not match the anchors", function()
@@ -73,8 +98,10 @@ describe("siamese.face.ssd decoding", function()
   end)
 
   it("IoU as face-api: corners in either order, 0 for an empty box", function()
-    near(ssd.iou({0, 0, 1, 4}, {0, 2, 1, 5}), 0.4, 1e-15, "iou")
-    near(ssd.iou({1, 4, 0, 0}, {0, 2, 1, 5}), 0.4, 1e-15, "swapped corners")
+    -- areas 4 and 3, intersection 2: small integers, exact in doubles; only
+    -- the division rounds
+    near(ssd.iou({0, 0, 1, 4}, {0, 2, 1, 5}), 0.4, bounds.gamma64(1) * 0.4, "iou")
+    near(ssd.iou({1, 4, 0, 0}, {0, 2, 1, 5}), 0.4, bounds.gamma64(1) * 0.4, "swapped corners")
     assert.are.equal(0, ssd.iou({0, 0, 0, 4}, {0, 0, 1, 4}))
     assert.are.equal(0, ssd.iou({0, 0, 1, 1}, {0, 1, 1, 2}))
   end)
@@ -103,9 +130,10 @@ describe("siamese.face.ssd decoding", function()
   it("pixel boxes: clipped to [0, 1], scaled by 512 / round(side * 512 / max side)", function()
     -- 1920x1280: content 512 x 341.33 -> 341, so y is scaled by 512 / 341, not 1.5
     local b = ssd.pixel_box({-0.1, 0.25, 0.5, 1.2}, 1920, 1280)
-    box_near(b, {x = 0.25 * 1920, y = 0, width = 0.75 * 1920, height = 0.5 * 512 / 341 * 1280}, 1e-9, "landscape")
+    box_near(b, {x = 0.25 * 1920, y = 0, width = 0.75 * 1920, height = 0.5 * 512 / 341 * 1280}, px_bound(1920, 1280),
+      "landscape")
     b = ssd.pixel_box({0.1, 0.1, 0.2, 0.3}, 100, 200)   -- portrait: x scaled by 512 / 256
-    box_near(b, {x = 0.2 * 100, y = 0.1 * 200, width = 0.4 * 100, height = 0.1 * 200}, 1e-9, "portrait")
+    box_near(b, {x = 0.2 * 100, y = 0.1 * 200, width = 0.4 * 100, height = 0.1 * 200}, px_bound(100, 200), "portrait")
   end)
 end)
 
@@ -179,12 +207,135 @@ local function max_point_diff(points, ref)
   return worst
 end
 
+-- The fixture prints 9 significant digits: within 5e-9 |v| of face-api's.
+local function printed(v) return 5e-9 * math.abs(v) end
+
+local function near_integer(v, eps)
+  return math.abs(v - math.floor(v + 0.5)) <= eps
+end
+
+-- R of a net (face_bounds.network: depth, largest reduction, amplification
+-- c), measured once per file on a fixed input (the Tony Blair photo) and
+-- reused: a net's outputs are within R max|out| of exact. Call before the
+-- detection or prediction to be checked (the measurement runs the net).
+local BLAIR = "examples/data/faces/Tony_Blair/Tony_Blair_0001.jpg"
+local SSD_R, LM_R
+local function ssd_bound(det)
+  if not SSD_R then
+    local img = assert(image.load(BLAIR))
+    SSD_R = bounds.network(det.net, function() det:detect(img) end, function()
+      local m = 0   -- max|out| over the twelve predictor outputs
+      for _, p in ipairs(det.net.predictors) do
+        m = math.max(m, p.box.output:norm(math.huge), p.class.output:norm(math.huge))
+      end
+      return m
+    end)
+  end
+  return SSD_R
+end
+local function landmark_bound(lm)
+  if not LM_R then
+    local img = assert(image.load(BLAIR))
+    LM_R = bounds.network(lm.net, function() lm:predict(img, {x = 70, y = 70, width = 110, height = 110}) end,
+      function() return lm.net.output:norm(math.huge) end)
+  end
+  return LM_R
+end
+
+-- Right after faces = det:detect(img, {min_score = min_score}): each face's
+-- bound against face-api's {x, y, width, height, score}. The same decode
+-- and NMS on the predictor outputs give each face's anchor (a0..a3), map
+-- m and anchor slot a; per output channel (as the tiny detector's spec),
+-- its encodings e_k are within de_k = R max|channel 4a + k of box_m| and
+-- its face logit within dl = R max|channel 3a + 2 of class_m|. A corner is
+-- centre +- half size: the centre e_0 / 10 h + c moves by de_0 h / 10, the
+-- half size exp(e_2 / 5) h / 2 by (exp(de_2 / 5) - 1) of the exact one
+-- (<= ours exp(de_2 / 5)); x likewise with e_1, e_3; face-api's
+-- float32 decoding (anchors, centre, exp, sums) adds gamma(16) of the
+-- magnitudes. Clipping to [0, 1] cannot increase a difference; pixels
+-- scale x by 512 / round(W s) W (y likewise), a width takes both corners'.
+-- The score, a sigmoid (slope <= 1/4): dl / 4, + face-api's float32
+-- sigmoid. Plus our doubles (px_bound) and the printed digits.
+local function face_bounds(det, R, img, faces, min_score)
+  local outs, first, n = {}, {}, 0
+  for i, p in ipairs(det.net.predictors) do
+    outs[i] = {box = p.box.output, class = p.class.output, anchors = p.anchors}
+    first[i] = n + 1
+    n = n + p.box.output:numel() // 4
+  end
+  local candidates = ssd.decode(outs, det.anchors)
+  local index = {}
+  for k, c in ipairs(candidates) do index[c] = k end
+  local kept = ssd.non_max_suppression(candidates, min_score, 100)
+  local W, H = img.width, img.height
+  local s = ssd.INPUT_SIZE / math.max(W, H)
+  local sx = ssd.INPUT_SIZE / detector.js_round(W * s) * W
+  local sy = ssd.INPUT_SIZE / detector.js_round(H * s) * H
+  local ours = px_bound(W, H) + printed(math.max(W, H))
+  local out = {}
+  for i, f in ipairs(faces) do
+    local c = kept[i]
+    assert.are.same(ssd.pixel_box(c.box, W, H), f.box)
+    local k = index[c]
+    local m = #first
+    while first[m] > k do m = m - 1 end
+    local a = (k - first[m]) % outs[m].anchors
+    local an = det.anchors[k]
+    local h, w = an[3] - an[1], an[4] - an[2]
+    local de = {}
+    for j = 1, 4 do de[j] = R * outs[m].box:select(2, 4 * a + j):norm(math.huge) end
+    local dl = R * outs[m].class:select(2, 3 * a + 2):norm(math.huge)
+    local gy, gx = math.exp(de[3] / 5), math.exp(de[4] / 5)
+    local hh, hw = math.abs(c.box[3] - c.box[1]) / 2, math.abs(c.box[4] - c.box[2]) / 2
+    local ey = de[1] * h / 10 + (gy - 1) * gy * hh + bounds.gamma(16) * (math.abs(c.box[1]) + math.abs(c.box[3]) + h)
+    local ex = de[2] * w / 10 + (gx - 1) * gx * hw + bounds.gamma(16) * (math.abs(c.box[2]) + math.abs(c.box[4]) + w)
+    if os.getenv("FB_DEBUG") then
+      print(string.format("face %d map %d: box bound %.3g %.3g px, score %.3g", i, m, ex * sx, ey * sy, dl / 4))
+    end
+    -- Those worst-case bounds are several pixels on the large photos, too
+    -- wide to catch a real error alone: the box must also be
+    -- interchangeable with face-api's, within 1 % of the face's size, and
+    -- the score within 0.01 (semantic criteria; real differences here are
+    -- ~1e-3 px and ~1e-6).
+    local cap = 0.01 * math.max(f.box.width, f.box.height)
+    out[i] = {x = math.min(ex * sx + ours, cap), y = math.min(ey * sy + ours, cap),
+      width = math.min(2 * ex * sx + ours, cap), height = math.min(2 * ey * sy + ours, cap),
+      score = math.min(dl / 4 + bounds.gamma(8) + printed(1), 0.01)}
+  end
+  return out
+end
+
+-- Landmarks on our box against face-api's on its own (both in img's
+-- pixels): the points shift with the box's origin (within b.x, b.y) and
+-- move by d out max(w, h) with the net's outputs (within R max|out|), plus
+-- the doubles' decoding and the printed digits. That holds while the
+-- integer crop is face-api's; a box within its bound of an integer may
+-- floor to another crop: then nil (asserted to be so).
+local function points_bound(box, ref_box, b, img, R, out_max, what)
+  local crop = assert(landmarks.clip_box(box, img.width, img.height))
+  local ref_crop = assert(landmarks.clip_box(ref_box, img.width, img.height))
+  if crop.x ~= ref_crop.x or crop.y ~= ref_crop.y or crop.width ~= ref_crop.width or crop.height ~= ref_crop.height then
+    assert(near_integer(box.x, b.x) or near_integer(box.y, b.y) or near_integer(box.x + box.width, b.x + b.width)
+      or near_integer(box.y + box.height, b.y + b.height), what .. ": another integer crop than face-api's")
+    return nil
+  end
+  local side = math.max(crop.width, crop.height)
+  local worst = math.max(b.x, b.y) + R * out_max * side
+    + bounds.gamma64(12) * (2 * side + math.max(math.abs(box.x), math.abs(box.y))) + printed(math.max(img.width, img.height))
+  -- and interchangeable for alignment: within 1 % of the face's size (semantic)
+  return math.min(worst, 0.01 * side)
+end
+
 -- Detects every entry's faces as the fixture did (edge-padded by
 -- border_px, results shifted back) and compares them in order with
--- face-api's; with lm, also the landmarks on each box. Returns the worst
--- box, score and landmark differences and the number of faces.
+-- face-api's; with lm, also the landmarks on each box. tol = "derived":
+-- face_bounds and points_bound; tol = {box, score}: a semantic criterion
+-- (another JPEG decoder). Returns the worst box, score and landmark
+-- differences (derived: their ratios to the bounds) and the number of faces.
 local function compare(det, list, load, tol, lm)
-  local worst = {box = 0, score = 0, points = 0, faces = 0}
+  local derived = tol == "derived"
+  local R, lm_R = derived and ssd_bound(det), lm and landmark_bound(lm)
+  local worst = {box = 0, score = 0, points = 0, faces = 0, crop_flips = 0}
   for _, e in ipairs(list) do
     local img = assert(load(e.file))
     local border = e.border_px
@@ -193,23 +344,32 @@ local function compare(det, list, load, tol, lm)
     end
     local faces = det:detect(img, {min_score = 0.5})
     assert.are.equal(#e.ssd_faces, #faces, e.file .. ": number of faces")
+    local fb = derived and face_bounds(det, R, img, faces, 0.5)
     for i, ref in ipairs(e.ssd_faces) do
-      local f = faces[i]
-      f.box.x, f.box.y = f.box.x - border, f.box.y - border
+      local f, what = faces[i], string.format("%s face %d", e.file, i)
       for _, k in ipairs{"x", "y", "width", "height"} do
-        local d = math.abs(f.box[k] - ref.box[k])
-        worst.box = math.max(worst.box, d)
-        assert(d <= tol.box, string.format("%s face %d: box %s %.4f, face-api %.4f", e.file, i, k, f.box[k], ref.box[k]))
+        local shift = (k == "x" or k == "y") and border or 0
+        local d = math.abs(f.box[k] - shift - ref.box[k])
+        local bound = derived and fb[i][k] or tol.box
+        worst.box = math.max(worst.box, d / (derived and bound or 1))
+        assert(d <= bound, string.format("%s: box %s %.6f, face-api %.6f (bound %.3g)", what, k, f.box[k] - shift,
+          ref.box[k], bound))
       end
-      worst.score = math.max(worst.score, math.abs(f.score - ref.score))
-      near(f.score, ref.score, tol.score, e.file .. " score")
+      local score_tol = derived and fb[i].score or tol.score
+      worst.score = math.max(worst.score, math.abs(f.score - ref.score) / (derived and score_tol or 1))
+      near(f.score, ref.score, score_tol, what .. " score")
       if lm then
-        local box = {x = f.box.x + border, y = f.box.y + border, width = f.box.width, height = f.box.height}
-        local points = assert(lm:predict(img, box))
-        for _, p in ipairs(points) do p[1], p[2] = p[1] - border, p[2] - border end
-        local d = max_point_diff(points, ref.landmarks)
-        worst.points = math.max(worst.points, d)
-        assert(d <= tol.points, string.format("%s face %d: landmarks differ by %.4f px", e.file, i, d))
+        local ref_box = {x = ref.box.x + border, y = ref.box.y + border, width = ref.box.width, height = ref.box.height}
+        local points = assert(lm:predict(img, f.box))
+        local bound = points_bound(f.box, ref_box, fb[i], img, lm_R, lm.net.output:norm(math.huge), what)
+        if bound then
+          for _, p in ipairs(points) do p[1], p[2] = p[1] - border, p[2] - border end
+          local d = max_point_diff(points, ref.landmarks)
+          worst.points = math.max(worst.points, d / bound)
+          assert(d <= bound, string.format("%s: landmarks differ by %.4g px (bound %.3g)", what, d, bound))
+        else
+          worst.crop_flips = worst.crop_flips + 1
+        end
       end
       worst.faces = worst.faces + 1
     end
@@ -217,9 +377,11 @@ local function compare(det, list, load, tol, lm)
   return worst
 end
 
-local function report(what, w, with_landmarks)
-  print(string.format("\n%s: %d faces, worst box %.2g px, score %.2g%s", what, w.faces, w.box, w.score,
-    with_landmarks and string.format(", landmarks (full net) %.2g px", w.points) or ""))
+local function report(what, w, with_landmarks, derived)
+  local unit = derived and " of the bound" or ""
+  print(string.format("\n%s: %d faces, worst box %.2g%s, score %.2g%s%s", what, w.faces, w.box,
+    derived and unit or " px", w.score, unit, with_landmarks
+      and string.format(", landmarks (full net) %.2g%s (%d other crops)", w.points, unit, w.crop_flips) or ""))
 end
 
 describe("siamese.face.ssd matches face-api", function()
@@ -230,15 +392,17 @@ describe("siamese.face.ssd matches face-api", function()
     lm = assert(landmarks.load(LANDMARKS_PATH))
   end)
 
-  it("on the six JPEG photos decoded as jpeg-js does: same faces, boxes within 0.01 px", function()
+  it("on the six JPEG photos decoded as jpeg-js does: same faces, boxes within the derived bound", function()
     local list = entries("jpeg")
     assert.are.equal(6, #list)
     local w = compare(det, list, function(file) return image.load(JPEGS .. file, {jpeg_decoder = "jpeg-js"}) end,
-      {box = 0.01, score = 1e-4, points = 0.05}, lm)
+      "derived", lm)
     assert.are.equal(22, w.faces)
-    report("JPEG photos (jpeg-js decode)", w, true)
+    report("JPEG photos (jpeg-js decode)", w, true, true)
   end)
 
+  -- Not round-off: libjpeg's decode is up to ~30 levels from jpeg-js's at
+  -- colour edges; 2 px and 0.02 are semantic criteria (the same face).
   it("on the six JPEG photos with libjpeg's decode: same faces, boxes within 2 px", function()
     local w = compare(det, entries("jpeg"), function(file) return image.load(JPEGS .. file) end,
       {box = 2, score = 0.02})
@@ -250,13 +414,12 @@ describe("siamese.face.ssd matches face-api", function()
   if not att_present then
     pending("AT&T faces not found under " .. ATT_ROOT .. "att_faces: SSD conformance on PGMs skipped")
   else
-    it("on 17 AT&T PGMs (15 edge-padded, 2 bare): same faces, boxes within 0.01 px", function()
+    it("on 17 AT&T PGMs (15 edge-padded, 2 bare): same faces, boxes within the derived bound", function()
       local list = entries("pgm")
       assert.are.equal(17, #list)
-      local w = compare(det, list, function(file) return image.load(ATT_ROOT .. file) end,
-        {box = 0.01, score = 1e-4, points = 0.05}, lm)
+      local w = compare(det, list, function(file) return image.load(ATT_ROOT .. file) end, "derived", lm)
       assert.are.equal(14, w.faces)
-      report("AT&T PGMs", w, true)
+      report("AT&T PGMs", w, true, true)
     end)
   end
 end)
@@ -276,11 +439,28 @@ describe("siamese.face.load{detector = 'ssd'}", function()
   it("detect gives face-api's SSD faces with the full net's landmarks", function()
     local ref = entries("jpeg")[5]   -- sample5.jpg, 5 faces
     local img = assert(image.load(JPEGS .. ref.file, {jpeg_decoder = "jpeg-js"}))
-    local faces = fr:detect(img)
+    local R, lm_R = ssd_bound(fr.detector), landmark_bound(fr.landmarks)   -- before the detection
+    -- the landmark net's max|out| over its runs in fr:detect (one per face, refine = 0)
+    local net, out_max = fr.landmarks.net, 0
+    local forward = net.forward
+    net.forward = function(self, x)
+      local y = forward(self, x)
+      out_max = math.max(out_max, y:norm(math.huge))
+      return y
+    end
+    local ok, faces = pcall(fr.detect, fr, img)
+    net.forward = nil
+    assert(ok, faces)
     assert.are.equal(#ref.ssd_faces, #faces)
+    local fb = face_bounds(fr.detector, R, img, faces, 0.5)
     for i, f in ipairs(faces) do
-      box_near(f.box, ref.ssd_faces[i].box, 0.01, "face " .. i)
-      assert.is_true(max_point_diff(f.landmarks, ref.ssd_faces[i].landmarks) < 0.05)
+      local want = ref.ssd_faces[i]
+      for _, k in ipairs{"x", "y", "width", "height"} do near(f.box[k], want.box[k], fb[i][k], "face " .. i .. " " .. k) end
+      local bound = points_bound(f.box, want.box, fb[i], img, lm_R, out_max, "face " .. i)
+      if bound then
+        local d = max_point_diff(f.landmarks, want.landmarks)
+        assert(d <= bound, string.format("face %d: landmarks differ by %.4g px (bound %.3g)", i, d, bound))
+      end
     end
     -- min_score (or score_threshold) and max_results reach the detector
     assert.are.equal(2, #fr:detect(img, {max_results = 2}))
@@ -322,7 +502,8 @@ describe("siamese.face.load{detector = 'ssd'}", function()
     local ref = entries("jpeg")[1].ssd_faces
     assert.are.equal(#ref, #faces)
     for i, f in ipairs(faces) do
-      box_near(f.box, ref[i].box, 2, "face " .. i)   -- libjpeg's decode
+      -- not round-off: libjpeg's decode (see above); 2 px is a semantic criterion
+      box_near(f.box, ref[i].box, 2, "face " .. i)
       assert.are.equal(128, #f.descriptor)
     end
     p = assert(io.popen("bin/siamese embed --detector mtcnn x.jpg 2>&1"))
