@@ -91,4 +91,79 @@ function web.photo(person, i)
   return ("examples/data/faces/%s/%s_%04d.jpg"):format(person, person, i)
 end
 
+--- Raw TCP helpers (spec/web_attack_spec.lua): a connection to the
+-- server of `url` (cqueues socket, binary, errors returned, not raised).
+function web.connect(url, timeout)
+  local cs = require "cqueues.socket"
+  local host, port = url:match("^http://%[?([^%]/]-)%]?:(%d+)")
+  local s = cs.connect{host = host, port = tonumber(port)}
+  s:setmode("b", "b")
+  s:onerror(function(so, op, why)
+    if why == 110 then so:clearerr(op == "flush" and "w" or "r") end -- a timeout must not stick (110: ETIMEDOUT)
+    return why
+  end)
+  local ok, err = s:connect(timeout or 2)
+  if not ok then s:close() error("cannot connect to " .. url .. ": " .. tostring(err), 2) end
+  return s
+end
+
+--- Parses a raw HTTP/1.1 response: status (number), decoded JSON body
+-- (or nil), body, head, and the index in `raw` after this response (where
+-- a next, pipelined one starts); nil when `raw` holds no status line.
+function web.parse_response(raw)
+  local status = raw:match("^HTTP/1%.[01] (%d%d%d)")
+  if not status then return nil end
+  local e = raw:find("\r\n\r\n", 1, true)
+  local head = raw:sub(1, e and e + 1 or #raw)
+  local len = tonumber(head:lower():match("\ncontent%-length: *(%d+)") or "")
+  local body = e and raw:sub(e + 4, len and e + 3 + len or #raw) or ""
+  local decoded = head:lower():find("content%-type: application/json") and json.decode(body) or nil
+  return tonumber(status), decoded, body, head, e and e + 4 + #body or #raw + 1
+end
+
+--- Sends `data` (a string, or a list of strings sent `gap` seconds apart)
+-- on a new connection, optionally shuts down its sending side
+-- (opts.half_close) or closes it without reading (opts.abort), then reads
+-- until the server closes (at most opts.timeout seconds, default 3).
+-- Returns everything received (a string, maybe empty) and whether the
+-- server closed the connection (false: still open at the timeout).
+function web.exchange(url, data, opts)
+  opts = opts or {}
+  local cqueues = require "cqueues"
+  local s = web.connect(url)
+  local pieces = type(data) == "table" and data or {data}
+  for i, piece in ipairs(pieces) do
+    if i > 1 and opts.gap then cqueues.sleep(opts.gap) end
+    if not s:xwrite(piece, "n", opts.timeout or 3) then break end -- the server may close first
+  end
+  if opts.abort then s:close() return "", true end
+  if opts.half_close then s:shutdown("w") end
+  local got, deadline = {}, cqueues.monotime() + (opts.timeout or 3)
+  local closed = false
+  while true do
+    local left = deadline - cqueues.monotime()
+    if left <= 0 then break end
+    local chunk, err = s:xread(-65536, left)
+    if chunk and #chunk > 0 then got[#got + 1] = chunk
+    elseif err == nil or err ~= 110 then closed = true break -- 110: ETIMEDOUT
+    else break end
+  end
+  s:close()
+  return table.concat(got), closed
+end
+
+--- CPU time (user + system, seconds) of process `pid` from /proc/<pid>/stat.
+function web.cpu_seconds(pid)
+  local stat = read_all("/proc/" .. pid .. "/stat")
+  if not stat then return nil end
+  -- fields after the parenthesised command name: state is field 3, utime 14, stime 15
+  local rest = stat:match("%) (.*)$")
+  local f = {}
+  for w in rest:gmatch("%S+") do f[#f + 1] = w end
+  local p = io.popen("getconf CLK_TCK")
+  local hz = tonumber(p:read("l")) or 100
+  p:close()
+  return (tonumber(f[12]) + tonumber(f[13])) / hz
+end
+
 return web

@@ -7,6 +7,8 @@ local serve = {
   usage = [[
 usage: siamese serve --gallery FILE [--port N] [--host ADDR]
                      [--threshold T] [--max-upload BYTES] [--max-pixels N]
+                     [--max-connections N] [--idle-timeout S]
+                     [--request-timeout S]
                      [--threads N] [--detector tiny|ssd] [--quiet] [--json]
 
 Serves the demo page and its JSON API (POST /api/verify, /api/enroll,
@@ -16,6 +18,11 @@ on the first line). FILE is the gallery enrollments are saved to (created
 on the first enrollment). --threshold sets the gallery's acceptance distance
 (default 0.6 for a new gallery). Uploads over --max-upload bytes (default
 10485760) and images over --max-pixels pixels are refused with 413.
+Malformed or oversized requests get a JSON 4xx (README "Web demo"); a
+request must arrive with no pause over --idle-timeout seconds (default 10;
+also the limit for the request line and headers, and the keep-alive wait)
+and whole within --request-timeout seconds (default 60), else 408; beyond
+--max-connections simultaneous connections (default 64) a client gets 503.
 --threads sets the threads of the face networks (default: all cores;
 requests are computed one at a time). Each request is logged on stderr
 unless --quiet. Stop with Ctrl-C.
@@ -26,6 +33,10 @@ options:
   --host ADDR          the address to listen on (default 127.0.0.1)
   --threshold T        the acceptance distance (in (0, 2))
   --max-upload BYTES   the largest upload (default 10485760)
+  --max-connections N  simultaneous connections (default 64; more: 503)
+  --idle-timeout S     seconds of silence allowed while a request is read,
+                       and for its head as a whole (default 10; else 408)
+  --request-timeout S  seconds for a whole request, body included (default 60)
 ]] .. photo_options.USAGE .. [[
 
   --quiet              no request log
@@ -39,6 +50,9 @@ local SPEC = {
   host = {kind = "string", default = "127.0.0.1"},
   threshold = {kind = "number"},
   max_upload = {kind = "number"},
+  max_connections = {kind = "number"},
+  idle_timeout = {kind = "number"},
+  request_timeout = {kind = "number"},
   quiet = {kind = "flag", default = false},
   json = {kind = "flag", default = false},
 }
@@ -57,6 +71,17 @@ function serve.run(argv)
   local max_upload = opts.max_upload and math.tointeger(opts.max_upload)
   if opts.max_upload and (not max_upload or max_upload < 1) then
     return cli.fail("--max-upload must be a positive integer, got " .. tostring(opts.max_upload), serve.usage)
+  end
+  local max_conn = opts.max_connections and math.tointeger(opts.max_connections)
+  if opts.max_connections and (not max_conn or max_conn < 1) then
+    return cli.fail("--max-connections must be a positive integer, got " .. tostring(opts.max_connections), serve.usage)
+  end
+  for _, k in ipairs{"idle_timeout", "request_timeout"} do
+    local v = opts[k]
+    if v and not (v > 0 and v <= 86400) then
+      return cli.fail(("--%s must be a number of seconds in (0, 86400], got %s"):format((k:gsub("_", "-")), tostring(v)),
+                      serve.usage)
+    end
   end
   if opts.threshold then
     local tok, terr = require("siamese.door").check_threshold(opts.threshold, "euclidean", "--threshold")
@@ -77,7 +102,9 @@ function serve.run(argv)
   local log = opts.quiet and function() end or function(line)
     io.stderr:write(os.date("!%H:%M:%S "), line, "\n")
   end
-  local l, lerr = listener.start(app, {host = opts.host, port = port, log = log})
+  local l, lerr = listener.start(app, {host = opts.host, port = port, log = log, max_connections = max_conn,
+                                       limits = {idle_timeout = opts.idle_timeout,
+                                                 request_timeout = opts.request_timeout}})
   if not l then return cli.fail(lerr) end
   local host = l.host:find(":", 1, true) and ("[" .. l.host .. "]") or l.host
   local count = app.g:count()

@@ -1,7 +1,9 @@
 --- siamese.web.deps: makes the HTTP stack loadable under lua5.4.
 --
--- The server runs on lua-http (https://github.com/daurnimator/lua-http).
--- Debian 12 packages it for Lua 5.1-5.3 only, but it is pure Lua and its C
+-- The server runs on lua-cqueues (its event loop and sockets; the HTTP/1.1
+-- framing is siamese.web.http1); the specs and the end-to-end test talk to
+-- it with lua-http's client (https://github.com/daurnimator/lua-http).
+-- Debian 12 packages lua-http for Lua 5.1-5.3 only, but it is pure Lua and its C
 -- dependencies (lua-cqueues, lua-luaossl, lua-lpeg) are built for 5.4 too,
 -- in /usr/lib/<triple>/lua/5.4 (`dpkg -L lua-cqueues`), which is already on
 -- lua5.4's default package.cpath. What lua5.4 cannot see are the pure-Lua
@@ -23,9 +25,9 @@ local function append(list, entry)
   return list .. ";" .. entry
 end
 
---- Extends package.path/cpath (once; idempotent) and loads lua-http's
--- server. Returns true, or nil and a message saying which Debian package
--- is missing.
+--- Extends package.path/cpath (once; idempotent) and loads cqueues (what
+-- the server needs) and lua-http (what its clients in the specs use).
+-- Returns true, or nil and a message saying which Debian package is missing.
 function deps.setup()
   for _, dir in ipairs(SHARE) do
     package.path = append(package.path, dir .. "/?.lua")
@@ -34,7 +36,8 @@ function deps.setup()
   for _, dir in ipairs(LIB) do
     package.cpath = append(package.cpath, dir .. "/?.so")
   end
-  local ok, err = pcall(require, "http.server")
+  local ok, err = pcall(require, "cqueues.socket")
+  if ok then ok, err = pcall(require, "http.request") end
   if not ok then
     return nil, "siamese serve needs lua-http and lua-cqueues (Debian: apt-get install lua-http): "
       .. tostring(err):match("^[^\n]*")

@@ -1,38 +1,51 @@
---- siamese.web.listener: serves a siamese.web.server app over HTTP/1.1
--- with lua-http (cqueues event loop; see siamese.web.deps for how it is
--- found under lua5.4).
+--- siamese.web.listener: serves a siamese.web.server app over HTTP/1.1 on
+-- a cqueues event loop (siamese.web.http1 reads the requests, with limits).
 --
 --   local l = assert(listener.start(app, {host = "127.0.0.1", port = 8080}))
 --   print(l.host, l.port); l:loop()   -- until l:close()
 --
--- Uploads are read concurrently (cqueues coroutines) and limited to
--- app.max_upload bytes (413, from Content-Length before reading, or while
--- reading; a body left unread is answered with "connection: close", so
--- lua-http ends the connection after the response instead of keeping it
--- for a next request while the client may still be sending); the handlers then run one at a time behind a lock, so a
--- handler never interleaves with another (face inference does not yield
--- anyway; the lock keeps the gallery's load-modify-save safe should a
--- handler ever yield).
+-- Each connection is a cqueues coroutine: requests are read concurrently
+-- (a slow client blocks only itself), each completely, within the limits
+-- (siamese.web.http1: header count and bytes, request line, body of at most
+-- app.max_upload bytes, idle and per-request timeouts); then the handlers
+-- run one at a time behind a lock, so a handler never interleaves with
+-- another (face inference does not yield anyway; the lock keeps the
+-- gallery's load-modify-save safe should a handler ever yield). A refused
+-- request gets {"error": message} with its 4xx status and the connection
+-- is closed (after draining what the client still sends, for a while, so
+-- the answer is not lost to a reset). Beyond max_connections simultaneous
+-- connections, a new one gets a 503 {"error"} and is closed.
 local deps = require "siamese.web.deps"
 local server = require "siamese.web.server"
+local http1 = require "siamese.web.http1"
 
 local listener = {}
 
-local IO_TIMEOUT = 30 -- seconds for reading a request or writing a response
+listener.DEFAULT_MAX_CONNECTIONS = 64
+
+local BASE_HEADERS = {{"cache-control", "no-store"}, {"x-content-type-options", "nosniff"}}
 
 --- Binds and returns the listener {host, port, loop, close}, or nil and a
 -- message. opts: host (default 127.0.0.1), port (default 8080; 0 picks a
--- free one), log (function(line), called once per request and on errors).
+-- free one), log (function(line), called once per request and on errors),
+-- max_connections (default 64), limits (fields of siamese.web.http1.DEFAULTS:
+-- idle_timeout, request_timeout, max_headers, max_header_bytes,
+-- max_request_line, max_chunks; max_body is app.max_upload).
 function listener.start(app, opts)
   opts = opts or {}
   local ok, err = deps.setup()
   if not ok then return nil, err end
-  local http_server = require "http.server"
-  local http_headers = require "http.headers"
+  local cqueues = require "cqueues"
+  local socket = require "cqueues.socket"
   local condition = require "cqueues.condition"
-  local monotime = require("cqueues").monotime
+  local ce = require "cqueues.errno"
+  local monotime = cqueues.monotime
   local log = opts.log or function() end
   app.log = app.log or log
+  local limits = {}
+  for k, v in pairs(opts.limits or {}) do limits[k] = v end
+  limits.max_body = app.max_upload
+  local max_conn = opts.max_connections or listener.DEFAULT_MAX_CONNECTIONS
 
   local busy, turn = false, condition.new()
   local function run_locked(req)
@@ -45,80 +58,115 @@ function listener.start(app, opts)
     return status, body, ctype, allow
   end
 
-  local function read_body(stream, headers)
-    local declared = tonumber(headers:get("content-length") or "")
-    if declared and declared > app.max_upload then
-      return nil, 413, ("upload of %d bytes exceeds the limit of %d bytes"):format(declared, app.max_upload)
-    end
-    if (headers:get("expect") or ""):lower() == "100-continue" then stream:write_continue(IO_TIMEOUT) end
-    local parts, n = {}, 0
+  local function answer(c, status, body, ctype, allow, head_only, close)
+    local h = {{"content-type", ctype}}
+    for _, b in ipairs(BASE_HEADERS) do h[#h + 1] = b end
+    if allow then h[#h + 1] = {"allow", allow} end
+    return c:write_response(status, h, body, head_only, close)
+  end
+
+  local function peer_of(sock)
+    local _, addr, port = sock:peername()
+    return tostring(addr) .. ":" .. tostring(port)
+  end
+
+  local function serve_connection(sock)
+    local c = http1.connection(sock, limits)
+    local peer = peer_of(sock)
     while true do
-      local chunk, cerr = stream:get_next_chunk(IO_TIMEOUT)
-      if chunk == nil then
-        if cerr then return nil, 400, "cannot read the request body: " .. tostring(cerr) end
-        return table.concat(parts)
+      local req, status, msg = c:read_request()
+      if not req then
+        if status then
+          local s, body, ctype = server.error_response(status, msg)
+          answer(c, s, body, ctype, nil, false, true)
+          log(("%s refused: %d %s"):format(peer, status, msg))
+          c:linger_close()
+        else
+          c:close()
+        end
+        return
       end
-      n = n + #chunk
-      if n > app.max_upload then
-        return nil, 413, ("upload exceeds the limit of %d bytes"):format(app.max_upload)
-      end
-      parts[#parts + 1] = chunk
+      local t0 = monotime()
+      local method = req.method
+      local s, body, ctype, allow = run_locked{method = method == "HEAD" and "GET" or method, path = req.path,
+                                                content_type = req.content_type, body = req.body}
+      local close = not req.keep_alive or s >= 500
+      local wok = answer(c, s, body, ctype, allow, method == "HEAD", close)
+      log(("%s %s %d %d bytes %.0f ms"):format(method, req.path, s, #body, (monotime() - t0) * 1000))
+      if not wok or close then c:close() return end
     end
   end
 
-  local function respond(stream, method, status, body, ctype, allow, close)
-    local h = http_headers.new()
-    h:append(":status", tostring(status))
-    h:append("content-type", ctype)
-    h:append("content-length", tostring(#body))
-    h:append("cache-control", "no-store")
-    h:append("x-content-type-options", "nosniff")
-    if allow then h:append("allow", allow) end
-    if close then h:append("connection", "close") end
-    if method == "HEAD" then
-      stream:write_headers(h, true, IO_TIMEOUT)
-    else
-      stream:write_headers(h, false, IO_TIMEOUT)
-      stream:write_chunk(body, true, IO_TIMEOUT)
-    end
-  end
-
-  local function onstream(_, stream)
-    local t0 = monotime()
-    local headers = stream:get_headers(IO_TIMEOUT)
-    if not headers then return end
-    local method, path = headers:get(":method"), headers:get(":path") or "/"
-    local status, body, ctype, allow
-    local data, code, msg = read_body(stream, headers)
-    local unread = not data and code == 413
-    if not data then
-      status, body, ctype = server.error_response(code, msg)
-    else
-      status, body, ctype, allow = run_locked{method = method == "HEAD" and "GET" or method, path = path,
-                                              content_type = headers:get("content-type"), body = data}
-    end
-    respond(stream, method, status, body, ctype, allow, unread)
-    log(("%s %s %d %d bytes %.0f ms"):format(method, path, status, #body, (monotime() - t0) * 1000))
-  end
-
-  local made, srv, serr = pcall(http_server.listen, {
-    host = opts.host or "127.0.0.1", port = opts.port or 8080, tls = false,
-    onstream = onstream,
-    onerror = function(_, _, op, e) log(("http error: %s %s"):format(tostring(op), tostring(e))) end,
-  })
-  if not made then srv, serr = nil, srv end
-  if not srv then return nil, tostring(serr) end
+  local cq = cqueues.new()
+  local srv = socket.listen{host = opts.host or "127.0.0.1", port = opts.port or 8080}
+  srv:onerror(function(_, _, why) return why end)
   local lok, lerr = srv:listen()
-  if not lok then return nil, ("cannot listen on %s:%s: %s"):format(opts.host or "127.0.0.1", opts.port or 8080, tostring(lerr)) end
+  if not lok then
+    srv:close()
+    return nil, ("cannot listen on %s:%s: %s"):format(opts.host or "127.0.0.1", opts.port or 8080,
+                                                      ce.strerror(lerr) or tostring(lerr))
+  end
   local _, host, port = srv:localname()
-  local l = {host = host, port = port, server = srv}
+  local n_conn, n_refusing = 0, 0
+  local closed = false
+
+  -- Over the cap: a 503 and close, in a short coroutine of its own (its
+  -- number capped too; beyond, the connection is just closed).
+  local function refuse_busy(sock)
+    local c = http1.connection(sock, {idle_timeout = 1, request_timeout = 1, max_body = 0})
+    local s, body, ctype = server.error_response(503, ("too many connections (the limit is %d); retry later"):format(max_conn))
+    answer(c, s, body, ctype, nil, false, true)
+    c:linger_close(1)
+  end
+
+  cq:wrap(function()
+    while not closed do
+      local sock, aerr = srv:accept({nodelay = true}, 0)
+      if not sock and aerr == ce.ETIMEDOUT then
+        cqueues.poll(srv, 1) -- until a client arrives (or a second, to notice close)
+      elseif sock then
+        if n_conn >= max_conn then
+          if n_refusing >= max_conn then
+            sock:close()
+          else
+            n_refusing = n_refusing + 1
+            cq:wrap(function()
+              local rok, rerr = pcall(refuse_busy, sock)
+              n_refusing = n_refusing - 1
+              if not rok then log("connection error: " .. tostring(rerr)) pcall(sock.close, sock) end
+            end)
+          end
+        else
+          n_conn = n_conn + 1
+          cq:wrap(function()
+            local cok, cerr = pcall(serve_connection, sock)
+            n_conn = n_conn - 1
+            if not cok then
+              log("connection error: " .. tostring(cerr) .. "\n" .. debug.traceback())
+              pcall(sock.close, sock)
+            end
+          end)
+        end
+      elseif not closed then
+        -- e.g. EMFILE: wait for connections to finish rather than spin
+        log("accept: " .. tostring(ce.strerror(aerr) or aerr))
+        cqueues.sleep(0.1)
+      end
+    end
+  end)
+
+  local l = {host = host, port = port}
   --- Serves until closed; returns true, or nil and the loop's error.
   function l.loop()
-    return srv:loop()
+    local rok, rerr = cq:loop()
+    if not rok then return nil, rerr end
+    return true
   end
   function l.close()
+    closed = true
     srv:close()
   end
+  l.stats = function() return {connections = n_conn, refusing = n_refusing} end
   return l
 end
 
