@@ -152,6 +152,30 @@ function web.exchange(url, data, opts)
   return table.concat(got), closed
 end
 
+--- The pids of the live (not zombie) child processes of `pid` (a sorted
+-- list), from /proc/*/stat; with zombies = true, also the exited ones not
+-- yet reaped.
+function web.children(pid, zombies)
+  local kids = {}
+  local p = assert(io.popen("ls /proc"))
+  for name in p:lines() do
+    if name:match("^%d+$") then
+      local stat = read_all("/proc/" .. name .. "/stat")
+      local state, ppid
+      if stat then state, ppid = stat:match("%) (%S) (%d+)") end
+      if ppid and tonumber(ppid) == pid and (zombies or state ~= "Z") then kids[#kids + 1] = tonumber(name) end
+    end
+  end
+  p:close()
+  table.sort(kids)
+  return kids
+end
+
+--- Whether process `pid` exists (a zombie counts).
+function web.exists(pid)
+  return read_all("/proc/" .. pid .. "/stat") ~= nil
+end
+
 --- CPU time (user + system, seconds) of process `pid` from /proc/<pid>/stat.
 function web.cpu_seconds(pid)
   local stat = read_all("/proc/" .. pid .. "/stat")

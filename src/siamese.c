@@ -1,6 +1,8 @@
 /* siamese.c — luaopen_siamese_core: the C module behind require "siamese". */
 #include "l_aux.h"
 
+void sm_open_process(lua_State *L); /* l_process.c */
+
 static int l_set_num_threads(lua_State *L)
 {
     lua_Integer n = luaL_checkinteger(L, 1);
@@ -60,5 +62,6 @@ int luaopen_siamese_core(lua_State *L)
     sm_open_gallery(L);  /* sets core.gallery: new, load, Gallery (the metatable) */
     sm_open_hash(L);     /* sets core.hash: crc32, sha256, file_sha256 */
     sm_open_winograd(L); /* sets core.winograd: inference 3x3 convolutions */
+    sm_open_process(L);  /* sets core.process: fork, socketpair, waitpid, frames, spawn */
     return 1;
 }

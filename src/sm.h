@@ -323,6 +323,72 @@ void sm_dequantize(float *x, int64_t n, double scale, double min);
 sm_status sm_write_atomic(sm_err *err, const char *path, const void *const *bufs,
                           const size_t *lens, int nbufs);
 
+/* A file's generation: changes whenever the file is replaced or rewritten
+ * (device, inode, size, modification time to the nanosecond). */
+typedef struct { uint64_t dev, ino, size; int64_t mtime_sec, mtime_nsec; } sm_file_stamp;
+/* "dev:ino:size:sec.nsec" into buf (SM_FILE_STAMP_LEN bytes). */
+#define SM_FILE_STAMP_LEN 96
+const char *sm_file_stamp_str(char *buf, const sm_file_stamp *s);
+/* Stamp of an open file / of a path (symlinks followed): 0, or -1 with errno. */
+int sm_file_stamp_fd(sm_file_stamp *s, int fd);
+int sm_file_stamp_path(sm_file_stamp *s, const char *path);
+
+/* sm_write_atomic with options (o may be NULL: the defaults):
+ *  - a symlinked path is written through: the temporary goes next to the
+ *    link's final target and is renamed over it (the link stays);
+ *  - an existing file keeps its mode and, when the system allows it, its
+ *    owner and group; a new file gets new_mode (0 means 0666; the umask
+ *    applies);
+ *  - temporaries "<target>.tmp.<pid>.<k>" that a killed writer left (its
+ *    pid is not alive) are removed first; others' files are never touched;
+ *  - stamp (may be NULL) receives the generation of the file written. */
+typedef struct { unsigned new_mode; sm_file_stamp *stamp; } sm_write_opts;
+sm_status sm_write_atomic_ex(sm_err *err, const char *path, const void *const *bufs,
+                             const size_t *lens, int nbufs, const sm_write_opts *o);
+
+/* The file path finally names (filelock.c): symlinks followed, including a
+ * dangling last one (its target is what a write creates), the directory
+ * part made canonical. SM_OK with *out a malloc'd string, or SM_EIO
+ * (naming path and the reason; errno is the reason) / SM_ENOMEM /
+ * SM_EINVAL (empty path) with *out NULL. */
+sm_status sm_path_target(sm_err *err, const char *path, char **out);
+
+/* An exclusive advisory lock on lock_path (created 0600 when absent): an
+ * open-file-description lock (fcntl F_OFD_SETLKW), so two opens conflict
+ * even within one process, and the kernel drops it when the holder dies.
+ * timeout < 0 waits as long as it takes (in the kernel), 0 tries once,
+ * > 0 waits at most that many seconds (asleep until the lock file is
+ * closed by someone, inotify, at most 100 ms between tries). SM_OK with
+ * *fd (release with sm_lock_release),
+ * SM_ELIMIT when the lock stayed busy, SM_EIO when the file cannot be
+ * opened or locked. */
+sm_status sm_lock_acquire(sm_err *err, int *fd, const char *lock_path, double timeout);
+void sm_lock_release(int fd);
+
+/* Child processes (process.c). sm_process_fork: *pid is the child's pid in
+ * the parent and 0 in the child; the child has every descriptor >= 3 but
+ * keep_fd (-1: none) closed, an empty signal mask, SIGPIPE/SIGTERM/SIGINT
+ * at their defaults, and (Linux) SIGTERM when the parent dies. Fork only
+ * while no OpenMP/OpenBLAS thread pool exists. Failures are SM_EIO (or
+ * SM_ENOMEM) naming the call and the system's reason; SM_EINVAL for a
+ * pid <= 0 (never a process group) or a negative fd. */
+typedef struct { int exited, signaled, code; } sm_process_status; /* code: exit status or signal */
+sm_status sm_process_fork(sm_err *err, int *pid, int keep_fd);
+sm_status sm_process_socketpair(sm_err *err, int fds[2]);      /* AF_UNIX stream, close-on-exec */
+sm_status sm_process_close(sm_err *err, int fd);
+sm_status sm_process_kill(sm_err *err, int pid, int sig);
+/* waitpid (EINTR retried); nohang: out->exited = 0 while it runs. */
+sm_status sm_process_wait(sm_err *err, int pid, int nohang, sm_process_status *out);
+/* Blocking whole-buffer I/O (EINTR retried); read_all stops early only at
+ * end of file (*got < len). */
+sm_status sm_process_write_all(sm_err *err, int fd, const void *buf, size_t len);
+sm_status sm_process_read_all(sm_err *err, int fd, void *buf, size_t len, size_t *got);
+/* posix_spawnp of argv (NULL-terminated; PATH searched, no shell); fds:
+ * descriptors to become the child's stdin, stdout, stderr (-1: inherited). */
+sm_status sm_process_spawn(sm_err *err, int *pid, const char *const *argv, const int fds[3]);
+void sm_process_exit_now(int code); /* _exit: no atexit handlers, no stdio flush */
+int sm_process_getpid(void);
+
 /* Element types of serialized tensors (safetensors names), all stored
  * little-endian; dtype.c converts them to and from float32. */
 typedef enum {

@@ -19,6 +19,15 @@
 -- control, format and bidirectional characters, and names that differ
 -- from an enrolled one only by case; load refuses a file holding such a
 -- name. Thresholds lie in (0, 2) (checked by new, set_threshold and load).
+--
+-- Shared files. g:save replaces the file atomically (temporary, fsync,
+-- rename): readers see the old file or the new one, never a mix. Writers
+-- that read, modify and save go through gallery.update, which holds an
+-- advisory lock on "<file>.lock" (next to the file; the kernel releases it
+-- when the process dies) and re-reads the file under it, so concurrent
+-- enrolments (two commands, a command and the web server) all land. A
+-- reader that keeps a gallery in memory compares gallery.generation(path)
+-- with the generation load gave it and reloads when it changed.
 local core = require "siamese.core"
 local names = require "siamese.names"
 
@@ -87,11 +96,13 @@ function Gallery:rename(old, new_name)
   return c_rename(self, old, new_name)
 end
 
---- Loads a gallery file; nil, message when it is missing, damaged, or
+--- Loads a gallery file: the gallery and the generation of the file read
+-- (see gallery.generation); nil, message when it is missing, damaged, or
 -- holds a name that siamese.names refuses (it is then not trusted).
 function gallery.load(path)
   local g, err = core.gallery.load(path)
   if not g then return nil, err end
+  local generation = err
   local seen = {}
   for _, n in ipairs(g:names()) do
     local clean, why = names.check(n)
@@ -108,7 +119,106 @@ function gallery.load(path)
     end
     seen[k] = n
   end
-  return g
+  return g, generation
+end
+
+--- The generation of a gallery file: a string that changes whenever the
+-- file is replaced or rewritten (device, inode, size, modification time in
+-- nanoseconds); nil, message when it cannot be read (e.g. no such file).
+gallery.generation = core.gallery.generation
+
+--- The file a gallery path finally names (symlinks followed): where saves
+-- write and next to which the lock file lives.
+gallery.target = core.gallery.target
+
+-- Lock targets this process holds (a second lock on the same file would
+-- wait for itself).
+local held = {}
+
+--- Read-modify-write of a gallery file under its lock:
+--
+--   local ok, n = gallery.update("people.gallery", function(g, ctx)
+--     if g:has("alice") then return false, "already enrolled" end
+--     return true, g:add("alice", emb)
+--   end, {new = {dim = 128, model = id}, timeout = 10})
+--
+-- Takes the lock "<file>.lock" (waiting for another process; opts.timeout
+-- seconds at most, then nil, "'<file>': gallery is locked by another
+-- process ..."), loads the file fresh (or, when it does not exist, creates
+-- a gallery with gallery.new(opts.new), or opts.new() when it is a
+-- function; without opts.new: nil, "<file>: no such gallery"), calls
+-- fn(g, ctx) and saves atomically when fn's first result is true. ctx:
+-- path, created (true for a new gallery), generation (of the file read;
+-- after a save, of the file written), saved. Returns fn's results; nil,
+-- message when the file cannot be loaded or saved. The lock is released
+-- in every case; an error raised by fn is raised again after that (error
+-- objects such as tables pass through unchanged). g stays open: fn may
+-- return it.
+function gallery.update(path, fn, opts)
+  if type(path) ~= "string" or path == "" then
+    error("gallery.update: bad argument #1 (a gallery path expected, got " .. type(path) .. ")", 2)
+  end
+  if type(fn) ~= "function" then
+    error("gallery.update: bad argument #2 (function expected, got " .. type(fn) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("gallery.update: bad argument #3 (options table expected, got " .. type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  local timeout = opts.timeout
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout) then
+    error("gallery.update: option timeout must be a number of seconds >= 0, got " .. tostring(timeout), 2)
+  end
+  local target, terr = core.gallery.target(path)
+  if not target then return nil, terr end
+  if held[target] then
+    error(string.format("gallery.update: '%s' is already being updated by this process (nested update)", path), 2)
+  end
+  local lock, lerr = core.gallery.lock(path, timeout)
+  if not lock then return nil, lerr end
+  held[target] = true
+  local function release()
+    held[target] = nil
+    lock:close()
+  end
+  local ctx = {path = path, created = false, saved = false}
+  local g, gen = gallery.load(path)
+  if not g then
+    if gallery.generation(path) then -- there, but damaged or unreadable
+      release()
+      return nil, gen
+    end
+    if opts.new == nil then
+      release()
+      return nil, path .. ": no such gallery"
+    end
+    local ok, made = pcall(function()
+      if type(opts.new) == "function" then return opts.new() end
+      return gallery.new(opts.new)
+    end)
+    if not ok then
+      release()
+      error(made, 0)
+    end
+    g, ctx.created = made, true
+  else
+    ctx.generation = gen
+  end
+  local res = table.pack(pcall(fn, g, ctx))
+  if not res[1] then
+    release()
+    error(res[2], 0)
+  end
+  if res[2] == true then
+    local ok, saved = g:save(path)
+    if not ok then
+      release()
+      return nil, saved
+    end
+    ctx.saved, ctx.generation = true, saved
+  end
+  release()
+  return table.unpack(res, 2, res.n)
 end
 
 local function check_k(opts, fname)

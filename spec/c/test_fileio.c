@@ -1,7 +1,12 @@
 /* Plain-C tests of fileio.c (atomic replacement, including a write that
- * fails half-way) and dtype.c (little-endian conversions to float32). */
+ * fails half-way; symlinks written through, modes kept, stale temporaries
+ * removed), filelock.c (path targets, advisory locks, generations) and
+ * dtype.c (little-endian conversions to float32). */
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +115,196 @@ static void test_write_atomic_failed_write_keeps_old_file(void)
     CHECK(n == 12 && memcmp(buf, "old contents", 12) == 0);
     CHECK(count_entries() == 1);
     unlink(path);
+}
+
+/* A pid that belonged to a process that has exited (and was reaped). */
+static pid_t dead_pid(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    waitpid(pid, NULL, 0);
+    return pid;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    if (f) fclose(f);
+}
+
+static void test_write_atomic_writes_through_symlinks(void)
+{
+    char target[300], link1[300], link2[300], buf[64];
+    sm_err err;
+    CHECK(mkdir(strcat(strcpy(target, test_dir), "/real"), 0700) == 0);
+    snprintf(target, sizeof target, "%s/real/people.gallery", test_dir);
+    snprintf(link1, sizeof link1, "%s/link1", test_dir);
+    snprintf(link2, sizeof link2, "%s/link2", test_dir);
+    CHECK(symlink("real/people.gallery", link1) == 0); /* relative, dangling for now */
+    CHECK(symlink(link1, link2) == 0);                 /* absolute, to another link */
+    char *t = NULL;
+    CHECK(sm_path_target(&err, link2, &t) == SM_OK && t && strcmp(t, target) == 0);
+    free(t);
+    /* a dangling link creates its target; both links stay links */
+    CHECK(write_two(&err, link2, "one", "") == SM_OK);
+    CHECK(read_file(target, buf, sizeof buf) == 3 && memcmp(buf, "one", 3) == 0);
+    struct stat st;
+    CHECK(lstat(link1, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(lstat(link2, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(write_two(&err, link1, "two", "!") == SM_OK);
+    CHECK(read_file(link2, buf, sizeof buf) == 4 && memcmp(buf, "two!", 4) == 0);
+    CHECK(lstat(link1, &st) == 0 && S_ISLNK(st.st_mode));
+    /* a loop is an error naming the path, and writes nothing */
+    char loop[300];
+    snprintf(loop, sizeof loop, "%s/loop", test_dir);
+    CHECK(symlink("loop", loop) == 0);
+    CHECK(write_two(&err, loop, "x", "") == SM_EIO && strstr(err.msg, loop) != NULL);
+    unlink(loop);
+    unlink(link2);
+    unlink(link1);
+    unlink(target);
+    snprintf(target, sizeof target, "%s/real", test_dir);
+    CHECK(rmdir(target) == 0);
+    CHECK(count_entries() == 0);
+}
+
+static void test_write_atomic_keeps_mode_and_creates_private_files(void)
+{
+    char path[300];
+    sm_err err;
+    struct stat st;
+    snprintf(path, sizeof path, "%s/mode.bin", test_dir);
+    sm_write_opts priv = { .new_mode = 0600, .stamp = NULL };
+    const void *bufs[1] = { "abc" };
+    size_t lens[1] = { 3 };
+    CHECK(sm_write_atomic_ex(&err, path, bufs, lens, 1, &priv) == SM_OK);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600);
+    CHECK(chmod(path, 0640) == 0);
+    CHECK(sm_write_atomic_ex(&err, path, bufs, lens, 1, &priv) == SM_OK);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0640);
+    CHECK(chmod(path, 0604) == 0);
+    CHECK(sm_write_atomic(&err, path, bufs, lens, 1) == SM_OK);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0604 && st.st_uid == getuid());
+    unlink(path);
+    CHECK(count_entries() == 0);
+}
+
+static void test_write_atomic_removes_stale_temporaries(void)
+{
+    char path[300], dead[340], live[340], mine[340], other[340], odd[340], buf[32];
+    sm_err err;
+    pid_t gone = dead_pid();
+    snprintf(path, sizeof path, "%s/g.gallery", test_dir);
+    snprintf(dead, sizeof dead, "%s.tmp.%ld.0", path, (long)gone);
+    snprintf(live, sizeof live, "%s.tmp.%ld.3", path, (long)getppid()); /* alive: our parent */
+    snprintf(mine, sizeof mine, "%s.tmp.%ld.7", path, (long)getpid());
+    snprintf(other, sizeof other, "%s/h.gallery.tmp.%ld.0", test_dir, (long)gone);
+    snprintf(odd, sizeof odd, "%s.tmp.%ld.0x", path, (long)gone);
+    touch(dead); touch(live); touch(mine); touch(other); touch(odd);
+    CHECK(write_two(&err, path, "new", "") == SM_OK);
+    CHECK(!exists(dead));
+    CHECK(exists(live) && exists(mine) && exists(other) && exists(odd));
+    CHECK(read_file(path, buf, sizeof buf) == 3);
+    unlink(live); unlink(mine); unlink(other); unlink(odd); unlink(path);
+    CHECK(count_entries() == 0);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void test_lock_excludes_times_out_and_dies_with_its_holder(void)
+{
+    char lock[300];
+    sm_err err;
+    int a = -1, b = -1;
+    snprintf(lock, sizeof lock, "%s/g.gallery.lock", test_dir);
+    CHECK(sm_lock_acquire(&err, &a, lock, -1) == SM_OK && a >= 0);
+    struct stat st;
+    CHECK(stat(lock, &st) == 0 && (st.st_mode & 07777) == 0600);
+    /* a second open of the same file conflicts, even in this process */
+    CHECK(sm_lock_acquire(&err, &b, lock, 0) == SM_ELIMIT && b == -1);
+    CHECK(strstr(err.msg, "locked by another process") != NULL);
+    double t0 = now_s();
+    CHECK(sm_lock_acquire(&err, &b, lock, 0.2) == SM_ELIMIT && b == -1);
+    double waited = now_s() - t0;
+    CHECK(waited >= 0.19 && waited < 5);
+    sm_lock_release(a);
+    CHECK(sm_lock_acquire(&err, &b, lock, 0.2) == SM_OK && b >= 0);
+    sm_lock_release(b);
+
+    /* a child takes the lock and is killed: the kernel releases it, and a
+     * waiter blocked on it gets it */
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        int fd;
+        sm_err e;
+        if (sm_lock_acquire(&e, &fd, lock, -1) != SM_OK) _exit(1);
+        (void)!write(ready[1], "x", 1);
+        for (;;) pause();
+    }
+    char c;
+    CHECK(read(ready[0], &c, 1) == 1);
+    CHECK(sm_lock_acquire(&err, &b, lock, 0) == SM_ELIMIT);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    CHECK(sm_lock_acquire(&err, &b, lock, 5) == SM_OK);
+    sm_lock_release(b);
+    close(ready[0]);
+    close(ready[1]);
+
+    /* a waiter without a timeout blocks until the holder lets go */
+    CHECK(sm_lock_acquire(&err, &a, lock, -1) == SM_OK);
+    child = fork();
+    if (child == 0) {
+        int fd;
+        sm_err e;
+        close(a); /* the inherited descriptor shares the parent's lock */
+        _exit(sm_lock_acquire(&e, &fd, lock, -1) == SM_OK ? 0 : 1);
+    }
+    struct timespec pause_t = { 0, 100 * 1000 * 1000 };
+    nanosleep(&pause_t, NULL);
+    int status = 0;
+    CHECK(waitpid(child, &status, WNOHANG) == 0); /* still waiting */
+    sm_lock_release(a);
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/no/such/dir.lock", test_dir);
+    CHECK(sm_lock_acquire(&err, &b, missing, 0) == SM_EIO && strstr(err.msg, missing) != NULL);
+    unlink(lock);
+    CHECK(count_entries() == 0);
+}
+
+static void test_generation_changes_on_every_save(void)
+{
+    char path[300], s1[SM_FILE_STAMP_LEN], s2[SM_FILE_STAMP_LEN], s3[SM_FILE_STAMP_LEN];
+    sm_err err;
+    sm_file_stamp written, seen;
+    snprintf(path, sizeof path, "%s/gen.bin", test_dir);
+    sm_write_opts o = { .new_mode = 0600, .stamp = &written };
+    const void *bufs[1] = { "same" };
+    size_t lens[1] = { 4 };
+    CHECK(sm_write_atomic_ex(&err, path, bufs, lens, 1, &o) == SM_OK);
+    CHECK(sm_file_stamp_path(&seen, path) == 0);
+    CHECK(strcmp(sm_file_stamp_str(s1, &written), sm_file_stamp_str(s2, &seen)) == 0);
+    /* the same bytes again, at once: still another generation */
+    CHECK(sm_write_atomic_ex(&err, path, bufs, lens, 1, &o) == SM_OK);
+    CHECK(sm_file_stamp_path(&seen, path) == 0);
+    CHECK(strcmp(sm_file_stamp_str(s3, &seen), s1) != 0);
+    unlink(path);
+    CHECK(sm_file_stamp_path(&seen, path) == -1 && errno == ENOENT);
 }
 
 static void test_dtype_names(void)
@@ -228,6 +423,11 @@ int main(void)
     RUN(test_write_atomic_writes_and_replaces);
     RUN(test_write_atomic_missing_directory);
     RUN(test_write_atomic_failed_write_keeps_old_file);
+    RUN(test_write_atomic_writes_through_symlinks);
+    RUN(test_write_atomic_keeps_mode_and_creates_private_files);
+    RUN(test_write_atomic_removes_stale_temporaries);
+    RUN(test_lock_excludes_times_out_and_dies_with_its_holder);
+    RUN(test_generation_changes_on_every_save);
     RUN(test_dtype_names);
     RUN(test_f16_conversion);
     RUN(test_bf16_conversion);

@@ -17,7 +17,8 @@ or every pair of photos of a folder with one sub-folder per person
 (--folder). From the distances: ROC, AUC, EER, and the threshold at which
 at most --far of impostor pairs are accepted (default 0.01), with the
 true-accept rate there. The threshold is stored in the gallery (saved
-atomically) unless --dry-run. --roc writes the ROC curve as PNG.
+atomically, under the gallery's lock, on the file as it is then) unless
+--dry-run. --roc writes the ROC curve as PNG.
 
 options:
   --gallery FILE       the gallery to calibrate
@@ -141,8 +142,19 @@ function calibrate.run(argv)
     m.roc_png = opts.roc
   end
   if not opts.dry_run then
-    g:set_threshold(threshold)
-    local ok, serr = g:save(opts.gallery)
+    -- Under the gallery's lock, on the file as it is now: only the
+    -- threshold changes (people enrolled meanwhile stay).
+    local model_changed
+    local ok, serr = require("siamese.gallery").update(opts.gallery, function(lg)
+      if lg:model() ~= m.model then
+        model_changed = string.format("%s: the gallery was replaced meanwhile by one made with model %s "
+          .. "(calibrated with %s): threshold not saved", opts.gallery, lg:model(), m.model)
+        return false
+      end
+      lg:set_threshold(threshold)
+      return true
+    end)
+    if model_changed then return cli.fail(model_changed) end
     if not ok then return cli.fail(serr) end
     m.saved = true
   end

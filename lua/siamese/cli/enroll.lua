@@ -18,7 +18,10 @@ nearest the centre), when it passes the quality gate (detected at score
 every sub-folder of DIR as a person named after it. A gallery file that
 does not exist is created for the encoder (its model id and dimension, the
 metric and a threshold); an existing one made with another encoder is
-refused. The gallery is saved atomically once, at the end.
+refused. The gallery is saved atomically once, at the end, under its lock
+(FILE.lock): the photos are embedded first, then the gallery is read
+again and the faces are checked and added against the file as it is
+then, so enrolments running at the same time all land.
 
 A NAME not yet enrolled is enrolled; an enrolled one needs --add (another
 photo of the same person) or --replace (its templates are replaced). Names
@@ -126,9 +129,110 @@ local function gallery_and_encoder(opts)
   return g, enc, true
 end
 
+-- The usage errors of the jobs against a gallery: a name that differs
+-- from an enrolled one only by case, an enrolled name without --add or
+-- --replace, --add of a name not enrolled. Returns the mode per name
+-- ("new", "add" or "replace"), or nil, message.
+local function modes_of(g, jobs, opts)
+  local names = require "siamese.names"
+  for _, job in ipairs(jobs) do
+    local twin = names.same_as(job.name, g:names())
+    if twin then
+      return nil, string.format("'%s' differs from the enrolled '%s' only by case (use the same spelling)",
+        job.name, twin)
+    end
+  end
+  local mode = {}
+  for _, job in ipairs(jobs) do
+    if not mode[job.name] then
+      local exists = g:has(job.name)
+      if exists and not (opts.add or opts.replace) then
+        return nil, string.format("'%s' is already enrolled (%s): use --add for another photo of the same "
+          .. "person, or --replace", job.name, common.plural(g:templates(job.name):size(1), "template", "templates"))
+      end
+      if not exists and opts.add then
+        return nil, string.format("'%s' is not enrolled: --add needs an enrolled name", job.name)
+      end
+      mode[job.name] = exists and (opts.replace and "replace" or "add") or "new"
+    end
+  end
+  return mode
+end
+
+-- The main face of each job's photo (outside the gallery's lock: this is
+-- the slow part): per job {face = f} or {skip = {name, photo, reason,
+-- quality}, unreadable = bool}.
+local function embed_jobs(jobs, enc)
+  local image = require "siamese.image"
+  local out = {}
+  local progress = #jobs > 20 and common.progress("enroll", "photos") or nil
+  for i, job in ipairs(jobs) do
+    local img, lerr = image.load(job.photo)
+    if not img then
+      -- the loader's message starts with the path, which the report gives already
+      local reason = lerr:sub(1, #job.photo + 2) == job.photo .. ": " and lerr:sub(#job.photo + 3) or lerr
+      out[i] = {unreadable = true, skip = {name = job.name, photo = job.photo, reason = reason}}
+    else
+      local f = enc.main(img)
+      if not f or not f.quality.ok then
+        out[i] = {skip = {name = job.name, photo = job.photo, reason = f and f.quality.reason or enc.no_face or "no face found",
+                          quality = f and common.quality_json(f.quality) or nil}}
+      else
+        out[i] = {face = f}
+      end
+    end
+    if progress then progress(i, #jobs) end
+  end
+  return out
+end
+
+-- Under the gallery's lock, on the file as it is now: the checks again
+-- (another process may have enrolled meanwhile), then each face through
+-- the door and into g. Returns save?, {enrolled, skipped, unreadable} or
+-- false, {error = message}.
+local function enrol_locked(g, ctx, jobs, faces, enc, opts)
+  local door = require "siamese.door"
+  if not ctx.created then
+    local ok, merr = common.check_model(g, enc, opts.gallery .. " (changed by another process)")
+    if not ok then return false, {error = merr} end
+  end
+  local mode, merr = modes_of(g, jobs, opts)
+  if not mode then return false, {error = merr} end
+  local d, derr = door.new{gallery = g, encoder = enc}
+  if not d then return false, {error = derr} end
+  local r = {enrolled = {}, skipped = {}, unreadable = false}
+  local replaced = {}
+  for i, job in ipairs(jobs) do
+    local x = faces[i]
+    if x.skip then
+      r.unreadable = r.unreadable or x.unreadable
+      r.skipped[#r.skipped + 1] = x.skip
+    else
+      local f = x.face
+      -- replaced identities are removed before their first new template
+      -- (nothing is saved if none is added)
+      if mode[job.name] == "replace" and not replaced[job.name] then
+        replaced[job.name] = true
+        g:remove(job.name)
+      end
+      -- the first photo of a new (or replaced) person starts it; the others are "add"s to it
+      local m = g:has(job.name) and "add" or "new"
+      local ok, why = d:check_enrolment(job.name, f.descriptor, m, opts.force)
+      if not ok then
+        r.skipped[#r.skipped + 1] = {name = job.name, photo = job.photo, reason = why}
+      else
+        g:add(job.name, f.descriptor, enc.model_id)
+        r.enrolled[#r.enrolled + 1] = {name = job.name, photo = job.photo, box = common.box(f.box),
+                                       score = common.number(f.score), quality = common.quality_json(f.quality)}
+      end
+    end
+  end
+  return #r.enrolled > 0, r
+end
+
 function enroll.run(argv)
   local cli = require "siamese.cli"
-  local door = require "siamese.door"
+  local gallery = require "siamese.gallery"
   local opts, pos = args.parse(argv, SPEC)
   if not opts then return cli.fail(pos, enroll.usage) end
   if not opts.gallery then return cli.fail("--gallery FILE is required", enroll.usage) end
@@ -137,76 +241,27 @@ function enroll.run(argv)
   if not jobs then return cli.fail(jerr, enroll.usage) end
   local pok, perr = photo_options.apply(opts)
   if not pok then return cli.fail(perr, enroll.usage) end
-  local g, enc, created = gallery_and_encoder(opts)
-  if not g then return cli.fail(enc) end
-  local d, derr = door.new{gallery = g, encoder = enc}
-  if not d then return cli.fail(derr) end
-  local names = require "siamese.names"
-  local image = require "siamese.image"
+  -- A first look at the gallery picks the encoder and refuses usage errors
+  -- before any photo is embedded; the enrolment itself happens under the
+  -- gallery's lock against the file as it is then (gallery.update).
+  local g0, enc = gallery_and_encoder(opts)
+  if not g0 then return cli.fail(enc) end
+  local mode, merr = modes_of(g0, jobs, opts)
+  if not mode then return cli.fail(merr) end
+  local params = {dim = g0:dim(), metric = g0:metric(), threshold = g0:threshold(), model = g0:model(),
+                  score = g0:score_mode()}
+  g0:close()
+  local faces = embed_jobs(jobs, enc)
 
-  -- A name differing from an enrolled one only by case is a usage error.
-  for _, job in ipairs(jobs) do
-    local twin = names.same_as(job.name, g:names())
-    if twin then
-      return cli.fail(string.format("'%s' differs from the enrolled '%s' only by case (use the same spelling)",
-        job.name, twin))
-    end
-  end
-  -- The mode per name: "new", "add" or "replace"; replaced identities are
-  -- removed before their first new template (nothing is saved if none is added).
-  local mode, replaced = {}, {}
-  for _, job in ipairs(jobs) do
-    if not mode[job.name] then
-      local exists = g:has(job.name)
-      if exists and not (opts.add or opts.replace) then
-        return cli.fail(string.format("'%s' is already enrolled (%s): use --add for another photo of the same "
-          .. "person, or --replace", job.name, common.plural(g:templates(job.name):size(1), "template", "templates")))
-      end
-      if not exists and opts.add then
-        return cli.fail(string.format("'%s' is not enrolled: --add needs an enrolled name", job.name))
-      end
-      mode[job.name] = exists and (opts.replace and "replace" or "add") or "new"
-    end
-  end
-
-  local enrolled, skipped, unreadable = {}, {}, false
-  local progress = #jobs > 20 and common.progress("enroll", "photos") or nil
-  for i, job in ipairs(jobs) do
-    local img, lerr = image.load(job.photo)
-    if not img then
-      unreadable = true
-      -- the loader's message starts with the path, which the report gives already
-      local reason = lerr:sub(1, #job.photo + 2) == job.photo .. ": " and lerr:sub(#job.photo + 3) or lerr
-      skipped[#skipped + 1] = {name = job.name, photo = job.photo, reason = reason}
-    else
-      local f = enc.main(img)
-      if not f or not f.quality.ok then
-        skipped[#skipped + 1] = {name = job.name, photo = job.photo, reason = f and f.quality.reason or enc.no_face or "no face found",
-                                 quality = f and common.quality_json(f.quality) or nil}
-      else
-        if mode[job.name] == "replace" and not replaced[job.name] then
-          replaced[job.name] = true
-          g:remove(job.name)
-        end
-        -- the first photo of a new (or replaced) person starts it; the others are "add"s to it
-        local m = g:has(job.name) and "add" or "new"
-        local ok, why = d:check_enrolment(job.name, f.descriptor, m, opts.force)
-        if not ok then
-          skipped[#skipped + 1] = {name = job.name, photo = job.photo, reason = why}
-        else
-          g:add(job.name, f.descriptor, enc.model_id)
-          enrolled[#enrolled + 1] = {name = job.name, photo = job.photo, box = common.box(f.box),
-                                     score = common.number(f.score), quality = common.quality_json(f.quality)}
-        end
-      end
-    end
-    if progress then progress(i, #jobs) end
-  end
-
-  if #enrolled > 0 then
-    local ok, serr = g:save(opts.gallery)
-    if not ok then return cli.fail(serr) end
-  end
+  local g, r, created
+  local uok, uerr = gallery.update(opts.gallery, function(lg, ctx)
+    local save, res = enrol_locked(lg, ctx, jobs, faces, enc, opts)
+    g, r, created = lg, res, ctx.created
+    return save
+  end, {new = params})
+  if uok == nil and uerr then return cli.fail(uerr) end
+  if r.error then return cli.fail(r.error) end
+  local enrolled, skipped, unreadable = r.enrolled, r.skipped, r.unreadable
   if opts.json then
     for _, s in ipairs(skipped) do s.quality = s.quality or json.null end
     print(json.encode{gallery = opts.gallery, created = created and #enrolled > 0, model = enc.model_id,

@@ -19,8 +19,10 @@ remove: forgets NAME and all of their templates.
 rename: OLD is enrolled as NEW from now on (NEW is checked like an
 enrolled name: trimmed; no control or invisible characters, at most 64
 bytes; not another person's name, whatever the case).
-remove and rename save the gallery atomically (a temporary file renamed
-over it): a failure leaves the file as it was.
+remove and rename read the gallery again and save it atomically (a
+temporary file renamed over it) under its lock (FILE.lock), so they never
+undo a change another process made meanwhile: a failure leaves the file
+as it was.
 
 options:
   --gallery FILE       the gallery (siamese enroll creates it)
@@ -99,24 +101,38 @@ local function info(g, opts)
   return 0
 end
 
-local function save(g, path)
-  local ok, err = g:save(path)
-  if not ok then return nil, "cannot save " .. path .. ": " .. tostring(err) end
-  return true
+-- Read-modify-write of the gallery under its lock (siamese.gallery.update):
+-- fn(g) returns true to save, or nil, exit code after reporting. Returns
+-- true, or nil, exit code (a failure to load or save reported).
+local function update(opts, fn)
+  local cli = require "siamese.cli"
+  local reached = false
+  local ok, code = require("siamese.gallery").update(opts.gallery, function(g)
+    reached = true
+    return fn(g)
+  end)
+  if ok then return true end
+  if type(code) == "number" then return nil, code end
+  if reached then return nil, cli.fail("cannot save " .. opts.gallery .. ": " .. tostring(code)) end
+  return nil, cli.fail(tostring(code)) -- gone or damaged since it was read
 end
 
-local function remove(g, opts, name)
+local function remove(opts, name)
   local cli = require "siamese.cli"
-  if not g:has(name) then return cli.fail(unknown(g, name, opts.gallery)) end
-  local n = templates_of(g, name)
-  g:remove(name)
-  local ok, err = save(g, opts.gallery)
-  if not ok then return cli.fail(err) end
+  local n, count
+  local ok, code = update(opts, function(g)
+    if not g:has(name) then return nil, cli.fail(unknown(g, name, opts.gallery)) end
+    n = templates_of(g, name)
+    g:remove(name)
+    count = g:count()
+    return true
+  end)
+  if not ok then return code end
   if opts.json then
-    print(json.encode{gallery = opts.gallery, removed = name, templates = n, identities = g:count()})
+    print(json.encode{gallery = opts.gallery, removed = name, templates = n, identities = count})
   else
     print(string.format("removed %s (%s); %s now holds %s", name, common.plural(n, "template", "templates"),
-      opts.gallery, common.plural(g:count(), "identity", "identities")))
+      opts.gallery, common.plural(count, "identity", "identities")))
   end
   return 0
 end
@@ -129,18 +145,20 @@ local function clean_reason(e)
   return msg:match("^bad argument #%d+ %((.*)%)$") or msg
 end
 
-local function rename(g, opts, old, new)
+local function rename(opts, old, new)
   local cli = require "siamese.cli"
-  if not g:has(old) then return cli.fail(unknown(g, old, opts.gallery)) end
-  local pok, ok, err = pcall(g.rename, g, old, new)
-  if not pok then
-    return cli.fail(string.format("cannot rename %s to %s: %s", shown(old), shown(new), clean_reason(ok)),
-      gallery_cmd.usage)
-  end
-  if not ok then return cli.fail(string.format("cannot rename %s: %s", shown(old), tostring(err))) end
+  local ok, code = update(opts, function(g)
+    if not g:has(old) then return nil, cli.fail(unknown(g, old, opts.gallery)) end
+    local pok, rok, err = pcall(g.rename, g, old, new)
+    if not pok then
+      return nil, cli.fail(string.format("cannot rename %s to %s: %s", shown(old), shown(new), clean_reason(rok)),
+        gallery_cmd.usage)
+    end
+    if not rok then return nil, cli.fail(string.format("cannot rename %s: %s", shown(old), tostring(err))) end
+    return true
+  end)
+  if not ok then return code end
   local stored = require("siamese.names").check(new) or new
-  local sok, serr = save(g, opts.gallery)
-  if not sok then return cli.fail(serr) end
   if opts.json then
     print(json.encode{gallery = opts.gallery, renamed = old, name = stored})
   else
@@ -169,8 +187,10 @@ function gallery_cmd.run(argv)
   if not g then return cli.fail(err) end
   if action == "list" then return list(g, opts) end
   if action == "info" then return info(g, opts) end
-  if action == "remove" then return remove(g, opts, pos[2]) end
-  return rename(g, opts, pos[2], pos[3])
+  -- remove and rename read the file again under its lock (gallery.update)
+  g:close()
+  if action == "remove" then return remove(opts, pos[2]) end
+  return rename(opts, pos[2], pos[3])
 end
 
 return gallery_cmd

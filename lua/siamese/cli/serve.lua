@@ -8,7 +8,7 @@ local serve = {
 usage: siamese serve --gallery FILE [--port N] [--host ADDR]
                      [--threshold T] [--max-upload BYTES] [--max-pixels N]
                      [--max-connections N] [--idle-timeout S]
-                     [--request-timeout S]
+                     [--request-timeout S] [--workers N]
                      [--threads N] [--detector tiny|ssd] [--quiet] [--json]
 
 Serves the demo page and its JSON API (POST /api/verify, /api/enroll,
@@ -17,15 +17,22 @@ http://ADDR:N/ (default 127.0.0.1:8080; --port 0 picks a free port, printed
 on the first line). FILE is the gallery enrollments are saved to (created
 on the first enrollment). --threshold sets the gallery's acceptance distance
 (default 0.6 for a new gallery). Uploads over --max-upload bytes (default
-10485760) and images over --max-pixels pixels are refused with 413.
+10485760) and images over --max-pixels pixels (default 24000000) are
+refused with 413.
 Malformed or oversized requests get a JSON 4xx (README "Web demo"); a
 request must arrive with no pause over --idle-timeout seconds (default 10;
 also the limit for the request line and headers, and the keep-alive wait)
 and whole within --request-timeout seconds (default 60), else 408; beyond
 --max-connections simultaneous connections (default 64) a client gets 503.
---threads sets the threads of the face networks (default: all cores;
-requests are computed one at a time). Each request is logged on stderr
-unless --quiet. Stop with Ctrl-C.
+The face routes (verify, enroll, identify) are computed side by side in
+--workers worker processes (default: one per core, 2..16), forked at
+start-up; this process reads the requests, answers the page and GET
+/api/people itself (never waiting for a face computation), refuses images
+over --max-pixels with 413 before they reach a worker, and queues face
+requests while every worker is busy (beyond 64 waiting: 503). A worker
+that dies is replaced. --threads sets each worker's threads for the face
+networks (default: cores / workers, at least 1). Each request is logged on
+stderr unless --quiet. Stop with Ctrl-C (or SIGTERM): the workers stop too.
 
 options:
   --gallery FILE       the gallery (created on the first enrollment)
@@ -37,12 +44,17 @@ options:
   --idle-timeout S     seconds of silence allowed while a request is read,
                        and for its head as a whole (default 10; else 408)
   --request-timeout S  seconds for a whole request, body included (default 60)
+  --workers N          worker processes for the face routes (1..16; default
+                       the number of cores, at least 2)
 ]] .. photo_options.USAGE .. [[
 
   --quiet              no request log
   --json               the first line as JSON: {"url", "gallery",
-                       "identities", "threshold"} (errors: {"error"})]],
+                       "identities", "threshold", "workers": [pids]}
+                       (errors: {"error"})]],
 }
+
+serve.DEFAULT_MAX_PIXELS = 24000000
 
 local SPEC = {
   gallery = {kind = "string"},
@@ -53,6 +65,7 @@ local SPEC = {
   max_connections = {kind = "number"},
   idle_timeout = {kind = "number"},
   request_timeout = {kind = "number"},
+  workers = {kind = "number"},
   quiet = {kind = "flag", default = false},
   json = {kind = "flag", default = false},
 }
@@ -87,37 +100,83 @@ function serve.run(argv)
     local tok, terr = require("siamese.door").check_threshold(opts.threshold, "euclidean", "--threshold")
     if not tok then return cli.fail(terr, serve.usage) end
   end
+  local workers = require "siamese.web.workers"
+  local siamese = require "siamese"
+  local cores = siamese.get_num_threads() -- omp_get_max_threads: starts no thread
+  local n_workers = opts.workers and math.tointeger(opts.workers)
+  if opts.workers and (not n_workers or n_workers < 1 or n_workers > workers.MAX_WORKERS) then
+    return cli.fail(("--workers must be an integer from 1 to %d, got %s"):format(workers.MAX_WORKERS,
+                    tostring(opts.workers)), serve.usage)
+  end
+  n_workers = n_workers or math.min(workers.MAX_WORKERS, math.max(2, cores))
+  -- a photo over 24 MP (6000x4000) would keep a worker busy for seconds:
+  -- refused by the front unless --max-pixels allows it
+  if opts.max_pixels == nil then opts.max_pixels = serve.DEFAULT_MAX_PIXELS end
   local pok, perr = photo_options.apply(opts)
   if not pok then return cli.fail(perr, serve.usage) end
   local deps = require "siamese.web.deps"
   local ok, err = deps.setup()
   if not ok then return cli.fail(err) end
-  local fr, ferr = require("siamese").face.load{detector = opts.detector}
-  if not fr then return cli.fail(ferr) end
   local server = require "siamese.web.server"
   local listener = require "siamese.web.listener"
-  local app, aerr = server.new{gallery = opts.gallery, threshold = opts.threshold, recognizer = fr,
-                               max_upload = max_upload, max_pixels = opts.max_pixels}
-  if not app then return cli.fail(aerr) end
   local log = opts.quiet and function() end or function(line)
     io.stderr:write(os.date("!%H:%M:%S "), line, "\n")
   end
+  -- The front's own app answers GET / and GET /api/people: it reads the
+  -- gallery but never computes a face, so its recognizer is a stand-in
+  -- with the model id only (the front must run no kernel: it forks).
+  local front_fr, ferr = workers.front_recognizer()
+  if not front_fr then return cli.fail(ferr) end
+  local app_opts = {gallery = opts.gallery, threshold = opts.threshold, recognizer = front_fr,
+                    max_upload = max_upload, max_pixels = opts.max_pixels}
+  local app, aerr = server.new(app_opts)
+  if not app then return cli.fail(aerr) end
+  local signal = require "cqueues.signal"
+  signal.block(signal.SIGTERM, signal.SIGINT) -- handled in the loop (the workers start unblocked)
+  local pool = workers.new{
+    count = n_workers, threads = opts.threads or math.max(1, cores // n_workers), log = log,
+    make_app = function()
+      local fr, lerr = siamese.face.load{detector = opts.detector}
+      if not fr then return nil, lerr end
+      local wopts = {}
+      for k, v in pairs(app_opts) do wopts[k] = v end
+      wopts.recognizer = fr
+      return server.new(wopts)
+    end,
+  }
+  local sok, serr = pool:start()
+  if not sok then return cli.fail(serr) end
   local l, lerr = listener.start(app, {host = opts.host, port = port, log = log, max_connections = max_conn,
+                                       pool = pool,
                                        limits = {idle_timeout = opts.idle_timeout,
                                                  request_timeout = opts.request_timeout}})
-  if not l then return cli.fail(lerr) end
+  if not l then pool:shutdown() return cli.fail(lerr) end
+  -- SIGTERM / SIGINT: stop listening, stop and reap the workers, exit.
+  l.cq:wrap(function()
+    local sl = signal.listen(signal.SIGTERM, signal.SIGINT)
+    local signo
+    repeat signo = sl:wait(1) until signo
+    log("signal " .. tostring(signo) .. ": stopping")
+    l.close()
+    pool:shutdown()
+    io.stdout:flush()
+    os.exit(0)
+  end)
   local host = l.host:find(":", 1, true) and ("[" .. l.host .. "]") or l.host
   local count = app.g:count()
   local url = ("http://%s:%d/"):format(host, l.port)
   if opts.json then
     io.stdout:write(require("siamese.json").encode{url = url, gallery = opts.gallery, identities = count,
-                                                    threshold = app.g:threshold()}, "\n")
+                                                    threshold = app.g:threshold(),
+                                                    workers = require("siamese.json").array(pool:pids())}, "\n")
   else
-    io.stdout:write(("siamese serve: listening on %s (gallery %s, %d %s, threshold %g)\n")
-      :format(url, opts.gallery, count, count == 1 and "person" or "people", app.g:threshold()))
+    io.stdout:write(("siamese serve: listening on %s (gallery %s, %d %s, threshold %g; workers %s)\n")
+      :format(url, opts.gallery, count, count == 1 and "person" or "people", app.g:threshold(),
+              table.concat(pool:pids(), " ")))
   end
   io.stdout:flush()
   local lok, loop_err = l.loop()
+  pool:shutdown()
   if not lok then return cli.fail("server stopped: " .. tostring(loop_err)) end
   return 0
 end

@@ -7,7 +7,9 @@
 -- Each connection is a cqueues coroutine: requests are read concurrently
 -- (a slow client blocks only itself), each completely, within the limits
 -- (siamese.web.http1: header count and bytes, request line, body of at most
--- app.max_upload bytes, idle and per-request timeouts); then the handlers
+-- app.max_upload bytes, idle and per-request timeouts). With a worker pool
+-- (opts.pool), the face routes go to the workers and the rest is answered
+-- here at once (see listener.start). Without one, the handlers
 -- run one at a time behind a lock, so a handler never interleaves with
 -- another (face inference does not yield anyway; the lock keeps the
 -- gallery's load-modify-save safe should a handler ever yield). A refused
@@ -30,7 +32,10 @@ local BASE_HEADERS = {{"cache-control", "no-store"}, {"x-content-type-options", 
 -- free one), log (function(line), called once per request and on errors),
 -- max_connections (default 64), limits (fields of siamese.web.http1.DEFAULTS:
 -- idle_timeout, request_timeout, max_headers, max_header_bytes,
--- max_request_line, max_chunks; max_body is app.max_upload).
+-- max_request_line, max_chunks; max_body is app.max_upload), pool (a
+-- started siamese.web.workers pool: POST /api/verify, /api/identify and
+-- /api/enroll are computed there, side by side, after their images' sizes
+-- are checked here; the other routes are answered by app in this process).
 function listener.start(app, opts)
   opts = opts or {}
   local ok, err = deps.setup()
@@ -46,6 +51,54 @@ function listener.start(app, opts)
   for k, v in pairs(opts.limits or {}) do limits[k] = v end
   limits.max_body = app.max_upload
   local max_conn = opts.max_connections or listener.DEFAULT_MAX_CONNECTIONS
+
+  -- With a worker pool (opts.pool, siamese.web.workers), the face routes
+  -- run in the workers, side by side; this process (the front) answers the
+  -- cheap routes itself and refuses oversized images before dispatch.
+  local pool = opts.pool
+  local image = require "siamese.image"
+  local multipart = require "siamese.web.multipart"
+  local HEAVY = {["/api/verify"] = true, ["/api/identify"] = true, ["/api/enroll"] = true}
+
+  -- A 413 for an uploaded image over app.max_pixels (its header is probed;
+  -- anything else is left for the worker to judge), or nil.
+  local function too_large(req)
+    local boundary = multipart.boundary(req.content_type)
+    if not boundary then return nil end
+    local fields = multipart.parse(req.body or "", boundary)
+    if not fields then return nil end
+    local names = {}
+    for name in pairs(fields) do names[#names + 1] = name end
+    table.sort(names)
+    local limit = app.max_pixels or image.get_max_pixels()
+    for _, name in ipairs(names) do
+      local data = fields[name].data
+      if #data >= 16 then
+        local info = image.probe(data)
+        if info and info.width * info.height > limit then
+          return server.error_response(413, ("%s: image too large (%s: image size %dx%d (%d pixels) exceeds the limit of %d pixels (max_pixels))")
+            :format(name, info.format, info.width, info.height, info.width * info.height, limit))
+        end
+      end
+    end
+    return nil
+  end
+
+  local function run_front(req)
+    local ok2, status, body, ctype, allow = pcall(app.handle, app, req)
+    if not ok2 then return server.error_response(500, "internal error: " .. tostring(status)) end
+    return status, body, ctype, allow
+  end
+
+  local function dispatch(req)
+    local path = (req.path or "/"):match("^[^?#]*")
+    if req.method ~= "POST" or not HEAVY[path] then return run_front(req) end
+    local s, b, c = too_large(req)
+    if s then return s, b, c end
+    local ok2, status, body, ctype, allow = pcall(pool.request, pool, req)
+    if not ok2 then return server.error_response(500, "internal error: " .. tostring(status)) end
+    return status, body, ctype, allow
+  end
 
   local busy, turn = false, condition.new()
   local function run_locked(req)
@@ -88,8 +141,10 @@ function listener.start(app, opts)
       end
       local t0 = monotime()
       local method = req.method
-      local s, body, ctype, allow = run_locked{method = method == "HEAD" and "GET" or method, path = req.path,
-                                                content_type = req.content_type, body = req.body}
+      local r = {method = method == "HEAD" and "GET" or method, path = req.path,
+                 content_type = req.content_type, body = req.body, headers = req.headers}
+      local s, body, ctype, allow
+      if pool then s, body, ctype, allow = dispatch(r) else s, body, ctype, allow = run_locked(r) end
       local close = not req.keep_alive or s >= 500
       local wok = answer(c, s, body, ctype, allow, method == "HEAD", close)
       log(("%s %s %d %d bytes %.0f ms"):format(method, req.path, s, #body, (monotime() - t0) * 1000))
@@ -155,7 +210,9 @@ function listener.start(app, opts)
     end
   end)
 
-  local l = {host = host, port = port}
+  if pool then pool:monitor(function(fn) cq:wrap(fn) end) end
+
+  local l = {host = host, port = port, cq = cq}
   --- Serves until closed; returns true, or nil and the loop's error.
   function l.loop()
     local rok, rerr = cq:loop()

@@ -18,11 +18,16 @@
 -- status (a photo whose face the gate refuses: 422 with "quality"); a bug
 -- gets a 500.
 --
--- Enrollment is load-modify-save of the gallery file through the
--- gallery's atomic g:save (temporary file, fsync, rename): the file on disk
--- is the reference, the in-memory gallery is replaced only once the save
--- succeeded. The listener runs one handler at a time (a lock), so two
--- enrollments never interleave.
+-- Enrollment is load-modify-save of the gallery file under the gallery's
+-- lock (siamese.gallery.update: FILE.lock, the file read again under it,
+-- saved atomically), so it never loses an enrolment made meanwhile by
+-- `siamese enroll` or another server: the file on disk is the reference,
+-- the in-memory gallery is replaced only once the save succeeded. Before
+-- each request that reads the gallery, the file's generation (device,
+-- inode, size, modification time) is compared with the one loaded: when
+-- another process changed the file, it is loaded again (a damaged file is
+-- logged and the last good gallery kept). The listener runs one handler at
+-- a time (a lock), so two enrollments of this process never interleave.
 local json = require "siamese.json"
 local image = require "siamese.image"
 local multipart = require "siamese.web.multipart"
@@ -89,6 +94,7 @@ function server.new(opts)
     local err
     g, err = gallery.load(opts.gallery)
     if not g then return nil, "cannot load gallery " .. opts.gallery .. ": " .. tostring(err) end
+    app.generation = err
     if g:model() ~= model then
       return nil, ("gallery %s was made with model '%s', the recognizer is '%s'"):format(opts.gallery, g:model(), model)
     end
@@ -216,34 +222,80 @@ local function check_name(raw)
   return name
 end
 
--- Load-modify-save: the file is the reference when present. The enrolment
--- is checked by the door (mode new|add|replace, duplicates, look-alikes)
--- on the gallery as loaded; a refusal is a 409 with the reason.
+-- Seconds an enrolment waits for the gallery's lock (held by a command
+-- line enrolment, say) before answering 503.
+server.LOCK_TIMEOUT = 30
+
+-- Load-modify-save under the gallery's lock: the file, read again under
+-- it, is the reference when present. The enrolment is checked by the door
+-- (mode new|add|replace, duplicates, look-alikes) on the gallery as
+-- loaded; a refusal is a 409 with the reason.
 function App:enroll_descriptor(name, descriptor, mode, force)
-  local g
-  if file_exists(self.path) then
-    local err
-    g, err = self.gallery_module.load(self.path)
-    if not g then fail(500, "cannot load gallery %s: %s", self.path, tostring(err)) end
+  local reached, ctx_of = false, nil
+  local sok, n, g = self.gallery_module.update(self.path, function(g, ctx)
+    reached, ctx_of = true, ctx
+    if g:model() ~= self.model then
+      fail(500, "gallery %s was replaced by one made with model '%s', the recognizer is '%s'", self.path,
+        g:model(), self.model)
+    end
     if self.threshold then g:set_threshold(self.threshold) end
-  else
-    g = self.gallery_module.new{dim = self.dim, metric = self.g:metric(), model = self.model,
-                                threshold = self.g:threshold()}
+    local twin = names.same_as(name, g:names())
+    if twin then fail(409, "'%s' differs from the enrolled '%s' only by case", name, twin) end
+    local d = assert(door.new{gallery = g, encoder = self.enc})
+    if mode == "replace" then
+      if not g:has(name) then fail(409, "'%s' is not enrolled: nothing to replace", name) end
+      g:remove(name)
+    end
+    local ok, why = d:check_enrolment(name, descriptor, mode == "replace" and "new" or mode, force)
+    if not ok then fail(409, "%s", why) end
+    return true, g:add(name, descriptor, self.model), g
+  end, {timeout = server.LOCK_TIMEOUT,
+        new = {dim = self.dim, metric = self.g:metric(), model = self.model, threshold = self.g:threshold()}})
+  if not sok then
+    if not reached and tostring(n):find("locked by another process", 1, true) then fail(503, "%s", n) end
+    -- a file there that could not be read; otherwise the lock or the save failed
+    if not reached and self.gallery_module.generation(self.path) then
+      fail(500, "cannot load gallery %s: %s", self.path, tostring(n))
+    end
+    fail(500, "cannot save gallery %s: %s", self.path, tostring(n))
   end
-  local twin = names.same_as(name, g:names())
-  if twin then fail(409, "'%s' differs from the enrolled '%s' only by case", name, twin) end
-  local d = assert(door.new{gallery = g, encoder = self.enc})
-  if mode == "replace" then
-    if not g:has(name) then fail(409, "'%s' is not enrolled: nothing to replace", name) end
-    g:remove(name)
-  end
-  local ok, why = d:check_enrolment(name, descriptor, mode == "replace" and "new" or mode, force)
-  if not ok then fail(409, "%s", why) end
-  local n = g:add(name, descriptor, self.model)
-  local sok, err = g:save(self.path)
-  if not sok then fail(500, "cannot save gallery %s: %s", self.path, tostring(err)) end
-  self.g = g
+  self.g, self.generation = g, ctx_of.generation
   return n
+end
+
+-- Loads the gallery again when another process changed its file (its
+-- generation differs from the one loaded). A file that cannot be loaded
+-- keeps the last good gallery (logged); a file removed gives an empty
+-- gallery with the same settings, as a restart would.
+function App:refresh()
+  local gallery = self.gallery_module
+  local now = gallery.generation(self.path)
+  if now == self.generation then return end
+  local log = self.log or function() end
+  if not now then
+    if self.generation == nil then return end -- still no file
+    log(("gallery %s was removed: serving an empty gallery"):format(self.path))
+    self.g = gallery.new{dim = self.dim, metric = self.g:metric(), model = self.model,
+                         threshold = self.g:threshold(), score = self.g:score_mode()}
+    self.generation = nil
+    return
+  end
+  local g, gen = gallery.load(self.path)
+  if g and g:model() ~= self.model then
+    local other = g:model()
+    g:close()
+    g, gen = nil, ("made with model '%s', the recognizer is '%s'"):format(other, self.model)
+  end
+  if not g then
+    if self.failed_generation ~= now then -- log each bad version once
+      log(("cannot reload gallery %s (keeping the last good one): %s"):format(self.path, tostring(gen)))
+      self.failed_generation = now
+    end
+    return
+  end
+  if self.threshold then g:set_threshold(self.threshold) end
+  self.g, self.generation, self.failed_generation = g, gen, nil
+  log(("gallery %s changed on disk: reloaded (%d identities)"):format(self.path, g:count()))
 end
 
 local MODES = {new = true, add = true, replace = true}
@@ -300,6 +352,10 @@ function App:handle(req)
   local path = (req.path or "/"):match("^[^?#]*")
   local route = ROUTES[path]
   if not route then return encode(404, {error = "not found: " .. path}) end
+  if path ~= "/" then
+    local rok, rerr = pcall(self.refresh, self)
+    if not rok and self.log then self.log("gallery reload failed: " .. tostring(rerr)) end
+  end
   local h = route[req.method]
   if not h then
     local allowed = {}

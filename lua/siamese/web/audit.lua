@@ -1,0 +1,314 @@
+--- siamese.web.audit: an append-only audit log of the web server's
+-- decisions and changes, in SQLite (Debian's lua-sql-sqlite3, module
+-- "luasql.sqlite3", as siamese.attendance).
+--
+--   local audit = require "siamese.web.audit"
+--   local log = assert(audit.open("office.gallery.audit"))   -- created 0600 when absent
+--   -- after each API call (who from siamese.web.tokens' store:authorize)
+--   log:record{role = who.role, token_id = who.id, client = req.peer, action = "verify",
+--              name = "alice", distance = 0.41, threshold = 0.6, accepted = true}
+--   log:record{role = "admin", token_id = who.id, client = req.peer, action = "rename",
+--              name = "alice", detail = "renamed to Alice"}
+--   -- refused requests too: {client = ..., action = "enroll", accepted = false, detail = "401 missing"}
+--   for _, ev in ipairs(log:events{since = "2026-11-22T00:00:00Z", action = "verify", limit = 100}) do
+--     print(ev.id, ev.at, ev.role, ev.token_id, ev.name, ev.accepted)
+--   end
+--   log:close()
+--
+-- One table, events(id INTEGER PRIMARY KEY, at TEXT (UTC ISO-8601
+-- "2026-11-22T08:00:00Z"), role, token_id, client, action, name, distance
+-- REAL, threshold REAL, accepted INTEGER (1, 0 or NULL), detail), and
+-- schema_version(version). Append-only: this module has no update or
+-- delete, and triggers ABORT every UPDATE or DELETE on events (and on
+-- schema_version), so a bug elsewhere, or a hand with the sqlite3 shell
+-- who does not drop the triggers first, cannot rewrite history. open
+-- refuses a database whose triggers are gone.
+--
+-- The file is created with mode 0600 (it names people and says when they
+-- came: personal data); an existing one readable or writable by group or
+-- others is refused (like ssh with a private key). SQLite gives its
+-- journal files the database's mode.
+--
+-- luasql has no prepared statements: every value goes through one quoting
+-- function (quote below). Strings go in as CAST(X'<hex>' AS TEXT), so
+-- quotes, NUL bytes, any Unicode (or bytes that are not UTF-8) are
+-- stored exactly, with no escaping to get wrong. Expected failures (a
+-- locked database after the busy timeout, a file that is not an audit
+-- log) return nil, message; misuse (wrong types) raises.
+local tokens = require "siamese.web.tokens"
+
+local audit = {}
+
+audit.SCHEMA_VERSION = 1
+
+local SCHEMA = {
+  "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+  "INSERT INTO schema_version (version) VALUES (1)",
+  [[CREATE TABLE events (
+      id INTEGER PRIMARY KEY,
+      at TEXT NOT NULL,        -- UTC, ISO-8601: 2026-11-22T08:00:00Z
+      role TEXT,               -- the token's role (admin, door), NULL: none presented
+      token_id TEXT,           -- the token's public id
+      client TEXT,             -- the peer address
+      action TEXT NOT NULL,    -- verify, identify, enroll, remove, rename, people, ...
+      name TEXT,               -- the person concerned
+      distance REAL,
+      threshold REAL,
+      accepted INTEGER,        -- 1 accepted/done, 0 refused, NULL not a decision
+      detail TEXT)]],
+  "CREATE INDEX events_at ON events (at)",
+  [[CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END]],
+  [[CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END]],
+  [[CREATE TRIGGER schema_version_no_update BEFORE UPDATE ON schema_version
+      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END]],
+  [[CREATE TRIGGER schema_version_no_delete BEFORE DELETE ON schema_version
+      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END]],
+}
+
+local TRIGGERS = {"events_no_update", "events_no_delete", "schema_version_no_update", "schema_version_no_delete"}
+
+local Log = {}
+Log.__index = Log
+
+local function sqlite_driver()
+  local ok, driver = pcall(require, "luasql.sqlite3")
+  if not ok then
+    return nil, "the audit log needs Debian's lua-sql-sqlite3 (apt-get install lua-sql-sqlite3): " .. tostring(driver)
+  end
+  return driver
+end
+
+local function clean(msg)
+  return (tostring(msg):gsub("^LuaSQL: ", ""))
+end
+
+--- The SQL literal of a Lua value: the one way values enter a statement.
+-- nil -> NULL; integers and finite floats as numbers (NaN, inf -> NULL);
+-- booleans 1/0; strings as CAST(X'hex' AS TEXT) (exact bytes, NULs
+-- included).
+function audit.quote(v)
+  local t = type(v)
+  if v == nil then return "NULL" end
+  if t == "number" then
+    if math.type(v) == "integer" then return string.format("%d", v) end
+    if v ~= v or v == math.huge or v == -math.huge then return "NULL" end
+    return string.format("%.17g", v)
+  end
+  if t == "boolean" then return v and "1" or "0" end
+  if t == "string" then
+    return "CAST(X'" .. v:gsub(".", function(c) return string.format("%02X", c:byte()) end) .. "' AS TEXT)"
+  end
+  error("audit: cannot store a " .. t, 3)
+end
+
+-- Replaces each ? in sql by the quoted next value (values may hold nils:
+-- n is their count).
+local function bind(sql, values, n)
+  local i = 0
+  local out = sql:gsub("%?", function()
+    i = i + 1
+    return audit.quote(values[i])
+  end)
+  assert(i == n, "audit: placeholder count")
+  return out
+end
+
+-- Runs a statement: rows (tables keyed by column) for a SELECT, or the
+-- number of changed rows; or nil, message.
+local function exec(conn, sql, values, n)
+  local cur, err = conn:execute(values and bind(sql, values, n or #values) or sql)
+  if not cur then return nil, clean(err) end
+  if type(cur) == "number" then return math.tointeger(cur) or cur end
+  local rows = {}
+  local row = cur:fetch({}, "a")
+  while row do
+    rows[#rows + 1] = row
+    row = cur:fetch({}, "a")
+  end
+  cur:close()
+  return rows
+end
+
+-- Creates the schema in one transaction when the database is empty, or
+-- checks an existing one (version, append-only triggers).
+local function prepare(conn, path)
+  local ok, e = exec(conn, "BEGIN IMMEDIATE")
+  if not ok then return nil, path .. ": " .. e end
+  local function fail(msg)
+    exec(conn, "ROLLBACK")
+    return nil, path .. ": " .. msg
+  end
+  local tables, terr = exec(conn, "SELECT name FROM sqlite_master WHERE type = 'table'")
+  if not tables then return fail(terr) end
+  if #tables == 0 then
+    for _, stmt in ipairs(SCHEMA) do
+      ok, e = exec(conn, stmt)
+      if not ok then return fail(e) end
+    end
+    ok, e = exec(conn, "COMMIT")
+    if not ok then return fail(e) end
+    return true
+  end
+  local rows = exec(conn, "SELECT version FROM schema_version")
+  local names = {}
+  for _, t in ipairs(tables) do names[t.name] = true end
+  if not rows or #rows ~= 1 or not names.events then return fail("not a siamese audit log") end
+  local v = math.tointeger(rows[1].version)
+  if v == nil or v > audit.SCHEMA_VERSION then
+    return fail(string.format("audit log schema version %s, this siamese reads version %d", tostring(rows[1].version),
+      audit.SCHEMA_VERSION))
+  end
+  local trig = exec(conn, "SELECT name FROM sqlite_master WHERE type = 'trigger'") or {}
+  local have = {}
+  for _, t in ipairs(trig) do have[t.name] = true end
+  for _, name in ipairs(TRIGGERS) do
+    if not have[name] then return fail("the append-only trigger " .. name .. " is missing (tampered log?)") end
+  end
+  exec(conn, "COMMIT")
+  return true
+end
+
+--- Opens (creating when absent, mode 0600) the audit log at path.
+-- opts.busy_timeout (ms, default 2000): how long a write waits for
+-- another process's lock. Returns the log, or nil, message.
+function audit.open(path, opts)
+  if type(path) ~= "string" or path == "" or path:find("\0", 1, true) then
+    error("bad argument #1 to 'audit.open' (file name expected, got " .. type(path) .. ")", 2)
+  end
+  opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #2 to 'audit.open' (table expected, got " .. type(opts) .. ")", 2) end
+  local timeout = math.tointeger(opts.busy_timeout or 2000)
+  if not timeout or timeout < 0 then
+    error("bad argument #2 to 'audit.open' (busy_timeout must be a non-negative integer)", 2)
+  end
+  local driver, derr = sqlite_driver()
+  if not driver then return nil, derr end
+  local lfs = require "lfs"
+  if lfs.symlinkattributes(path, "mode") == nil then
+    -- an empty 0600 file: SQLite takes it as a new database and keeps its mode
+    local ok, cerr, tag = tokens.create_private(path, "")
+    if not ok and tag ~= "exists" then return nil, cerr end
+  end
+  local ok, perr = tokens.check_private(path, "the audit log")
+  if not ok then return nil, perr end
+  local env = driver.sqlite3()
+  local conn, err = env:connect(path)
+  if not conn then
+    env:close()
+    return nil, path .. ": " .. clean(err)
+  end
+  exec(conn, string.format("PRAGMA busy_timeout = %d", timeout))
+  local pok, prerr = prepare(conn, path)
+  if not pok then
+    conn:close(); env:close()
+    return nil, prerr
+  end
+  return setmetatable({conn = conn, env = env, path = path}, Log)
+end
+
+--- Closes the database (idempotent; also __close and __gc).
+function Log:close()
+  if self.conn then
+    self.conn:close()
+    self.env:close()
+    self.conn, self.env = nil, nil
+  end
+end
+Log.__close = Log.close
+Log.__gc = Log.close
+
+local function live(self, fname)
+  if not self.conn then error("audit: " .. fname .. " on a closed log", 3) end
+  return self.conn
+end
+
+local TEXT_FIELDS = {"role", "token_id", "client", "action", "name", "detail"}
+
+--- Appends one event: ev = {action (required), role, token_id, client,
+-- name, distance, threshold, accepted (boolean), detail}. at is the
+-- current UTC time. Returns the event id, or nil, message.
+function Log:record(ev)
+  local conn = live(self, "record")
+  if type(ev) ~= "table" then error("bad argument #1 to 'record' (event table expected, got " .. type(ev) .. ")", 2) end
+  for _, k in ipairs(TEXT_FIELDS) do
+    if ev[k] ~= nil and type(ev[k]) ~= "string" then
+      error("bad argument #1 to 'record' (" .. k .. " must be a string, got " .. type(ev[k]) .. ")", 2)
+    end
+  end
+  if ev.action == nil or ev.action == "" then error("bad argument #1 to 'record' (action is required)", 2) end
+  for _, k in ipairs{"distance", "threshold"} do
+    if ev[k] ~= nil and type(ev[k]) ~= "number" then
+      error("bad argument #1 to 'record' (" .. k .. " must be a number, got " .. type(ev[k]) .. ")", 2)
+    end
+  end
+  if ev.accepted ~= nil and type(ev.accepted) ~= "boolean" then
+    error("bad argument #1 to 'record' (accepted must be a boolean, got " .. type(ev.accepted) .. ")", 2)
+  end
+  local values = {os.date("!%Y-%m-%dT%H:%M:%SZ"), ev.role, ev.token_id, ev.client, ev.action, ev.name, ev.distance,
+                  ev.threshold, ev.accepted, ev.detail}
+  local ok, err = exec(conn, [[INSERT INTO events (at, role, token_id, client, action, name, distance, threshold,
+      accepted, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], values, 10)
+  if not ok then return nil, self.path .. ": " .. err end
+  return math.tointeger(conn:getlastautoid())
+end
+
+local function event_of(row)
+  local accepted = row.accepted
+  if accepted ~= nil then accepted = accepted ~= 0 end
+  return {id = math.tointeger(row.id), at = row.at, role = row.role, token_id = row.token_id, client = row.client,
+          action = row.action, name = row.name, distance = row.distance, threshold = row.threshold,
+          accepted = accepted, detail = row.detail}
+end
+
+local function utc_text(since)
+  if math.type(since) == "integer" then return os.date("!%Y-%m-%dT%H:%M:%SZ", since) end
+  if type(since) == "string" and since:match("^%d%d%d%d%-%d%d%-%d%d") then return since end
+  error("bad argument #1 to 'events' (since must be a UTC time 'YYYY-MM-DD[THH:MM:SSZ]' or epoch seconds, got "
+    .. tostring(since) .. ")", 3)
+end
+
+--- Events in the order they were recorded. opts: since (UTC text
+-- "2026-11-22" or "2026-11-22T08:00:00Z", or integer seconds since the
+-- epoch: events at or after it), action, name, token_id (exact matches),
+-- limit (the most recent limit events, still oldest first). Each event:
+-- {id, at, role, token_id, client, action, name, distance, threshold,
+-- accepted (true, false or nil), detail}. Returns the list, or nil, message.
+function Log:events(opts)
+  local conn = live(self, "events")
+  opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #1 to 'events' (table expected, got " .. type(opts) .. ")", 2) end
+  local where, values = {}, {}
+  if opts.since ~= nil then
+    where[#where + 1] = "at >= ?"; values[#values + 1] = utc_text(opts.since)
+  end
+  for _, k in ipairs{"action", "name", "token_id"} do
+    if opts[k] ~= nil then
+      if type(opts[k]) ~= "string" then error("bad argument #1 to 'events' (" .. k .. " must be a string)", 2) end
+      where[#where + 1] = k .. " = ?"; values[#values + 1] = opts[k]
+    end
+  end
+  local limit = opts.limit
+  if limit ~= nil and (math.type(limit) ~= "integer" or limit < 0) then
+    error("bad argument #1 to 'events' (limit must be a non-negative integer)", 2)
+  end
+  local sql = "SELECT * FROM events" .. (#where > 0 and " WHERE " .. table.concat(where, " AND ") or "")
+  if limit then
+    sql = sql .. " ORDER BY id DESC LIMIT ?"
+    values[#values + 1] = limit
+  else
+    sql = sql .. " ORDER BY id"
+  end
+  local rows, err = exec(conn, sql, values)
+  if not rows then return nil, self.path .. ": " .. err end
+  local out = {}
+  for i, r in ipairs(rows) do out[i] = event_of(r) end
+  if limit then
+    local n = #out
+    for i = 1, n // 2 do out[i], out[n + 1 - i] = out[n + 1 - i], out[i] end
+  end
+  return out
+end
+
+return audit
