@@ -46,20 +46,11 @@ local SCHEMA = {
   "CREATE INDEX events_day_name ON events (day, name, time)",
 }
 
+local sqlite = require "siamese.sqlite"
+
 local Register = {}
 Register.__index = Register
 
-local function sqlite_driver()
-  local ok, driver = pcall(require, "luasql.sqlite3")
-  if not ok then
-    return nil, "attendance needs Debian's lua-sql-sqlite3 (apt-get install lua-sql-sqlite3): " .. tostring(driver)
-  end
-  return driver
-end
-
-local function clean(msg)
-  return (tostring(msg):gsub("^LuaSQL: ", ""))
-end
 
 -- SQL literal of a Lua value. kind "blob" turns a string into X'..'.
 local function quote(conn, v, kind)
@@ -91,20 +82,9 @@ local function bind(conn, sql, values, kinds)
   end))
 end
 
--- Runs a statement; returns rows (list of tables keyed by column) for
--- SELECT, or the number of changed rows; or nil, message.
+-- Runs a statement with its values bound (sqlite.query).
 local function exec(conn, sql, values, kinds)
-  local cur, err = conn:execute(values and bind(conn, sql, values, kinds) or sql)
-  if not cur then return nil, clean(err) end
-  if type(cur) == "number" then return math.tointeger(cur) or cur end
-  local rows = {}
-  local row = cur:fetch({}, "a")
-  while row do
-    rows[#rows + 1] = row
-    row = cur:fetch({}, "a")
-  end
-  cur:close()
-  return rows
+  return sqlite.query(conn, values and bind(conn, sql, values, kinds) or sql)
 end
 
 local function file_exists(path)
@@ -157,36 +137,17 @@ function attendance.open(path, opts)
   if opts.create == false and not file_exists(path) then
     return nil, path .. ": no such attendance database"
   end
-  local driver, derr = sqlite_driver()
-  if not driver then return nil, derr end
-  local env = driver.sqlite3()
-  local conn, err = env:connect(path)
-  if not conn then
-    env:close()
-    return nil, path .. ": " .. clean(err)
-  end
   local timeout = math.tointeger(opts.busy_timeout or 2000)
   if not timeout or timeout < 0 then
-    conn:close(); env:close()
     error("bad argument #2 to 'attendance.open' (busy_timeout must be a non-negative integer)", 2)
   end
-  exec(conn, string.format("PRAGMA busy_timeout = %d", timeout))
-  local ok, perr = prepare(conn, path)
-  if not ok then
-    conn:close(); env:close()
-    return nil, perr
-  end
+  local conn, env = sqlite.connect("attendance", path, timeout, prepare)
+  if not conn then return nil, env end
   return setmetatable({conn = conn, env = env, path = path}, Register)
 end
 
 --- Closes the database (idempotent; also __close and __gc).
-function Register:close()
-  if self.conn then
-    self.conn:close()
-    self.env:close()
-    self.conn, self.env = nil, nil
-  end
-end
+Register.close = sqlite.close
 Register.__close = Register.close
 Register.__gc = Register.close
 

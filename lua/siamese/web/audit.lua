@@ -69,20 +69,11 @@ local SCHEMA = {
 
 local TRIGGERS = {"events_no_update", "events_no_delete", "schema_version_no_update", "schema_version_no_delete"}
 
+local sqlite = require "siamese.sqlite"
+
 local Log = {}
 Log.__index = Log
 
-local function sqlite_driver()
-  local ok, driver = pcall(require, "luasql.sqlite3")
-  if not ok then
-    return nil, "the audit log needs Debian's lua-sql-sqlite3 (apt-get install lua-sql-sqlite3): " .. tostring(driver)
-  end
-  return driver
-end
-
-local function clean(msg)
-  return (tostring(msg):gsub("^LuaSQL: ", ""))
-end
 
 --- The SQL literal of a Lua value: the one way values enter a statement.
 -- nil -> NULL; integers and finite floats as numbers (NaN, inf -> NULL);
@@ -115,20 +106,9 @@ local function bind(sql, values, n)
   return out
 end
 
--- Runs a statement: rows (tables keyed by column) for a SELECT, or the
--- number of changed rows; or nil, message.
+-- Runs a statement with its values bound (sqlite.query).
 local function exec(conn, sql, values, n)
-  local cur, err = conn:execute(values and bind(sql, values, n or #values) or sql)
-  if not cur then return nil, clean(err) end
-  if type(cur) == "number" then return math.tointeger(cur) or cur end
-  local rows = {}
-  local row = cur:fetch({}, "a")
-  while row do
-    rows[#rows + 1] = row
-    row = cur:fetch({}, "a")
-  end
-  cur:close()
-  return rows
+  return sqlite.query(conn, values and bind(sql, values, n or #values) or sql)
 end
 
 -- Creates the schema in one transaction when the database is empty, or
@@ -183,8 +163,6 @@ function audit.open(path, opts)
   if not timeout or timeout < 0 then
     error("bad argument #2 to 'audit.open' (busy_timeout must be a non-negative integer)", 2)
   end
-  local driver, derr = sqlite_driver()
-  if not driver then return nil, derr end
   local lfs = require "lfs"
   if lfs.symlinkattributes(path, "mode") == nil then
     -- an empty 0600 file: SQLite takes it as a new database and keeps its mode
@@ -193,29 +171,13 @@ function audit.open(path, opts)
   end
   local ok, perr = tokens.check_private(path, "the audit log")
   if not ok then return nil, perr end
-  local env = driver.sqlite3()
-  local conn, err = env:connect(path)
-  if not conn then
-    env:close()
-    return nil, path .. ": " .. clean(err)
-  end
-  exec(conn, string.format("PRAGMA busy_timeout = %d", timeout))
-  local pok, prerr = prepare(conn, path)
-  if not pok then
-    conn:close(); env:close()
-    return nil, prerr
-  end
+  local conn, env = sqlite.connect("the audit log", path, timeout, prepare)
+  if not conn then return nil, env end
   return setmetatable({conn = conn, env = env, path = path}, Log)
 end
 
 --- Closes the database (idempotent; also __close and __gc).
-function Log:close()
-  if self.conn then
-    self.conn:close()
-    self.env:close()
-    self.conn, self.env = nil, nil
-  end
-end
+Log.close = sqlite.close
 Log.__close = Log.close
 Log.__gc = Log.close
 

@@ -354,7 +354,7 @@ function Pool:shutdown(grace)
       end
       break
     end
-    os.execute("sleep 0.02")
+    require("cqueues").sleep(0.02) -- blocks the thread when not in a coroutine
   end
 end
 
