@@ -5,7 +5,7 @@
 --   local status, body, content_type = app:handle{method = "POST",
 --     path = "/api/verify", content_type = "multipart/form-data; boundary=...", body = bytes}
 --
--- Routes (requests are multipart/form-data, responses JSON; see README):
+-- Routes (requests are multipart/form-data, responses JSON; see lua/siamese/web/README.md):
 --   GET  /               the page
 --   GET  /api/people     enrolled identities
 --   POST /api/verify     image1, image2 -> same person or not
