@@ -50,7 +50,7 @@ help:
 	@echo "make sanitize  the same suite built with AddressSanitizer + UBSan"
 	@echo "make demo      the main job on bundled data"
 	@echo "make bench     benchmarks, one JSON object per line"
-	@echo "make e2e       the web demo driven in headless Chromium (screenshot: build/e2e/page.png)"
+	@echo "make e2e       the web demo driven in headless Chromium (screenshot: build/e2e/page.png), then behind nginx"
 	@echo "make lfw       the LFW verification benchmark (10-fold, pairs.txt; LFW_ROOT=$(LFW_ROOT))"
 	@echo "make models    re-create models/*.safetensors from the pinned face-api npm package"
 	@echo "make oneshot   one-shot AT&T identification checks, trained encoder and face model (ATT_ROOT=$(ATT_ROOT))"
@@ -124,9 +124,10 @@ $(BUILD)/faceapi-bench/node_modules: spec/bench/faceapi/package.json spec/bench/
 
 # The web demo end to end: siamese serve + chromedriver + headless Chromium.
 e2e: deps
-	@sh .ci/deps chromium chromium-driver
+	@sh .ci/deps chromium chromium-driver nginx-light
 	@$(MAKE) --no-print-directory all
 	$(RUN_LUA) spec/e2e/run.lua
+	$(RUN_LUA) spec/e2e/nginx.lua
 
 LFW_ROOT   ?= ../shared/data/lfw
 LFW_ALIGN  ?= dlib

@@ -1,5 +1,5 @@
 -- Specs of the serialization helpers in siamese.core: write_atomic (atomic
--- file replacement) and tensor_from_bytes / tensor_to_bytes (little-endian
+-- file replacement, the new-file mode option) and tensor_from_bytes / tensor_to_bytes (little-endian
 -- conversions for every safetensors dtype, bounds checks).
 local core = require "siamese.core"
 local T = core.tensor
@@ -69,6 +69,65 @@ describe("core.write_atomic", function()
     assert.are.equal("keep\n", read_all(target .. "/f"))
     os.remove(target .. "/f")
     os.remove(target)
+  end)
+
+  -- Runs core.write_atomic(path, opts, "data") in a child process with the
+  -- given umask (this process's umask cannot be set from Lua); returns the
+  -- permissions of the file written ("rw-------").
+  local function write_with_umask(umask, path, mode)
+    local lfs = require "lfs"
+    local q = support.q
+    local code = string.format([[local core = require "siamese.core"
+      assert(core.write_atomic(%q, %s, "data"))]], path, mode and string.format("{mode = %d}", mode) or "{}")
+    local cmd = string.format("umask %s && LUA_PATH_5_4=%s LUA_CPATH_5_4=%s lua5.4 -e %s", umask,
+      q(package.path), q(package.cpath), q(code))
+    assert(os.execute(cmd), cmd)
+    assert.are.equal("data", read_all(path))
+    return lfs.attributes(path, "permissions")
+  end
+
+  it("{mode = m} gives a new file that mode, minus the umask as open(2) does", function()
+    -- under umask 022 the default is 0644: a mode that were ignored would show
+    assert.are.equal("rw-r--r--", write_with_umask("022", dir .. "/default"))
+    assert.are.equal("rw-------", write_with_umask("022", dir .. "/private", 384))    -- 0600
+    assert.are.equal("rw-r-----", write_with_umask("022", dir .. "/group", 416))      -- 0640
+    assert.are.equal("r--r--r--", write_with_umask("022", dir .. "/readonly", 292))   -- 0444
+    assert.are.equal("rwxr-x---", write_with_umask("022", dir .. "/exec", 488))       -- 0750
+    -- the umask still clears bits: 0644 under umask 077 is 0600
+    assert.are.equal("rw-------", write_with_umask("077", dir .. "/masked", 420))
+    assert.are.same({ "default", "exec", "group", "masked", "private", "readonly" }, list_dir(dir))
+  end)
+
+  it("{mode = m} leaves an existing file's mode as it is, and writes strings after the table", function()
+    local lfs = require "lfs"
+    local path = dir .. "/kept"
+    assert.are.equal("rw-------", write_with_umask("022", path, 384))
+    assert(os.execute("chmod 644 " .. support.q(path)))
+    assert.is_true(core.write_atomic(path, { mode = 384 }, "new ", "bytes"))
+    assert.are.equal("new bytes", read_all(path))
+    assert.are.equal("rw-r--r--", lfs.attributes(path, "permissions"))
+    assert.is_true(core.write_atomic(path, { mode = 384 }))  -- no strings: an empty file
+    assert.are.equal("", read_all(path))
+    assert.is_true(core.write_atomic(path, {}, "x"))          -- an empty table: the defaults
+    assert.are.equal("x", read_all(path))
+    assert.are.same({ "kept" }, list_dir(dir))
+  end)
+
+  it("refuses bad options, naming write_atomic and the argument", function()
+    local p = dir .. "/x"
+    raises("bad argument #2 to .*write_atomic.* %(mode must be an integer from 1 to 0777 %(octal; 511 in decimal%), "
+           .. "got 0 %(octal 0%)%)", core.write_atomic, p, { mode = 0 }, "a")
+    raises("got 512 %(octal 1000%)", core.write_atomic, p, { mode = 512 }, "a")   -- 01000: the sticky bit
+    raises("got 2048 %(octal 4000%)", core.write_atomic, p, { mode = 2048 }, "a") -- setuid
+    raises("got %-1%)", core.write_atomic, p, { mode = -1 }, "a")
+    raises("got a string", core.write_atomic, p, { mode = "0600" }, "a")
+    raises("got 1.5", core.write_atomic, p, { mode = 1.5 }, "a")
+    raises("got a boolean", core.write_atomic, p, { mode = true }, "a")
+    raises("bad argument #2 .*unknown option 'mdoe' %(the options are: mode%)", core.write_atomic, p, { mdoe = 384 }, "a")
+    raises("bad argument #2 .*options are named %(mode%), got a number key", core.write_atomic, p, { 384 }, "a")
+    raises("bad argument #3 to .*write_atomic.* %(string expected, got table%)", core.write_atomic, p, { mode = 384 }, {})
+    raises("bad argument #4 .*string expected, got number", core.write_atomic, p, { mode = 384 }, "a", 5)
+    assert.are.same({}, list_dir(dir))
   end)
 
   it("raises on misuse, naming the argument", function()

@@ -53,7 +53,7 @@ describe("siamese serve under hostile traffic", function()
   local function healthy(what)
     assert.is_true(srv.alive(), what .. ": the server exited\n" .. log_tail())
     local t0 = cqueues.monotime()
-    local raw, closed = web.exchange(srv.url, "GET /api/people HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    local raw, closed = web.exchange(srv.url, "GET /api/people HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
                                      {timeout = 1})
     local status, r = web.parse_response(raw)
     assert.are.equal(200, status, what .. ": GET /api/people afterwards\n" .. log_tail())
@@ -80,7 +80,7 @@ describe("siamese serve under hostile traffic", function()
   end
 
   local function post(cl, extra, body)
-    return ("POST /api/identify HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=B\r\n%s%s\r\n%s")
+    return ("POST /api/identify HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=B\r\n%s%s\r\n%s")
       :format(cl and ("Content-Length: " .. cl .. "\r\n") or "", extra or "", body or "")
   end
 
@@ -101,18 +101,18 @@ describe("siamese serve under hostile traffic", function()
     run(function()
       expect("half-sent body, then shutdown", post(1000, nil, "--B\r\n"), 400,
              "connection closed in the middle of the request body", {half_close = true})
-      expect("headers, then shutdown", "POST /api/identify HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n", 400,
+      expect("headers, then shutdown", "POST /api/identify HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n", 400,
              "connection closed in the middle of the request header section", {half_close = true})
       -- the client closes outright (curl -m 3 in the middle of an upload): nobody to answer
       web.exchange(srv.url, post(50000, nil, ("x"):rep(20000)), {abort = true})
       healthy("half-sent body, then close")
-      web.exchange(srv.url, "POST /api/identify HTTP/1.1\r\nHost: t\r\n", {abort = true})
+      web.exchange(srv.url, "POST /api/identify HTTP/1.1\r\nHost: localhost\r\n", {abort = true})
       healthy("half-sent headers, then close")
       web.exchange(srv.url, post(nil, "Transfer-Encoding: chunked\r\n", "100\r\nabc"), {abort = true})
       web.exchange(srv.url, post(nil, "Transfer-Encoding: chunked\r\n", "100\r\nabc"), {half_close = true})
       healthy("half-sent chunk, then close")
       -- lua-http 0.4 issue #233: a request, an extra CRLF, then close made its server spin
-      local raw = web.exchange(srv.url, "GET /api/people HTTP/1.1\r\nHost: t\r\n\r\n\r\n", {half_close = true})
+      local raw = web.exchange(srv.url, "GET /api/people HTTP/1.1\r\nHost: localhost\r\n\r\n\r\n", {half_close = true})
       assert.are.equal(200, (web.parse_response(raw)))
       healthy("a request, an extra CRLF, then close")
     end)
@@ -120,11 +120,11 @@ describe("siamese serve under hostile traffic", function()
 
   it("refuses heads over the limits with 414 and 431", function()
     run(function()
-      expect("1000 headers", "GET /api/people HTTP/1.1\r\nHost: t\r\n" .. ("X-A: b\r\n"):rep(1000) .. "\r\n", 431,
+      expect("1000 headers", "GET /api/people HTTP/1.1\r\nHost: localhost\r\n" .. ("X-A: b\r\n"):rep(1000) .. "\r\n", 431,
              "more than 100 request headers")
-      expect("1 MB header", "GET /api/people HTTP/1.1\r\nHost: t\r\nX-A: " .. ("a"):rep(1024 * 1024) .. "\r\n\r\n",
+      expect("1 MB header", "GET /api/people HTTP/1.1\r\nHost: localhost\r\nX-A: " .. ("a"):rep(1024 * 1024) .. "\r\n\r\n",
              431, "request header section over 16384 bytes")
-      expect("10 KB request line", "GET /" .. ("a"):rep(10240) .. " HTTP/1.1\r\nHost: t\r\n\r\n", 414,
+      expect("10 KB request line", "GET /" .. ("a"):rep(10240) .. " HTTP/1.1\r\nHost: localhost\r\n\r\n", 414,
              "request line over 8192 bytes")
     end)
   end)
@@ -146,20 +146,20 @@ describe("siamese serve under hostile traffic", function()
       healthy("chunk sizes")
       expect("HTTP/1.1 without Host", "GET /api/people HTTP/1.1\r\n\r\n", 400, "missing Host header", {variant = true})
       expect("two Host headers", "GET /api/people HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "more than one Host")
-      expect("an invalid method", "G(T /api/people HTTP/1.1\r\nHost: t\r\n\r\n", 400, "invalid method")
-      expect("no HTTP version", "GET /api/people\r\nHost: t\r\n\r\n", 400, "malformed request line", {variant = true})
-      expect("HTTP/2.0 in a request line", "GET /api/people HTTP/2.0\r\nHost: t\r\n\r\n", 400, "unsupported HTTP version", {variant = true})
-      expect("an authority-form target", "GET example.com:80 HTTP/1.1\r\nHost: t\r\n\r\n", 400, "invalid request target", {variant = true})
+      expect("an invalid method", "G(T /api/people HTTP/1.1\r\nHost: localhost\r\n\r\n", 400, "invalid method")
+      expect("no HTTP version", "GET /api/people\r\nHost: localhost\r\n\r\n", 400, "malformed request line", {variant = true})
+      expect("HTTP/2.0 in a request line", "GET /api/people HTTP/2.0\r\nHost: localhost\r\n\r\n", 400, "unsupported HTTP version", {variant = true})
+      expect("an authority-form target", "GET example.com:80 HTTP/1.1\r\nHost: localhost\r\n\r\n", 400, "invalid request target", {variant = true})
       healthy("request lines")
-      expect("NUL in a header value", "GET /api/people HTTP/1.1\r\nHost: t\r\nX-A: a\0b\r\n\r\n", 400,
+      expect("NUL in a header value", "GET /api/people HTTP/1.1\r\nHost: localhost\r\nX-A: a\0b\r\n\r\n", 400,
              "NUL or control character in header 'X-A'")
-      expect("NUL in the request line", "GET /api/\0people HTTP/1.1\r\nHost: t\r\n\r\n", 400, "control character", {variant = true})
+      expect("NUL in the request line", "GET /api/\0people HTTP/1.1\r\nHost: localhost\r\n\r\n", 400, "control character", {variant = true})
       expect("space before the colon", "GET /api/people HTTP/1.1\r\nHost : t\r\n\r\n", 400, "malformed header line", {variant = true})
-      expect("obs-fold", "GET /api/people HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n", 400, "line folding", {variant = true})
+      expect("obs-fold", "GET /api/people HTTP/1.1\r\nHost: localhost\r\nX-A: a\r\n b\r\n\r\n", 400, "line folding", {variant = true})
       expect("bare LF", "GET /api/people HTTP/1.1\nHost: t\n\n", 400, "bare LF", {variant = true})
       healthy("header syntax")
       -- pipelined: a good request, then garbage; the first is answered, then the 400
-      local raw = expect("pipelined garbage", "GET /api/people HTTP/1.1\r\nHost: t\r\n\r\n\1\2\255garbage\r\n\r\n",
+      local raw = expect("pipelined garbage", "GET /api/people HTTP/1.1\r\nHost: localhost\r\n\r\n\1\2\255garbage\r\n\r\n",
                          200)
       local _, _, _, _, next_at = web.parse_response(raw)
       local rest = raw:sub(next_at)
@@ -173,9 +173,9 @@ describe("siamese serve under hostile traffic", function()
       assert.are.equal(200, status) -- HTTP/1.0 needs no Host (and the connection closes after)
       assert.are.equal(0, r.count)
       status = web.parse_response((web.exchange(srv.url,
-        "GET http://127.0.0.1/api/people?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")))
+        "GET http://127.0.0.1/api/people?x=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")))
       assert.are.equal(200, status) -- absolute-form target
-      status, r = web.parse_response((web.exchange(srv.url, "FOO /api/people HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")))
+      status, r = web.parse_response((web.exchange(srv.url, "FOO /api/people HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")))
       assert.are.equal(405, status) -- a valid token the app does not route
       assert.matches("method FOO not allowed", r.error, 1, true)
       status, r = web.parse_response((web.exchange(srv.url, post(nil, "Transfer-Encoding: chunked\r\nConnection: close\r\n",
@@ -183,8 +183,8 @@ describe("siamese serve under hostile traffic", function()
       assert.are.equal(400, status) -- read in full, then refused by the app: a chunked body is parsed
       assert.matches("no opening boundary", r.error, 1, true)
       -- keep-alive: two requests on one connection, both answered
-      local raw = web.exchange(srv.url, "GET /api/people HTTP/1.1\r\nHost: t\r\n\r\n"
-                                          .. "GET /nowhere HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+      local raw = web.exchange(srv.url, "GET /api/people HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                                          .. "GET /nowhere HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
       local _, _, _, _, at = web.parse_response(raw)
       assert.are.equal(200, (web.parse_response(raw)))
       assert.are.equal(404, (web.parse_response(raw:sub(at))))
@@ -196,13 +196,13 @@ describe("siamese serve under hostile traffic", function()
     run(function()
       -- slow-loris: the head trickles at one byte per second; others are served meanwhile
       local s = web.connect(srv.url)
-      local head = "GET /api/people HTTP/1.1\r\nHost: t\r\n\r\n"
+      local head = "GET /api/people HTTP/1.1\r\nHost: localhost\r\n\r\n"
       local t0 = cqueues.monotime()
       local got = ""
       for i = 1, #head do
         if not s:xwrite(head:sub(i, i), "n", 1) then break end
         local t = cqueues.monotime()
-        local raw = web.exchange(srv.url, "GET /api/people HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        local raw = web.exchange(srv.url, "GET /api/people HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
                                  {timeout = 1})
         assert.are.equal(200, web.parse_response(raw), "another client during the slow-loris")
         assert.is_true(cqueues.monotime() - t < 1)
@@ -228,7 +228,7 @@ describe("siamese serve under hostile traffic", function()
       local held = {}
       for i = 1, MAX_CONN do held[i] = web.connect(srv.url) end
       cqueues.sleep(0.1) -- let the server accept them
-      local raw, closed = web.exchange(srv.url, "GET /api/people HTTP/1.1\r\nHost: t\r\n\r\n")
+      local raw, closed = web.exchange(srv.url, "GET /api/people HTTP/1.1\r\nHost: localhost\r\n\r\n")
       local status, r = web.parse_response(raw)
       assert.are.equal(503, status, raw)
       assert.matches("too many connections (the limit is 4)", r.error, 1, true)

@@ -1,6 +1,6 @@
--- Specs of siamese.web.audit: the append-only SQLite audit log of the web
--- server (record/events, triggers that refuse UPDATE and DELETE, mode
--- 0600, values stored exactly).
+-- Specs of siamese.web.audit: the append-only SQLite audit log of a
+-- gallery (record/events, triggers that refuse UPDATE and DELETE, mode
+-- 0600, values stored exactly; path_for, local_actor).
 local audit = require "siamese.web.audit"
 local lfs = require "lfs"
 local support = dofile("spec/support.lua")
@@ -116,6 +116,23 @@ describe("siamese.web.audit", function()
     local tampered, msg = audit.open(path)
     assert.is_nil(tampered)
     assert.matches("events_no_delete is missing", msg, 1, true)
+    -- ... or rewritten under its name
+    conn, env = raw(path)
+    assert(conn:execute("CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT 1; END"))
+    conn:close(); env:close()
+    tampered, msg = audit.open(path)
+    assert.is_nil(tampered)
+    assert.matches("events_no_delete was changed", msg, 1, true)
+    -- ... or joined by one that silences the log
+    conn, env = raw(path)
+    assert(conn:execute("DROP TRIGGER events_no_delete"))
+    assert(conn:execute([[CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END]]))
+    assert(conn:execute("CREATE TRIGGER drop_inserts BEFORE INSERT ON events BEGIN SELECT RAISE(IGNORE); END"))
+    conn:close(); env:close()
+    tampered, msg = audit.open(path)
+    assert.is_nil(tampered)
+    assert.matches("unexpected trigger drop_inserts", msg, 1, true)
   end)
 
   it("offers no way to change or delete events", function()
@@ -177,6 +194,50 @@ describe("siamese.web.audit", function()
     assert.are.equal(3, last[2].distance)
     assert.are.equal(0.1 + 0.2, last[2].threshold)
     log:close()
+  end)
+
+  it("path_for names the log next to a gallery", function()
+    assert.are.equal("office.gallery.audit", audit.path_for("office.gallery"))
+    assert.are.equal("/srv/a b/g.audit", audit.path_for("/srv/a b/g"))
+    support.assert_error(function() audit.path_for(nil) end, "bad argument #1 to 'audit.path_for'")
+    support.assert_error(function() audit.path_for("") end, "gallery file name expected")
+  end)
+
+  it("local_actor: role local, client cli:<the user of the real uid>", function()
+    local p = assert(io.popen("id -un"))
+    local user = p:read("l")
+    p:close()
+    if not user or user == "" then
+      pending("this uid has no user name (id -un): the fallbacks are $USER, then 'uid N'")
+      return
+    end
+    local who = audit.local_actor()
+    assert.are.same({role = "local", client = "cli:" .. user}, who)
+    -- the real uid's name, not $USER (which anyone may set)
+    local code = [[local w = require("siamese.web.audit").local_actor() io.write(w.role, " ", w.client)]]
+    local cmd = string.format("USER=mallory LUA_PATH_5_4=%s LUA_CPATH_5_4=%s lua5.4 -e %s", q(package.path),
+      q(package.cpath), q(code))
+    p = assert(io.popen(cmd))
+    assert.are.equal("local cli:" .. user, p:read("a"))
+    p:close()
+    -- recorded as any other actor
+    local log = assert(audit.open(path))
+    assert(log:record{role = who.role, client = who.client, action = "remove", name = "bob", accepted = true})
+    assert.are.same({"local", "cli:" .. user}, {log:events()[1].role, log:events()[1].client})
+    log:close()
+  end)
+
+  it("open creates no file when lua-sql-sqlite3 cannot be loaded", function()
+    local saved = package.loaded["luasql.sqlite3"]
+    package.loaded["luasql.sqlite3"] = nil
+    package.preload["luasql.sqlite3"] = function() error("module 'luasql.sqlite3' not found (simulated)") end
+    local ok, log, msg = pcall(audit.open, path)
+    package.preload["luasql.sqlite3"] = nil
+    package.loaded["luasql.sqlite3"] = saved
+    assert(ok, log)
+    assert.is_nil(log)
+    assert.matches("the audit log needs Debian's lua-sql-sqlite3", msg, 1, true)
+    assert.are.same({}, support.list_dir(dir))
   end)
 
   it("refuses misuse and files that are not audit logs", function()

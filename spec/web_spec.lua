@@ -370,8 +370,16 @@ describe("siamese serve with limits and an existing gallery", function()
     assert(ok, err)
   end)
 
+  it("refuses to start when its audit log cannot be created", function()
+    local code, err = web.run_failing("--port 0 --gallery " .. dir .. "/missing/dir/g.gallery")
+    assert.are.equal(2, code)
+    assert.matches("cannot open the audit log", err, 1, true)
+  end)
+
   it("reports a gallery that cannot be saved with a 500 and keeps the old state", function()
-    local srv = web.start("--quiet --gallery " .. dir .. "/missing/dir/g.gallery")
+    -- a symlink into a directory that does not exist: the saves fail
+    assert(os.execute("ln -s missing/dir/g.gallery " .. dir .. "/dangling.gallery"))
+    local srv = web.start("--quiet --gallery " .. dir .. "/dangling.gallery")
     local ok, err = pcall(function()
       local s, r = web.request("POST", srv.url .. "/api/enroll", {name = "Tony", image = web.file(web.photo(TONY, 1))})
       assert.are.equal(500, s)

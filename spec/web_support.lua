@@ -31,7 +31,7 @@ function web.start(args, wait)
   local deadline = os.time() + (wait or 120)
   while os.time() <= deadline do
     local text = read_all(out) or ""
-    local url = text:match("listening on (http://[^/%s]+/)")
+    local url = text:match("listening on (https?://[^/%s]+/)")
     if url then s.url = url:sub(1, -2) break end
     if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
     sleep(0.1)
@@ -61,10 +61,14 @@ end
 
 --- One request. body: nil, a string (with content_type), or a table of
 -- multipart fields ({name = "text" | {data, filename, content_type}}).
+-- headers: more request headers ({name = value}), e.g. authorization;
+-- web.client_tls (an openssl.ssl.context) is used for https URLs.
 -- Returns status (number), the decoded JSON (or nil), raw body, headers.
-function web.request(method, url, body, content_type, timeout)
+function web.request(method, url, body, content_type, timeout, headers)
   local req = http_request.new_from_uri(url)
+  if url:match("^https:") then req.ctx = web.client_tls end
   req.headers:upsert(":method", method)
+  for k, v in pairs(headers or {}) do req.headers:upsert(k, v) end
   if type(body) == "table" then
     local ct
     body, ct = multipart.encode(body)
@@ -84,6 +88,21 @@ end
 function web.file(path, content_type)
   return {data = assert(read_all(path), "cannot read " .. path), filename = path:match("[^/]*$"),
           content_type = content_type or "image/jpeg"}
+end
+
+--- The Authorization header of a token, for web.request's headers.
+function web.bearer(token)
+  return {authorization = "Bearer " .. token}
+end
+
+--- Adds a token of role to the gallery's store (bin/siamese token add);
+-- returns the token string.
+function web.add_token(gallery, role)
+  local p = assert(io.popen(("bin/siamese token add --json --gallery '%s' --role %s"):format(gallery, role)))
+  local doc = json.decode(p:read("a"))
+  p:close()
+  assert(type(doc) == "table" and doc.token, "token add failed")
+  return doc.token
 end
 
 --- Photo i (1..5) of a bundled person (examples/data/faces).

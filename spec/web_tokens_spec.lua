@@ -264,6 +264,51 @@ describe("siamese.web.tokens", function()
     assert.are.equal("rw-------", lfs.attributes(dir .. "/empty", "permissions"))
     assert.are.same({"empty", "private"}, support.list_dir(dir))
     assert.is_nil((tokens.create_private(dir .. "/no/such/dir/file", "x")))
+    support.assert_error(function() tokens.create_private(dir .. "/x", nil) end,
+      "bad argument #2 to 'tokens.create_private' (string expected, got nil)")
+    assert.are.same({"empty", "private"}, support.list_dir(dir))
+  end)
+
+  it("create_private never replaces a file that appeared while it wrote", function()
+    local core = require "siamese.core"
+    local p = dir .. "/raced"
+    local write_atomic = core.write_atomic
+    core.write_atomic = function(...)           -- another process wins the name meanwhile
+      support.write_file(p, "theirs")
+      return write_atomic(...)
+    end
+    local ok, msg, tag
+    local pok, perr = pcall(function() ok, msg, tag = tokens.create_private(p, "mine") end)
+    core.write_atomic = write_atomic
+    assert(pok, perr)
+    assert.is_nil(ok)
+    assert.are.equal("exists", tag)
+    assert.matches("exists", msg)
+    assert.are.equal("theirs", support.read_file(p))
+    assert.are.same({"raced"}, support.list_dir(dir))  -- the fresh file is gone
+  end)
+
+  it("create_private gives 0600 whatever the usual umask, and refuses one that takes the owner's bits", function()
+    -- in a child: this process's umask cannot be set from Lua
+    local function create(umask, file)
+      local code = string.format([[local ok, err = require("siamese.web.tokens").create_private(%q, "secret")
+        io.write(tostring(ok), " ", tostring(err))]], file)
+      local cmd = string.format("umask %s && LUA_PATH_5_4=%s LUA_CPATH_5_4=%s lua5.4 -e %s", umask,
+        q(package.path), q(package.cpath), q(code))
+      local f = assert(io.popen(cmd))
+      local out = f:read("a")
+      f:close()
+      return out
+    end
+    for _, umask in ipairs{"000", "022", "077"} do
+      local file = dir .. "/u" .. umask
+      assert.are.equal("true nil", create(umask, file), umask)
+      assert.are.equal("rw-------", lfs.attributes(file, "permissions"), umask)
+      assert.are.equal("secret", support.read_file(file))
+    end
+    local out = create("0277", dir .. "/readonly")
+    assert.matches("cannot create .*readonly with mode 0600 %(got r%-%-%-%-%-%-%-%-: check the umask%)", out)
+    assert.are.same({"u000", "u022", "u077"}, support.list_dir(dir))
   end)
 
   it("roles: admin changes the gallery, door verifies and identifies", function()

@@ -45,7 +45,7 @@ end
 local function workers_of(srv)
   local line = web.read_file(srv.out) or ""
   local list = {}
-  for pid in (line:match("workers ([%d ]+)%)") or ""):gmatch("%d+") do list[#list + 1] = tonumber(pid) end
+  for pid in (line:match("workers ([%d ]+)[;)]") or ""):gmatch("%d+") do list[#list + 1] = tonumber(pid) end
   table.sort(list)
   return list
 end

@@ -3,6 +3,19 @@
  * siamese.safetensors (and any other file format written in Lua):
  *
  *   core.write_atomic(path, s1, s2, ...)          -> true | nil, message
+ *   core.write_atomic(path, {mode = m}, s1, s2, ...) -> true | nil, message
+ *       path holds exactly the concatenation of the strings, or is left as
+ *       it was (fileio.c: a temporary in the same directory, fsync'd, then
+ *       renamed over path). A symlink is written through. An existing file
+ *       keeps its mode (and owner, when the system allows); options.mode
+ *       is NOT applied to it. A new file is created with options.mode
+ *       (default 0666) through open(2), so the process's umask still
+ *       clears bits: the file gets mode & ~umask (0600 stays 0600 under the
+ *       usual umasks 022, 027 and 077). mode: an integer from 1 to 0777
+ *       (no setuid, setgid or sticky bits; 0 is refused because
+ *       sm_write_opts reads 0 as "the default"); the options table knows
+ *       no other key. Misuse raises an error naming write_atomic and the
+ *       argument.
  *   core.tensor_from_bytes(bytes, offset, dtype, shape)
  *       -> new contiguous float32 tensor from little-endian data of dtype
  *          ("F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8",
@@ -11,25 +24,69 @@
  *
  * The conversions live in dtype.c and the file work in fileio.c.
  */
+#include <stdio.h>
 #include <string.h>
 #include "l_aux.h"
+
+/* The options table at arg: the new-file mode (0: none given). Raises on
+ * unknown keys or a bad mode. */
+static unsigned check_write_opts(lua_State *L, int arg)
+{
+    unsigned mode = 0;
+    lua_pushnil(L);
+    while (lua_next(L, arg) != 0) {
+        /* key at -2, value at -1 */
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_argerror(L, arg, lua_pushfstring(L, "options are named (mode), got a %s key",
+                                                  luaL_typename(L, -2)));
+        if (strcmp(lua_tostring(L, -2), "mode") != 0)
+            luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s' (the options are: mode)",
+                                                  lua_tostring(L, -2)));
+        int isint = 0;
+        lua_Integer m = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
+        if (!isint || m < 1 || m > 0777) {
+            char got[64];
+            if (isint && m < 0)
+                snprintf(got, sizeof got, "%lld", (long long)m);
+            else if (isint)
+                snprintf(got, sizeof got, "%lld (octal %llo)", (long long)m, (unsigned long long)m);
+            else if (lua_type(L, -1) == LUA_TNUMBER)
+                snprintf(got, sizeof got, "%.14g", (double)lua_tonumber(L, -1));
+            else
+                snprintf(got, sizeof got, "a %s", luaL_typename(L, -1));
+            luaL_argerror(L, arg, lua_pushfstring(L, "mode must be an integer from 1 to 0777 "
+                                                  "(octal; 511 in decimal), got %s", got));
+        }
+        mode = (unsigned)m;
+        lua_pop(L, 1);
+    }
+    return mode;
+}
 
 static int l_write_atomic(lua_State *L)
 {
     size_t path_len;
     const char *path = luaL_checklstring(L, 1, &path_len);
     luaL_argcheck(L, strlen(path) == path_len, 1, "path contains a zero byte");
-    int nbufs = lua_gettop(L) - 1;
+    /* An options table may come first: no string buffer is ever a table. */
+    int first = 2;
+    sm_write_opts o = { .new_mode = 0, .stamp = NULL };
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        o.new_mode = check_write_opts(L, 2);
+        first = 3;
+    }
+    int top = lua_gettop(L);
+    int nbufs = top >= first ? top - first + 1 : 0;
     /* The pointer arrays are userdata: no C heap is held if a check raises. */
     const void **bufs = lua_newuserdatauv(L, (size_t)(nbufs > 0 ? nbufs : 1) * sizeof *bufs, 0);
     size_t *lens = lua_newuserdatauv(L, (size_t)(nbufs > 0 ? nbufs : 1) * sizeof *lens, 0);
     for (int i = 0; i < nbufs; i++) {
-        if (lua_type(L, i + 2) != LUA_TSTRING)
-            luaL_typeerror(L, i + 2, "string");
-        bufs[i] = lua_tolstring(L, i + 2, &lens[i]);
+        if (lua_type(L, i + first) != LUA_TSTRING)
+            luaL_typeerror(L, i + first, "string");
+        bufs[i] = lua_tolstring(L, i + first, &lens[i]);
     }
     sm_err err;
-    sm_status st = sm_write_atomic(&err, path, (const void *const *)bufs, lens, nbufs);
+    sm_status st = sm_write_atomic_ex(&err, path, (const void *const *)bufs, lens, nbufs, &o);
     if (st != SM_OK)
         return sm_l_status(L, st, &err, 1);
     lua_pushboolean(L, 1);

@@ -195,6 +195,33 @@ static void test_write_atomic_keeps_mode_and_creates_private_files(void)
     CHECK(count_entries() == 0);
 }
 
+/* new_mode is given to open(2): the umask still clears bits (the Lua
+ * binding, core.write_atomic(path, {mode = m}, ...), documents this). */
+static void test_write_atomic_new_mode_meets_the_umask(void)
+{
+    char path[300];
+    sm_err err;
+    struct stat st;
+    const void *bufs[1] = { "abc" };
+    size_t lens[1] = { 3 };
+    mode_t saved = umask(022);
+    snprintf(path, sizeof path, "%s/umask.bin", test_dir);
+    sm_write_opts o = { .new_mode = 0640, .stamp = NULL };
+    CHECK(sm_write_atomic_ex(&err, path, bufs, lens, 1, &o) == SM_OK);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0640);
+    unlink(path);
+    CHECK(sm_write_atomic_ex(&err, path, bufs, lens, 1, NULL) == SM_OK); /* the default, 0666 */
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0644);
+    unlink(path);
+    umask(077);
+    o.new_mode = 0644;
+    CHECK(sm_write_atomic_ex(&err, path, bufs, lens, 1, &o) == SM_OK);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600);
+    unlink(path);
+    umask(saved);
+    CHECK(count_entries() == 0);
+}
+
 static void test_write_atomic_removes_stale_temporaries(void)
 {
     char path[300], dead[340], live[340], mine[340], other[340], odd[340], buf[32];
@@ -425,6 +452,7 @@ int main(void)
     RUN(test_write_atomic_failed_write_keeps_old_file);
     RUN(test_write_atomic_writes_through_symlinks);
     RUN(test_write_atomic_keeps_mode_and_creates_private_files);
+    RUN(test_write_atomic_new_mode_meets_the_umask);
     RUN(test_write_atomic_removes_stale_temporaries);
     RUN(test_lock_excludes_times_out_and_dies_with_its_holder);
     RUN(test_generation_changes_on_every_save);

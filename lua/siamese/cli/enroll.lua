@@ -1,10 +1,13 @@
 --- siamese enroll: add people to a gallery from their photos, with the
 -- intent explicit (a new name, --add or --replace) and every face checked
--- against the gallery before it is added (siamese.door).
+-- against the gallery before it is added (siamese.door). What is enrolled,
+-- and what is refused, is recorded in the gallery's audit log
+-- (siamese.cli.audit).
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local common = require "siamese.cli.common"
 local photo_options = require "siamese.cli.photo_options"
+local audit_cli = require "siamese.cli.audit"
 
 local enroll = {
   summary = "enroll people in a gallery from their photos",
@@ -22,6 +25,12 @@ refused. The gallery is saved atomically once, at the end, under its lock
 (FILE.lock): the photos are embedded first, then the gallery is read
 again and the faces are checked and added against the file as it is
 then, so enrolments running at the same time all land.
+
+Each enrolment is recorded in FILE.audit (siamese audit shows it), one
+event per person: enrolled (accepted), or refused with the reasons (a
+name already enrolled, a look-alike, a photo without a usable face). The
+log is opened before anything is changed: when it cannot be (damaged,
+permissions too open, lua-sql-sqlite3 missing), nothing is enrolled.
 
 A NAME not yet enrolled is enrolled; an enrolled one needs --add (another
 photo of the same person) or --replace (its templates are replaced). Names
@@ -61,7 +70,8 @@ options:
 
 exit status: 0 enrolled; 1 nothing enrolled because every face was refused
 (gate, duplicates, look-alikes); 2 error (bad name, unreadable photo, bad
-gallery).]],
+gallery, an audit log that cannot be opened, or enrolled but not recorded
+in the audit log: the message says so, and --json adds "audit_error").]],
 }
 
 local SPEC = {
@@ -132,14 +142,14 @@ end
 -- The usage errors of the jobs against a gallery: a name that differs
 -- from an enrolled one only by case, an enrolled name without --add or
 -- --replace, --add of a name not enrolled. Returns the mode per name
--- ("new", "add" or "replace"), or nil, message.
+-- ("new", "add" or "replace"), or nil, message, the name refused.
 local function modes_of(g, jobs, opts)
   local names = require "siamese.names"
   for _, job in ipairs(jobs) do
     local twin = names.same_as(job.name, g:names())
     if twin then
       return nil, string.format("'%s' differs from the enrolled '%s' only by case (use the same spelling)",
-        job.name, twin)
+        job.name, twin), job.name
     end
   end
   local mode = {}
@@ -148,10 +158,11 @@ local function modes_of(g, jobs, opts)
       local exists = g:has(job.name)
       if exists and not (opts.add or opts.replace) then
         return nil, string.format("'%s' is already enrolled (%s): use --add for another photo of the same "
-          .. "person, or --replace", job.name, common.plural(g:templates(job.name):size(1), "template", "templates"))
+          .. "person, or --replace", job.name, common.plural(g:templates(job.name):size(1), "template", "templates")),
+          job.name
       end
       if not exists and opts.add then
-        return nil, string.format("'%s' is not enrolled: --add needs an enrolled name", job.name)
+        return nil, string.format("'%s' is not enrolled: --add needs an enrolled name", job.name), job.name
       end
       mode[job.name] = exists and (opts.replace and "replace" or "add") or "new"
     end
@@ -188,20 +199,20 @@ end
 
 -- Under the gallery's lock, on the file as it is now: the checks again
 -- (another process may have enrolled meanwhile), then each face through
--- the door and into g. Returns save?, {enrolled, skipped, unreadable} or
--- false, {error = message}.
+-- the door and into g. Returns save?, {enrolled, skipped, unreadable, mode}
+-- or false, {error = message, name = the name refused (a usage error)}.
 local function enrol_locked(g, ctx, jobs, faces, enc, opts)
   local door = require "siamese.door"
   if not ctx.created then
     local ok, merr = common.check_model(g, enc, opts.gallery .. " (changed by another process)")
     if not ok then return false, {error = merr} end
   end
-  local mode, merr = modes_of(g, jobs, opts)
-  if not mode then return false, {error = merr} end
+  local mode, merr, mname = modes_of(g, jobs, opts)
+  if not mode then return false, {error = merr, name = mname} end
   local d, derr = door.new{gallery = g, encoder = enc}
   if not d then return false, {error = derr} end
-  local r = {enrolled = {}, skipped = {}, unreadable = false}
-  local replaced = {}
+  local r = {enrolled = {}, skipped = {}, unreadable = false, mode = mode}
+  local replaced = {} -- name -> the templates it had
   for i, job in ipairs(jobs) do
     local x = faces[i]
     if x.skip then
@@ -212,7 +223,7 @@ local function enrol_locked(g, ctx, jobs, faces, enc, opts)
       -- replaced identities are removed before their first new template
       -- (nothing is saved if none is added)
       if mode[job.name] == "replace" and not replaced[job.name] then
-        replaced[job.name] = true
+        replaced[job.name] = g:templates(job.name)
         g:remove(job.name)
       end
       -- the first photo of a new (or replaced) person starts it; the others are "add"s to it
@@ -227,7 +238,56 @@ local function enrol_locked(g, ctx, jobs, faces, enc, opts)
       end
     end
   end
+  -- a person to replace whose every new photo was refused keeps the old
+  -- templates (another person's enrolment may still save the file)
+  for _, job in ipairs(jobs) do
+    local old = replaced[job.name]
+    if old and not g:has(job.name) then g:add(job.name, old, enc.model_id) end
+  end
   return #r.enrolled > 0, r
+end
+
+-- The audit events of an enrolment: one per name, in the order of the
+-- jobs. Enrolled (accepted): detail "mode new, 2 photos" (", forced" with
+-- --force; "; not enrolled: PHOTO: REASON" for its refused photos).
+-- Nothing enrolled (refused): "mode new, not enrolled: PHOTO: REASON; ...".
+local function audit_events(jobs, r, opts)
+  local order, per = {}, {}
+  for _, job in ipairs(jobs) do
+    if not per[job.name] then
+      per[job.name] = {enrolled = 0, refused = {}}
+      order[#order + 1] = job.name
+    end
+  end
+  for _, e in ipairs(r.enrolled) do per[e.name].enrolled = per[e.name].enrolled + 1 end
+  for _, s in ipairs(r.skipped) do
+    local t = per[s.name].refused
+    t[#t + 1] = s.photo .. ": " .. s.reason
+  end
+  local events = {}
+  for _, name in ipairs(order) do
+    local p = per[name]
+    local head = "mode " .. (r.mode[name] or "?") .. (opts.force and ", forced" or "")
+    local detail
+    if p.enrolled > 0 then
+      detail = head .. ", " .. common.plural(p.enrolled, "photo", "photos")
+      if #p.refused > 0 then detail = detail .. "; not enrolled: " .. table.concat(p.refused, "; ") end
+    else
+      detail = head .. ", not enrolled: " .. table.concat(p.refused, "; ")
+    end
+    events[#events + 1] = {action = "enroll", name = name, accepted = p.enrolled > 0, detail = detail}
+  end
+  return events
+end
+
+-- A refused enrolment (a name already enrolled, a case twin, --add of a
+-- name not enrolled): recorded, then reported; exit status 2.
+local function refused(log, name, msg)
+  local cli = require "siamese.cli"
+  local rok, rerr = audit_cli.record(log, {{action = "enroll", name = name, accepted = false, detail = msg}})
+  local code = cli.fail(msg)
+  if not rok then audit_cli.unrecorded("the refusal", rerr) end
+  return code
 end
 
 function enroll.run(argv)
@@ -246,8 +306,17 @@ function enroll.run(argv)
   -- gallery's lock against the file as it is then (gallery.update).
   local g0, enc = gallery_and_encoder(opts)
   if not g0 then return cli.fail(enc) end
-  local mode, merr = modes_of(g0, jobs, opts)
-  if not mode then return cli.fail(merr) end
+  -- the audit log is opened before anything is decided: no unrecorded change
+  local log <close>, lcode = audit_cli.open_for_change(opts.gallery)
+  if not log then
+    g0:close()
+    return lcode
+  end
+  local mode, merr, mname = modes_of(g0, jobs, opts)
+  if not mode then
+    g0:close()
+    return refused(log, mname, merr)
+  end
   local params = {dim = g0:dim(), metric = g0:metric(), threshold = g0:threshold(), model = g0:model(),
                   score = g0:score_mode()}
   g0:close()
@@ -259,14 +328,19 @@ function enroll.run(argv)
     g, r, created = lg, res, ctx.created
     return save
   end, {new = params})
-  if uok == nil and uerr then return cli.fail(uerr) end
-  if r.error then return cli.fail(r.error) end
+  if uok == nil and uerr then return cli.fail(uerr) end -- not saved: nothing changed, nothing to record
+  if r.error then
+    if r.name then return refused(log, r.name, r.error) end
+    return cli.fail(r.error)
+  end
   local enrolled, skipped, unreadable = r.enrolled, r.skipped, r.unreadable
+  local rok, rerr = audit_cli.record(log, audit_events(jobs, r, opts))
   if opts.json then
     for _, s in ipairs(skipped) do s.quality = s.quality or json.null end
     print(json.encode{gallery = opts.gallery, created = created and #enrolled > 0, model = enc.model_id,
                       threshold = common.number(g:threshold()), enrolled = json.array(enrolled),
-                      skipped = json.array(skipped), identities = g:count(), templates = g:size()})
+                      skipped = json.array(skipped), identities = g:count(), templates = g:size(),
+                      audit_error = not rok and rerr or nil})
   else
     for _, e in ipairs(enrolled) do print(string.format("enrolled %s from %s", e.name, e.photo)) end
     for _, s in ipairs(skipped) do io.stderr:write("siamese: not enrolled: ", s.photo, ": ", s.reason, "\n") end
@@ -275,6 +349,10 @@ function enroll.run(argv)
         common.plural(g:count(), "identity", "identities"), common.plural(g:size(), "template", "templates"),
         g:metric(), g:threshold(), g:model(), created and ", created" or ""))
     end
+  end
+  if not rok then
+    return audit_cli.unrecorded(#enrolled > 0 and "enrolled " .. common.plural(#enrolled, "photo", "photos")
+      .. " in " .. opts.gallery or "the refused enrolment", rerr)
   end
   if unreadable then return 2 end
   if #enrolled == 0 then

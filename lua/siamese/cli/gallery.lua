@@ -1,8 +1,10 @@
 --- siamese gallery: look after a gallery file: list its people, describe
--- it, remove or rename a person.
+-- it, remove or rename a person (recorded in the audit log,
+-- siamese.cli.audit).
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local common = require "siamese.cli.common"
+local audit_cli = require "siamese.cli.audit"
 
 local gallery_cmd = {
   summary = "list, describe, remove or rename the people of a gallery",
@@ -22,7 +24,9 @@ bytes; not another person's name, whatever the case).
 remove and rename read the gallery again and save it atomically (a
 temporary file renamed over it) under its lock (FILE.lock), so they never
 undo a change another process made meanwhile: a failure leaves the file
-as it was.
+as it was. Each removal or renaming is recorded in FILE.audit (siamese
+audit shows it); the log is opened first, and when it cannot be (damaged,
+permissions too open, lua-sql-sqlite3 missing) nothing is changed.
 
 options:
   --gallery FILE       the gallery (siamese enroll creates it)
@@ -34,7 +38,9 @@ options:
                        rename {"gallery", "renamed", "name"}
 
 exit status: 0 done, 2 error (unknown NAME, a refused NEW name, a missing
-or damaged gallery).]],
+or damaged gallery, an audit log that cannot be opened, or done but not
+recorded in the audit log: the message says so, and --json adds
+"audit_error").]],
 }
 
 local SPEC = {
@@ -119,6 +125,8 @@ end
 
 local function remove(opts, name)
   local cli = require "siamese.cli"
+  local log <close>, lcode = audit_cli.open_for_change(opts.gallery)
+  if not log then return lcode end
   local n, count
   local ok, code = update(opts, function(g)
     if not g:has(name) then return nil, cli.fail(unknown(g, name, opts.gallery)) end
@@ -128,12 +136,16 @@ local function remove(opts, name)
     return true
   end)
   if not ok then return code end
+  local rok, rerr = audit_cli.record(log, {{action = "remove", name = name, accepted = true,
+                                            detail = common.plural(n, "template", "templates")}})
   if opts.json then
-    print(json.encode{gallery = opts.gallery, removed = name, templates = n, identities = count})
+    print(json.encode{gallery = opts.gallery, removed = name, templates = n, identities = count,
+                      audit_error = not rok and rerr or nil})
   else
     print(string.format("removed %s (%s); %s now holds %s", name, common.plural(n, "template", "templates"),
       opts.gallery, common.plural(count, "identity", "identities")))
   end
+  if not rok then return audit_cli.unrecorded("removed " .. name .. " from " .. opts.gallery, rerr) end
   return 0
 end
 
@@ -147,6 +159,8 @@ end
 
 local function rename(opts, old, new)
   local cli = require "siamese.cli"
+  local log <close>, lcode = audit_cli.open_for_change(opts.gallery)
+  if not log then return lcode end
   local ok, code = update(opts, function(g)
     if not g:has(old) then return nil, cli.fail(unknown(g, old, opts.gallery)) end
     local pok, rok, err = pcall(g.rename, g, old, new)
@@ -159,10 +173,15 @@ local function rename(opts, old, new)
   end)
   if not ok then return code end
   local stored = require("siamese.names").check(new) or new
+  local rok, rerr = audit_cli.record(log, {{action = "rename", name = old, accepted = true,
+                                            detail = "renamed to " .. stored}})
   if opts.json then
-    print(json.encode{gallery = opts.gallery, renamed = old, name = stored})
+    print(json.encode{gallery = opts.gallery, renamed = old, name = stored, audit_error = not rok and rerr or nil})
   else
     print(string.format("renamed %s to %s in %s", old, stored, opts.gallery))
+  end
+  if not rok then
+    return audit_cli.unrecorded("renamed " .. old .. " to " .. stored .. " in " .. opts.gallery, rerr)
   end
   return 0
 end

@@ -9,12 +9,28 @@ usage: siamese serve --gallery FILE [--port N] [--host ADDR]
                      [--threshold T] [--max-upload BYTES] [--max-pixels N]
                      [--max-connections N] [--idle-timeout S]
                      [--request-timeout S] [--workers N]
-                     [--threads N] [--detector tiny|ssd] [--quiet] [--json]
+                     [--allowed-host NAMES] [--tls-cert FILE --tls-key FILE]
+                     [--insecure-http] [--threads N] [--detector tiny|ssd]
+                     [--quiet] [--json]
 
 Serves the demo page and its JSON API (POST /api/verify, /api/enroll,
-/api/identify, GET /api/people; see README "Web demo") on
-http://ADDR:N/ (default 127.0.0.1:8080; --port 0 picks a free port, printed
-on the first line). FILE is the gallery enrollments are saved to (created
+/api/identify, /api/remove, /api/rename, GET /api/people; see
+lua/siamese/web/README.md) on http://ADDR:N/ (default 127.0.0.1:8080;
+--port 0 picks a free port, printed on the first line).
+
+Who may do what: once FILE.tokens holds a token (siamese token add), every
+API call needs one ("Authorization: Bearer TOKEN"; the page asks for it):
+admin tokens enrol, remove, rename and list the people, door tokens verify
+and identify. Without tokens the API is open, which is allowed on a
+loopback address only: on any other ADDR the server refuses to start
+without tokens, and without TLS (--tls-cert/--tls-key, or a TLS proxy in
+front that connects over 127.0.0.1, see examples/nginx) unless
+--insecure-http. Requests must name this server in Host (loopback names,
+ADDR, or --allowed-host names) and come from its own page or from a
+non-browser client (cross-site requests: 403). Every API call made with a
+valid token (and every open-API call) is recorded in the append-only audit
+log FILE.audit (siamese audit).
+ FILE is the gallery enrollments are saved to (created
 on the first enrollment). --threshold sets the gallery's acceptance distance
 (default 0.6 for a new gallery). Uploads over --max-upload bytes (default
 10485760) and images over --max-pixels pixels (default 24000000) are
@@ -46,11 +62,18 @@ options:
   --request-timeout S  seconds for a whole request, body included (default 60)
   --workers N          worker processes for the face routes (1..16; default
                        the number of cores, at least 2)
+  --allowed-host NAMES more names the server answers to in the Host header
+                       (comma-separated NAME or NAME:PORT; e.g. the name
+                       a reverse proxy forwards)
+  --tls-cert FILE      serve HTTPS: the certificate chain (PEM)
+  --tls-key FILE       its private key (PEM, mode 0600)
+  --insecure-http      allow plain HTTP on a non-loopback address
 ]] .. photo_options.USAGE .. [[
 
   --quiet              no request log
   --json               the first line as JSON: {"url", "gallery",
-                       "identities", "threshold", "workers": [pids]}
+                       "identities", "threshold", "workers": [pids],
+                       "auth": "tokens"|"open", "audit"}
                        (errors: {"error"})]],
 }
 
@@ -66,6 +89,10 @@ local SPEC = {
   idle_timeout = {kind = "number"},
   request_timeout = {kind = "number"},
   workers = {kind = "number"},
+  allowed_host = {kind = "string"},
+  tls_cert = {kind = "string"},
+  tls_key = {kind = "string"},
+  insecure_http = {kind = "flag", default = false},
   quiet = {kind = "flag", default = false},
   json = {kind = "flag", default = false},
 }
@@ -100,6 +127,48 @@ function serve.run(argv)
     local tok, terr = require("siamese.door").check_threshold(opts.threshold, "euclidean", "--threshold")
     if not tok then return cli.fail(terr, serve.usage) end
   end
+  local guard = require "siamese.web.guard"
+  local allowed_hosts = {}
+  if opts.allowed_host then
+    for item in (opts.allowed_host .. ","):gmatch("([^,]*),") do
+      item = item:match("^%s*(.-)%s*$")
+      if item == "" or not guard.parse_host(item) then
+        return cli.fail(("--allowed-host: '%s' is not a host name (NAME or NAME:PORT)"):format(
+          guard.printable(item, 80)), serve.usage)
+      end
+      allowed_hosts[#allowed_hosts + 1] = item
+    end
+  end
+  if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
+    return cli.fail("--tls-cert and --tls-key go together", serve.usage)
+  end
+  local deps = require "siamese.web.deps"
+  local ok, err = deps.setup()
+  if not ok then return cli.fail(err) end
+  local tls_ctx
+  if opts.tls_cert then
+    local terr
+    tls_ctx, terr = require("siamese.web.tls").context(opts.tls_cert, opts.tls_key)
+    if not tls_ctx then return cli.fail(terr) end
+  end
+  local tokens = require "siamese.web.tokens"
+  local store, serr0 = tokens.open(tokens.path_for(opts.gallery))
+  if not store then return cli.fail(serr0) end
+  local listed, lerr0 = store:list()
+  if not listed then return cli.fail(lerr0) end
+  local loopback = guard.is_loopback(opts.host)
+  if not loopback then
+    if #listed == 0 then
+      return cli.fail(("refusing to listen on %s without access tokens: anyone on the network could enrol. "
+        .. "Add them first (siamese token add --gallery %s --role admin, and --role door for each door)")
+        :format(opts.host, opts.gallery))
+    end
+    if not tls_ctx and not opts.insecure_http then
+      return cli.fail(("refusing to serve plain HTTP on %s: tokens and photos would cross the network in clear. "
+        .. "Give --tls-cert FILE --tls-key FILE, or listen on 127.0.0.1 behind a TLS proxy (examples/nginx), "
+        .. "or accept the risk with --insecure-http"):format(opts.host))
+    end
+  end
   local workers = require "siamese.web.workers"
   local siamese = require "siamese"
   local cores = siamese.get_num_threads() -- omp_get_max_threads: starts no thread
@@ -114,9 +183,6 @@ function serve.run(argv)
   if opts.max_pixels == nil then opts.max_pixels = serve.DEFAULT_MAX_PIXELS end
   local pok, perr = photo_options.apply(opts)
   if not pok then return cli.fail(perr, serve.usage) end
-  local deps = require "siamese.web.deps"
-  local ok, err = deps.setup()
-  if not ok then return cli.fail(err) end
   local server = require "siamese.web.server"
   local listener = require "siamese.web.listener"
   local log = opts.quiet and function() end or function(line)
@@ -146,8 +212,14 @@ function serve.run(argv)
   }
   local sok, serr = pool:start()
   if not sok then return cli.fail(serr) end
+  -- opened after the fork: the workers never hold the database
+  local audit = require "siamese.web.audit"
+  local audit_path = audit.path_for and audit.path_for(opts.gallery) or opts.gallery .. ".audit"
+  local audit_log, aoerr = audit.open(audit_path)
+  if not audit_log then pool:shutdown() return cli.fail("cannot open the audit log: " .. tostring(aoerr)) end
   local l, lerr = listener.start(app, {host = opts.host, port = port, log = log, max_connections = max_conn,
-                                       pool = pool,
+                                       pool = pool, audit = audit_log, tls = tls_ctx,
+                                       auth = {tokens = store, open = loopback, allowed_hosts = allowed_hosts},
                                        limits = {idle_timeout = opts.idle_timeout,
                                                  request_timeout = opts.request_timeout}})
   if not l then pool:shutdown() return cli.fail(lerr) end
@@ -164,15 +236,21 @@ function serve.run(argv)
   end)
   local host = l.host:find(":", 1, true) and ("[" .. l.host .. "]") or l.host
   local count = app.g:count()
-  local url = ("http://%s:%d/"):format(host, l.port)
+  local url = ("%s://%s:%d/"):format(tls_ctx and "https" or "http", host, l.port)
+  local auth = #listed > 0 and "tokens" or "open"
   if opts.json then
     io.stdout:write(require("siamese.json").encode{url = url, gallery = opts.gallery, identities = count,
-                                                    threshold = app.g:threshold(),
+                                                    threshold = app.g:threshold(), auth = auth, audit = audit_path,
                                                     workers = require("siamese.json").array(pool:pids())}, "\n")
   else
-    io.stdout:write(("siamese serve: listening on %s (gallery %s, %d %s, threshold %g; workers %s)\n")
+    io.stdout:write(("siamese serve: listening on %s (gallery %s, %d %s, threshold %g; workers %s; %s)\n")
       :format(url, opts.gallery, count, count == 1 and "person" or "people", app.g:threshold(),
-              table.concat(pool:pids(), " ")))
+              table.concat(pool:pids(), " "),
+              auth == "tokens" and "access tokens required" or "open: no access tokens"))
+  end
+  if auth == "open" then
+    io.stderr:write(("siamese serve: no access tokens in %s: anyone who can connect to %s may enrol and list "
+      .. "people. Add tokens with: siamese token add --gallery %s --role admin\n"):format(store.path, url, opts.gallery))
   end
   io.stdout:flush()
   local lok, loop_err = l.loop()

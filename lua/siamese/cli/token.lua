@@ -1,7 +1,9 @@
 --- siamese token: the bearer tokens of the web server (siamese.web.tokens),
--- kept in "<gallery>.tokens": add one, list them, revoke one.
+-- kept in "<gallery>.tokens": add one, list them, revoke one. add and
+-- revoke are recorded in the gallery's audit log (siamese.cli.audit).
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
+local audit_cli = require "siamese.cli.audit"
 
 local token_cmd = {
   summary = "add, list or revoke the web server's access tokens",
@@ -21,6 +23,10 @@ and identify.
 list: the tokens' ids, roles, labels and creation times (never secrets).
 revoke: forgets the token with that ID (as list shows it); the server
 refuses it from its next request on.
+add and revoke are recorded in FILE.audit (siamese audit shows them:
+token-add with "ID ROLE LABEL", token-revoke with the ID; never the
+token). The log is opened first: when it cannot be (damaged, permissions
+too open, lua-sql-sqlite3 missing), nothing is changed.
 
 options:
   --gallery FILE       the gallery whose tokens these are (FILE.tokens)
@@ -33,7 +39,9 @@ options:
                        revoke {"store", "revoked"}
 
 exit status: 0 done, 2 error (usage, unknown ID, a damaged store or one
-with too open permissions).]],
+with too open permissions, an audit log that cannot be opened, or done but
+not recorded in the audit log: the message says so, and --json adds
+"audit_error").]],
 }
 
 local SPEC = {
@@ -49,17 +57,35 @@ local function shown(s)
   return "'" .. tostring(s):gsub("[%c]", function(c) return string.format("\\x%02X", c:byte()) end) .. "'"
 end
 
-local function add(store, opts)
+-- The problem of a --label, or nil: the rules store:add applies (checked
+-- here too, so that a bad label is refused before the audit log is opened).
+local function label_problem(label)
+  local tokens = require "siamese.web.tokens"
+  label = label:match("^%s*(.-)%s*$")
+  if label == "" then return nil end
+  if #label > tokens.MAX_LABEL then return string.format("the label is longer than %d bytes", tokens.MAX_LABEL) end
+  if not utf8.len(label) then return "the label is not valid UTF-8" end
+  if label:find("%c") then return "the label holds control characters" end
+  return nil
+end
+
+local function add(store, opts, log)
   local cli = require "siamese.cli"
   local tok, e = store:add(opts.role, opts.label)
   if not tok then
     local usage_error = e:match("^the label") or e:match("^unknown role")
     return cli.fail((e:match("^the label") and "--label: " or "") .. e, usage_error and token_cmd.usage or nil)
   end
+  local rok, rerr = audit_cli.record(log, {{action = "token-add", accepted = true,
+                                            detail = e.id .. " " .. e.role .. (e.label and " " .. e.label or "")}})
+  local function finish(code)
+    if not rok then return audit_cli.unrecorded("added token " .. e.id .. " to " .. store.path, rerr) end
+    return code
+  end
   if opts.json then
     print(json.encode{store = store.path, id = e.id, role = e.role, label = e.label or json.null,
-                      created = e.created, token = tok})
-    return 0
+                      created = e.created, token = tok, audit_error = not rok and rerr or nil})
+    return finish(0)
   end
   print(string.format("added %s token %s%s to %s:", e.role, e.id, e.label and " (" .. e.label .. ")" or "",
     store.path))
@@ -68,7 +94,7 @@ local function add(store, opts)
   print("")
   print("Copy it now: it is shown only this once. The store keeps only its SHA-256 hash, not the token in clear,")
   print("so a lost token cannot be shown again: revoke it (siamese token revoke) and add another.")
-  return 0
+  return finish(0)
 end
 
 local function list(store, opts)
@@ -94,15 +120,18 @@ local function list(store, opts)
   return 0
 end
 
-local function revoke(store, opts, id)
+local function revoke(store, opts, id, log)
   local cli = require "siamese.cli"
   local ok, err = store:revoke(id)
   if not ok then return cli.fail(err) end
+  id = id:lower()
+  local rok, rerr = audit_cli.record(log, {{action = "token-revoke", accepted = true, detail = id}})
   if opts.json then
-    print(json.encode{store = store.path, revoked = id:lower()})
+    print(json.encode{store = store.path, revoked = id, audit_error = not rok and rerr or nil})
   else
-    print(string.format("revoked token %s in %s", id:lower(), store.path))
+    print(string.format("revoked token %s in %s", id, store.path))
   end
+  if not rok then return audit_cli.unrecorded("revoked token " .. id .. " in " .. store.path, rerr) end
   return 0
 end
 
@@ -128,15 +157,22 @@ function token_cmd.run(argv)
     if opts.role then return cli.fail("--role only applies to token add", token_cmd.usage) end
     if opts.label then return cli.fail("--label only applies to token add", token_cmd.usage) end
   end
+  if action == "add" and opts.label then
+    local why = label_problem(opts.label)
+    if why then return cli.fail("--label: " .. why, token_cmd.usage) end
+  end
   if action == "revoke" and not pos[2]:match("^%x%x%x%x%x%x%x%x$") then
     return cli.fail("ID must be 8 hex digits as siamese token list shows, got " .. shown(pos[2]), token_cmd.usage)
   end
   local tokens = require "siamese.web.tokens"
   local store, err = tokens.open(tokens.path_for(opts.gallery))
   if not store then return cli.fail(err) end
-  if action == "add" then return add(store, opts) end
   if action == "list" then return list(store, opts) end
-  return revoke(store, opts, pos[2])
+  -- a change: the audit log is opened first (no unrecorded change)
+  local log <close>, lcode = audit_cli.open_for_change(opts.gallery)
+  if not log then return lcode end
+  if action == "add" then return add(store, opts, log) end
+  return revoke(store, opts, pos[2], log)
 end
 
 return token_cmd

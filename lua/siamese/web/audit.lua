@@ -1,19 +1,35 @@
---- siamese.web.audit: an append-only audit log of the web server's
--- decisions and changes, in SQLite (Debian's lua-sql-sqlite3, module
+--- siamese.web.audit: an append-only audit log of the decisions and
+-- changes made to a gallery and its tokens, by the web server and by the
+-- command line, in SQLite (Debian's lua-sql-sqlite3, module
 -- "luasql.sqlite3", as siamese.attendance).
 --
 --   local audit = require "siamese.web.audit"
---   local log = assert(audit.open("office.gallery.audit"))   -- created 0600 when absent
+--   local log = assert(audit.open(audit.path_for("office.gallery")))  -- "office.gallery.audit", created 0600
 --   -- after each API call (who from siamese.web.tokens' store:authorize)
 --   log:record{role = who.role, token_id = who.id, client = req.peer, action = "verify",
 --              name = "alice", distance = 0.41, threshold = 0.6, accepted = true}
 --   log:record{role = "admin", token_id = who.id, client = req.peer, action = "rename",
 --              name = "alice", detail = "renamed to Alice"}
 --   -- refused requests too: {client = ..., action = "enroll", accepted = false, detail = "401 missing"}
+--   -- a change made on the machine itself (siamese enroll, gallery, token):
+--   local who = audit.local_actor()   -- {role = "local", client = "cli:alice"}
+--   log:record{role = who.role, client = who.client, action = "remove", name = "bob", accepted = true,
+--              detail = "2 templates"}
 --   for _, ev in ipairs(log:events{since = "2026-11-22T00:00:00Z", action = "verify", limit = 100}) do
 --     print(ev.id, ev.at, ev.role, ev.token_id, ev.name, ev.accepted)
 --   end
 --   log:close()
+--
+-- The log of a gallery is "<gallery>.audit" (audit.path_for). Who made a
+-- change: role is the token's role ("admin", "door") for the web API, or
+-- "local" for a command run on the machine by someone with access to the
+-- files, who needs no token (audit.local_actor: client "cli:<user>", the
+-- user name of the real uid from /etc/passwd, else $USER, else "uid N" or
+-- "unknown"; token_id is then NULL). "local" names an account, not a
+-- proven person: whoever may write the files may write the log too.
+-- Actions the command line records (siamese.cli.audit lists the details):
+-- enroll (accepted false: refused, detail the reason), remove, rename,
+-- token-add, token-revoke.
 --
 -- One table, events(id INTEGER PRIMARY KEY, at TEXT (UTC ISO-8601
 -- "2026-11-22T08:00:00Z"), role, token_id, client, action, name, distance
@@ -22,7 +38,8 @@
 -- delete, and triggers ABORT every UPDATE or DELETE on events (and on
 -- schema_version), so a bug elsewhere, or a hand with the sqlite3 shell
 -- who does not drop the triggers first, cannot rewrite history. open
--- refuses a database whose triggers are gone.
+-- refuses a database whose triggers are gone or changed, or that has
+-- others (one that drops inserts would silence the log).
 --
 -- The file is created with mode 0600 (it names people and says when they
 -- came: personal data); an existing one readable or writable by group or
@@ -140,14 +157,72 @@ local function prepare(conn, path)
     return fail(string.format("audit log schema version %s, this siamese reads version %d", tostring(rows[1].version),
       audit.SCHEMA_VERSION))
   end
-  local trig = exec(conn, "SELECT name FROM sqlite_master WHERE type = 'trigger'") or {}
+  -- exactly the triggers of SCHEMA, with their text: no other trigger (one
+  -- that drops inserts would silence the log) and none rewritten
+  local want = {}
+  for _, stmt in ipairs(SCHEMA) do
+    local name = stmt:match("^CREATE TRIGGER (%S+)")
+    if name then want[name] = stmt end
+  end
+  local trig = exec(conn, "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'") or {}
   local have = {}
-  for _, t in ipairs(trig) do have[t.name] = true end
+  for _, t in ipairs(trig) do
+    if want[t.name] == nil then return fail("unexpected trigger " .. tostring(t.name) .. " (tampered log?)") end
+    if t.sql ~= want[t.name] then return fail("the append-only trigger " .. t.name .. " was changed (tampered log?)") end
+    have[t.name] = true
+  end
   for _, name in ipairs(TRIGGERS) do
     if not have[name] then return fail("the append-only trigger " .. name .. " is missing (tampered log?)") end
   end
   exec(conn, "COMMIT")
   return true
+end
+
+--- The audit log next to a gallery file: gallery_path .. ".audit".
+function audit.path_for(gallery_path)
+  if type(gallery_path) ~= "string" or gallery_path == "" then
+    error("bad argument #1 to 'audit.path_for' (gallery file name expected, got " .. type(gallery_path) .. ")", 2)
+  end
+  return gallery_path .. ".audit"
+end
+
+-- The text of a small system file, or nil.
+local function read_text(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- The real uid of this process (Linux: /proc/self/status), or nil.
+local function real_uid()
+  local status = read_text("/proc/self/status")
+  local uid = status and status:match("\nUid:%s+(%d+)")
+  return uid and math.tointeger(tonumber(uid)) or nil
+end
+
+-- The user name of uid in /etc/passwd (local accounts only), or nil.
+local function passwd_name(uid)
+  local passwd = read_text("/etc/passwd")
+  if not passwd then return nil end
+  for line in passwd:gmatch("[^\n]+") do
+    local name, id = line:match("^([^:]+):[^:]*:(%d+):")
+    if name and tonumber(id) == uid then return name end
+  end
+  return nil
+end
+
+--- Who makes a change from the command line: {role = "local", client =
+-- "cli:<user>"}, user the name of the real uid (/proc/self/status and
+-- /etc/passwd), else $USER, else "uid <n>", else "unknown". Control
+-- characters in the name are replaced by "?".
+function audit.local_actor()
+  local uid = real_uid()
+  local user = uid and passwd_name(uid)
+  if not user or user == "" then user = os.getenv("USER") end
+  if not user or user == "" then user = uid and ("uid " .. uid) or "unknown" end
+  return {role = "local", client = "cli:" .. user:gsub("%c", "?")}
 end
 
 --- Opens (creating when absent, mode 0600) the audit log at path.
@@ -164,6 +239,8 @@ function audit.open(path, opts)
     error("bad argument #2 to 'audit.open' (busy_timeout must be a non-negative integer)", 2)
   end
   local lfs = require "lfs"
+  local driver, derr = sqlite.driver("the audit log")
+  if not driver then return nil, derr end -- before any file is made
   if lfs.symlinkattributes(path, "mode") == nil then
     -- an empty 0600 file: SQLite takes it as a new database and keeps its mode
     local ok, cerr, tag = tokens.create_private(path, "")

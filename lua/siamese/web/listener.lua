@@ -25,7 +25,14 @@ local listener = {}
 
 listener.DEFAULT_MAX_CONNECTIONS = 64
 
-local BASE_HEADERS = {{"cache-control", "no-store"}, {"x-content-type-options", "nosniff"}}
+-- Sent with every answer: nothing is cached, sniffed, framed or leaks the
+-- page's address; JSON answers may load nothing. The page gets its own
+-- Content-Security-Policy (siamese.web.page.csp: its inline script and
+-- style by hash). No Access-Control-* header is ever sent: other origins'
+-- pages cannot read the API's answers.
+local BASE_HEADERS = {{"cache-control", "no-store"}, {"x-content-type-options", "nosniff"},
+                      {"x-frame-options", "DENY"}, {"referrer-policy", "no-referrer"}}
+local API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 --- Binds and returns the listener {host, port, loop, close}, or nil and a
 -- message. opts: host (default 127.0.0.1), port (default 8080; 0 picks a
@@ -33,9 +40,16 @@ local BASE_HEADERS = {{"cache-control", "no-store"}, {"x-content-type-options", 
 -- max_connections (default 64), limits (fields of siamese.web.http1.DEFAULTS:
 -- idle_timeout, request_timeout, max_headers, max_header_bytes,
 -- max_request_line, max_chunks; max_body is app.max_upload), pool (a
--- started siamese.web.workers pool: POST /api/verify, /api/identify and
--- /api/enroll are computed there, side by side, after their images' sizes
--- are checked here; the other routes are answered by app in this process).
+-- started siamese.web.workers pool: the POST routes (server.WORKER_ROUTES)
+-- are computed there, side by side, after their images' sizes are checked
+-- here; the other routes are answered by app in this process), auth
+-- ({tokens, open, allowed_hosts}: the siamese.web.guard options that
+-- decide, before any handler, who may do what; default {open = true}: no
+-- token needed, Host and Origin still checked), audit (a siamese.web.audit log: every API call
+-- that passed the token check, and every valid token refused for its
+-- role, is recorded with the caller's role, token id and address; when a
+-- record cannot be written the answer is withheld: 500), tls (an
+-- openssl.ssl.context from siamese.web.tls: the connections speak TLS).
 function listener.start(app, opts)
   opts = opts or {}
   local ok, err = deps.setup()
@@ -58,7 +72,11 @@ function listener.start(app, opts)
   local pool = opts.pool
   local image = require "siamese.image"
   local multipart = require "siamese.web.multipart"
-  local HEAVY = {["/api/verify"] = true, ["/api/identify"] = true, ["/api/enroll"] = true}
+  local guard_mod = require "siamese.web.guard"
+  local page = require "siamese.web.page"
+  local HEAVY = server.WORKER_ROUTES
+  local audit_log = opts.audit
+  local tls_ctx = opts.tls
 
   -- A 413 for an uploaded image over app.max_pixels (its header is probed;
   -- anything else is left for the worker to judge), or nil.
@@ -85,9 +103,9 @@ function listener.start(app, opts)
   end
 
   local function run_front(req)
-    local ok2, status, body, ctype, allow = pcall(app.handle, app, req)
+    local ok2, status, body, ctype, allow, events = pcall(app.handle, app, req)
     if not ok2 then return server.error_response(500, "internal error: " .. tostring(status)) end
-    return status, body, ctype, allow
+    return status, body, ctype, allow, events
   end
 
   local function dispatch(req)
@@ -95,37 +113,76 @@ function listener.start(app, opts)
     if req.method ~= "POST" or not HEAVY[path] then return run_front(req) end
     local s, b, c = too_large(req)
     if s then return s, b, c end
-    local ok2, status, body, ctype, allow = pcall(pool.request, pool, req)
+    local ok2, status, body, ctype, allow, events = pcall(pool.request, pool, req)
     if not ok2 then return server.error_response(500, "internal error: " .. tostring(status)) end
-    return status, body, ctype, allow
+    return status, body, ctype, allow, events
   end
 
   local busy, turn = false, condition.new()
   local function run_locked(req)
     while busy do turn:wait() end
     busy = true
-    local ok2, status, body, ctype, allow = pcall(app.handle, app, req)
+    local ok2, status, body, ctype, allow, events = pcall(app.handle, app, req)
     busy = false
     turn:signal(1)
     if not ok2 then return server.error_response(500, "internal error: " .. tostring(status)) end
-    return status, body, ctype, allow
+    return status, body, ctype, allow, events
   end
 
-  local function answer(c, status, body, ctype, allow, head_only, close)
+  local guard -- made below from opts.auth, once the port is known
+
+  local function answer(c, status, body, ctype, allow, head_only, close, extra)
     local h = {{"content-type", ctype}}
     for _, b in ipairs(BASE_HEADERS) do h[#h + 1] = b end
+    h[#h + 1] = {"content-security-policy", ctype:find("^text/html") and page.csp or API_CSP}
+    if tls_ctx then h[#h + 1] = {"strict-transport-security", "max-age=31536000"} end
     if allow then h[#h + 1] = {"allow", allow} end
+    for _, x in ipairs(extra or {}) do h[#h + 1] = x end
     return c:write_response(status, h, body, head_only, close)
   end
 
   local function peer_of(sock)
     local _, addr, port = sock:peername()
-    return tostring(addr) .. ":" .. tostring(port)
+    return tostring(addr), tostring(addr) .. ":" .. tostring(port)
+  end
+
+  -- The client's address for the audit log: the peer, or what a reverse
+  -- proxy on a loopback address says it forwarded (X-Forwarded-For's last
+  -- entry: the one the proxy added) "via" the proxy.
+  local function client_of(req, addr)
+    local xff = req.headers and req.headers["x-forwarded-for"]
+    if xff and guard_mod.is_loopback(addr) then
+      local last = tostring(xff[#xff]):match("([^,%s]+)%s*$")
+      if last then return guard_mod.printable(last, 64) .. " via " .. addr end
+    end
+    return addr
+  end
+
+  -- Records the request's events; true, or nil and a message.
+  local function record(events, who, client, status, action)
+    if not audit_log then return true end
+    if #events == 0 and action and status ~= 200 then
+      events = {{action = action, accepted = false, detail = tostring(status)}}
+    end
+    for _, ev in ipairs(events) do
+      ev.role, ev.token_id, ev.client = who.role, who.id, client
+      local ok2, rerr = audit_log:record(ev)
+      if not ok2 then return nil, rerr end
+    end
+    return true
   end
 
   local function serve_connection(sock)
+    local addr, peer = peer_of(sock)
+    if tls_ctx then
+      local tok, terr = require("siamese.web.tls").wrap(sock, tls_ctx, limits.idle_timeout or http1.DEFAULTS.idle_timeout)
+      if not tok then
+        log(("%s TLS handshake failed: %s"):format(peer, tostring(terr)))
+        sock:close()
+        return
+      end
+    end
     local c = http1.connection(sock, limits)
-    local peer = peer_of(sock)
     while true do
       local req, status, msg = c:read_request()
       if not req then
@@ -143,11 +200,40 @@ function listener.start(app, opts)
       local method = req.method
       local r = {method = method == "HEAD" and "GET" or method, path = req.path,
                  content_type = req.content_type, body = req.body, headers = req.headers}
-      local s, body, ctype, allow
-      if pool then s, body, ctype, allow = dispatch(r) else s, body, ctype, allow = run_locked(r) end
+      local s, body, ctype, allow, events, extra
+      local client = client_of(req, addr)
+      -- check returns who and the action, or nil, status, message, headers
+      -- and the token refused for its role
+      local who, action, gmsg, gheaders, refused_who = guard:check(req, addr)
+      if not who then
+        local gstatus = action
+        s, body, ctype = server.error_response(gstatus, gmsg)
+        extra = gheaders
+        local act = guard_mod.action_of(method, req.path)
+        if refused_who and act then -- a valid token beyond its role: audited
+          local rok, rerr = record({{action = act, accepted = false, detail = ("%d %s"):format(gstatus, gmsg)}},
+                                   refused_who, client)
+          if not rok then log("audit log: " .. tostring(rerr)) end
+        end
+        log(("%s refused %s %s: %d %s"):format(peer, method, guard_mod.printable(req.path), gstatus, gmsg))
+      else
+        if pool then
+          s, body, ctype, allow, events = dispatch(r)
+        else
+          s, body, ctype, allow, events = run_locked(r)
+        end
+        local rok, rerr = record(events or {}, who, client, s, action)
+        if not rok then
+          log("audit log: " .. tostring(rerr))
+          s, body, ctype = server.error_response(500, ("the audit log cannot be written, so the answer is withheld "
+            .. "(a change may have been made: check the gallery): %s"):format(tostring(rerr)))
+          allow = nil
+        end
+      end
       local close = not req.keep_alive or s >= 500
-      local wok = answer(c, s, body, ctype, allow, method == "HEAD", close)
-      log(("%s %s %d %d bytes %.0f ms"):format(method, req.path, s, #body, (monotime() - t0) * 1000))
+      local wok = answer(c, s, body, ctype, allow, method == "HEAD", close, extra)
+      log(("%s %s %s %d %d bytes %.0f ms"):format(peer, method, guard_mod.printable(req.path), s, #body,
+                                                 (monotime() - t0) * 1000))
       if not wok or close then c:close() return end
     end
   end
@@ -162,6 +248,13 @@ function listener.start(app, opts)
                                                       ce.strerror(lerr) or tostring(lerr))
   end
   local _, host, port = srv:localname()
+  if not guard then
+    local auth = opts.auth or {open = true}
+    local gerr
+    guard, gerr = guard_mod.new{tokens = auth.tokens, open = auth.open, allowed_hosts = auth.allowed_hosts,
+                                host = host, port = port, tls = tls_ctx ~= nil}
+    if not guard then srv:close() return nil, gerr end
+  end
   local n_conn, n_refusing = 0, 0
   local closed = false
 

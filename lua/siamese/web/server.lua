@@ -12,6 +12,10 @@
 --   POST /api/enroll     name, image [, mode = new|add|replace, force = true]
 --                                        -> adds the photo's face to the gallery
 --   POST /api/identify   image          -> every face in the photo, named or unknown
+--   POST /api/remove     name           -> forgets the person
+--   POST /api/rename     name, new_name -> the person is enrolled under the new name
+-- Who may call which route is decided before (siamese.web.guard: tokens,
+-- Host, Origin); each decision and change is returned as an audit event.
 -- Decisions go through siamese.door (the quality gate, the same
 -- vocabulary as the command line: accepted, distance, threshold, box,
 -- score, quality, reason). Bad input gets {"error": message} with a 4xx
@@ -185,17 +189,18 @@ end
 local box_json = door.json_box
 
 
-function App:people()
+function App:people(_, ctx)
   local list = {}
   for _, name in ipairs(self.g:names()) do
     local t = self.g:templates(name)
     list[#list + 1] = {name = name, templates = t and t:size(1) or 0}
   end
+  ctx.events[1] = {action = "people", accepted = true, detail = ("%d people listed"):format(#list)}
   return {people = json.array(list), count = self.g:count(), threshold = number_json(self.g:threshold()),
           metric = self.g:metric(), model = self.g:model()}
 end
 
-function App:verify(req)
+function App:verify(req, ctx)
   local fields = form_of(req)
   local img1 = self:decode(fields, "image1")
   local img2 = self:decode(fields, "image2")
@@ -206,6 +211,8 @@ function App:verify(req)
   local same = d <= t
   local colour = same and annotate.GREEN or annotate.RED
   local label = (same and "SAME " or "DIFFERENT ") .. string.format("%.2f", d)
+  ctx.events[1] = {action = "verify", distance = d, threshold = t, accepted = same,
+                   detail = same and "match" or "distance above threshold"}
   return {
     accepted = same, distance = number_json(d), threshold = number_json(t), metric = self.g:metric(),
     reason = same and "match" or "distance above threshold",
@@ -300,15 +307,18 @@ end
 
 local MODES = {new = true, add = true, replace = true}
 
-function App:enroll(req)
+function App:enroll(req, ctx)
   local fields = form_of(req)
   local name = check_name(field(fields, "name", "the person's name").data)
+  ctx.name = name
   local mode = fields.mode and fields.mode.data or "new"
   if not MODES[mode] then fail(400, "field 'mode' must be new, add or replace, got '%s'", mode:sub(1, 32)) end
   local force = fields.force ~= nil and fields.force.data == "true"
   local img = self:decode(fields, "image")
   local f = self:main_face(img, "image")
   local n = self:enroll_descriptor(name, f.descriptor, mode, force)
+  ctx.events[1] = {action = "enroll", name = name, accepted = true,
+                   detail = ("mode %s%s; %d photo(s) enrolled"):format(mode, force and ", forced" or "", n)}
   return {
     name = name, templates = n, count = self.g:count(), box = box_json(f.box), score = number_json(f.score),
     quality = quality_json(f.quality),
@@ -316,7 +326,7 @@ function App:enroll(req)
   }
 end
 
-function App:identify(req)
+function App:identify(req, ctx)
   local fields = form_of(req)
   local img = self:decode(fields, "image")
   local d = assert(door.new{gallery = self.g, encoder = self.enc, k = 3})
@@ -325,6 +335,9 @@ function App:identify(req)
   local faces, marks = {}, {}
   for i, r in ipairs(found) do
     faces[i] = door.json(r)
+    ctx.events[i] = {action = "identify", name = r.name, accepted = r.name ~= nil,
+                     distance = r.distance and r.distance < math.huge and r.distance or nil,
+                     threshold = self.g:threshold(), detail = r.reason}
     local label = r.name or (r.quality.ok and "UNKNOWN" or "REFUSED")
     marks[i] = {box = r.box, colour = r.name and annotate.GREEN or annotate.RED,
                 label = label .. (r.distance and r.distance < math.huge and string.format(" %.2f", r.distance) or "")}
@@ -333,21 +346,92 @@ function App:identify(req)
           image = annotate.data_url(img, marks)}
 end
 
+-- Remove and rename: load-modify-save under the gallery's lock, as
+-- enrolment. fn(g) changes g (or fails with an HttpError).
+function App:change_gallery(fn)
+  local reached = false
+  local sok, res, g, ctx_of = self.gallery_module.update(self.path, function(g, ctx)
+    reached = true
+    if self.threshold then g:set_threshold(self.threshold) end
+    local r = fn(g)
+    return true, r, g, ctx
+  end, {timeout = server.LOCK_TIMEOUT})
+  if not sok then
+    local msg = tostring(res)
+    if not reached and msg:find("locked by another process", 1, true) then fail(503, "%s", msg) end
+    if not reached and msg:find("no such gallery", 1, true) then fail(404, "nobody is enrolled yet") end
+    fail(500, "cannot update gallery %s: %s", self.path, msg)
+  end
+  self.g, self.generation = g, ctx_of.generation
+  return res
+end
+
+function App:remove(req, ctx)
+  local fields = form_of(req)
+  local name = check_name(field(fields, "name", "the person's name").data)
+  ctx.name = name
+  local n = self:change_gallery(function(g)
+    if not g:has(name) then
+      local twin = names.same_as(name, g:names())
+      if twin then fail(404, "'%s' is not enrolled (did you mean '%s'?)", name, twin) end
+      fail(404, "'%s' is not enrolled", name)
+    end
+    local t = g:templates(name)
+    g:remove(name)
+    return t and t:size(1) or 0
+  end)
+  ctx.events[1] = {action = "remove", name = name, accepted = true, detail = ("%d photo(s) removed"):format(n)}
+  return {removed = name, templates = n, count = self.g:count()}
+end
+
+function App:rename(req, ctx)
+  local fields = form_of(req)
+  local name = check_name(field(fields, "name", "the person's current name").data)
+  ctx.name = name
+  local new_name, err = names.check(field(fields, "new_name", "the new name").data, "field 'new_name'")
+  if not new_name then fail(400, "%s", err) end
+  self:change_gallery(function(g)
+    if not g:has(name) then fail(404, "'%s' is not enrolled", name) end
+    if new_name == name then fail(409, "'%s' already has that name", name) end
+    if g:has(new_name) then fail(409, "'%s' is already enrolled", new_name) end
+    local twin = names.same_as(new_name, g:names())
+    if twin and names.key(twin) ~= names.key(name) then
+      fail(409, "'%s' differs from the enrolled '%s' only by case", new_name, twin)
+    end
+    g:rename(name, new_name)
+  end)
+  ctx.events[1] = {action = "rename", name = name, accepted = true, detail = "renamed to " .. new_name}
+  return {renamed = name, name = new_name, count = self.g:count()}
+end
+
+-- Each route's handler per method. The API routes' actions (what a token
+-- must allow) are siamese.web.guard.ACTIONS.
 local ROUTES = {
   ["/"] = {GET = function() return 200, page.html, "text/html; charset=utf-8" end},
   ["/api/people"] = {GET = App.people},
   ["/api/verify"] = {POST = App.verify},
   ["/api/enroll"] = {POST = App.enroll},
   ["/api/identify"] = {POST = App.identify},
+  ["/api/remove"] = {POST = App.remove},
+  ["/api/rename"] = {POST = App.rename},
 }
+
+--- The paths of the API routes that change the gallery or compute faces
+-- (siamese.web.listener sends these to the worker processes).
+server.WORKER_ROUTES = {["/api/verify"] = true, ["/api/identify"] = true, ["/api/enroll"] = true,
+                        ["/api/remove"] = true, ["/api/rename"] = true}
 
 local function encode(status, value)
   return status, json.encode(value), "application/json"
 end
 
 --- Handles one request {method, path, content_type, body}. Returns status,
--- body, content type and (for 405) the allowed methods. Never raises: a
--- handler's bug becomes a 500 with its message.
+-- body, content type, the allowed methods (for 405) and the request's
+-- audit events: a list of {action, name, distance, threshold, accepted,
+-- detail} (siamese.web.audit adds who and when): one per decision or
+-- change, and one with accepted = false and the status and message when an
+-- API request is refused. Never raises: a handler's bug becomes a 500 with
+-- its message.
 function App:handle(req)
   local path = (req.path or "/"):match("^[^?#]*")
   local route = ROUTES[path]
@@ -365,18 +449,27 @@ function App:handle(req)
       tostring(req.method), path, table.concat(allowed, ", "))})
     return s, b, c, table.concat(allowed, ", ")
   end
+  local ctx = {events = {}}
   local ok, a, b, c = xpcall(h, function(e)
     if getmetatable(e) == HttpError then return e end
     return setmetatable({status = 500, message = "internal error: " .. tostring(e), trace = debug.traceback(nil, 2)}, HttpError)
-  end, self, req)
+  end, self, req, ctx)
+  local action = path:match("^/api/(.+)$")
   if not ok then
     if a.trace and self.log then self.log(a.message .. "\n" .. a.trace) end
     local body = {error = a.message}
     for k, v in pairs(a.fields or {}) do body[k] = v end
-    return encode(a.status, body)
+    local events = {}
+    if action then
+      events[1] = {action = action, name = ctx.name, accepted = false,
+                   detail = ("%d %s"):format(a.status, a.message)}
+    end
+    local s, bd, ct = encode(a.status, body)
+    return s, bd, ct, nil, events
   end
-  if type(a) == "number" then return a, b, c end
-  return encode(200, a)
+  if type(a) == "number" then return a, b, c, nil, ctx.events end
+  local s, bd, ct = encode(200, a)
+  return s, bd, ct, nil, ctx.events
 end
 
 --- An error response for the listener (e.g. an upload over the limit).

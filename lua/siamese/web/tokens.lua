@@ -179,41 +179,41 @@ end
 -- true; or nil, message (nil, message, "exists" when it exists). The file
 -- is written in full before it appears under its name.
 --
--- How: core.write_atomic gives new files 0666 minus the umask and Lua
--- cannot chmod, but core.gallery.lock creates its lock file "<x>.lock"
--- with open(..., 0600), and write_atomic keeps the mode of an existing
--- file. So: a fresh 0600 file "<target>.new-<random>.lock", filled by
--- write_atomic (fsync), hard-linked to the target (link refuses an
--- existing name, so a file another process created meanwhile is never
--- replaced), then unlinked.
+-- How: core.write_atomic(fresh, {mode = 0600}, content) writes (and
+-- fsyncs) a new private file "<target>.new-<random>" next to the target;
+-- it is then hard-linked to the target (link refuses an existing name, so
+-- a file another process created meanwhile is never replaced) and
+-- unlinked. The umask can only clear bits of 0600: the result is checked.
+local PRIVATE_MODE = tonumber("600", 8)
+
 function tokens.create_private(path, content)
+  if type(content) ~= "string" then
+    error("bad argument #2 to 'tokens.create_private' (string expected, got " .. type(content) .. ")", 2)
+  end
   local target, terr = core.gallery.target(path)
   if not target then return nil, tostring(terr) end
-  if lfs.attributes(target, "mode") then return nil, path .. ": exists", "exists" end
-  local base = target .. ".new-" .. hex(tokens.random_bytes(6))
-  local lock, lerr = core.gallery.lock(base, 0)
-  if not lock then return nil, string.format("cannot create %s: %s", path, tostring(lerr)) end
-  lock:close()
-  local fresh = base .. ".lock"
+  if lfs.symlinkattributes(target, "mode") then return nil, path .. ": exists", "exists" end
+  local fresh = target .. ".new-" .. hex(tokens.random_bytes(6))
+  if lfs.symlinkattributes(fresh, "mode") then -- 48 random bits: never, but never write through another file
+    return nil, string.format("cannot create %s: %s exists", path, fresh)
+  end
+  local ok, werr = core.write_atomic(fresh, {mode = PRIVATE_MODE}, content)
+  if not ok then return nil, string.format("cannot create %s: %s", path, tostring(werr)) end
   local function fail(msg, tag)
     os.remove(fresh)
     return nil, msg, tag
   end
-  if lfs.attributes(fresh, "permissions") ~= "rw-------" then
-    return fail(string.format("cannot create %s with mode 0600 (got %s)", path,
-      tostring(lfs.attributes(fresh, "permissions"))))
+  local perm = lfs.attributes(fresh, "permissions")
+  if perm ~= "rw-------" then -- a umask such as 0277 took the owner's write bit
+    return fail(string.format("cannot create %s with mode 0600 (got %s: check the umask)", path, tostring(perm)))
   end
-  if content ~= "" then
-    local ok, werr = core.write_atomic(fresh, content)
-    if not ok then return fail(string.format("cannot create %s: %s", path, tostring(werr))) end
-  end
-  local ok, err = lfs.link(fresh, target)
-  if not ok then
-    if lfs.attributes(target, "mode") then return fail(path .. ": exists", "exists") end
+  local lok, lerr = lfs.link(fresh, target)
+  if not lok then
+    if lfs.symlinkattributes(target, "mode") then return fail(path .. ": exists", "exists") end
     -- a file system without hard links: rename (not exclusive, but the
     -- name was free a moment ago)
     local rok, rerr = os.rename(fresh, target)
-    if not rok then return fail(string.format("cannot create %s: %s (%s)", path, tostring(err), tostring(rerr))) end
+    if not rok then return fail(string.format("cannot create %s: %s (%s)", path, tostring(lerr), tostring(rerr))) end
     return true
   end
   os.remove(fresh)

@@ -65,13 +65,23 @@ function workers.decode_request(frame)
   return {method = method, path = path, content_type = ctype ~= "" and ctype or nil, body = body, headers = headers}
 end
 
-function workers.encode_reply(status, body, ctype, allow)
-  return string.pack(">I4s4s4s4", status, body or "", ctype or "", allow or "")
+--- The reply frame: status, body, content type, allowed methods and the
+-- audit events (siamese.web.server's App:handle), the events as JSON.
+function workers.encode_reply(status, body, ctype, allow, events)
+  local json = require "siamese.json"
+  local ev = json.encode(json.array(events or {}))
+  return string.pack(">I4s4s4s4s4", status, body or "", ctype or "", allow or "", ev)
 end
 
 function workers.decode_reply(frame)
-  local status, body, ctype, allow = string.unpack(">I4s4s4s4", frame)
-  return status, body, ctype, allow ~= "" and allow or nil
+  local status, body, ctype, allow, ev = string.unpack(">I4s4s4s4s4", frame)
+  local events = require("siamese.json").decode(ev)
+  assert(type(events) == "table", "bad events in a reply frame")
+  for _, e in ipairs(events) do
+    assert(type(e) == "table", "bad event in a reply frame")
+    for k, v in pairs(e) do if v == require("siamese.json").null then e[k] = nil end end
+  end
+  return status, body, ctype, allow ~= "" and allow or nil, events
 end
 
 local function json_error(status, message)
@@ -101,9 +111,9 @@ local function worker_main(fd, make_app, threads, log)
       if not dok then
         reply = workers.encode_reply(json_error(500, "internal error: bad request frame"))
       else
-        local hok, status, body, ctype, allow = pcall(app.handle, app, req)
+        local hok, status, body, ctype, allow, events = pcall(app.handle, app, req)
         if not hok then status, body, ctype = json_error(500, "internal error: " .. tostring(status)) end
-        reply = workers.encode_reply(status, body, ctype, allow)
+        reply = workers.encode_reply(status, body, ctype, allow, hok and events or nil)
       end
       if not P.write_frame(fd, reply) then break end
     end
@@ -247,8 +257,8 @@ local function read_frame(sock, timeout)
 end
 
 --- Computes a request on a worker (call from a cqueues coroutine): status,
--- body, content type, allow. 503 JSON when the queue is full or the
--- worker died meanwhile.
+-- body, content type, allow, audit events. 503 JSON when the queue is full
+-- or the worker died meanwhile.
 function Pool:request(req)
   local w = self:acquire()
   if not w then
@@ -262,13 +272,13 @@ function Pool:request(req)
     self:retire(w, "no reply (" .. tostring(err) .. ")")
     return json_error(503, "the worker computing this request stopped; retry")
   end
-  local dok, status, body, ctype, allow = pcall(workers.decode_reply, reply)
+  local dok, status, body, ctype, allow, events = pcall(workers.decode_reply, reply)
   if not dok then
     self:retire(w, "bad reply frame")
     return json_error(503, "the worker computing this request failed; retry")
   end
   self:release(w)
-  return status, body, ctype, allow
+  return status, body, ctype, allow, events
 end
 
 -- Reaps exited workers and forks replacements (one pass).
