@@ -195,6 +195,12 @@ describe("siamese.web.tls", function()
       refused(dir .. "/garbage.pem", key_path, "garbage.pem", "no certificate in it")
       support.write_file(dir .. "/bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
       refused(dir .. "/bad.pem", key_path, "bad.pem", "certificate 1 is not valid PEM")
+      -- a truncated certificate: refused before luaossl parses it (its error path reads freed memory)
+      local b64 = require "siamese.web.base64"
+      local der = b64.decode((cert_pem:match("CERTIFICATE%-%-%-%-%-(.-)%-%-%-%-%-END"):gsub("%s", "")))
+      support.write_file(dir .. "/cut.pem", "-----BEGIN CERTIFICATE-----\n" .. b64.encode(der:sub(1, #der - 10))
+        .. "\n-----END CERTIFICATE-----\n")
+      refused(dir .. "/cut.pem", key_path, "cut.pem", "certificate 1 is not valid PEM (malformed DER)")
       support.write_file(dir .. "/empty.pem", "")
       refused(dir .. "/empty.pem", key_path, "no certificate in it")
       -- the key file: garbage, a certificate, a damaged key

@@ -77,11 +77,51 @@ local function subject_of(cert)
   return ok and s or "?"
 end
 
+-- Whether der is one well-formed DER value (tag, definite length, and
+-- the same for what constructed values hold, exactly to their ends).
+local function der_ok(der, pos, stop, depth)
+  if depth > 12 then return false end
+  while pos <= stop do
+    local tag = der:byte(pos)
+    local len = der:byte(pos + 1)
+    if not tag or not len or tag & 0x1f == 0x1f then return false end -- (high tag numbers: not in keys or certificates)
+    pos = pos + 2
+    if len >= 0x80 then
+      local n = len - 0x80
+      if n == 0 or n > 4 or pos + n - 1 > stop then return false end
+      len = 0
+      for i = 0, n - 1 do len = len * 256 + der:byte(pos + i) end
+      pos = pos + n
+    end
+    local last = pos + len - 1
+    if last > stop then return false end
+    if tag & 0x20 ~= 0 and not der_ok(der, pos, last, depth + 1) then return false end
+    pos = last + 1
+  end
+  return true
+end
+
+-- Checks the base64 body of a PEM block and its DER structure before it
+-- reaches luaossl: Debian's luaossl (20220711) formats OpenSSL's error
+-- with a string ERR_clear_error has already freed (a use after free
+-- AddressSanitizer reports), so malformed data must not get that far.
+-- true, or nil and a reason.
+local function pem_ok(block)
+  local body = block:gsub("%-%-%-%-%-[^\n]*%-%-%-%-%-", ""):gsub("[%w%-]+:[^\n]*\n", ""):gsub("%s", "")
+  if body == "" or not body:match("^[%w+/]+=?=?$") or #body % 4 ~= 0 then return nil, "not base64" end
+  local der = require("siamese.web.base64").decode(body)
+  if not der or #der < 2 or der:byte(1) ~= 0x30 or not der_ok(der, 1, #der, 0) then
+    return nil, "malformed DER"
+  end
+  return true
+end
+
 -- The certificates in a PEM text (a list of openssl.x509), or nil, message.
 local function parse_chain(x509, text, path)
   local certs = {}
   for block in text:gmatch("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-%-%-%-%-%-END CERTIFICATE%-%-%-%-%-") do
-    local ok, cert = pcall(x509.new, block, "PEM")
+    local ok, cert = pem_ok(block)
+    if ok then ok, cert = pcall(x509.new, block, "PEM") end
     if not ok then
       return nil, ("%s: certificate %d is not valid PEM (%s)"):format(path, #certs + 1, why(cert))
     end
@@ -127,7 +167,9 @@ local function load_key(pkey, text, path)
     return nil, path .. ": the private key is encrypted; passphrases are not supported "
       .. "(decrypt it: openssl pkey -in KEY -out KEY.plain, mode 0600)"
   end
-  local ok, key = pcall(pkey.new, text, "PEM", "private")
+  local block = text:match("%-%-%-%-%-BEGIN [%u ]*PRIVATE KEY%-%-%-%-%-.-%-%-%-%-%-END [%u ]*PRIVATE KEY%-%-%-%-%-")
+  local ok, key = pem_ok(block or "")
+  if ok then ok, key = pcall(pkey.new, text, "PEM", "private") end
   if not ok then return nil, ("%s: not a valid private key (%s)"):format(path, why(key)) end
   return key
 end
