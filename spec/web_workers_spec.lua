@@ -97,58 +97,75 @@ describe("siamese serve with worker processes", function()
     assert.are.equal(1, threads_of(srv.pid)) -- no OpenMP/OpenBLAS thread: it can fork again safely
   end)
 
+  -- Not a timing test (speed is for make bench): while 4 verifies are in
+  -- flight, /proc is sampled; a sample where both workers are running
+  -- (state R, not asleep on their socket) shows they compute side by side,
+  -- and each worker's CPU time grows (both get requests).
   it("computes concurrent requests side by side", function()
-    local n = 8
-    local function run(in_flight)
-      local next_i = 1
-      local t0 = cqueues.monotime()
-      local fns = {}
-      for _ = 1, in_flight do
-        fns[#fns + 1] = function()
-          while next_i <= n do
-            next_i = next_i + 1
-            local s = post(srv.url .. "/api/verify", verify_body, verify_ct)
-            assert.are.equal(200, s)
-          end
+    local pids = workers_of(srv)
+    local function state(pid) return (web.read_file("/proc/" .. pid .. "/stat") or ""):match("%) (%S)") end
+    local cpu0 = {}
+    for i, pid in ipairs(pids) do cpu0[i] = web.cpu_seconds(pid) end
+    local n, next_i, running = 12, 1, 4
+    local both, samples = 0, 0
+    local fns = {}
+    for _ = 1, 4 do
+      fns[#fns + 1] = function()
+        while next_i <= n do
+          next_i = next_i + 1
+          local s = post(srv.url .. "/api/verify", verify_body, verify_ct)
+          assert.are.equal(200, s)
         end
+        running = running - 1
       end
-      together(fns)
-      return cqueues.monotime() - t0
     end
-    run(2) -- warm both workers
-    local one = run(1)
-    local four = run(4)
-    assert.is_true(one / four >= 1.2, ("8 verifies: %.2f s one at a time, %.2f s with 4 in flight"):format(one, four))
+    fns[#fns + 1] = function()
+      while running > 0 do
+        samples = samples + 1
+        if state(pids[1]) == "R" and state(pids[2]) == "R" then both = both + 1 end
+        cqueues.sleep(0.005)
+      end
+    end
+    together(fns)
+    assert.is_true(both > 0, ("both workers running in none of %d samples"):format(samples))
+    for i, pid in ipairs(pids) do
+      assert.is_true(web.cpu_seconds(pid) > cpu0[i], "worker " .. pid .. " computed nothing")
+    end
   end)
 
   it("lists the people and refuses oversized images at once while the workers are busy", function()
-    local people_ms, big_ms, statuses = nil, nil, {}
+    -- not timed (speed is for make bench): behind the queue, an answer
+    -- would wait for at least two identifies to finish (the two queued
+    -- ones each need a worker first); answered by the front, it waits for
+    -- none (at most one may finish meanwhile)
+    local done, done_at_people, done_at_big, statuses = 0, nil, nil, {}
     local huge = assert(image.load(web.photo(TONY, 1))):resize(2500, 2500):encode("jpeg") -- 6.25 MP > 5 MP
     local huge_body, huge_ct = multipart.encode{image = {data = huge, filename = "huge.jpg", content_type = "image/jpeg"}}
     local fns = {}
     for i = 1, 4 do
       fns[i] = function()
         statuses[i] = post(srv.url .. "/api/identify", big_body, big_ct)
+        done = done + 1
       end
     end
     fns[5] = function()
       cqueues.sleep(0.3) -- the identifies are in flight (2 computing, 2 queued)
-      local t0 = cqueues.monotime()
+      local before = done
       local s, r = post(srv.url .. "/api/people", nil, nil, 5)
-      people_ms = (cqueues.monotime() - t0) * 1000
+      done_at_people = done - before
       assert.are.equal(200, s)
       assert.is_number(r.count)
-      t0 = cqueues.monotime()
+      before = done
       s, r = post(srv.url .. "/api/identify", huge_body, huge_ct, 5)
-      big_ms = (cqueues.monotime() - t0) * 1000
+      done_at_big = done - before
       assert.are.equal(413, s)
       assert.matches("image: image too large", r.error, 1, true)
       assert.matches("2500x2500", r.error, 1, true)
     end
     together(fns)
     for i = 1, 4 do assert.is_true(statuses[i] == 200 or statuses[i] == 422, "identify " .. i .. ": " .. tostring(statuses[i])) end
-    assert.is_true(people_ms < 1000, ("GET /api/people took %.0f ms under load"):format(people_ms))
-    assert.is_true(big_ms < 1000, ("the oversized image's 413 took %.0f ms under load"):format(big_ms))
+    assert.is_true(done_at_people <= 1, done_at_people .. " identifies finished while GET /api/people waited")
+    assert.is_true(done_at_big <= 1, done_at_big .. " identifies finished while the oversized image's 413 waited")
   end)
 
   it("shows an enrolment made through one worker to identifies served by the others", function()
