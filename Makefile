@@ -134,6 +134,7 @@ LFW_ALIGN  ?= dlib
 lfw: deps
 	@$(MAKE) --no-print-directory all
 	bin/siamese eval lfw --root $(LFW_ROOT) --pairs $(LFW_ROOT)/pairs.txt --align $(LFW_ALIGN) --out build/lfw-$(LFW_ALIGN)
+	bin/siamese eval lfw --pipeline mobilefacenet --root $(LFW_ROOT) --pairs $(LFW_ROOT)/pairs.txt --out build/lfw-mobilefacenet
 
 # The AT&T training table (examples/README.md, "AT&T training"): the
 # seed's classic experiment, then both protocols with each loss, one JSON
@@ -154,6 +155,7 @@ train-att: deps
 
 models: all
 	$(LUA) models/convert_faceapi.lua models
+	$(LUA) models/convert_mtcnn.lua --fetch models
 
 # One-shot identification on the 10 AT&T people the trained encoder never
 # saw (examples/oneshot_att.lua): trained encoder, then the face pipeline.

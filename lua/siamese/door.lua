@@ -29,6 +29,12 @@ door.FACE_MODEL_PREFIX = "faceapi_recognition"
 -- euclidean threshold t; for unit vectors cosine distance = t^2 / 2.
 door.DEFAULT_THRESHOLDS = {
   [door.FACE_MODEL_PREFIX] = {euclidean = 0.6, cosine = 0.087},
+  -- MTCNN + MobileFaceNet: the cosine distance at which one impostor in a
+  -- thousand is accepted, over every pair of two people among LFW's 4,992
+  -- development photos (12.5 million pairs; models/calibrate_threshold.lua,
+  -- models/README.md "Thresholds"). Its descriptors are unit length, so
+  -- euclidean = sqrt(2 * cosine).
+  mobilefacenet = {cosine = 0.549, euclidean = 1.0479},
 }
 
 -- The score the fallbacks accept a face at.
@@ -68,8 +74,10 @@ local function with_quality(f, qopts)
 end
 
 --- The face pipeline as an encoder: opts recognizer (a loaded
--- siamese.face recognizer; else one is loaded with models_dir, align,
--- detector "tiny" | "ssd"), fallback (nil | "none" | "threshold" | "centre"),
+-- siamese.face recognizer; else one is loaded with models_dir, pipeline
+-- "faceapi" | "mobilefacenet" (default siamese.face.DEFAULT_MODEL), and
+-- the pipeline's options: align, detector "tiny" | "ssd" for faceapi,
+-- min_face for mobilefacenet), fallback (nil | "none" | "threshold" | "centre"),
 -- quality (siamese.face.quality options). Returns enc {kind = "face",
 -- model_id, dim, metric, threshold, recognizer, faces(img), main(img)};
 -- or nil, message.
@@ -78,15 +86,23 @@ function door.face_encoder(opts)
   local siamese = require "siamese"
   local fr, err = opts.recognizer
   if not fr then
-    fr, err = siamese.face.load{models_dir = opts.models_dir, align = opts.align, detector = opts.detector}
+    if (opts.pipeline or siamese.face.DEFAULT_MODEL) == "mobilefacenet" then
+      fr, err = siamese.face.load{model = "mobilefacenet", models_dir = opts.models_dir, min_face = opts.min_face}
+    else
+      fr, err = siamese.face.load{model = opts.pipeline, models_dir = opts.models_dir, align = opts.align,
+                                  detector = opts.detector}
+    end
     if not fr then return nil, err end
   end
   local fallback = opts.fallback ~= "none" and opts.fallback or nil
   local qopts = {}
   for k, v in pairs(opts.quality or {}) do qopts[k] = v end
   if fallback and qopts.min_score == nil then qopts.min_score = FALLBACK_SCORE[fallback] end
-  local enc = {kind = "face", name = "face", model_id = fr.model_id, dim = fr.dim or 128, metric = "euclidean",
-               threshold = door.default_threshold(fr.model_id, "euclidean"), recognizer = fr,
+  -- the metric the pipeline's descriptors are compared with (a stand-in
+  -- recognizer whose missing fields are functions has the default)
+  local metric = type(fr.metric) == "string" and fr.metric or "euclidean"
+  local enc = {kind = "face", name = "face", model_id = fr.model_id, dim = fr.dim or 128, metric = metric,
+               threshold = door.default_threshold(fr.model_id, metric), recognizer = fr,
                fallback = fallback,
                no_face = string.format("no face at score >= %g", qopts.min_score or quality.DEFAULTS.min_score)}
   -- Every face of the photo, each with box, score, landmarks, how,

@@ -2,9 +2,10 @@
 -- attendance, calibrate, eval folder/pairs): the encoder behind a
 -- --model option, gallery files, photo lists and progress lines.
 --
--- Encoders. "face" (default) is the pretrained face pipeline: each photo
--- is searched for faces (detect -> 68 landmarks -> aligned chip -> 128-D
--- descriptor, euclidean). Any other --model value (a name such as "att",
+-- Encoders. "face" (default) is a pretrained face pipeline (--pipeline):
+-- each photo is searched for faces; faceapi: detect -> 68 landmarks ->
+-- aligned chip -> 128-D descriptor, euclidean; mobilefacenet: MTCNN -> five
+-- points -> ArcFace chip -> 192-D descriptor, cosine. Any other --model value (a name such as "att",
 -- or a .safetensors path) is loaded with siamese.encoder.load and embeds
 -- the whole photo (for datasets of face crops such as AT&T). Both give an
 -- object with model_id, dim, kind, faces(img) and main(img).
@@ -13,6 +14,15 @@ local common = {}
 local IMAGE_EXT = {jpg = true, jpeg = true, png = true, pgm = true, ppm = true, pnm = true}
 
 common.FACE_MODEL_PREFIX = "faceapi_recognition"
+
+-- The face pipeline of a model id's family ("faceapi_recognition:..." is
+-- faceapi, "mobilefacenet:..." mobilefacenet); nil for other encoders.
+common.PIPELINE_OF_FAMILY = {[common.FACE_MODEL_PREFIX] = "faceapi", mobilefacenet = "mobilefacenet"}
+
+--- The face pipeline a gallery's model id names, or nil (a trained encoder).
+function common.pipeline_of(model_id)
+  return common.PIPELINE_OF_FAMILY[tostring(model_id):match("^([^:]+)") or ""]
+end
 
 --- True when a file can be opened for reading.
 function common.exists(path)
@@ -81,24 +91,51 @@ end
 
 --- The encoder chosen by opts.model ("face", default; else a name or path
 -- for siamese.encoder.load) with the door's quality gate (siamese.door).
--- opts: models (face models dir), align, detector, fallback ("none" |
--- "threshold" | "centre"; default none). Returns it, or nil, message.
+-- opts: models (face models dir), pipeline ("faceapi" | "mobilefacenet";
+-- default siamese.face.DEFAULT_MODEL), min_face (mobilefacenet), align and
+-- detector (faceapi), fallback ("none" | "threshold" | "centre"; default
+-- none). Returns it, or nil, message.
 function common.encoder(opts)
   local door = require "siamese.door"
-  return door.encoder{model = opts.model, models_dir = opts.models, align = opts.align, detector = opts.detector,
-                      fallback = opts.fallback}
+  local face_model = opts.model == nil or opts.model == "face"
+  if not face_model and (opts.pipeline_explicit or (opts.pipeline_explicit == nil and opts.pipeline ~= nil)
+                         or opts.min_face ~= nil) then
+    return nil, "--pipeline and --min-face are for the face model (--model face)"
+  end
+  local pipeline = face_model and (opts.pipeline or require("siamese.face").DEFAULT_MODEL) or nil
+  if face_model then
+    local ok, err = require("siamese.cli.photo_options").check_pipeline(opts, pipeline)
+    if not ok then return nil, err end
+    if opts.align ~= nil and pipeline ~= "faceapi" then return nil, "--align is for --pipeline faceapi" end
+  end
+  return door.encoder{model = opts.model, models_dir = opts.models, pipeline = pipeline, min_face = opts.min_face,
+                      align = pipeline == "faceapi" and opts.align or nil,
+                      detector = pipeline == "faceapi" and opts.detector or nil, fallback = opts.fallback}
 end
 
 --- The encoder a gallery was made with: its model id names it ("faceapi_
--- recognition:..." is the face pipeline, "att:..." the encoder "att");
--- opts.model overrides the name. Refuses an encoder whose id differs.
+-- recognition:..." is the faceapi face pipeline, "mobilefacenet:..." the
+-- mobilefacenet one, "att:..." the encoder "att"); opts.model overrides the
+-- name. Without --pipeline the gallery's pipeline is used; a --pipeline
+-- other than the gallery's is refused. Refuses an encoder whose id differs.
 function common.encoder_for(g, opts)
   local id = g:model()
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
-  if o.model == nil then
+  local explicit = o.pipeline_explicit
+  if explicit == nil then explicit = o.pipeline ~= nil end
+  local gp = common.pipeline_of(id)
+  if o.model == nil or (o.model == "face" and gp) then
     local prefix = id:match("^([^:]+)")
-    o.model = prefix == common.FACE_MODEL_PREFIX and "face" or prefix
+    o.model = gp and "face" or prefix
+    if gp then
+      if explicit and o.pipeline ~= gp then
+        return nil, string.format("gallery made with the %s pipeline (model %s), not --pipeline %s: "
+          .. "use --pipeline %s, or enroll again into a new gallery with --pipeline %s", gp, id, o.pipeline, gp,
+          o.pipeline)
+      end
+      o.pipeline = gp
+    end
     local enc, err = common.encoder(o)
     if not enc then
       return nil, string.format("gallery made with model %s: cannot load its encoder (%s)", id, tostring(err))

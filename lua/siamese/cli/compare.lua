@@ -14,7 +14,8 @@ usage: siamese compare [options] PHOTO1 PHOTO2
 Compares the main face of PHOTO1 with the main face of PHOTO2 (in each,
 the detection nearest the centre): "same person" when their distance is at
 most the threshold. Prints "same person (distance 0.412 <= threshold
-0.600)" or "different people (distance 0.913 > threshold 0.600)".
+0.600)" or "different people (distance 0.913 > threshold 0.600)"; a metric
+other than euclidean is named ("cosine distance 0.312").
 
 Both faces must be real faces (the quality gate of verify: detected at
 score 0.5, at least 40 pixels, landmarks in a plausible geometry);
@@ -25,10 +26,11 @@ options:
   --model NAME|PATH    the encoder: face (default, the pretrained face
                        pipeline) or a trained encoder (a name such as att, or
                        a .safetensors path) that embeds the whole photo
-  --metric euclidean|cosine  the distance (default euclidean)
+  --metric euclidean|cosine  the distance (default the encoder's: euclidean
+                       for faceapi, cosine for mobilefacenet)
   --threshold T        the largest distance still the same person (in (0, 2);
                        default: the model's for the metric, 0.6 euclidean and
-                       0.087 cosine for the face model)
+                       0.087 cosine for faceapi)
   --fallback none|threshold|centre  when no face is detected (default none:
                        refuse; the quality gate still applies)
 ]] .. photo_options.USAGE .. [[
@@ -44,7 +46,7 @@ without a face that passes the gate), 2 error (usage, unreadable photo).]],
 local SPEC = {
   model = {kind = "string"},
   models = {kind = "string"},
-  metric = {kind = "string", default = "euclidean", choices = {"euclidean", "cosine"}},
+  metric = {kind = "string", choices = {"euclidean", "cosine"}},
   threshold = {kind = "number"},
   fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
   json = {kind = "flag", default = false},
@@ -71,7 +73,7 @@ function compare.run(argv)
   local pok, perr = photo_options.apply(opts)
   if not pok then return cli.fail(perr, compare.usage) end
   if opts.threshold ~= nil then
-    local ok, terr = door.check_threshold(opts.threshold, opts.metric, "--threshold")
+    local ok, terr = door.check_threshold(opts.threshold, opts.metric or "euclidean", "--threshold")
     if not ok then return cli.fail(terr, compare.usage) end
   end
   local image = require "siamese.image"
@@ -81,9 +83,9 @@ function compare.run(argv)
     if not img then return cli.fail(err) end
     imgs[i] = img
   end
-  local enc, eerr = door.encoder{model = opts.model, models_dir = opts.models, detector = opts.detector,
-                                 fallback = opts.fallback}
+  local enc, eerr = common.encoder(opts)
   if not enc then return cli.fail((opts.model and "--model " .. opts.model .. ": " or "") .. tostring(eerr)) end
+  opts.metric = opts.metric or enc.metric or "euclidean"
   local threshold = opts.threshold or door.default_threshold(enc.model_id, opts.metric, enc.threshold)
 
   local faces, reasons = {}, {}
@@ -114,10 +116,14 @@ function compare.run(argv)
                       reason = r.reason, model = enc.model_id})
   elseif r.distance == nil then
     print("no decision: " .. r.reason)
-  elseif r.accepted then
-    print(string.format("same person (distance %.3f <= threshold %.3f)", r.distance, threshold))
   else
-    print(string.format("different people (distance %.3f > threshold %.3f)", r.distance, threshold))
+    -- the metric is named when it is not euclidean: "(cosine distance 0.312 <= threshold 0.400)"
+    local what = opts.metric == "euclidean" and "distance" or opts.metric .. " distance"
+    if r.accepted then
+      print(string.format("same person (%s %.3f <= threshold %.3f)", what, r.distance, threshold))
+    else
+      print(string.format("different people (%s %.3f > threshold %.3f)", what, r.distance, threshold))
+    end
   end
   return r.accepted and 0 or 1
 end

@@ -1,4 +1,5 @@
---- siamese embed: faces and 128-D descriptors of photos.
+--- siamese embed: faces and descriptors of photos (128-D with the faceapi
+-- pipeline, 192-D with mobilefacenet).
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local photo_options = require "siamese.cli.photo_options"
@@ -6,9 +7,11 @@ local photo_options = require "siamese.cli.photo_options"
 local embed = {
   summary = "detect, align and embed the faces of photos",
   usage = [[
-usage: siamese embed [--align dlib|similarity|faceapi] [--detector tiny|ssd]
+usage: siamese embed [--pipeline faceapi|mobilefacenet]
+                     [--align dlib|similarity|faceapi] [--detector tiny|ssd]
                      [--landmarks tiny|full] [--score-threshold S]
-                     [--threads N] [--max-pixels N] [--json] PHOTO...
+                     [--min-face N] [--threads N] [--max-pixels N] [--json]
+                     PHOTO...
 
 Detects the faces in each photo (face-api's tiny detector, or with
 --detector ssd its SSD MobileNet v1, slower and more sensitive), finds their 68
@@ -16,14 +19,21 @@ landmarks, aligns them and computes 128-D descriptors (compare with
 euclidean distance). --json prints
   {"images": [{"path", "width", "height", "faces": [{"box": {"x","y","width","height"},
    "score", "landmarks": [[x, y], ...], "descriptor": [...]}]}]}
+With --pipeline mobilefacenet: MTCNN finds the faces (--min-face N pixels,
+default 20) and their five points (eyes, nose, mouth corners), the faces
+are aligned to ArcFace's 112x112 chip and MobileFaceNet computes
+unit-length 192-D descriptors (compare with cosine distance); in JSON each
+face has "points5": [[x, y], ...5] instead of "landmarks" (--align,
+--landmarks, --score-threshold and --detector are the faceapi pipeline's).
 A photo that cannot be read is reported (with "error" in JSON) and the exit
 code is 2; the other photos are still processed.
 
 options:
-  --align dlib|similarity|faceapi  the chip the descriptor is computed on
-                       (default dlib)
-  --landmarks tiny|full  the landmark net (default tiny)
-  --score-threshold S  the detector's score threshold (0 < S < 1, default 0.5)
+  --align dlib|similarity|faceapi  faceapi: the chip the descriptor is
+                       computed on (default dlib)
+  --landmarks tiny|full  faceapi: the landmark net (default tiny)
+  --score-threshold S  faceapi: the detector's score threshold (0 < S < 1,
+                       default 0.5)
 ]] .. photo_options.USAGE .. [[
 
   --json               print the JSON document above]],
@@ -31,20 +41,27 @@ options:
 
 local SPEC = {
   json = {kind = "flag", default = false},
-  align = {kind = "string", default = "dlib", choices = {"dlib", "similarity", "faceapi"}},
-  landmarks = {kind = "string", default = "tiny", choices = {"tiny", "full"}},
-  score_threshold = {kind = "number", default = 0.5},
+  align = {kind = "string", choices = {"dlib", "similarity", "faceapi"}},
+  landmarks = {kind = "string", choices = {"tiny", "full"}},
+  score_threshold = {kind = "number"},
   models = {kind = "string"},
 }
 photo_options.merge(SPEC)
 
-local function face_json(f)
+-- A list of {x, y} points as JSON.
+local function points_json(points)
   local pts = {}
-  for i, p in ipairs(f.landmarks) do pts[i] = json.array{p[1], p[2]} end
+  for i, p in ipairs(points) do pts[i] = json.array{p[1], p[2]} end
+  return json.array(pts)
+end
+
+-- A face as JSON: its 68 landmarks (faceapi) or its five points (mobilefacenet).
+local function face_json(f)
   return {
     box = {x = f.box.x, y = f.box.y, width = f.box.width, height = f.box.height},
     score = f.score,
-    landmarks = json.array(pts),
+    landmarks = f.landmarks and points_json(f.landmarks) or nil,
+    points5 = not f.landmarks and f.points5 and points_json(f.points5) or nil,
     descriptor = json.array(f.descriptor:totable()),
   }
 end
@@ -54,14 +71,25 @@ function embed.run(argv)
   local opts, photos = args.parse(argv, SPEC)
   if not opts then return cli.fail(photos, embed.usage) end
   if #photos == 0 then return cli.fail("no photo given", embed.usage) end
-  if not (opts.score_threshold > 0 and opts.score_threshold < 1) then
+  if opts.score_threshold ~= nil and not (opts.score_threshold > 0 and opts.score_threshold < 1) then
     return cli.fail("--score-threshold must be between 0 and 1, got " .. tostring(opts.score_threshold), embed.usage)
   end
   local pok, perr = photo_options.apply(opts)
   if not pok then return cli.fail(perr, embed.usage) end
   local siamese = require "siamese"
-  local fr, ferr = siamese.face.load{align = opts.align, detector = opts.detector, landmarks = opts.landmarks,
-                                     score_threshold = opts.score_threshold, models_dir = opts.models}
+  local fr, ferr
+  if opts.pipeline == "mobilefacenet" then
+    for _, k in ipairs{"align", "landmarks", "score_threshold"} do
+      if opts[k] ~= nil then
+        return cli.fail("--" .. k:gsub("_", "-") .. " is for --pipeline faceapi", embed.usage)
+      end
+    end
+    fr, ferr = siamese.face.load{model = "mobilefacenet", min_face = opts.min_face, models_dir = opts.models}
+  else
+    fr, ferr = siamese.face.load{model = "faceapi", align = opts.align or "dlib", detector = opts.detector,
+                                 landmarks = opts.landmarks or "tiny", score_threshold = opts.score_threshold or 0.5,
+                                 models_dir = opts.models}
+  end
   if not fr then return cli.fail(ferr) end
   local images, failed = {}, false
   for _, path in ipairs(photos) do
@@ -81,8 +109,16 @@ function embed.run(argv)
         print(string.format("%s: %dx%d, %d face%s", path, img.width, img.height, #faces, #faces == 1 and "" or "s"))
         for i, f in ipairs(faces) do
           local d = f.descriptor
-          print(string.format("  face %d: box %.1f,%.1f %.1fx%.1f score %.3f descriptor |d| %.3f [%.4f %.4f %.4f ...]",
-            i, f.box.x, f.box.y, f.box.width, f.box.height, f.score, d:norm(), d:get(1), d:get(2), d:get(3)))
+          -- the faceapi line is unchanged; mobilefacenet's names the size and lists the five points
+          local size = f.landmarks and "" or string.format("%d-D ", d:size(1))
+          print(string.format(
+            "  face %d: box %.1f,%.1f %.1fx%.1f score %.3f descriptor %s|d| %.3f [%.4f %.4f %.4f ...]", i,
+            f.box.x, f.box.y, f.box.width, f.box.height, f.score, size, d:norm(), d:get(1), d:get(2), d:get(3)))
+          if not f.landmarks and f.points5 then
+            local pts = {}
+            for k, p in ipairs(f.points5) do pts[k] = string.format("%.1f,%.1f", p[1], p[2]) end
+            print("    points5 " .. table.concat(pts, " ") .. " (eyes, nose, mouth corners)")
+          end
         end
       end
     end

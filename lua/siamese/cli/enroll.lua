@@ -42,10 +42,12 @@ than the threshold from the person's own templates. A photo already
 enrolled is always refused.
 
 The threshold is the largest distance still accepted as the same person:
-by default 0.6 for the face model with euclidean distances (0.7 % of LFW's
-impostor pairs accepted, 3.1 % of its genuine pairs refused) and 0.087 with
-cosine distances (the same false-accept rate); run siamese calibrate on
-photos from your own camera and people to measure one.
+by default 0.6 for the faceapi pipeline with euclidean distances (0.7 % of
+LFW's impostor pairs accepted, 3.1 % of its genuine pairs refused) and
+0.087 with cosine distances (the same false-accept rate); a new gallery of
+the mobilefacenet pipeline (--pipeline mobilefacenet) is cosine, with that
+pipeline's default threshold. Run siamese calibrate on photos from your own
+camera and people to measure one.
 
 options:
   --gallery FILE       the gallery (created when absent)
@@ -61,7 +63,9 @@ options:
                        the quality gate still applies)
   --threshold T        a new gallery's threshold, in (0, 2) (default: the
                        model's for the metric)
-  --metric euclidean|cosine  a new gallery's distance (default euclidean)
+  --metric euclidean|cosine  a new gallery's distance (default the
+                       encoder's: euclidean for faceapi, cosine for
+                       mobilefacenet)
 ]] .. photo_options.USAGE .. "\n" .. [[
   --json               print {"gallery", "created", "model", "threshold",
                        "enrolled": [{"name", "photo", "box", "score",
@@ -129,7 +133,10 @@ local function gallery_and_encoder(opts)
     return g, enc, false
   end
   if opts.threshold then
-    local ok, terr = door.check_threshold(opts.threshold, opts.metric or "euclidean", "--threshold")
+    -- checked before any model is loaded (the metric the encoder will have)
+    local face = opts.model == nil or opts.model == "face"
+    local metric = opts.metric or (face and opts.pipeline == "mobilefacenet" and "cosine") or "euclidean"
+    local ok, terr = door.check_threshold(opts.threshold, metric, "--threshold")
     if not ok then return nil, terr end
   end
   local enc, err = common.encoder(opts)

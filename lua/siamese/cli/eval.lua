@@ -9,8 +9,10 @@ local photo_options = require "siamese.cli.photo_options"
 local eval_cmd = {
   summary = "benchmarks: lfw (10-fold protocol), pairs FILE, folder DIR (identification too)",
   usage = [[
-usage: siamese eval lfw --root DIR --pairs FILE [--align dlib|similarity|faceapi]
+usage: siamese eval lfw --root DIR --pairs FILE [--pipeline faceapi|mobilefacenet]
+                        [--align dlib|similarity|faceapi]
                         [--landmarks tiny|full] [--refine N] [--jitter N]
+                        [--min-face N] [--no-flip]
                         [--l2] [--out DIR] [photo options] [--json]
        siamese eval pairs --pairs FILE --root DIR [--model face|NAME|PATH]
                         [--fallback none|threshold|centre] [--far F] [--roc FILE.png]
@@ -30,6 +32,10 @@ test-time augmentation: N + 1 forward passes per photo); --l2 normalises
 descriptors to unit length. Writes DIR/roc.png and
 DIR/worst_pairs.png (the worst false accepts, red, and false rejects,
 blue). --json prints the same figures as one JSON object.
+--pipeline mobilefacenet: MTCNN (--min-face N pixels, default 20), five
+points, the ArcFace 112x112 chip and MobileFaceNet's unit-length 192-D
+descriptor, with its mirror's averaged in unless --no-flip (--align,
+--landmarks, --refine, --jitter and --detector are the faceapi pipeline's).
 
 pairs: verification on an LFW-style pairs file (photos under --root as
 NAME/NAME_0001.jpg) with the chosen encoder: k-fold accuracy (the folds of
@@ -74,6 +80,9 @@ local SPEC = {
   refine = {kind = "number", default = 1},
   l2 = {kind = "flag", default = false},
   landmarks = {kind = "string", default = "tiny", choices = {"tiny", "full"}},
+  pipeline = {kind = "string", default = "faceapi", choices = {"faceapi", "mobilefacenet"}},
+  min_face = {kind = "number"},
+  no_flip = {kind = "flag", default = false},
   out = {kind = "string", default = "build/lfw"},
   json = {kind = "flag", default = false},
   models = {kind = "string"},
@@ -142,8 +151,26 @@ local function run_lfw(argv)
   -- the output directory before the long part: a bad --out fails at once
   local mok, merr = require("siamese.fs").mkdir_p(opts.out)
   if not mok then return cli.fail("--out " .. merr) end
-  local fr, ferr = siamese.face.load{align = opts.align, detector = detector, landmarks = opts.landmarks,
-                                     models_dir = opts.models, refine = refine}
+  local mfn = opts.pipeline == "mobilefacenet"
+  if mfn and (jitter > 0 or opts.detector) then
+    return cli.fail("--jitter and --detector are for --pipeline faceapi", eval_cmd.usage)
+  end
+  if not mfn and (opts.min_face or opts.no_flip) then
+    return cli.fail("--min-face and --no-flip are for --pipeline mobilefacenet", eval_cmd.usage)
+  end
+  if opts.min_face and not (opts.min_face >= 6 and opts.min_face <= 10000) then
+    return cli.fail("--min-face must be a number of pixels from 6 to 10000, got " .. tostring(opts.min_face),
+      eval_cmd.usage)
+  end
+  local fr, ferr
+  if mfn then
+    fr, ferr = siamese.face.load{model = "mobilefacenet", models_dir = opts.models, min_face = opts.min_face,
+                                 flip = not opts.no_flip}
+    detector = "mtcnn"
+  else
+    fr, ferr = siamese.face.load{model = "faceapi", align = opts.align, detector = detector,
+                                 landmarks = opts.landmarks, models_dir = opts.models, refine = refine}
+  end
   if not fr then return cli.fail(ferr) end
   local start = siamese.clock()
   local descriptors, how = lfw.embed_images(fr, opts.root, pairs_, progress_printer(start, siamese.clock),
@@ -151,9 +178,11 @@ local function run_lfw(argv)
   local d, same, folds = lfw.distances(pairs_, descriptors)
   local m, roc = lfw.metrics(d, same, folds)
   m.seconds = siamese.clock() - start
-  m.align = opts.align
+  m.pipeline = opts.pipeline
+  m.model = fr.model_id
+  m.align = mfn and "arcface" or opts.align
   m.detector = detector
-  m.landmarks = opts.landmarks
+  m.landmarks = mfn and "mtcnn5" or opts.landmarks
   m.jitter = jitter
   m.refine = refine
   m.l2 = opts.l2
@@ -168,8 +197,13 @@ local function run_lfw(argv)
   if opts.json then
     print(json.encode(m))
   else
-    print(string.format("LFW %s, %d pairs, align %s, detector %s, landmarks %s (refined %d), jitter %d%s", opts.pairs,
-      m.pairs, opts.align, detector, opts.landmarks, refine, jitter, opts.l2 and ", L2-normalised" or ""))
+    if mfn then
+      print(string.format("LFW %s, %d pairs, model %s (MTCNN, min face %g px)", opts.pairs, m.pairs, fr.model_id,
+        fr.min_face))
+    else
+      print(string.format("LFW %s, %d pairs, align %s, detector %s, landmarks %s (refined %d), jitter %d%s",
+        opts.pairs, m.pairs, opts.align, detector, opts.landmarks, refine, jitter, opts.l2 and ", L2-normalised" or ""))
+    end
     local k = 0
     for _, p in ipairs(pairs_) do k = math.max(k, p.fold or 0) end
     print(string.format("  accuracy      %.2f %% +- %.2f (%d-fold)", 100 * m.accuracy, 100 * m.accuracy_std, k))

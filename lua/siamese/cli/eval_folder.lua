@@ -10,7 +10,7 @@ local eval_folder = {}
 local SPEC = {
   model = {kind = "string"},
   models = {kind = "string"},
-  metric = {kind = "string", default = "euclidean", choices = {"euclidean", "cosine"}},
+  metric = {kind = "string", choices = {"euclidean", "cosine"}}, -- default: the encoder's
   fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
   enroll = {kind = "number", default = 1},
   strangers = {kind = "number", default = 0},
@@ -120,6 +120,7 @@ function eval_folder.run(argv)
   end
   local enc, err = common.encoder(opts)
   if not enc then return cli.fail(err) end
+  opts.metric = opts.metric or enc.metric or "euclidean"
   local siamese = require "siamese"
   local eval = siamese.eval
   local start = siamese.clock()

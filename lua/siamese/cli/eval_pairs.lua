@@ -11,7 +11,7 @@ local SPEC = {
   root = {kind = "string"},
   model = {kind = "string"},
   models = {kind = "string"},
-  metric = {kind = "string", default = "euclidean", choices = {"euclidean", "cosine"}},
+  metric = {kind = "string", choices = {"euclidean", "cosine"}}, -- default: the encoder's
   fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
   far = {kind = "number", default = 0.001},
   roc = {kind = "string"},
@@ -33,6 +33,7 @@ function eval_pairs.run(argv)
   if not pok then return cli.fail(perr0, usage) end
   local enc, err = common.encoder(opts)
   if not enc then return cli.fail(err) end
+  opts.metric = opts.metric or enc.metric or "euclidean"
   local siamese = require "siamese"
   local eval = siamese.eval
   local start = siamese.clock()

