@@ -164,6 +164,8 @@ oneshot: deps
 	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model att
 	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --crop whole
 	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --crop detect
+	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --pipeline mobilefacenet --crop whole
+	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --pipeline mobilefacenet --crop detect
 
 install: $(MODULE)
 	mkdir -p $(INST_LIBDIR)/siamese $(INST_LUADIR)/siamese/face/models $(INST_BINDIR)

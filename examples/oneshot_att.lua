@@ -19,9 +19,13 @@
 -- the chip (resized to 150x150), --crop detect aligns the main face found
 -- by the detector (fallback "centre": a low detection score, then the
 -- centred region), with --align dlib|similarity|faceapi (default dlib).
+-- --pipeline mobilefacenet uses MTCNN + MobileFaceNet instead (the whole
+-- photo resized to its 112x112 chip, or the ArcFace chip of the face
+-- MTCNN finds; --align does not apply).
 --
 -- usage: lua5.4 examples/oneshot_att.lua [ATT_DIR] [--model att|face] [--crop whole|detect]
 --                                        [--align dlib|similarity|faceapi]
+--                                        [--pipeline faceapi|mobilefacenet]
 --                                        [--far 0.01] [--draws 20] [--seed 1]
 -- The last line printed is a JSON object.
 local siamese = require "siamese"
@@ -48,7 +52,11 @@ end
 local fr
 local function embed(ds)
   if opts.model == "face" then
-    fr = fr or assert(siamese.face.load{align = opts.align})
+    if opts.pipeline == "mobilefacenet" then
+      fr = fr or assert(siamese.face.load{model = "mobilefacenet"})
+    else
+      fr = fr or assert(siamese.face.load{model = "faceapi", align = opts.align})
+    end
     local chips, how = {}, {}
     for i, img in ipairs(ds.images) do
       local chip = img:to_rgb()

@@ -50,6 +50,15 @@ function support.assert_error(fn, ...)
   end
 end
 
+--- A token "sm_<id>_<secret>" with one character of its secret changed:
+-- still well-formed (a character in the middle carries 6 whole bits, so
+-- the base64url stays canonical, unlike the last one) but never valid.
+function support.wrong_secret(token)
+  local i = #token - 10
+  local c = token:sub(i, i)
+  return token:sub(1, i - 1) .. (c == "A" and "B" or "A") .. token:sub(i + 1)
+end
+
 --- Checks |got - want| <= tol, naming `what` otherwise.
 function support.near(got, want, tol, what)
   assert(math.abs(got - want) <= tol,
