@@ -62,13 +62,7 @@ function mfn.load(opts)
   if type(flip) ~= "boolean" then argcheck.error("load", 1, "option 'flip' must be a boolean, got %s", type(flip)) end
   local det, err = mtcnn.load(dir, {min_face = opts.min_face, convention = opts.convention or mfn.DEFAULT_CONVENTION})
   if not det then return nil, err end
-  local def = dir .. "/mobilefacenet_encoder.lua"
-  local chunk, lerr = loadfile(def, "t")
-  if not chunk then return nil, lerr end
-  local ok, build = pcall(chunk)
-  if not ok or type(build) ~= "function" then return nil, def .. ": must return a function building the network" end
-  local path = dir .. "/mobilefacenet.safetensors"
-  local net, nerr = build{weights = path}
+  local net, nerr = require("siamese.face.netfile").load(dir, "mobilefacenet")
   if not net then return nil, nerr end
   local model_id, derr = mfn.model_id(dir, flip)
   if not model_id then return nil, derr end

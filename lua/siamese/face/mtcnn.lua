@@ -883,16 +883,9 @@ function mtcnn.load(dir, opts)
   for k, v in pairs(opts or {}) do o[k] = v end
   check_options(o, "load", 2, true)
   for _, name in ipairs{"pnet", "rnet", "onet"} do
-    local def = dir .. "/mtcnn_" .. name .. "_encoder.lua"
-    local chunk, err = loadfile(def, "t")
-    if not chunk then return nil, err end
-    local ok, build = pcall(chunk)
-    if not ok or type(build) ~= "function" then return nil, def .. ": must return a function building the network" end
-    local built, net = pcall(build)
-    if not built then return nil, def .. ": " .. tostring(net) end
-    local loaded, lerr = net:load(dir .. "/mtcnn_" .. name .. ".safetensors")
-    if not loaded then return nil, lerr end
-    o[name] = net:evaluate()
+    local net, err = require("siamese.face.netfile").load(dir, "mtcnn_" .. name)
+    if not net then return nil, err end
+    o[name] = net
   end
   return mtcnn.new(o)
 end

@@ -70,4 +70,19 @@ function netfile.loader(spec)
   end
 end
 
+--- Loads the network NAME of a models folder: DIR/NAME_encoder.lua built
+-- with its weights DIR/NAME.safetensors (checked by the file's loader).
+-- Returns the network in evaluation mode and the weights' metadata, or
+-- nil and a message (a missing, damaged or mismatched file).
+function netfile.load(dir, name)
+  local def = dir .. "/" .. name .. "_encoder.lua"
+  local chunk, err = loadfile(def, "t")
+  if not chunk then return nil, err end
+  local ok, build = pcall(chunk)
+  if not ok or type(build) ~= "function" then return nil, def .. ": must return a function building the network" end
+  local built, net, meta = pcall(build, {weights = dir .. "/" .. name .. ".safetensors"})
+  if not built then return nil, def .. ": " .. tostring(net) end
+  return net, meta
+end
+
 return netfile

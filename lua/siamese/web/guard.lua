@@ -254,16 +254,17 @@ function Guard:check(req, peer)
     end
     return {}, action
   end
-  local who, reason, status = self.store:authorize(single(headers, "authorization") or headers.authorization, action)
+  -- (store:authorize's two steps, keeping the entry of a token refused for its role)
+  local who, reason = self.store:check(single(headers, "authorization") or headers.authorization)
+  if who and not tokens.allows(who.role, action) then
+    return nil, 403, ("a %s token may not %s"):format(who.role, WORDS[action] or action), nil, who
+  end
   if who then return who, action end
+  local status = tokens.status(reason)
   if status == 401 then
     local msg = reason == "missing" and "an access token is required (Authorization: Bearer TOKEN)"
       or ("the access token is %s"):format(reason)
     return nil, 401, msg, CHALLENGE
-  end
-  if status == 403 then
-    local entry = self.store:check(single(headers, "authorization"))
-    return nil, 403, ("a %s token may not %s"):format(entry and entry.role or "", WORDS[action] or action), nil, entry
   end
   return nil, 500, "the token store is unavailable: " .. tostring(reason)
 end
