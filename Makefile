@@ -133,7 +133,7 @@ LFW_ROOT   ?= ../shared/data/lfw
 LFW_ALIGN  ?= dlib
 lfw: deps
 	@$(MAKE) --no-print-directory all
-	bin/siamese eval lfw --root $(LFW_ROOT) --pairs $(LFW_ROOT)/pairs.txt --align $(LFW_ALIGN) --out build/lfw-$(LFW_ALIGN)
+	bin/siamese eval lfw --pipeline faceapi --root $(LFW_ROOT) --pairs $(LFW_ROOT)/pairs.txt --align $(LFW_ALIGN) --out build/lfw-$(LFW_ALIGN)
 	bin/siamese eval lfw --pipeline mobilefacenet --root $(LFW_ROOT) --pairs $(LFW_ROOT)/pairs.txt --out build/lfw-mobilefacenet
 
 # The AT&T training table (examples/README.md, "AT&T training"): the
@@ -162,8 +162,8 @@ models: all
 oneshot: deps
 	@$(MAKE) --no-print-directory all
 	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model att
-	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --crop whole
-	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --crop detect
+	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --pipeline faceapi --crop whole
+	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --pipeline faceapi --crop detect
 	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --pipeline mobilefacenet --crop whole
 	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --pipeline mobilefacenet --crop detect
 

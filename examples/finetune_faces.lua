@@ -33,7 +33,7 @@ siamese.set_num_threads(opts.threads)
 siamese.manual_seed(opts.seed)
 
 -- ---- data: aligned chips of the chosen people ---------------------------------------------
-local fr = assert(siamese.face.load())
+local fr = assert(siamese.face.load{model = "faceapi"})
 local data = assert(siamese.data.folder(opts.root, {channels = 3, min_per_identity = 2}))
 local held_out = select(2, data:split{seed = opts.seed, identities = {#data.names - opts.test, opts.test}})
 local is_test = {}

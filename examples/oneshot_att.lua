@@ -14,18 +14,18 @@
 --   strangers themselves (eval.open_set, an oracle) with its DIR.
 --
 -- Encoders: --model att (the trained AT&T encoder, whole 92x112 photo) or
--- --model face (the pretrained face pipeline). AT&T photos are small gray
--- face crops; for the face model --crop whole embeds the whole photo as
--- the chip (resized to 150x150), --crop detect aligns the main face found
--- by the detector (fallback "centre": a low detection score, then the
--- centred region), with --align dlib|similarity|faceapi (default dlib).
--- --pipeline mobilefacenet uses MTCNN + MobileFaceNet instead (the whole
--- photo resized to its 112x112 chip, or the ArcFace chip of the face
--- MTCNN finds; --align does not apply).
+-- --model face (the pretrained face pipeline, --pipeline, default
+-- siamese.face.DEFAULT_MODEL). AT&T photos are small gray face crops; for
+-- the face model --crop whole embeds the whole photo as the chip (resized
+-- to the network's input), --crop detect aligns the main face found by
+-- the detector (fallback "centre": a low detection score, then the
+-- centred region). --pipeline mobilefacenet: MTCNN's five points, the
+-- ArcFace 112x112 chip; --pipeline faceapi: the 150x150 chip, with --align
+-- dlib|similarity|faceapi (default dlib).
 --
 -- usage: lua5.4 examples/oneshot_att.lua [ATT_DIR] [--model att|face] [--crop whole|detect]
+--                                        [--pipeline mobilefacenet|faceapi]
 --                                        [--align dlib|similarity|faceapi]
---                                        [--pipeline faceapi|mobilefacenet]
 --                                        [--far 0.01] [--draws 20] [--seed 1]
 -- The last line printed is a JSON object.
 local siamese = require "siamese"
@@ -52,7 +52,7 @@ end
 local fr
 local function embed(ds)
   if opts.model == "face" then
-    if opts.pipeline == "mobilefacenet" then
+    if (opts.pipeline or siamese.face.DEFAULT_MODEL) == "mobilefacenet" then
       fr = fr or assert(siamese.face.load{model = "mobilefacenet"})
     else
       fr = fr or assert(siamese.face.load{model = "faceapi", align = opts.align})

@@ -44,8 +44,8 @@ describe("--pipeline mobilefacenet", function()
       assert.is_true(p.quality.ok)
       assert.is_true(p.box.width > 40)
     end
-    -- the faceapi pipeline stays the default: euclidean, unchanged output
-    out, err, code = run("compare " .. photo("Tony_Blair", 1) .. " " .. photo("Tony_Blair", 2))
+    -- the faceapi pipeline stays available: euclidean, its own threshold
+    out, err, code = run("compare --pipeline faceapi " .. photo("Tony_Blair", 1) .. " " .. photo("Tony_Blair", 2))
     assert.are.equal(0, code, err)
     assert.matches("^same person %(distance 0%.%d%d%d <= threshold 0%.600%)\n$", out)
   end)
@@ -138,7 +138,7 @@ describe("--pipeline mobilefacenet", function()
     assert.matches("gallery made with the mobilefacenet pipeline (model mobilefacenet:", err, 1, true)
     assert.matches("not --pipeline faceapi", err, 1, true)
     local fg = dir .. "/faceapi.gallery"
-    _, err, code = run(("enroll --gallery %s Tony_Blair %s"):format(q(fg), photo("Tony_Blair", 1)))
+    _, err, code = run(("enroll --pipeline faceapi --gallery %s Tony_Blair %s"):format(q(fg), photo("Tony_Blair", 1)))
     assert.are.equal(0, code, err)
     for _, cmd in ipairs{"identify", "verify --claim Tony_Blair"} do
       _, err, code = run(("%s --pipeline mobilefacenet --gallery %s %s"):format(cmd, q(fg), photo("Tony_Blair", 2)))
@@ -173,7 +173,9 @@ describe("--pipeline mobilefacenet", function()
     local cases = {
       {"compare --pipeline mobilefacenet --detector ssd " .. a .. " " .. b, "--detector is for --pipeline faceapi",
        "compare"},
-      {"compare --min-face 30 " .. a .. " " .. b, "--min-face is for --pipeline mobilefacenet", "compare"},
+      {"compare --pipeline faceapi --min-face 30 " .. a .. " " .. b, "--min-face is for --pipeline mobilefacenet",
+       "compare"},
+      {"compare --detector ssd " .. a .. " " .. b, "--detector is for --pipeline faceapi", "compare"},
       {"compare --pipeline mobilefacenet --min-face 5 " .. a .. " " .. b,
        "--min-face must be a number of pixels from 6 to 10000, got 5", "compare"},
       {"compare --pipeline mobilefacenet --min-face 20000 " .. a .. " " .. b,
@@ -190,7 +192,9 @@ describe("--pipeline mobilefacenet", function()
        "--detector is for --pipeline faceapi", "identify"},
       {"enroll --pipeline mobilefacenet --detector ssd --gallery x.gallery Tony " .. a,
        "--detector is for --pipeline faceapi", "enroll"},
-      {"eval folder --min-face 40 " .. FACES, "--min-face is for --pipeline mobilefacenet", "eval"},
+      {"eval folder --pipeline faceapi --min-face 40 " .. FACES, "--min-face is for --pipeline mobilefacenet",
+       "eval"},
+      {"eval lfw --detector ssd --pairs p --root r", "--detector is for --pipeline faceapi", "eval"},
       {"serve --pipeline mobilefacenet --detector ssd --gallery x.gallery", "--detector is for --pipeline faceapi",
        "serve"},
     }
@@ -208,7 +212,7 @@ describe("--pipeline mobilefacenet", function()
                          "serve"} do
       local out, _, code = run(cmd .. " --help")
       assert.are.equal(0, code)
-      assert.matches("--pipeline faceapi|mobilefacenet", out, 1, true)
+      assert.matches("--pipeline mobilefacenet|faceapi", out, 1, true)
       assert.matches("--min-face N", out, 1, true)
     end
   end)

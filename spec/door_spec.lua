@@ -111,9 +111,9 @@ describe("the gallery's names and thresholds", function()
   end)
 end)
 
-describe("siamese.face.quality", function()
+describe("siamese.face.quality (faceapi pipeline: 68 landmarks)", function()
   local fr
-  setup(function() fr = assert(siamese.face.load()) end)
+  setup(function() fr = assert(siamese.face.load{model = "faceapi"}) end)
 
   it("passes a clear face and says how it measured it", function()
     local img = assert(siamese.image.load(photo("Serena_Williams", 1)))
@@ -157,10 +157,25 @@ describe("siamese.face.quality", function()
   end)
 end)
 
-describe("siamese.door", function()
+describe("siamese.face.quality.check_embedding", function()
+  it("refuses a face whose embedding norm is below the minimum, and applies only where both are known", function()
+    assert.is_true(quality.check_embedding({embedding_norm = 50}, 40))
+    local ok, why = quality.check_embedding({embedding_norm = 23.64}, 40)
+    assert.is_false(ok)
+    assert.are.equal("not a face to the recognition network (embedding norm 23.6 < 40)", why)
+    assert.is_true(quality.check_embedding({embedding_norm = 40}, 40))
+    assert.is_true(quality.check_embedding({}, 40))                    -- a pipeline without norms
+    assert.is_true(quality.check_embedding({embedding_norm = 1}, nil)) -- no minimum
+    support.assert_error(function() quality.check_embedding(nil, 40) end, "quality.check_embedding", "bad argument #1")
+    support.assert_error(function() quality.check_embedding({}, -1) end, "bad argument #2")
+    support.assert_error(function() quality.check_embedding({}, 0 / 0) end, "bad argument #2")
+  end)
+end)
+
+describe("siamese.door (faceapi pipeline)", function()
   local enc, g, d
   setup(function()
-    enc = assert(door.encoder{})
+    enc = assert(door.encoder{pipeline = "faceapi"})
     g = siamese.gallery.new{dim = enc.dim, metric = "euclidean", threshold = 0.6, model = enc.model_id}
     for _, p in ipairs{{"Tony_Blair", 1}, {"Serena_Williams", 1}} do
       local f = assert(enc.main(assert(siamese.image.load(photo(p[1], p[2])))))
@@ -206,7 +221,7 @@ describe("siamese.door", function()
 
   it("uses a fallback only when asked, and the gate still applies then", function()
     local img = assert(siamese.image.load(photo("Colin_Powell", 1)))
-    local lenient = assert(door.encoder{fallback = "threshold"})
+    local lenient = assert(door.encoder{pipeline = "faceapi", fallback = "threshold"})
     local f = lenient.main(img)
     assert.is_table(f)
     assert.are.equal("low_threshold", f.how)
@@ -282,5 +297,80 @@ describe("siamese.door", function()
     assert.is_false(ok)
     assert.matches("Serena_Williams", why)
     assert.is_true(d:check_enrolment("Colin_Powell", desc("Colin_Powell", 3), "new"))
+  end)
+end)
+
+describe("siamese.door (the default pipeline: MTCNN + MobileFaceNet)", function()
+  local enc, g, d
+  setup(function()
+    enc = assert(door.encoder{})
+    g = siamese.gallery.new{dim = enc.dim, metric = enc.metric, threshold = enc.threshold, model = enc.model_id}
+    for _, p in ipairs{{"Tony_Blair", 1}, {"Serena_Williams", 1}} do
+      local f = assert(enc.main(assert(siamese.image.load(photo(p[1], p[2])))))
+      g:add(p[1], f.descriptor, enc.model_id)
+    end
+    d = assert(door.new{gallery = g, encoder = enc})
+  end)
+
+  it("is the default: cosine on 192-D unit descriptors, with the calibrated threshold", function()
+    assert.matches("^mobilefacenet:%x+/arcface%+flip$", enc.model_id)
+    assert.are.equal(192, enc.dim)
+    assert.are.equal("cosine", enc.metric)
+    assert.are.equal(0.549, enc.threshold)
+    assert.are.equal(door.DEFAULT_THRESHOLDS.mobilefacenet.euclidean, door.default_threshold(enc.model_id, "euclidean"))
+  end)
+
+  it("verifies a claim on a real face, and says why it refuses", function()
+    local tony2 = assert(siamese.image.load(photo("Tony_Blair", 2)))
+    local r = assert(d:verify("Tony_Blair", tony2))
+    assert.is_true(r.accepted, r.reason)
+    assert.are.equal("match", r.reason)
+    assert.is_true(r.distance <= r.threshold and r.quality.ok and r.score >= 0.5)
+    r = assert(d:verify("Serena_Williams", tony2))
+    assert.is_false(r.accepted)
+    assert.are.equal("distance above threshold", r.reason)
+    -- a flat picture: refused before any distance
+    r = assert(d:verify("Tony_Blair", siamese.image.new(250, 250, 3, ("\128"):rep(250 * 250 * 3))))
+    assert.is_false(r.accepted)
+    assert.is_nil(r.distance)
+    assert.are.equal("no face at score >= 0.5", r.reason)
+  end)
+
+  it("identifies the enrolled person and refuses strangers in a group photo", function()
+    local tony = d:identify(assert(siamese.image.load(photo("Tony_Blair", 3))))
+    assert.are.equal(1, #tony)
+    assert.are.equal("Tony_Blair", tony[1].name)
+    assert.is_true(tony[1].accepted)
+    local faces = d:identify(assert(siamese.image.load("spec/fixtures/faceapi/sample1.jpg")))
+    assert.are.equal(3, #faces)
+    for _, r in ipairs(faces) do
+      assert.is_false(r.accepted)
+      assert.is_string(r.reason)
+    end
+  end)
+
+  it("refuses what MTCNN takes for a face but the network does not: the print of a dress", function()
+    -- face-api's sample4.jpg: four people and, at score 0.96, the pattern of a dress (70x81 at
+    -- 999,902), whose five points lie in a face's geometry
+    local faces = d:identify(assert(siamese.image.load("spec/fixtures/faceapi/sample4.jpg")))
+    local dress, real = nil, 0
+    for _, r in ipairs(faces) do
+      if r.box.y > 800 then dress = r elseif r.quality.ok then real = real + 1 end
+    end
+    assert.is_table(dress)
+    assert.is_true(dress.score >= 0.9 and dress.box.width >= 40)
+    assert.is_false(dress.quality.ok)
+    assert.is_false(dress.accepted)
+    assert.is_nil(dress.distance)
+    assert.matches("^not a face to the recognition network %(embedding norm [%d.]+ < [%d.]+%)$", dress.reason)
+    assert.is_true(dress.quality.embedding_norm < enc.recognizer.min_embedding_norm)
+    assert.are.equal(4, real) -- the four people pass
+  end)
+
+  it("refuses a look-alike enrolment at the calibrated threshold", function()
+    local f = assert(enc.main(assert(siamese.image.load(photo("Tony_Blair", 2)))))
+    local ok, why = d:check_enrolment("Bill_Gates", f.descriptor, "new")
+    assert.is_false(ok)
+    assert.matches("within the threshold 0.549 of Tony_Blair at 0%.%d+", why)
   end)
 end)

@@ -10,7 +10,7 @@ local image = siamese.image
 
 local fr
 local function recognizer()
-  fr = fr or assert(siamese.face.load())
+  fr = fr or assert(siamese.face.load{model = "faceapi"})
   return fr
 end
 
@@ -172,7 +172,7 @@ describe("siamese.face", function()
     local img = assert(image.load("examples/data/faces/Tony_Blair/Tony_Blair_0001.jpg"))
     local r1 = recognizer()
     assert.are.equal(1, r1.refine)
-    local r0 = assert(siamese.face.load{refine = 0})
+    local r0 = assert(siamese.face.load{model = "faceapi", refine = 0})
     local box = r0.detector:detect(img)[1].box
     local once = r0.landmarks:predict(img, box)
     local p0 = r0:landmarks_in(img, box)
@@ -184,8 +184,8 @@ describe("siamese.face", function()
     for i = 1, 68 do moved = math.max(moved, math.abs(p1[i][1] - p0[i][1]), math.abs(p1[i][2] - p0[i][2])) end
     -- semantic: a refinement moves points by a little, not by a face
     assert.is_true(moved > 0 and moved < box.width / 4, "moved " .. moved)
-    assert.has_error(function() siamese.face.load{refine = -1} end)
-    assert.has_error(function() siamese.face.load{refine = 1.5} end)
+    assert.has_error(function() siamese.face.load{model = "faceapi", refine = -1} end)
+    assert.has_error(function() siamese.face.load{model = "faceapi", refine = 1.5} end)
   end)
 
   it("the same person is nearer than different people", function()
@@ -225,8 +225,8 @@ describe("siamese.face", function()
   end)
 
   it("load refuses a bad alignment name and reports a missing models folder", function()
-    assert.has_error(function() siamese.face.load{align = "mirror"} end)
-    local ok, err = siamese.face.load{models_dir = "/nonexistent"}
+    assert.has_error(function() siamese.face.load{model = "faceapi", align = "mirror"} end)
+    local ok, err = siamese.face.load{model = "faceapi", models_dir = "/nonexistent"}
     assert.is_nil(ok)
     assert.matches("nonexistent", err)
   end)

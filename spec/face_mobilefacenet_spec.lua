@@ -23,6 +23,8 @@ describe("siamese.face.mobilefacenet", function()
     assert.matches("/arcface$", plain.model_id)
     assert.are.equal(20, fr.min_face)
     assert.are.equal(40, assert(mfn.load{min_face = 40}).min_face)
+    assert.are.equal("standard", fr.detector.convention)
+    assert.are.equal("android", assert(siamese.face.load{convention = "android"}).detector.convention)
     local none, err = mfn.load{models_dir = "/nonexistent"}
     assert.is_nil(none)
     assert.matches("/nonexistent", err, 1, true)
@@ -34,6 +36,12 @@ describe("siamese.face.mobilefacenet", function()
     support.assert_error(function() siamese.face.load{model = "faceapi", min_face = 30} end,
       "option 'min_face' is for the mobilefacenet model")
     support.assert_error(function() siamese.face.load{model = "dlib"} end, "model must be 'mobilefacenet' or 'faceapi'")
+    support.assert_error(function() siamese.face.load{detector = "ssd"} end,
+      "option 'detector' is for the faceapi model (model = 'faceapi'), not mobilefacenet")
+    support.assert_error(function() siamese.face.load{min_fase = 30} end, "unknown option 'min_fase'")
+    support.assert_error(function() siamese.face.load{model = "faceapi", flip = true} end,
+      "option 'flip' is for the mobilefacenet model")
+    support.assert_error(function() siamese.face.load("mobilefacenet") end, "options table expected")
     support.assert_error(function() mfn.load{flip = "yes"} end, "option 'flip' must be a boolean")
     support.assert_error(function() fr:detect("photo.jpg") end, "bad argument #1 to 'detect'")
     support.assert_error(function() fr:align(photo("Tony_Blair", 1), {box = {}}) end, "five points")
@@ -80,6 +88,36 @@ describe("siamese.face.mobilefacenet", function()
     local f = assert(fr:main_face(img))
     local big = fr:align(img, f):resize(150, 150)
     assert.is_true(door.distance(fr:embed(big), c3, "cosine") < same)
+  end)
+
+  it("adds the mirrored chip's descriptor (flip), or gives the chip's alone", function()
+    local arcface = require "siamese.face.arcface"
+    local img = photo("Serena_Williams", 2)
+    local f = assert(fr:main_face(img))
+    local chip = fr:align(img, f)
+    -- the same forward as embed's ([chip, mirror] in one batch): equal up to the rounding of
+    -- normalising a 192-D float32 vector (each entry within a few ulps of 1)
+    local bound = 192 * 2 ^ -22
+    local both = arcface.embed(fr.net, {chip}, {flip = true, normalize = true}):select(1, 1)
+    assert.is_true(door.distance(fr:embed(chip), both, "cosine") <= bound)
+    local plain = assert(mfn.load{flip = false})
+    local alone = arcface.embed(fr.net, {chip}, {normalize = true}):select(1, 1)
+    assert.is_true(door.distance(plain:embed(plain:align(img, f)), alone, "cosine") <= bound)
+    -- embed_batch also gives each chip's own embedding norm, before normalisation and the mirror
+    local e, norms = fr:embed_batch({chip, chip:flip()})
+    assert.are.same({2, 192}, e:shape())
+    assert.are.equal(2, #norms)
+    -- the same forward (a batch of the same two chips): the same embedding, so the same norm
+    -- up to the rounding of the norm's own 192-term sum
+    local raw = arcface.embed(fr.net, {chip, chip:flip()}):select(1, 1):norm()
+    assert.is_true(math.abs(norms[1] - raw) <= raw * 192 * 2 ^ -23)
+    assert.is_true(norms[1] >= fr.min_embedding_norm, "a clear face passes the norm check")
+    -- the mirror changes the descriptor, by far less than another photo of the person does
+    local other = photo("Serena_Williams", 3)
+    local g = assert(fr:main_face(other))
+    local apart = door.distance(both, fr:embed(fr:align(other, g)), "cosine")
+    local d = door.distance(both, alone, "cosine")
+    assert.is_true(d > bound and d < apart)
   end)
 
   it("main_face: nearest the centre, the centre-containing face, and the fallbacks", function()

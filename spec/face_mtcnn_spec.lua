@@ -563,6 +563,29 @@ describe("siamese.face.arcface", function()
     near(u:select(1, 1):norm(), 1, 1e-6, "unit")
   end)
 
+  it("aligns the mirrored face on its own: the mirrored photo's chip from its mirrored points", function()
+    local img = pattern(300, 200)
+    local points = {{110.3, 80.2}, {150.8, 78.9}, {131.0, 101.5}, {115.2, 125.7}, {148.1, 124.0}}
+    local m = arcface.mirror_chip(img, points)
+    -- the same chip as aligning img:flip() with its points mirrored (x -> 299 - x), the eyes and
+    -- the mouth corners swapping roles: the warp folds the mirror in, the sampling is the same
+    local w1 = img.width - 1
+    local function at(i) return {w1 - points[i][1], points[i][2]} end
+    local ref = arcface.chip(img:flip(), {at(2), at(1), at(3), at(5), at(4)})
+    for _, q in ipairs{{0, 0}, {20, 30}, {56, 56}, {111, 111}, {90, 7}} do
+      assert.are.same({ref:get(q[1], q[2])}, {m:get(q[1], q[2])})
+    end
+    -- the template is not symmetric about the chip's centre: the mirrored chip is not it
+    local flipped = arcface.flip(arcface.chip(img, points))
+    local differ = 0
+    for y = 0, 111, 5 do for x = 0, 111, 5 do
+      if flipped:get(x, y) ~= m:get(x, y) then differ = differ + 1 end
+    end end
+    assert.is_true(differ > 0)
+    assert_error(function() arcface.mirror_chip("img", points) end, "bad argument #1 to 'mirror_chip'")
+    assert_error(function() arcface.mirror_chip(img, {{1, 2}}) end, "bad argument #2 to 'mirror_chip'")
+  end)
+
   it("refuses misuse with errors naming the function and argument", function()
     local img = pattern(20, 20)
     assert_error(function() arcface.transform({{1, 2}, {3, 4}}) end, "bad argument #1 to 'transform'", "5 points")

@@ -428,12 +428,12 @@ end)
 -- The recognizer and the command line with detector = "ssd"
 -- ---------------------------------------------------------------------------
 
-describe("siamese.face.load{detector = 'ssd'}", function()
+describe("siamese.face.load{model = 'faceapi', detector = 'ssd'}", function()
   local fr
 
   setup(function()
     -- refine = 0: face-api runs the landmark net once
-    fr = assert(siamese.face.load{detector = "ssd", landmarks = "full", refine = 0, models_dir = "models"})
+    fr = assert(siamese.face.load{model = "faceapi", detector = "ssd", landmarks = "full", refine = 0, models_dir = "models"})
   end)
 
   it("detect gives face-api's SSD faces with the full net's landmarks", function()
@@ -490,11 +490,11 @@ describe("siamese.face.load{detector = 'ssd'}", function()
   end)
 
   it("refuses an unknown detector name", function()
-    assert_error(function() siamese.face.load{detector = "mtcnn"} end, "detector must be 'tiny' or 'ssd', got mtcnn")
+    assert_error(function() siamese.face.load{model = "faceapi", detector = "mtcnn"} end, "detector must be 'tiny' or 'ssd', got mtcnn")
   end)
 
-  it("bin/siamese embed --detector ssd reports the SSD's faces", function()
-    local p = assert(io.popen("bin/siamese embed --detector ssd --json spec/fixtures/faceapi/sample1.jpg 2>&1"))
+  it("bin/siamese embed --pipeline faceapi --detector ssd reports the SSD's faces", function()
+    local p = assert(io.popen("bin/siamese embed --pipeline faceapi --detector ssd --json spec/fixtures/faceapi/sample1.jpg 2>&1"))
     local out = p:read("a")
     p:close()
     local doc = assert(require("siamese.json").decode(out), out)

@@ -507,12 +507,12 @@ describe("siamese.gallery", function()
   end)
 
   it("face.load records the recognizer's model id and dimension", function()
-    local fr = assert(siamese.face.load())
+    local fr = assert(siamese.face.load{model = "faceapi"})
     local digest = siamese.hash.file_sha256("models/faceapi_recognition.safetensors")
     assert.are.equal("faceapi_recognition:" .. digest:sub(1, 16) .. "/dlib", fr.model_id)
     assert.are.equal(128, fr.dim)
     -- the alignment is part of the id: chips of another geometry give other descriptors
-    local other = assert(siamese.face.load{align = "faceapi"})
+    local other = assert(siamese.face.load{model = "faceapi", align = "faceapi"})
     assert.are.equal("faceapi_recognition:" .. digest:sub(1, 16) .. "/faceapi", other.model_id)
     local g = gallery.new{dim = fr.dim, model = fr.model_id}
     assert.are.equal(fr.model_id, g:model())

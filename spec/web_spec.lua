@@ -147,8 +147,8 @@ describe("siamese serve", function()
     assert.are.equal(200, status)
     assert.are.same({}, r.people)
     assert.are.equal(0, r.count)
-    assert.are.equal(0.6, r.threshold)
-    assert.are.equal("euclidean", r.metric)
+    assert.are.equal(0.549, r.threshold)
+    assert.are.equal("cosine", r.metric)
     status, r = post("/api/identify", {image = web.file(web.photo(COLIN, 3))})
     assert.are.equal(200, status)
     assert.are.equal(1, #r.faces)
@@ -346,7 +346,7 @@ describe("siamese serve with limits and an existing gallery", function()
   teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
 
   it("applies --max-pixels and --max-upload, and loads the gallery it was given", function()
-    local fr = assert(require("siamese.face").load())
+    local fr = assert(require("siamese.face").load{model = "faceapi"}) -- a face-api gallery: served with its own pipeline
     local g = gallery.new{dim = 128, metric = "euclidean", threshold = 0.6,
                           model = fr.model_id or "faceapi_recognition"}
     g:add("Tony Blair", fr:embed(fr:align(assert(image.load(web.photo(TONY, 1))),

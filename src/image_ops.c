@@ -28,6 +28,7 @@
  * ITU-R 601 luma, as PIL's convert("L")).
  */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 #include "sm.h"
 
@@ -162,30 +163,108 @@ static void resize_u8_linear(sm_image *out, const sm_image *in, sm_resize_method
     }
 }
 
-static void resize_u8_area(sm_image *out, const sm_image *in)
+/* The area filter's column taps, made once per chunk of output columns
+ * (on the stack: no allocation) instead of once per output pixel: column
+ * x0 + j reads source pixels first[j] .. end[j] - 1 with the weights
+ * w[at[j] ..], each overlap(ix, &sx) exactly as the per-pixel loop
+ * computes it, so the sums are the same to the bit. A column whose taps
+ * would not fit alone (a shrink by more than AREA_TAPS) gets at[j] = -1
+ * and its weights are computed as it is summed. */
+#define AREA_COLS 256
+#define AREA_TAPS 2048
+#define AREA_ROWS 64    /* row weights of one output row kept when its span is this short */
+
+typedef struct {
+    int64_t x0, x1;                 /* the chunk: output columns [x0, x1) */
+    span sx[AREA_COLS];
+    int64_t at[AREA_COLS];
+    double w[AREA_TAPS];
+} area_cols;
+
+static void area_cols_fill(area_cols *t, int64_t x0, int64_t in, int64_t out)
+{
+    int64_t used = 0, x = x0;
+    t->x0 = x0;
+    for (; x < out && x - x0 < AREA_COLS; x++) {
+        span sx = area_span(x, in, out);
+        int64_t n = sx.end - sx.first;
+        if (n > AREA_TAPS) {
+            t->at[x - x0] = -1;
+        } else {
+            if (used + n > AREA_TAPS) break;
+            t->at[x - x0] = used;
+            for (int64_t ix = sx.first; ix < sx.end; ix++) t->w[used++] = overlap(ix, &sx);
+        }
+        t->sx[x - x0] = sx;
+    }
+    t->x1 = x;
+}
+
+/* The weights of output row y's source rows, when its span is short. */
+static int area_rows_fill(double *wy, const span *sy)
+{
+    if (sy->end - sy->first > AREA_ROWS) return 0;
+    for (int64_t iy = sy->first; iy < sy->end; iy++) wy[iy - sy->first] = overlap(iy, sy);
+    return 1;
+}
+
+/* Output rows [y0, y1) of the 8-bit area resize. */
+static void resize_u8_area_rows(sm_image *out, const sm_image *in, int64_t y0, int64_t y1)
 {
     int c = in->channels;
     size_t in_stride = (size_t)in->width * (size_t)c;
-    uint8_t *o = out->data;
-    for (int y = 0; y < out->height; y++) {
-        span sy = area_span(y, in->height, out->height);
-        for (int x = 0; x < out->width; x++) {
-            span sx = area_span(x, in->width, out->width);
-            double acc[4] = { 0, 0, 0, 0 }, total = 0;
-            for (int64_t iy = sy.first; iy < sy.end; iy++) {
-                double wy = overlap(iy, &sy);
-                const uint8_t *row = in->data + (size_t)iy * in_stride;
-                for (int64_t ix = sx.first; ix < sx.end; ix++) {
-                    double w = wy * overlap(ix, &sx);
-                    const uint8_t *p = row + (size_t)ix * (size_t)c;
-                    for (int k = 0; k < c; k++)
-                        acc[k] += w * p[k];
-                    total += w;
+    area_cols t;
+    double wys[AREA_ROWS];
+    for (int64_t x0 = 0; x0 < out->width; x0 = t.x1) {
+        area_cols_fill(&t, x0, in->width, out->width);
+        for (int64_t y = y0; y < y1; y++) {
+            span sy = area_span(y, in->height, out->height);
+            int rows_kept = area_rows_fill(wys, &sy);
+            uint8_t *o = out->data + ((size_t)y * (size_t)out->width + (size_t)x0) * (size_t)c;
+            for (int64_t x = x0; x < t.x1; x++) {
+                const span *sx = &t.sx[x - x0];
+                const double *wx = t.at[x - x0] >= 0 ? t.w + t.at[x - x0] : NULL;
+                double acc[4] = { 0, 0, 0, 0 }, total = 0;
+                for (int64_t iy = sy.first; iy < sy.end; iy++) {
+                    double wy = rows_kept ? wys[iy - sy.first] : overlap(iy, &sy);
+                    const uint8_t *row = in->data + (size_t)iy * in_stride;
+                    if (wx && c == 3) {
+                        for (int64_t ix = sx->first; ix < sx->end; ix++) {
+                            double w = wy * wx[ix - sx->first];
+                            const uint8_t *p = row + (size_t)ix * 3;
+                            acc[0] += w * p[0];
+                            acc[1] += w * p[1];
+                            acc[2] += w * p[2];
+                            total += w;
+                        }
+                        continue;
+                    }
+                    for (int64_t ix = sx->first; ix < sx->end; ix++) {
+                        double w = wy * (wx ? wx[ix - sx->first] : overlap(ix, sx));
+                        const uint8_t *p = row + (size_t)ix * (size_t)c;
+                        for (int k = 0; k < c; k++)
+                            acc[k] += w * p[k];
+                        total += w;
+                    }
                 }
+                for (int k = 0; k < c; k++)
+                    *o++ = round_u8(acc[k] / total);
             }
-            for (int k = 0; k < c; k++)
-                *o++ = round_u8(acc[k] / total);
         }
+    }
+}
+
+/* Source pixels read above which the area resize splits its output rows
+ * over the threads. */
+#define AREA_PARALLEL_PIXELS ((int64_t)1 << 18)
+
+static void resize_u8_area(sm_image *out, const sm_image *in)
+{
+    int64_t H = out->height;
+    #pragma omp parallel if ((int64_t)in->width * in->height > AREA_PARALLEL_PIXELS && H > 1)
+    {
+        int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+        resize_u8_area_rows(out, in, H * id / nt, H * (id + 1) / nt);
     }
 }
 
@@ -221,25 +300,122 @@ static void resize_plane_linear(plane *out, const plane *in, sm_resize_method m)
     }
 }
 
+/* Output rows [y0, y1) of the float area resize (the column taps as for
+ * 8-bit images). */
+static void resize_plane_area_rows(plane *out, const plane *in, int64_t y0, int64_t y1)
+{
+    area_cols t;
+    double wys[AREA_ROWS];
+    for (int64_t x0 = 0; x0 < out->w; x0 = t.x1) {
+        area_cols_fill(&t, x0, in->w, out->w);
+        for (int64_t y = y0; y < y1; y++) {
+            span sy = area_span(y, in->h, out->h);
+            int rows_kept = area_rows_fill(wys, &sy);
+            float *o = out->data + y * out->sy;
+            for (int64_t x = x0; x < t.x1; x++) {
+                const span *sx = &t.sx[x - x0];
+                const double *wx = t.at[x - x0] >= 0 ? t.w + t.at[x - x0] : NULL;
+                double acc = 0, total = 0;
+                for (int64_t iy = sy.first; iy < sy.end; iy++) {
+                    double wy = rows_kept ? wys[iy - sy.first] : overlap(iy, &sy);
+                    const float *row = in->data + iy * in->sy;
+                    for (int64_t ix = sx->first; ix < sx->end; ix++) {
+                        double w = wy * (wx ? wx[ix - sx->first] : overlap(ix, sx));
+                        acc += w * row[ix * in->sx];
+                        total += w;
+                    }
+                }
+                o[x * out->sx] = (float)(acc / total);
+            }
+        }
+    }
+}
+
 static void resize_plane_area(plane *out, const plane *in)
 {
-    for (int64_t y = 0; y < out->h; y++) {
-        span sy = area_span(y, in->h, out->h);
-        float *o = out->data + y * out->sy;
-        for (int64_t x = 0; x < out->w; x++) {
-            span sx = area_span(x, in->w, out->w);
-            double acc = 0, total = 0;
-            for (int64_t iy = sy.first; iy < sy.end; iy++) {
-                double wy = overlap(iy, &sy);
-                const float *row = in->data + iy * in->sy;
-                for (int64_t ix = sx.first; ix < sx.end; ix++) {
-                    double w = wy * overlap(ix, &sx);
-                    acc += w * row[ix * in->sx];
-                    total += w;
+    int64_t H = out->h;
+    #pragma omp parallel if (in->w * in->h > AREA_PARALLEL_PIXELS && H > 1)
+    {
+        int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+        resize_plane_area_rows(out, in, H * id / nt, H * (id + 1) / nt);
+    }
+}
+
+/* ---- crops as network inputs (MTCNN's R-Net and O-Net batches) ------------------ */
+
+sm_status sm_image_area_crops_check(sm_err *err, const sm_tensor *out, const sm_image *in, int64_t n)
+{
+    char s[SM_SHAPE_STR_LEN];
+    if (out->ndim != 4 || out->shape[0] != n || out->shape[1] != in->channels || out->shape[2] < 1
+        || out->shape[2] != out->shape[3])
+        return sm_fail(err, SM_EINVAL, "output must be [%lld,%d,S,S] for %lld boxes of a %d-channel image, got %s",
+                       (long long)n, in->channels, (long long)n, in->channels,
+                       sm_shape_str(s, sizeof s, out->ndim, out->shape));
+    return SM_OK;
+}
+
+/* One box: the area resize of plane k of the normalised crop, all channels
+ * in one pass (the sum of weights is the same sequence of additions for
+ * every plane, so one total serves them all). */
+static void area_crop(float *o, const int64_t st[4], const sm_image *in, const int64_t box[4],
+                      const float (*lut)[256])
+{
+    int c = in->channels;
+    int64_t bx = box[0], by = box[1], w = box[2], h = box[3], S = st[3];
+    size_t in_stride = (size_t)in->width * (size_t)c;
+    area_cols t;
+    double wys[AREA_ROWS];
+    float zero[4];
+    for (int k = 0; k < c; k++) zero[k] = lut[k][0];
+    for (int64_t x0 = 0; x0 < S; x0 = t.x1) {
+        area_cols_fill(&t, x0, w, S);
+        for (int64_t y = 0; y < S; y++) {
+            span sy = area_span(y, h, S);
+            int rows_kept = area_rows_fill(wys, &sy);
+            for (int64_t x = x0; x < t.x1; x++) {
+                const span *sx = &t.sx[x - x0];
+                const double *wx = t.at[x - x0] >= 0 ? t.w + t.at[x - x0] : NULL;
+                double acc[4] = { 0, 0, 0, 0 }, total = 0;
+                for (int64_t iy = sy.first; iy < sy.end; iy++) {
+                    double wy = rows_kept ? wys[iy - sy.first] : overlap(iy, &sy);
+                    int64_t yy = by + iy;
+                    int row_in = yy >= 0 && yy < in->height;
+                    const uint8_t *row = row_in ? in->data + (size_t)yy * in_stride : NULL;
+                    for (int64_t ix = sx->first; ix < sx->end; ix++) {
+                        double wgt = wy * (wx ? wx[ix - sx->first] : overlap(ix, sx));
+                        int64_t xx = bx + ix;
+                        if (row_in && xx >= 0 && xx < in->width) {
+                            const uint8_t *p = row + (size_t)xx * (size_t)c;
+                            for (int k = 0; k < c; k++) acc[k] += wgt * lut[k][p[k]];
+                        } else {
+                            for (int k = 0; k < c; k++) acc[k] += wgt * zero[k];
+                        }
+                        total += wgt;
+                    }
                 }
+                for (int k = 0; k < c; k++) o[k * st[0] + y * st[1] + x * st[2]] = (float)(acc[k] / total);
             }
-            o[x * out->sx] = (float)(acc / total);
         }
+    }
+}
+
+void sm_image_area_crops(sm_tensor *out, const sm_image *in, const int64_t *boxes, int64_t n, double scale,
+                         const double mean[4], const double std[4], int transpose)
+{
+    float lut[4][256];
+    int c = in->channels;
+    for (int k = 0; k < c; k++)
+        for (int v = 0; v < 256; v++) lut[k][v] = (float)(((double)v * scale - mean[k]) / std[k]);
+    /* strides of plane, output row y and output column x (and the side) */
+    int64_t st[4] = { out->stride[1], transpose ? out->stride[3] : out->stride[2],
+                      transpose ? out->stride[2] : out->stride[3], out->shape[2] };
+    int64_t work = 0;
+    for (int64_t b = 0; b < n; b++) work += boxes[4 * b + 2] * boxes[4 * b + 3];
+    #pragma omp parallel for schedule(dynamic, 1) if (n > 1 && work > AREA_PARALLEL_PIXELS)
+    for (int64_t b = 0; b < n; b++) {
+        const int64_t *box = boxes + 4 * b;
+        if (box[2] < 1 || box[3] < 1) continue;
+        area_crop(out->data + b * out->stride[0], st, in, box, (const float (*)[256])lut);
     }
 }
 

@@ -629,6 +629,53 @@ static int l_resize_tensor(lua_State *L)
     return 1;
 }
 
+/* core.image.area_crops(img, boxes, out [, opts]): the crops of boxes =
+ * {{x, y, w, h}, ...} (integers: 0-based top-left and size, 0..65535 per
+ * side, an empty box skipped; zero pixels outside img) normalised as to_tensor (opts scale, mean,
+ * std) and area-resized in floats into out [#boxes, C, S, S] (transposed,
+ * [C, x, y], when opts.transpose): what img:crop, to_tensor and
+ * resize_tensor{method = "area"} give, in one pass per box, boxes in
+ * parallel (sm_image_area_crops). MTCNN's R-Net and O-Net batches
+ * (siamese.face.mtcnn). Returns out. */
+static int l_area_crops(lua_State *L)
+{
+    sm_image *img = sm_l_checkimage(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    sm_tensor *out = sm_l_checktensor(L, 3);
+    double scale, mean[4], std[4];
+    opt_normalisation(L, 4, img->channels, &scale, mean, std);
+    int transpose = 0;
+    if (!lua_isnoneornil(L, 4)) {
+        lua_getfield(L, 4, "transpose");
+        transpose = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_Integer n = luaL_len(L, 2);
+    sm_err err;
+    if (sm_image_area_crops_check(&err, out, img, (int64_t)n) != SM_OK)
+        return luaL_argerror(L, 3, err.msg);
+    int64_t *boxes = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * 4 * sizeof(int64_t), 0);
+    for (lua_Integer b = 0; b < n; b++) {
+        if (lua_geti(L, 2, b + 1) != LUA_TTABLE)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "boxes[%I] must be a table {x, y, w, h}", b + 1));
+        for (int i = 0; i < 4; i++) {
+            int ok;
+            lua_geti(L, -1, i + 1);
+            lua_Integer v = lua_tointegerx(L, -1, &ok);
+            lua_pop(L, 1);
+            int bad = !ok || (i < 2 ? (v < -MAX_OFFSET || v > MAX_OFFSET) : (v < 0 || v > 65535));
+            if (bad)
+                return luaL_argerror(L, 2, lua_pushfstring(L, "boxes[%I][%d] must be an integer %s", b + 1, i + 1,
+                                                           i < 2 ? "offset" : "size in 0..65535"));
+            boxes[4 * b + i] = (int64_t)v;
+        }
+        lua_pop(L, 1);
+    }
+    sm_image_area_crops(out, img, boxes, (int64_t)n, scale, mean, std, transpose);
+    lua_pushvalue(L, 3);
+    return 1;
+}
+
 /* ---- registration ------------------------------------------------------------------------ */
 
 static const luaL_Reg image_methods[] = {
@@ -642,7 +689,7 @@ static const luaL_Reg image_methods[] = {
 static const luaL_Reg image_functions[] = {
     { "decode", l_decode }, { "probe", l_probe }, { "new", l_new },
     { "set_max_pixels", l_set_max_pixels }, { "get_max_pixels", l_get_max_pixels },
-    { "from_tensor", l_from_tensor }, { "resize_tensor", l_resize_tensor },
+    { "from_tensor", l_from_tensor }, { "resize_tensor", l_resize_tensor }, { "area_crops", l_area_crops },
     { NULL, NULL }
 };
 

@@ -242,6 +242,18 @@ void sm_image_resize(sm_image *out, const sm_image *in, sm_resize_method m);
 sm_status sm_tensor_resize_check(sm_err *err, const sm_tensor *out, const sm_tensor *in);
 void sm_tensor_resize(sm_tensor *out, const sm_tensor *in, sm_resize_method m);
 
+/* The crops of n boxes of in as a batch of network inputs: box b =
+ * boxes[4b .. 4b+3] = {x, y, w, h} (0-based top-left, size; pixels outside
+ * in are 0) normalised to (pixel * scale - mean[c]) / std[c] as floats,
+ * area-resized to out's S x S and written to out[b] ([C,S,S], or [C,x,y]
+ * when transpose): the same values as sm_image_region, sm_image_to_tensor
+ * and sm_tensor_resize (SM_RESIZE_AREA) in turn. Boxes with w or h < 1 are
+ * skipped (their rows left as they are). Boxes in parallel. out:
+ * [n, in->channels, S, S]. */
+sm_status sm_image_area_crops_check(sm_err *err, const sm_tensor *out, const sm_image *in, int64_t n);
+void sm_image_area_crops(sm_tensor *out, const sm_image *in, const int64_t *boxes, int64_t n, double scale,
+                         const double mean[4], const double std[4], int transpose);
+
 /* out(ox, oy) = in(ox + x, oy + y) where inside in, else fill[c]: crop
  * (x, y >= 0 usually, fill 0) and pad (x = -left, y = -top). */
 void sm_image_region(sm_image *out, const sm_image *in, int64_t x, int64_t y, const uint8_t fill[4]);

@@ -105,6 +105,18 @@ function door.face_encoder(opts)
                threshold = door.default_threshold(fr.model_id, metric), recognizer = fr,
                fallback = fallback,
                no_face = string.format("no face at score >= %g", qopts.min_score or quality.DEFAULTS.min_score)}
+  -- After embedding: a face whose embedding is too short for the pipeline
+  -- (quality.check_embedding) fails the gate and loses its descriptor
+  -- (unless all: evaluation keeps it).
+  local function check_embedding(f, all)
+    if f.embedding_norm then f.quality.embedding_norm = f.embedding_norm end
+    if not f.quality.ok then return end
+    local ok, why = quality.check_embedding(f, fr.min_embedding_norm)
+    if not ok then
+      f.quality.ok, f.quality.reason = false, why
+      if not all then f.descriptor = nil end
+    end
+  end
   -- Every face of the photo, each with box, score, landmarks, how,
   -- quality and (when it passed the gate, or always with all = true)
   -- chip and descriptor. With a fallback and no detection, the main face
@@ -125,6 +137,7 @@ function door.face_encoder(opts)
       if all or f.quality.ok then keep[#keep + 1] = f end
     end
     fr:embed_faces(img, keep)
+    for _, f in ipairs(keep) do check_embedding(f, all) end
     return found
   end
   -- The main face of a portrait (the detection nearest the centre; the
@@ -134,7 +147,10 @@ function door.face_encoder(opts)
     if not f then return nil end
     f.how = how
     with_quality(f, qopts)
-    if all or f.quality.ok then fr:embed_faces(img, {f}) end
+    if all or f.quality.ok then
+      fr:embed_faces(img, {f})
+      check_embedding(f, all)
+    end
     return f
   end
   return enc
@@ -380,7 +396,7 @@ function door.json_quality(q)
   if not q then return json.null end
   local n = door.json_number
   return {ok = q.ok == true, reason = q.reason or json.null, score = n(q.score), size = n(q.size),
-          overlap = n(q.overlap), roll = n(q.roll), eyes = n(q.eyes)}
+          overlap = n(q.overlap), roll = n(q.roll), eyes = n(q.eyes), embedding_norm = n(q.embedding_norm)}
 end
 
 --- A decision (Door:verify, an entry of Door:identify) as JSON: accepted,

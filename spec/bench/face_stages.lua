@@ -14,7 +14,7 @@ local threads = tonumber(os.getenv("SIAMESE_THREADS") or "") or 2
 local cpu = os.getenv("CLOCK") == "cpu"
 local clock = cpu and os.clock or siamese.clock
 siamese.set_num_threads(threads)
-local fr = assert(siamese.face.load())
+local fr = assert(siamese.face.load{model = "faceapi"})
 local ssd = assert(require("siamese.face.ssd").load())
 local photo = assert(siamese.image.load("spec/fixtures/faceapi/sample1.jpg"))
 local faces = fr:detect(photo)

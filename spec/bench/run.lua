@@ -116,7 +116,7 @@ end
 
 do
   local before = faceapi_times()
-  local fr = assert(siamese.face.load())
+  local fr = assert(siamese.face.load{model = "faceapi"})
   local photo = assert(siamese.image.load("spec/fixtures/faceapi/sample1.jpg"))
   local faces = fr:detect(photo)
   local chip = fr:align(photo, faces[1])

@@ -212,8 +212,8 @@ local function main()
   state, shown = wait_result("#verify-result", "verification")
   step("verify: %s: %s", state, shown:gsub("\n", " | "))
   assert(state == "ok" and shown:find("Same person", 1, true), "verification result: " .. shown)
-  local d = tonumber(shown:match("distance ([%d.]+)"))
-  assert(d and d <= 0.6, "distance shown")
+  local d, t = tonumber(shown:match("distance ([%d.]+)")), tonumber(shown:match("threshold ([%d.]+)"))
+  assert(d and t and d <= t, "distance and threshold shown: " .. shown)
   assert(image_shown("#verify-result .pair img:nth-child(2)") > 0, "verify pictures")
 
   -- 3. identify the third photo, then a stranger

@@ -13,9 +13,9 @@ usage: siamese compare [options] PHOTO1 PHOTO2
 
 Compares the main face of PHOTO1 with the main face of PHOTO2 (in each,
 the detection nearest the centre): "same person" when their distance is at
-most the threshold. Prints "same person (distance 0.412 <= threshold
-0.600)" or "different people (distance 0.913 > threshold 0.600)"; a metric
-other than euclidean is named ("cosine distance 0.312").
+most the threshold. Prints "same person (cosine distance 0.296 <=
+threshold 0.549)" or "different people (cosine distance 0.913 > threshold
+0.549)"; the euclidean metric is not named ("distance 0.412").
 
 Both faces must be real faces (the quality gate of verify: detected at
 score 0.5, at least 40 pixels, landmarks in a plausible geometry);
@@ -29,8 +29,9 @@ options:
   --metric euclidean|cosine  the distance (default the encoder's: euclidean
                        for faceapi, cosine for mobilefacenet)
   --threshold T        the largest distance still the same person (in (0, 2);
-                       default: the model's for the metric, 0.6 euclidean and
-                       0.087 cosine for faceapi)
+                       default: the model's for the metric: cosine 0.549 and
+                       euclidean 1.0479 for mobilefacenet, euclidean 0.6 and
+                       cosine 0.087 for faceapi)
   --fallback none|threshold|centre  when no face is detected (default none:
                        refuse; the quality gate still applies)
 ]] .. photo_options.USAGE .. [[

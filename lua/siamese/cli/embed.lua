@@ -1,5 +1,5 @@
---- siamese embed: faces and descriptors of photos (128-D with the faceapi
--- pipeline, 192-D with mobilefacenet).
+--- siamese embed: faces and descriptors of photos (192-D with the default
+-- mobilefacenet pipeline, 128-D with faceapi).
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local photo_options = require "siamese.cli.photo_options"
@@ -7,24 +7,23 @@ local photo_options = require "siamese.cli.photo_options"
 local embed = {
   summary = "detect, align and embed the faces of photos",
   usage = [[
-usage: siamese embed [--pipeline faceapi|mobilefacenet]
+usage: siamese embed [--pipeline mobilefacenet|faceapi]
                      [--align dlib|similarity|faceapi] [--detector tiny|ssd]
                      [--landmarks tiny|full] [--score-threshold S]
                      [--min-face N] [--threads N] [--max-pixels N] [--json]
                      PHOTO...
 
-Detects the faces in each photo (face-api's tiny detector, or with
---detector ssd its SSD MobileNet v1, slower and more sensitive), finds their 68
-landmarks, aligns them and computes 128-D descriptors (compare with
-euclidean distance). --json prints
+Detects the faces in each photo with MTCNN (--min-face N pixels, default
+20) and their five points (eyes, nose, mouth corners), aligns them to
+ArcFace's 112x112 chip and computes MobileFaceNet's unit-length 192-D
+descriptors (compare with cosine distance). --json prints
   {"images": [{"path", "width", "height", "faces": [{"box": {"x","y","width","height"},
-   "score", "landmarks": [[x, y], ...], "descriptor": [...]}]}]}
-With --pipeline mobilefacenet: MTCNN finds the faces (--min-face N pixels,
-default 20) and their five points (eyes, nose, mouth corners), the faces
-are aligned to ArcFace's 112x112 chip and MobileFaceNet computes
-unit-length 192-D descriptors (compare with cosine distance); in JSON each
-face has "points5": [[x, y], ...5] instead of "landmarks" (--align,
---landmarks, --score-threshold and --detector are the faceapi pipeline's).
+   "score", "points5": [[x, y], ...5], "descriptor": [...]}]}]}
+With --pipeline faceapi: face-api's tiny detector (or with --detector ssd
+its SSD MobileNet v1, slower and more sensitive), 68 landmarks ("landmarks"
+instead of "points5" in JSON) and 128-D descriptors (compare with euclidean
+distance); --align, --landmarks, --score-threshold and --detector are its
+options.
 A photo that cannot be read is reported (with "error" in JSON) and the exit
 code is 2; the other photos are still processed.
 

@@ -9,7 +9,7 @@ local photo_options = require "siamese.cli.photo_options"
 local eval_cmd = {
   summary = "benchmarks: lfw (10-fold protocol), pairs FILE, folder DIR (identification too)",
   usage = [[
-usage: siamese eval lfw --root DIR --pairs FILE [--pipeline faceapi|mobilefacenet]
+usage: siamese eval lfw --root DIR --pairs FILE [--pipeline mobilefacenet|faceapi]
                         [--align dlib|similarity|faceapi]
                         [--landmarks tiny|full] [--refine N] [--jitter N]
                         [--min-face N] [--no-flip]
@@ -22,8 +22,7 @@ usage: siamese eval lfw --root DIR --pairs FILE [--pipeline faceapi|mobilefacene
                         [photo options] [--json]
 
 lfw: embeds every photo the pairs use (the best detection whose box contains
-the photo's centre, down to score 0.1; if none, the centred region;
---detector: face-api's tiny detector, default, or its SSD MobileNet v1), and reports
+the photo's centre, down to score 0.1; if none, the centred region), and reports
 10-fold accuracy (threshold chosen on 9 folds, applied to the 10th), AUC,
 EER, TAR at FAR = 1e-3 and the wall time. --refine N (default 1) re-runs
 the landmark net N times on the box re-derived from its landmarks. --jitter N averages each
@@ -32,10 +31,11 @@ test-time augmentation: N + 1 forward passes per photo); --l2 normalises
 descriptors to unit length. Writes DIR/roc.png and
 DIR/worst_pairs.png (the worst false accepts, red, and false rejects,
 blue). --json prints the same figures as one JSON object.
---pipeline mobilefacenet: MTCNN (--min-face N pixels, default 20), five
-points, the ArcFace 112x112 chip and MobileFaceNet's unit-length 192-D
-descriptor, with its mirror's averaged in unless --no-flip (--align,
---landmarks, --refine, --jitter and --detector are the faceapi pipeline's).
+--pipeline mobilefacenet (default): MTCNN (--min-face N pixels, default
+20), five points, the ArcFace 112x112 chip and MobileFaceNet's unit-length
+192-D descriptor, with its mirror's averaged in unless --no-flip.
+--pipeline faceapi: --detector (face-api's tiny detector, default, or its
+SSD MobileNet v1), --align, --landmarks, --refine and --jitter.
 
 pairs: verification on an LFW-style pairs file (photos under --root as
 NAME/NAME_0001.jpg) with the chosen encoder: k-fold accuracy (the folds of
@@ -80,7 +80,6 @@ local SPEC = {
   refine = {kind = "number", default = 1},
   l2 = {kind = "flag", default = false},
   landmarks = {kind = "string", default = "tiny", choices = {"tiny", "full"}},
-  pipeline = {kind = "string", default = "faceapi", choices = {"faceapi", "mobilefacenet"}},
   min_face = {kind = "number"},
   no_flip = {kind = "flag", default = false},
   out = {kind = "string", default = "build/lfw"},

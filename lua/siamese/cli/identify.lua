@@ -12,7 +12,7 @@ usage: siamese identify --gallery FILE [options] PHOTO|DIR...
 For every face found in each photo (a DIR stands for its image files),
 the nearest enrolled identity and its distance; a face farther than the
 threshold from everyone is "unknown". Only faces that pass the quality gate
-(detected at score 0.5, at least 40 pixels, landmarks that fit) are named;
+(detected at score 0.5, at least 40 pixels, plausible landmarks) are named;
 the others are listed with the reason they were not decided on.
 
 options:

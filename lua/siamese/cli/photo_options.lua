@@ -29,11 +29,11 @@ photo_options.SPEC = {
 }
 
 photo_options.USAGE = [[
-  --pipeline faceapi|mobilefacenet  the face pipeline (default faceapi, or
-                       the one a gallery was made with): faceapi (detector,
-                       68 landmarks, dlib chip, 128-D, euclidean) or
+  --pipeline mobilefacenet|faceapi  the face pipeline (default
+                       mobilefacenet, or the one a gallery was made with):
                        mobilefacenet (MTCNN, five points, ArcFace chip,
-                       192-D, cosine)
+                       192-D, cosine) or faceapi (face-api's detector, 68
+                       landmarks, dlib chip, 128-D, euclidean)
   --min-face N         mobilefacenet: the smallest face MTCNN looks for, in
                        pixels (6..10000; default 20)
   --detector tiny|ssd  faceapi: the face detector (default tiny; ssd: SSD

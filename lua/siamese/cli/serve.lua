@@ -11,7 +11,7 @@ usage: siamese serve --gallery FILE [--port N] [--host ADDR]
                      [--request-timeout S] [--workers N]
                      [--allowed-host NAMES] [--tls-cert FILE --tls-key FILE]
                      [--insecure-http] [--threads N]
-                     [--pipeline faceapi|mobilefacenet] [--min-face N]
+                     [--pipeline mobilefacenet|faceapi] [--min-face N]
                      [--detector tiny|ssd] [--quiet] [--json]
 
 Serves the demo page and its JSON API (POST /api/verify, /api/enroll,
@@ -34,9 +34,10 @@ log FILE.audit (siamese audit).
  FILE is the gallery enrollments are saved to (created
 on the first enrollment). The face pipeline is the gallery's (one that
 --pipeline names otherwise is refused); a new gallery takes --pipeline's
-(default faceapi) and its metric (euclidean for faceapi, cosine for
-mobilefacenet). --threshold sets the gallery's acceptance distance
-(default for a new gallery: the pipeline's, 0.6 euclidean for faceapi). Uploads over --max-upload bytes (default
+(default mobilefacenet) and its metric (cosine for mobilefacenet,
+euclidean for faceapi). --threshold sets the gallery's acceptance distance
+(default for a new gallery: the pipeline's, cosine 0.549 for mobilefacenet,
+euclidean 0.6 for faceapi). Uploads over --max-upload bytes (default
 10485760) and images over --max-pixels pixels (default 24000000) are
 refused with 413.
 Malformed or oversized requests get a JSON 4xx (README "Web demo"); a

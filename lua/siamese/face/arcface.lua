@@ -86,6 +86,29 @@ function arcface.chip(img, points, size)
   return rgb:warp_affine(m, size, size)
 end
 
+--- The chip of the mirrored face: the photo mirrored (x -> W - 1 - x) with
+-- its five points (the eyes and the mouth corners swapping roles), aligned
+-- onto the template on its own. Unlike the mirrored chip (arcface.flip),
+-- its points land on the template: the template is not symmetric about
+-- the chip's centre (the eyes' midpoint is at x = 55.91, the nose at
+-- 56.03, the centre at 55.5), so a mirrored chip is off by about a pixel.
+-- The photo is not copied: the mirror is folded into the warp's matrix.
+function arcface.mirror_chip(img, points, size)
+  if not is_image(img) then argerror("mirror_chip", 1, "siamese.Image expected, got %s", typename(img)) end
+  check_points("mirror_chip", 2, points)
+  size = check_size("mirror_chip", 3, size)
+  local w1 = img.width - 1
+  local function m(i) return {w1 - points[i][1], points[i][2]} end
+  local mirrored = {m(2), m(1), m(3), m(5), m(4)}
+  -- t maps the mirrored photo onto the chip; composed with the mirror
+  -- F(x, y) = (w1 - x, y) it maps the photo itself: t(F(p)).
+  local t = arcface.transform(mirrored, size)
+  local composed = {{-t[1][1], t[1][2], t[1][1] * w1 + t[1][3]},
+                    {-t[2][1], t[2][2], t[2][1] * w1 + t[2][3]}}
+  local rgb = img.channels == 3 and img or img:to_rgb()
+  return rgb:warp_affine(composed, size, size)
+end
+
 --- The mirrored chip (left and right swapped), for flip-averaged embeddings.
 function arcface.flip(chip)
   if not is_image(chip) then argerror("flip", 1, "siamese.Image expected, got %s", typename(chip)) end

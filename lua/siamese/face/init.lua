@@ -1,19 +1,24 @@
---- siamese.face: recognise faces in photos with face-api's pretrained
--- networks (models/, converted by models/convert_faceapi.lua): tiny face
+--- siamese.face: recognise faces in photos with pretrained networks
+-- (models/). face.load() gives the default pipeline, MTCNN + MobileFaceNet
+-- (siamese.face.mobilefacenet: five points, ArcFace chip, unit 192-D
+-- descriptors compared by cosine distance); face.load{model = "faceapi"}
+-- gives face-api's, defined here (models/convert_faceapi.lua): tiny face
 -- detector (or SSD MobileNet v1, detector = "ssd") -> 68 landmarks ->
--- alignment -> 128-D descriptor (ResNet).
+-- alignment -> 128-D descriptor (ResNet), compared by euclidean distance.
+-- Both answer the same methods (detect, main_face, align, embed,
+-- embed_batch, embed_faces, embed_all).
 --
 --   local fr = assert(siamese.face.load())           -- bundled models
 --   for _, f in ipairs(fr:embed_all(img)) do print(f.score, f.descriptor:norm()) end
 --
--- Alignment: "dlib" (default; dlib's own face chip, which the network
--- was trained on: 33 landmarks fitted to dlib's mean face, padding 0.25 —
--- siamese.face.align.dlib_chip), "similarity" (eyes and mouth mapped to
--- canonical positions of a 150x150 chip, roll removed) or "faceapi"
--- (face-api's square crop around eyes and mouth, no rotation). On LFW's
--- development pairs dlib's chip is as good as or better than the others
--- (models/tune_lfw.lua, models/README.md, "LFW benchmark").
--- Descriptors are compared with euclidean distance.
+-- The faceapi pipeline's alignment: "dlib" (default; dlib's own face
+-- chip, which the network was trained on: 33 landmarks fitted to dlib's
+-- mean face, padding 0.25 — siamese.face.align.dlib_chip), "similarity"
+-- (eyes and mouth mapped to canonical positions of a 150x150 chip, roll
+-- removed) or "faceapi" (face-api's square crop around eyes and mouth, no
+-- rotation). On LFW's development pairs dlib's chip is as good as or
+-- better than the others (models/tune_lfw.lua, models/README.md, "LFW
+-- benchmark").
 local class = require "siamese.class"
 local weights = require "siamese.face.weights"
 local detector = require "siamese.face.detector"
@@ -30,12 +35,14 @@ face.Recognizer = Recognizer
 local ALIGN = {similarity = true, dlib = true, faceapi = true}
 
 --- The pipeline face.load gives without opts.model.
-face.DEFAULT_MODEL = "faceapi"
+face.DEFAULT_MODEL = "mobilefacenet"
 
---- Loads a face pipeline. opts.model: "faceapi" (face-api's detector,
--- 68 landmarks and dlib's 128-D ResNet, below) or "mobilefacenet" (MTCNN,
--- five points, ArcFace alignment and MobileFaceNet's 192-D descriptor:
--- siamese.face.mobilefacenet, with its options min_face and flip).
+--- Loads a face pipeline. opts.model: "mobilefacenet" (the default:
+-- MTCNN, five points, ArcFace alignment and MobileFaceNet's 192-D
+-- descriptor: siamese.face.mobilefacenet, with its options min_face, flip
+-- and convention) or "faceapi" (face-api's detector, 68 landmarks and
+-- dlib's 128-D ResNet, below). Both take models_dir; an option of the
+-- other pipeline, or an unknown one, is an error.
 -- The faceapi model's options: models_dir, align ("similarity" |
 -- "dlib" | "faceapi"), detector ("tiny": face-api's TinyFaceDetector, default,
 -- or "ssd": its SsdMobilenetv1, siamese.face.ssd), landmarks ("tiny",
@@ -44,22 +51,33 @@ face.DEFAULT_MODEL = "faceapi"
 -- Recognizer:landmarks_in), input_size (tiny detector, multiple of 32,
 -- default 416; the SSD always sees 512x512), score_threshold (default 0.5).
 -- Returns the recognizer, or nil, message.
+local OPTIONS = {
+  faceapi = {align = true, detector = true, landmarks = true, refine = true, input_size = true, score_threshold = true},
+  mobilefacenet = {min_face = true, flip = true, convention = true},
+}
+
 function face.load(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("face.load: bad argument #1 (options table expected, got " .. type(opts) .. ")", 2)
+  end
   opts = opts or {}
   local model = opts.model or face.DEFAULT_MODEL
-  if model == "mobilefacenet" then
-    for _, k in ipairs{"align", "detector", "landmarks", "refine", "input_size", "score_threshold"} do
-      if opts[k] ~= nil then
-        error(string.format("face.load: option '%s' is for the faceapi model, not mobilefacenet", k), 2)
-      end
-    end
-    return require("siamese.face.mobilefacenet").load{models_dir = opts.models_dir, min_face = opts.min_face,
-                                                      flip = opts.flip}
-  elseif model ~= "faceapi" then
+  if not OPTIONS[model] then
     error("face.load: model must be 'mobilefacenet' or 'faceapi', got " .. tostring(model), 2)
   end
-  for _, k in ipairs{"min_face", "flip"} do
-    if opts[k] ~= nil then error(string.format("face.load: option '%s' is for the mobilefacenet model", k), 2) end
+  for k in pairs(opts) do
+    if k ~= "model" and k ~= "models_dir" and not OPTIONS[model][k] then
+      local other = model == "faceapi" and "mobilefacenet" or "faceapi"
+      if OPTIONS[other][k] then
+        error(string.format("face.load: option '%s' is for the %s model (model = '%s'), not %s", k, other, other,
+          model), 2)
+      end
+      error(string.format("face.load: unknown option '%s'", tostring(k)), 2)
+    end
+  end
+  if model == "mobilefacenet" then
+    return require("siamese.face.mobilefacenet").load{models_dir = opts.models_dir, min_face = opts.min_face,
+                                                      flip = opts.flip, convention = opts.convention}
   end
   local method = opts.align or "dlib"
   if not ALIGN[method] then error("face.load: align must be 'similarity', 'dlib' or 'faceapi', got " .. tostring(method), 2) end
@@ -100,6 +118,7 @@ function face.load(opts)
   fr.detector_kind = kind
   fr.model_id = "faceapi_recognition:" .. digest:sub(1, 16) .. "/" .. method
   fr.dim = 128
+  fr.metric = "euclidean"
   fr.align_method = method
   fr.input_size = opts.input_size or 416
   fr.score_threshold = opts.score_threshold or 0.5
@@ -313,8 +332,11 @@ function Recognizer:embed_faces(img, faces, opts)
     end
   end
   if #chips > 0 then
-    local d = self:embed_batch(chips)
-    for i, f in ipairs(kept) do f.descriptor = d:select(1, i):clone() end
+    local d, norms = self:embed_batch(chips)
+    for i, f in ipairs(kept) do
+      f.descriptor = d:select(1, i):clone()
+      f.embedding_norm = norms and norms[i] -- the pipelines whose embedding norm tells faces apart
+    end
   end
   return kept
 end

@@ -27,9 +27,16 @@ mfn.DIM = 192
 -- centred region of a portrait whatever its score.
 mfn.LOW_THRESHOLDS = {0.3, 0.4, 0.1}
 -- Chosen on LFW's development pairs (models/tune_mobilefacenet.lua,
--- models/README.md).
+-- models/README.md): each descriptor is the chip's plus its mirror's.
 mfn.DEFAULT_FLIP = true
 mfn.DEFAULT_CONVENTION = "standard"
+-- The door refuses a face whose embedding (before normalisation, the
+-- chip's own) is shorter (siamese.face.quality.check_embedding): the 0.1 %
+-- quantile of LFW's development photos' own faces, rounded down; it
+-- refuses 4 of those 4,991 faces and 284 of the 894 other detections in
+-- them (logos, hands, two half faces at once, people cut by the edge).
+-- models/measure_embedding_norms.lua, models/README.md.
+mfn.MIN_EMBEDDING_NORM = 45
 
 local Recognizer = class("MobileFaceNetRecognizer")
 mfn.Recognizer = Recognizer
@@ -74,6 +81,7 @@ function mfn.load(opts)
   fr.metric = "cosine"
   fr.align_method = "arcface"
   fr.min_face = det.min_face
+  fr.min_embedding_norm = mfn.MIN_EMBEDDING_NORM
   fr.models_dir = dir
   return fr
 end
@@ -173,7 +181,10 @@ function Recognizer:align(img, f, opts)
 end
 
 --- Descriptors [N,192], unit length, of chips (112x112 aligned faces;
--- other sizes are resized).
+-- other sizes are resized), and the list of each chip's embedding norm
+-- before normalisation (its own, without the mirror's): ArcFace-trained
+-- networks give faces long embeddings and other patterns short ones, so
+-- the door refuses a "face" whose norm is below mfn.MIN_EMBEDDING_NORM.
 function Recognizer:embed_batch(chips)
   if type(chips) ~= "table" or #chips == 0 then
     argcheck.error("embed_batch", 1, "a non-empty list of chips expected, got %s", argcheck.typename(chips))
@@ -185,7 +196,22 @@ function Recognizer:embed_batch(chips)
     end
     sized[i] = (c.width == arcface.SIZE and c.height == arcface.SIZE) and c or c:resize(arcface.SIZE, arcface.SIZE)
   end
-  return arcface.embed(self.net, sized, {flip = self.flip, normalize = true})
+  -- arcface.embed's steps (the same forwards, so the same descriptors),
+  -- keeping the chips' own norms
+  local e = self.net:forward(arcface.to_tensor(sized)):clone()
+  local norms = {}
+  for i = 1, #sized do norms[i] = e:select(1, i):norm() end
+  if self.flip then
+    local mirrored = {}
+    for i, c in ipairs(sized) do mirrored[i] = c:flip() end
+    e:add_(self.net:forward(arcface.to_tensor(mirrored)))
+  end
+  for i = 1, #sized do
+    local row = e:select(1, i)
+    local norm = row:norm()
+    if norm > 0 then row:scale_(1 / norm) end
+  end
+  return e, norms
 end
 
 --- The descriptor [192] of one chip.

@@ -168,12 +168,47 @@ function mtcnn.nms(boxes, threshold, method)
     return i < j
   end)
   local kept, dropped = {}, {}
-  for k, i in ipairs(order) do
+  if threshold < 0 then
+    -- disjoint pairs count too: the plain loop
+    for k, i in ipairs(order) do
+      if not dropped[k] then
+        kept[#kept + 1] = boxes[i]
+        for l = k + 1, #order do
+          if not dropped[l] and mtcnn.iou(boxes[i], boxes[order[l]], method) > threshold then dropped[l] = true end
+        end
+      end
+    end
+    return kept
+  end
+  -- mtcnn.iou inlined over arrays in score order (the same expressions, so
+  -- the same values); a pair without intersection overlaps by 0, which
+  -- never exceeds a threshold >= 0
+  local n = #order
+  local X1, Y1, X2, Y2, A = {}, {}, {}, {}, {}
+  for k = 1, n do
+    local b = boxes[order[k]]
+    X1[k], Y1[k], X2[k], Y2[k] = b[1], b[2], b[3], b[4]
+    A[k] = (b[3] - b[1] + 1) * (b[4] - b[2] + 1)
+  end
+  local union = method == "union"
+  local min, max = math.min, math.max
+  for k = 1, n do
     if not dropped[k] then
-      local best = boxes[i]
-      kept[#kept + 1] = best
-      for l = k + 1, #order do
-        if not dropped[l] and mtcnn.iou(best, boxes[order[l]], method) > threshold then dropped[l] = true end
+      kept[#kept + 1] = boxes[order[k]]
+      local ax1, ay1, ax2, ay2, aa = X1[k], Y1[k], X2[k], Y2[k], A[k]
+      for l = k + 1, n do
+        if not dropped[l] then
+          local iw = min(ax2, X2[l]) - max(ax1, X1[l]) + 1
+          if iw > 0 then
+            local ih = min(ay2, Y2[l]) - max(ay1, Y1[l]) + 1
+            if ih > 0 then
+              local inter = iw * ih
+              local o
+              if union then o = inter / (aa + A[l] - inter) else o = inter / min(aa, A[l]) end
+              if o > threshold then dropped[l] = true end
+            end
+          end
+        end
       end
     end
   end
@@ -534,16 +569,35 @@ end
 -- The crops of boxes as transposed network inputs, in batches of at most
 -- max_batch; fn(x, first, n, empty) is called per batch (first = index of its
 -- first box, empty = the set of indices of boxes whose crop is empty: their
--- rows are zeros and must be ignored).
+-- rows are zeros and must be ignored). With the area filter the batch is
+-- made in C in one call, boxes in parallel (core.image.area_crops: the same
+-- values as float_crop's crop, to_tensor and resize_tensor in turn).
+local area_crops = require("siamese.core").image.area_crops
+
 local function run_crops(self, rgb, boxes, size, fn)
   local empty = {}
   local i = 1
   while i <= #boxes do
     local n = math.min(self.max_batch, #boxes - i + 1)
     local x = T.zeros{n, 3, size, size}
-    for k = 1, n do
-      local c = float_crop(rgb, boxes[i + k - 1], size, self.resize)
-      if c then x:select(1, k):copy(c:transpose(2, 3)) else empty[i + k - 1] = true end
+    if self.resize == "area" then
+      local list = {}
+      for k = 1, n do
+        local b = boxes[i + k - 1]
+        local x1, y1 = fix(b[1]), fix(b[2])
+        local w, h = fix(b[3]) - x1 + 1, fix(b[4]) - y1 + 1
+        if w < 1 or h < 1 or w > 65535 or h > 65535 then
+          empty[i + k - 1], list[k] = true, {0, 0, 0, 0}
+        else
+          list[k] = {x1 - 1, y1 - 1, w, h}
+        end
+      end
+      area_crops(rgb, list, x, {scale = NORM.scale, mean = NORM.mean, std = NORM.std, transpose = true})
+    else
+      for k = 1, n do
+        local c = float_crop(rgb, boxes[i + k - 1], size, self.resize)
+        if c then x:select(1, k):copy(c:transpose(2, 3)) else empty[i + k - 1] = true end
+      end
     end
     fn(x, i, n, empty)
     i = i + n

@@ -28,6 +28,9 @@
 --     0.24-0.41, 0.29-0.82, 0.86-1.35 and 0.66-1.12 iod.)
 -- Landmarks are the 68 iBUG points of face-api's landmark nets, or five
 -- points (eye centres, nose tip, mouth corners) in face.points5.
+-- After the face is embedded, quality.check_embedding applies the
+-- pipeline's minimum embedding norm (the MobileFaceNet pipeline's: the
+-- network must see a face; siamese.door runs both halves).
 local face_box_from_landmarks -- siamese.face.box_from_landmarks, loaded lazily (it requires this module)
 
 local quality = {}
@@ -135,6 +138,28 @@ function quality.check(f, opts)
   local ok, why = geometry(f, pts, o, q)
   if not ok then return false, why, q end
   return true, nil, q
+end
+
+--- The second half of the gate, after the face is embedded: the length
+-- of its embedding before normalisation (f.embedding_norm, which the
+-- MobileFaceNet pipeline reports) must be at least min_norm. A network
+-- trained with an ArcFace-type loss gives faces long embeddings and
+-- patterns it does not take for a face short ones (the norm measures how
+-- sure it is), and MTCNN does fire on some such patterns at a high score
+-- (a dress's print, in face-api's sample4.jpg, at 0.96): the geometry of
+-- five points cannot tell them apart, as 68 landmarks fitting the box can.
+-- Returns true (also when either is nil: the check does not apply), or
+-- false and the reason.
+function quality.check_embedding(f, min_norm)
+  if type(f) ~= "table" then
+    error("quality.check_embedding: bad argument #1 (a face expected, got " .. type(f) .. ")", 2)
+  end
+  if min_norm ~= nil and (type(min_norm) ~= "number" or min_norm ~= min_norm or min_norm < 0) then
+    error("quality.check_embedding: bad argument #2 (a non-negative number expected, got " .. tostring(min_norm) .. ")", 2)
+  end
+  local n = f.embedding_norm
+  if n == nil or min_norm == nil or n >= min_norm then return true end
+  return false, string.format("not a face to the recognition network (embedding norm %.1f < %g)", n, min_norm)
 end
 
 return quality
