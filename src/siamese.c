@@ -2,6 +2,7 @@
 #include "l_aux.h"
 
 void sm_open_process(lua_State *L); /* l_process.c */
+void sm_open_video(lua_State *L);   /* l_video.c */
 
 static int l_set_num_threads(lua_State *L)
 {
@@ -63,5 +64,6 @@ int luaopen_siamese_core(lua_State *L)
     sm_open_hash(L);     /* sets core.hash: crc32, sha256, file_sha256 */
     sm_open_winograd(L); /* sets core.winograd: inference 3x3 convolutions */
     sm_open_process(L);  /* sets core.process: fork, socketpair, waitpid, frames, spawn */
+    sm_open_video(L);    /* sets core.video: pipes and the raw-frame reader behind siamese.video */
     return 1;
 }

@@ -401,6 +401,67 @@ sm_status sm_process_spawn(sm_err *err, int *pid, const char *const *argv, const
 void sm_process_exit_now(int code); /* _exit: no atexit handlers, no stdio flush */
 int sm_process_getpid(void);
 
+/* ---- video frames from a pipe (video.c) ------------------------------------ */
+/* Reads fixed-size raw frames (ffmpeg's `-f rawvideo` output) from a pipe.
+ * Files: each read blocks for the next frame, straight into the caller's
+ * pixels, and never drops one. Live: each read drains everything the pipe
+ * holds, keeps the newest complete frame (two frame buffers: the newest
+ * complete one and the one being filled, whose part stays for the next
+ * read), copies it out and counts the frames it skipped; it blocks only
+ * when no complete frame has arrived since the last read. The reader owns
+ * fd, log_fd (the child's stderr, whose last bytes it keeps for messages)
+ * and the child pid: sm_video_reader_close closes them and reaps the child. */
+#define SM_VIDEO_LOG_LEN 1024
+typedef struct {
+    int fd, log_fd;          /* non-blocking read ends (-1: closed / none) */
+    int pid;                 /* the child to reap on close (0: none) */
+    int width, height;
+    int live, timeout_ms;    /* timeout_ms: per read, -1 waits forever */
+    size_t frame_bytes;
+    uint8_t *buf[2];         /* live: the two frame buffers (the workspace) */
+    int cur;                 /* live: the buffer being filled */
+    size_t have;             /* bytes of the frame in progress */
+    int64_t frames;          /* complete frames received so far */
+    int eof;                 /* the pipe reached end of file */
+    char log[SM_VIDEO_LOG_LEN + 1]; /* the last bytes of the child's stderr, NUL-terminated */
+    size_t log_len;
+} sm_video_reader;
+
+/* A pipe for a child's output: fds[0] the read end (non-blocking), fds[1]
+ * the write end; both close-on-exec (posix_spawn's dup2 clears it on the
+ * child's copy). SM_EIO naming the reason. */
+sm_status sm_video_pipe(sm_err *err, int fds[2]);
+/* SM_EINVAL unless 1 <= width, height <= SM_IMAGE_MAX_SIDE, fd is an open
+ * non-blocking descriptor and log_fd is -1 or one; SM_ELIMIT when two
+ * frames of width x height x 3 bytes exceed 2^31 bytes. Never allocates. */
+sm_status sm_video_reader_check(sm_err *err, int fd, int log_fd, int width, int height, int live);
+/* Bytes of workspace the reader needs (live: two frames; files: none). */
+size_t sm_video_reader_workspace_size(int width, int height, int live);
+/* Takes ownership of fd and log_fd (after a successful check). Live: the
+ * pipe is enlarged to hold a few frames when the system allows it, so the
+ * child rarely waits for a slow reader. */
+void sm_video_reader_init(sm_video_reader *r, int fd, int log_fd, int width, int height, int live,
+                          int timeout_ms, uint8_t *workspace);
+/* Reads the next frame (files) or the newest complete one (live) into dst
+ * (frame_bytes bytes, rgb24). *got 1: a frame, *index its number (1-based),
+ * *dropped the frames skipped before it (always 0 for files); *got 0: the
+ * stream ended cleanly. SM_EFORMAT when it ends in the middle of a frame,
+ * SM_EIO on a read error or when no frame came within timeout_ms; after
+ * an end or an error every later read ends again (*got 0). */
+sm_status sm_video_read(sm_err *err, uint8_t *dst, int *got, int64_t *index, int64_t *dropped,
+                        sm_video_reader *r);
+/* Closes the descriptors (the frame pipe first, so a child blocked on it
+ * gets EPIPE) and reaps the child: after wait_ms for it to exit on its own
+ * (0 when closing early), SIGTERM; after term_ms more, SIGKILL and a
+ * blocking wait. *by_itself 1 when it exited before any signal, with its
+ * status in *st. The rest of the child's stderr is kept in r->log.
+ * Idempotent; *by_itself 0 and *st zeroed when there was no child. */
+void sm_video_reader_close(sm_process_status *st, int *by_itself, sm_video_reader *r, int wait_ms, int term_ms);
+/* Reads fd (non-blocking, e.g. sm_video_pipe's) to end of file into buf
+ * (cap bytes): SM_ELIMIT past cap, SM_EIO on an error or after timeout_ms
+ * (-1: forever). For a child's short output (ffprobe's JSON). */
+sm_status sm_video_read_all(sm_err *err, size_t *got, char *buf, size_t cap, int fd, int timeout_ms);
+
 /* Element types of serialized tensors (safetensors names), all stored
  * little-endian; dtype.c converts them to and from float32. */
 typedef enum {

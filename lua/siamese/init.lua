@@ -66,7 +66,7 @@ end
 -- at a door on faces that pass the quality gate) and siamese.names (the
 -- checks of enrolled names) load on first use: face requires this module
 -- itself.
-local LAZY = {face = "siamese.face", door = "siamese.door", names = "siamese.names"}
+local LAZY = {face = "siamese.face", door = "siamese.door", names = "siamese.names", video = "siamese.video"}
 setmetatable(siamese, {
   __index = function(t, k)
     local name = LAZY[k]
