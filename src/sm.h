@@ -462,6 +462,59 @@ void sm_video_reader_close(sm_process_status *st, int *by_itself, sm_video_reade
  * (-1: forever). For a child's short output (ffprobe's JSON). */
 sm_status sm_video_read_all(sm_err *err, size_t *got, char *buf, size_t cap, int fd, int timeout_ms);
 
+/* ---- video frames to a pipe (video.c) -------------------------------------- */
+/* Writes raw rgb24 frames to a child's stdin (ffmpeg's `-f rawvideo -i
+ * pipe:0`). The write end is non-blocking; a write waits with poll() on it
+ * and on the child's stderr together (draining that into log, so a child
+ * that writes much to stderr never blocks on it while we wait). SIGPIPE is
+ * blocked around each write() (and a pending one it raised consumed), so a
+ * dead child gives EPIPE, never a signal. The writer owns fd, log_fd and
+ * the child pid: sm_video_writer_close closes them and reaps the child. */
+typedef struct {
+    int fd, log_fd;          /* the child's stdin (write end), its stderr (read end); -1: closed / none */
+    int pid;                 /* the child to reap on close (0: none) */
+    int width, height;
+    int timeout_ms;          /* how long one write may wait for the child (-1: forever) */
+    size_t frame_bytes;
+    int64_t frames;          /* complete frames written */
+    int broken;              /* a write failed: the pipe is closed, later writes fail */
+    char log[SM_VIDEO_LOG_LEN + 1]; /* the last bytes of the child's stderr, NUL-terminated */
+    size_t log_len;
+} sm_video_writer;
+
+/* A pipe for a child's input: fds[0] the read end (blocking, for the
+ * child), fds[1] the write end (non-blocking, ours); both close-on-exec. */
+sm_status sm_video_output_pipe(sm_err *err, int fds[2]);
+/* SM_EINVAL unless 1 <= width, height <= SM_IMAGE_MAX_SIDE, fd is an open
+ * descriptor and log_fd is -1 or an open non-blocking one; SM_ELIMIT when a
+ * frame exceeds 2^31 bytes. Never allocates. */
+sm_status sm_video_writer_check(sm_err *err, int fd, int log_fd, int width, int height);
+/* Takes ownership of fd (made non-blocking; its pipe enlarged to hold a
+ * frame or 1 MiB when the system allows) and log_fd. */
+void sm_video_writer_init(sm_video_writer *w, int fd, int log_fd, int width, int height, int timeout_ms);
+/* Writes one frame (frame_bytes bytes of rgb24) whole. SM_EIO when the
+ * child stopped reading (it died: EPIPE), on a write error or when no byte
+ * could be written for timeout_ms; the pipe is then closed and every later
+ * write fails the same way (the child is still to be reaped by close). */
+sm_status sm_video_write(sm_err *err, sm_video_writer *w, const uint8_t *frame);
+/* Closes the pipe (the child sees the end of its input and finishes) and
+ * reaps the child: it gets wait_ms to exit by itself (stderr drained
+ * meanwhile), then SIGKILL and a blocking wait. *by_itself 1 when it
+ * exited before the signal, with its status in *st. The rest of the
+ * child's stderr is kept in w->log. Idempotent; *by_itself 0 and *st
+ * zeroed when there was no child. */
+void sm_video_writer_close(sm_process_status *st, int *by_itself, sm_video_writer *w, int wait_ms);
+/* Creates an empty file "<path>.tmp.<pid>.<k><suffix>" (O_EXCL: never an
+ * existing one; k counts up on a clash) and puts its name in out (cap
+ * bytes). SM_EIO naming path and the reason; SM_EINVAL when the name does
+ * not fit in cap. */
+sm_status sm_video_create_temp(sm_err *err, char *out, size_t cap, const char *path, const char *suffix);
+/* Makes a finished temporary the file path: fsyncs it, renames it over
+ * path (overwrite 0: fails with SM_EIO if path exists, atomically where the
+ * file system allows), fsyncs the directory. SM_EIO naming path and the
+ * reason; the temporary is left for the caller to remove on failure. */
+sm_status sm_video_commit(sm_err *err, const char *tmp, const char *path, int overwrite);
+
 /* Element types of serialized tensors (safetensors names), all stored
  * little-endian; dtype.c converts them to and from float32. */
 typedef enum {

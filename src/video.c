@@ -16,12 +16,21 @@
  * dropped). When the pipe is empty and a frame completed during this call,
  * it is copied out; the partial next frame stays in buf[cur] for the next
  * call. So the two buffers are always {newest complete, in progress}.
+ *
+ * Writing (sm_video_writer, for ffmpeg's `-f rawvideo -i pipe:0`): each
+ * frame goes whole from the caller's pixels to the child's stdin (our end
+ * non-blocking, waits are poll() on it and the child's stderr together);
+ * SIGPIPE is blocked around write(), so a dead child is EPIPE. The output
+ * file is a temporary created here (O_EXCL) and renamed over the target
+ * only when the child finished cleanly (sm_video_commit).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -356,4 +365,302 @@ sm_status sm_video_read_all(sm_err *err, size_t *got, char *buf, size_t cap, int
         struct pollfd p = {fd, POLLIN, 0};
         if (poll(&p, 1, wait) < 0 && errno != EINTR) return os_fail(err, errno, "poll");
     }
+}
+
+/* ---- writing: raw frames to a child's stdin -------------------------------- */
+
+#define MAX_FRAME ((size_t)1 << 31)
+
+sm_status sm_video_output_pipe(sm_err *err, int fds[2])
+{
+    if (pipe2(fds, O_CLOEXEC) != 0) return os_fail(err, errno, "pipe");
+    int fl = fcntl(fds[1], F_GETFL);
+    if (fl < 0 || fcntl(fds[1], F_SETFL, fl | O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return os_fail(err, e, "fcntl");
+    }
+    return SM_OK;
+}
+
+sm_status sm_video_writer_check(sm_err *err, int fd, int log_fd, int width, int height)
+{
+    if (width < 1 || height < 1 || width > SM_IMAGE_MAX_SIDE || height > SM_IMAGE_MAX_SIDE)
+        return sm_fail(err, SM_EINVAL, "frame size %dx%d out of range (each side 1..%d)", width, height,
+                       SM_IMAGE_MAX_SIDE);
+    if ((size_t)width * (size_t)height * 3 > MAX_FRAME)
+        return sm_fail(err, SM_ELIMIT, "frames of %dx%d are too large (over 2 GiB)", width, height);
+    if (fd < 0 || fcntl(fd, F_GETFL) < 0)
+        return sm_fail(err, SM_EINVAL, "descriptor %d is not an open descriptor", fd);
+    if (log_fd != -1 && (log_fd < 0 || !nonblocking_fd(log_fd)))
+        return sm_fail(err, SM_EINVAL, "log descriptor %d is not an open non-blocking descriptor", log_fd);
+    return SM_OK;
+}
+
+void sm_video_writer_init(sm_video_writer *w, int fd, int log_fd, int width, int height, int timeout_ms)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = fd;
+    w->log_fd = log_fd;
+    w->width = width;
+    w->height = height;
+    w->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+    w->frame_bytes = (size_t)width * (size_t)height * 3;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK); /* else writes just block */
+#ifdef F_SETPIPE_SZ
+    /* Room for a frame (at most 1 MiB): fewer waits; best effort. */
+    size_t want = w->frame_bytes < ((size_t)1 << 20) ? w->frame_bytes : (size_t)1 << 20;
+    int cur = fcntl(fd, F_GETPIPE_SZ);
+    for (size_t sz = want; cur >= 0 && sz > (size_t)cur; sz /= 2)
+        if (fcntl(fd, F_SETPIPE_SZ, (int)sz) >= 0) break;
+#endif
+}
+
+/* Appends n bytes to the writer's log tail, keeping the last SM_VIDEO_LOG_LEN. */
+static void wlog_append(sm_video_writer *w, const char *p, size_t n)
+{
+    if (n >= SM_VIDEO_LOG_LEN) {
+        p += n - SM_VIDEO_LOG_LEN;
+        n = SM_VIDEO_LOG_LEN;
+    }
+    if (w->log_len + n > SM_VIDEO_LOG_LEN) {
+        size_t drop = w->log_len + n - SM_VIDEO_LOG_LEN;
+        memmove(w->log, w->log + drop, w->log_len - drop);
+        w->log_len -= drop;
+    }
+    memcpy(w->log + w->log_len, p, n);
+    w->log_len += n;
+    w->log[w->log_len] = '\0';
+}
+
+/* Reads whatever the child's stderr holds now; closes it at its end. */
+static void wlog_drain(sm_video_writer *w)
+{
+    char buf[512];
+    while (w->log_fd >= 0) {
+        ssize_t n = read(w->log_fd, buf, sizeof buf);
+        if (n > 0) {
+            wlog_append(w, buf, (size_t)n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+                close(w->log_fd);
+                w->log_fd = -1;
+            }
+            return;
+        }
+    }
+}
+
+/* write() with SIGPIPE blocked in this thread: a closed reader gives EPIPE
+ * (the signal it raises is consumed unless one was pending before). */
+static ssize_t write_nosigpipe(int fd, const void *p, size_t n)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    int was_pending = sigismember(&pending, SIGPIPE) == 1;
+    int blocked = pthread_sigmask(SIG_BLOCK, &pipe_set, &old) == 0;
+    ssize_t r;
+    do r = write(fd, p, n);
+    while (r < 0 && errno == EINTR);
+    int e = errno;
+    if (blocked) {
+        if (r < 0 && e == EPIPE && !was_pending) {
+            struct timespec zero = {0, 0};
+            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    errno = e;
+    return r;
+}
+
+static sm_status write_broken(sm_video_writer *w, sm_status st)
+{
+    w->broken = 1;
+    if (w->fd >= 0) {
+        close(w->fd);
+        w->fd = -1;
+    }
+    return st;
+}
+
+sm_status sm_video_write(sm_err *err, sm_video_writer *w, const uint8_t *frame)
+{
+    if (w->broken || w->fd < 0)
+        return sm_fail(err, SM_EIO, "the writer is closed or broken (an earlier write failed)");
+    size_t done = 0;
+    int64_t deadline = -1;
+    wlog_drain(w);
+    while (done < w->frame_bytes) {
+        ssize_t n = write_nosigpipe(w->fd, frame + done, w->frame_bytes - done);
+        if (n > 0) {
+            done += (size_t)n;
+            deadline = -1; /* progress: the timeout counts from here */
+            continue;
+        }
+        if (n < 0 && errno == EPIPE)
+            return write_broken(w, sm_fail(err, SM_EIO, "ffmpeg stopped reading frames (broken pipe)"));
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return write_broken(w, os_fail(err, errno, "write"));
+        /* The pipe is full: wait for room, draining stderr meanwhile. */
+        if (w->timeout_ms >= 0 && deadline < 0) deadline = now_ms() + w->timeout_ms;
+        int wait = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return write_broken(w, sm_fail(err, SM_EIO, "ffmpeg took no frame data for %.3g s",
+                                                    (double)w->timeout_ms / 1000.0));
+            wait = left > 1 << 30 ? 1 << 30 : (int)left;
+        }
+        struct pollfd p[2] = {{w->fd, POLLOUT, 0}, {w->log_fd, POLLIN, 0}};
+        int k = poll(p, w->log_fd >= 0 ? 2 : 1, wait);
+        if (k < 0 && errno != EINTR) return write_broken(w, os_fail(err, errno, "poll"));
+        if (k > 0 && w->log_fd >= 0 && p[1].revents) wlog_drain(w);
+        /* POLLOUT, POLLERR (reader gone): the next write() tells */
+    }
+    w->frames++;
+    return SM_OK;
+}
+
+static void set_status(sm_process_status *st, int status)
+{
+    st->exited = 1;
+    st->signaled = WIFSIGNALED(status);
+    st->code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+void sm_video_writer_close(sm_process_status *st, int *by_itself, sm_video_writer *w, int wait_ms)
+{
+    memset(st, 0, sizeof *st);
+    *by_itself = 0;
+    if (w->fd >= 0) {
+        close(w->fd);
+        w->fd = -1;
+    }
+    w->broken = 1;
+    if (w->pid > 0) {
+        pid_t pid = (pid_t)w->pid;
+        w->pid = 0;
+        int64_t end = now_ms() + (wait_ms < 0 ? 0 : wait_ms);
+        int reaped = 0;
+        for (;;) {
+            int status = 0;
+            pid_t r = waitpid(pid, &status, WNOHANG);
+            if (r == pid) {
+                set_status(st, status);
+                *by_itself = 1;
+                reaped = 1;
+                break;
+            }
+            if (r < 0 && errno != EINTR) { /* not ours to wait for (ECHILD) */
+                reaped = 1;
+                break;
+            }
+            int64_t left = end - now_ms();
+            if (left <= 0) break;
+            /* Wait a little, on its stderr when it is open (the child may
+             * write to it while it finishes and must not block on it). */
+            int ms = left < 10 ? (int)left : 10;
+            if (w->log_fd >= 0) {
+                struct pollfd p = {w->log_fd, POLLIN, 0};
+                if (poll(&p, 1, ms) > 0) wlog_drain(w);
+                if (w->log_fd < 0) continue;
+            } else {
+                sleep_ms(ms);
+            }
+        }
+        if (!reaped) {
+            kill(pid, SIGKILL);
+            int status;
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        }
+    }
+    /* The child is gone: its stderr ends after what it wrote. */
+    while (w->log_fd >= 0) {
+        wlog_drain(w);
+        if (w->log_fd < 0) break;
+        struct pollfd p = {w->log_fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) { /* a grandchild may hold it open: give up */
+            close(w->log_fd);
+            w->log_fd = -1;
+        }
+    }
+}
+
+sm_status sm_video_create_temp(sm_err *err, char *out, size_t cap, const char *path, const char *suffix)
+{
+    long pid = (long)getpid();
+    for (int k = 0; k < 100; k++) {
+        int len = snprintf(out, cap, "%s.tmp.%ld.%d%s", path, pid, k, suffix);
+        if (len < 0 || (size_t)len >= cap) return sm_fail(err, SM_EINVAL, "path too long: '%.64s...'", path);
+        int fd;
+        do fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        while (fd < 0 && errno == EINTR);
+        if (fd >= 0) {
+            close(fd);
+            return SM_OK;
+        }
+        if (errno != EEXIST) break;
+    }
+    char why[128];
+    return sm_fail(err, SM_EIO, "cannot create a temporary file for '%s': %s", path,
+                   strerror_r(errno, why, sizeof why));
+}
+
+/* fsync of the directory holding path (best effort where not supported). */
+static int sync_directory_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (rc != 0 && (e == EINVAL || e == EROFS)) rc = 0;
+    errno = e;
+    return rc;
+}
+
+static sm_status commit_fail(sm_err *err, int errnum, const char *what, const char *path)
+{
+    char why[128];
+    return sm_fail(err, errnum == ENOMEM ? SM_ENOMEM : SM_EIO, "cannot %s '%s': %s", what, path,
+                   strerror_r(errnum, why, sizeof why));
+}
+
+sm_status sm_video_commit(sm_err *err, const char *tmp, const char *path, int overwrite)
+{
+    int fd;
+    do fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return commit_fail(err, errno, "open the temporary file for", path);
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return commit_fail(err, e, "sync the temporary file for", path);
+    }
+    close(fd);
+    if (overwrite) {
+        if (rename(tmp, path) != 0) return commit_fail(err, errno, "rename the temporary file to", path);
+    } else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
+        if (errno != EINVAL && errno != ENOSYS) return commit_fail(err, errno, "rename the temporary file to", path);
+        /* No RENAME_NOREPLACE here: link fails on an existing path too. */
+        if (link(tmp, path) != 0) return commit_fail(err, errno, "link the temporary file to", path);
+        unlink(tmp);
+    }
+    if (sync_directory_of(path) != 0) return commit_fail(err, errno, "sync the directory of", path);
+    return SM_OK;
 }

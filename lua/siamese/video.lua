@@ -280,4 +280,222 @@ end
 
 Video.__close = Video.close
 
+-- ---- writing -------------------------------------------------------------------
+--
+--   local w = assert(siamese.video.writer("out.mp4", {width = 640, height = 480, fps = 10}))
+--   for _, img in ipairs(frames) do assert(w:write(img)) end   -- nil, message if ffmpeg died
+--   assert(w:close())                                           -- true once out.mp4 is complete
+--
+-- Debian's ffmpeg encodes, as a child process run from an argument vector,
+-- reading raw rgb24 frames from a pipe on its stdin; C (src/video.c) writes
+-- each frame whole from the image's pixels. ffmpeg writes a temporary file
+-- beside the target ("<path>.tmp.<pid>.<k>.<ext>"), renamed to path only
+-- when ffmpeg finished cleanly and w:close() was called; on any failure
+-- (and on garbage collection of a writer never closed) the temporary is
+-- removed, so no partial file is ever left at path.
+
+local Writer = {__name = "siamese.VideoWriter"}
+Writer.__index = Writer
+
+local WRITER_OPTIONS = {width = "integer", height = "integer", fps = "number", codec = "string",
+                        pix_fmt = "string", overwrite = "boolean", timeout = "number"}
+local CLOSE_TIMEOUT = 60 -- seconds ffmpeg may take to finish after the last frame (opts.timeout)
+
+-- Raises "bad argument #argn to 'writer' (...)" blaming writer's caller
+-- (level 4: this function, check_writer_opts, writer).
+local function writer_error(argn, fmt, ...)
+  error(("bad argument #%d to 'writer' (" .. fmt .. ")"):format(argn, ...), 4)
+end
+
+local function check_writer_opts(opts)
+  if type(opts) ~= "table" then writer_error(2, "table expected, got %s", argcheck.typename(opts)) end
+  for k, v in pairs(opts) do
+    local want = WRITER_OPTIONS[k]
+    if not want then writer_error(2, "unknown option '%s'", tostring(k)) end
+    local ok = want == "integer" and math.type(v) == "integer" and v >= 1 and v <= 65535
+      or want == "number" and argcheck.is_number(v) and v > 0 and v <= (k == "fps" and 1000 or 86400)
+      or want == "boolean" and type(v) == "boolean"
+      or want == "string" and type(v) == "string" and v:match("^[%w_.-]+$") ~= nil
+    if not ok then
+      local what = want == "integer" and "an integer 1..65535" or want == "string" and "a name ([%w_.-]+)"
+        or want == "boolean" and "a boolean" or k == "fps" and "a number in (0, 1000]" or "a number of seconds in (0, 86400]"
+      writer_error(2, "option '%s' must be %s, got %s", k, what, tostring(v))
+    end
+  end
+  for _, k in ipairs{"width", "height", "fps"} do
+    if opts[k] == nil then writer_error(2, "option '%s' is required", k) end
+  end
+  return opts
+end
+
+local function exists(path)
+  local f, _, code = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil or code ~= 2 -- anything but "no such file" counts as there
+end
+
+--- Opens a video file for writing. opts: width, height (the frames'
+-- size), fps (required), codec (default "libx264"; e.g. "ffv1" for a
+-- lossless .mkv), pix_fmt (default "yuv420p" for libx264, else ffmpeg's
+-- choice for the codec), overwrite (default false: an existing path is
+-- refused), timeout (seconds close waits for ffmpeg to finish, and a write
+-- for it to take data; default 60). The container follows path's
+-- extension. With yuv420p, an odd width or height is padded by one black
+-- column or row (the video is then w.out_width x w.out_height).
+-- Returns the writer {path, width, height, fps, codec, pid (ffmpeg's),
+-- frames (written so far)}, or nil and a message (path exists, folder not
+-- writable, no ffmpeg).
+function video.writer(path, opts)
+  if type(path) ~= "string" then
+    argcheck.error("writer", 1, "string expected, got %s", argcheck.typename(path))
+  end
+  if path == "" or path:find("\0", 1, true) then argcheck.error("writer", 1, "empty path or a zero byte") end
+  local ext = path:match("[^/](%.[%w]+)$")
+  if not ext then
+    argcheck.error("writer", 1, "'%s' has no extension to choose the container (.mp4, .mkv, ...)", path)
+  end
+  opts = check_writer_opts(opts)
+  local w, h, codec = opts.width, opts.height, opts.codec or "libx264"
+  local pix_fmt = opts.pix_fmt
+  if pix_fmt == nil and codec == "libx264" then pix_fmt = "yuv420p" end
+  local ow, oh = w, h
+  if pix_fmt and (pix_fmt:match("^yuvj?420") or pix_fmt:match("^nv[12][12]")) then
+    ow, oh = w + w % 2, h + h % 2 -- 4:2:0 chroma needs even sides
+  end
+  if not opts.overwrite and exists(path) then
+    return nil, ("'%s' exists (give overwrite = true to replace it)"):format(path)
+  end
+  local timeout = opts.timeout or CLOSE_TIMEOUT
+
+  local tmp, terr = C.create_temp(path, ext)
+  if not tmp then return nil, terr end
+  local fps_text = ("%.17g"):format(opts.fps)
+  local argv = {video.programs.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", ("%dx%d"):format(w, h),
+                "-framerate", fps_text, "-i", "pipe:0", "-an", "-map", "0:v:0"}
+  if ow ~= w or oh ~= h then append(argv, {"-vf", ("pad=%d:%d:0:0:black"):format(ow, oh)}) end
+  append(argv, {"-c:v", codec})
+  if pix_fmt then append(argv, {"-pix_fmt", pix_fmt}) end
+  -- "file:" keeps a name like "concat:a|b" a plain file; the whitelist keeps
+  -- the muxer from opening anything but files.
+  append(argv, {"-protocol_whitelist", "file", "-y", "file:" .. tmp})
+
+  local child_in, ours = C.output_pipe()
+  if not child_in then
+    os.remove(tmp)
+    return nil, ours
+  end
+  local log_r, log_w = C.pipe()
+  if not log_r then
+    P.close(child_in)
+    P.close(ours)
+    os.remove(tmp)
+    return nil, log_w
+  end
+  local wr, werr = C.writer(ours, log_r, w, h, {timeout = timeout}) -- owns ours and log_r from here
+  if not wr then
+    for _, fd in ipairs{child_in, ours, log_r, log_w} do P.close(fd) end
+    os.remove(tmp)
+    return nil, werr
+  end
+  local pid, serr = P.spawn(argv, {stdin = child_in, stdout = log_w, stderr = log_w})
+  P.close(child_in)
+  P.close(log_w)
+  if not pid then
+    wr:close()
+    os.remove(tmp)
+    return nil, missing_ffmpeg(argv[1], serr)
+  end
+  wr:adopt(pid)
+  return setmetatable({path = path, width = w, height = h, out_width = ow, out_height = oh, fps = opts.fps,
+                       codec = codec, pid = pid, frames = 0, overwrite = opts.overwrite or false,
+                       timeout = timeout, _w = wr, _tmp = tmp}, Writer)
+end
+
+local function check_writer(fname, w)
+  if getmetatable(w) ~= Writer then
+    error(("bad argument #1 to '%s' (siamese.VideoWriter expected, got %s)"):format(fname, argcheck.typename(w)), 3)
+  end
+end
+
+-- Ends a writer that failed or was abandoned: ffmpeg killed and reaped,
+-- the temporary removed. Sets and returns w.error (with err).
+local function abort(w, err)
+  local r = w._w
+  w._w = nil
+  if r then r:close() end
+  if w._tmp then
+    os.remove(w._tmp)
+    w._tmp = nil
+  end
+  if err and not w.error then
+    local line = r and last_line(r:log())
+    w.error = ("video writer '%s': %s%s"):format(w.path, err, line and (": ffmpeg: " .. line) or "")
+  end
+  return w.error
+end
+
+--- Writes one frame: an image of the writer's width x height, 3 channels
+-- (a gray one is converted). Returns true, or nil and a message when
+-- ffmpeg died or stopped taking frames (then the writer is over: later
+-- writes and close give that message, and nothing is left at path).
+function Writer:write(img)
+  check_writer("write", self)
+  if not argcheck.is_image(img) then
+    argcheck.error("write", 1, "siamese.Image expected, got %s", argcheck.typename(img))
+  end
+  if img.channels == 1 and img.width == self.width and img.height == self.height then img = img:to_rgb() end
+  if img.channels ~= 3 or img.width ~= self.width or img.height ~= self.height then
+    argcheck.error("write", 1, "expected a 3-channel %dx%d image, got a %d-channel %dx%d one", self.width,
+                   self.height, img.channels, img.width, img.height)
+  end
+  local r = self._w
+  if not r then
+    if self.error then return nil, self.error end
+    argcheck.error("write", 1, "the writer of '%s' is closed", self.path)
+  end
+  local ok, err = r:write(img)
+  if not ok then return nil, abort(self, err) end
+  self.frames = self.frames + 1
+  return true
+end
+
+--- Ends the video: closes the pipe, lets ffmpeg finish (at most
+-- opts.timeout seconds, then it is killed), reaps it and moves the file
+-- to path. Returns true, or nil and a message (ffmpeg's exit status and
+-- the last line it printed; nothing is then left at path). Idempotent (the
+-- same answer again); also the writer's __close.
+function Writer:close()
+  check_writer("close", self)
+  local r = self._w
+  if not r then
+    if self.error then return nil, self.error end
+    return true
+  end
+  self._w = nil
+  local how, code = r:close(self.timeout)
+  local err
+  if how == "killed" then
+    err = ("ffmpeg did not finish within %g s (killed)"):format(self.timeout)
+  elseif how == nil then
+    err = "ffmpeg's exit status is unknown"
+  elseif how == "signal" or code ~= 0 then
+    err = ("ffmpeg failed (%s %d)"):format(how == "exit" and "exit status" or "signal", code)
+  else
+    local ok, cerr = C.commit(self._tmp, self.path, self.overwrite)
+    if ok then
+      self._tmp = nil
+      return true
+    end
+    err = cerr
+  end
+  self._w = r -- for abort's message (already closed: nothing is waited for)
+  return nil, abort(self, err)
+end
+
+Writer.__close = function(w) w:close() end
+
+-- A writer collected without close: ffmpeg killed, nothing left at path.
+Writer.__gc = function(w) abort(w) end
+
 return video

@@ -146,6 +146,64 @@ function viz.draw_text(img, x, y, text, colour, scale, background)
   return img
 end
 
+--- Colours of annotate_faces, by decision state.
+viz.FACE_COLOURS = {accepted = {40, 170, 70}, unknown = {210, 50, 40}, undecided = {128, 128, 128},
+                    refused = {128, 128, 128}}
+
+local function annotate_error(argn, fmt, ...)
+  error(("bad argument #%d to 'annotate_faces' (" .. fmt .. ")"):format(argn, ...), 3)
+end
+
+--- Draws each face's box, five points and a label on an RGB image, in
+-- place (returns img): a frame of `siamese watch --out`, a result photo.
+-- faces: a list of {box = {x, y, width, height}, points = {{x, y}, ...}
+-- (or points5; optional), name, id (a track id, shown as "#id"), state =
+-- "accepted" | "unknown" | "undecided" | "refused" (default: from
+-- accepted = true / false, else undecided), label (replaces the text)}.
+-- Colours: green accepted, red unknown, gray undecided or refused
+-- (viz.FACE_COLOURS). The label is the name (accepted) or the state, above
+-- the box (below it at the top edge). opts: thickness (default 2),
+-- text_scale (default 2: 12 px a character).
+function viz.annotate_faces(img, faces, opts)
+  local mt = getmetatable(img)
+  if not (type(mt) == "table" and mt.__name == "siamese.Image") then
+    annotate_error(1, "siamese.Image expected, got %s", type(img))
+  end
+  if img.channels ~= 3 then annotate_error(1, "an RGB image expected, got %d channels", img.channels) end
+  if type(faces) ~= "table" then annotate_error(2, "list of faces expected, got %s", type(faces)) end
+  if opts ~= nil and type(opts) ~= "table" then annotate_error(3, "table expected, got %s", type(opts)) end
+  opts = opts or {}
+  local thickness, scale = opts.thickness or 2, opts.text_scale or 2
+  if math.type(thickness) ~= "integer" or thickness < 1 or thickness > 64 then
+    annotate_error(3, "thickness must be an integer 1..64, got %s", tostring(thickness))
+  end
+  if math.type(scale) ~= "integer" or scale < 1 or scale > 16 then
+    annotate_error(3, "text_scale must be an integer 1..16, got %s", tostring(scale))
+  end
+  for i, f in ipairs(faces) do
+    local b = type(f) == "table" and f.box
+    if type(b) ~= "table" or type(b.x) ~= "number" or type(b.y) ~= "number" or type(b.width) ~= "number"
+      or type(b.height) ~= "number" then
+      annotate_error(2, "faces[%d].box must be {x, y, width, height}", i)
+    end
+    local state = f.state or (f.accepted == true and "accepted") or (f.accepted == false and "unknown") or "undecided"
+    local colour = viz.FACE_COLOURS[state]
+    if not colour then annotate_error(2, "faces[%d].state must be accepted, unknown, undecided or refused, got %s", i,
+                                      tostring(state)) end
+    viz.draw_box(img, b, colour, thickness)
+    local points = f.points or f.points5
+    if type(points) == "table" then viz.draw_points(img, points, {255, 220, 0}) end
+    local text = f.label or (state == "accepted" and f.name) or state
+    text = tostring(text) .. (f.id ~= nil and (" #" .. tostring(f.id)) or "")
+    local th = 8 * scale + 2
+    local ty = b.y - th - 1
+    if ty < 1 then ty = b.y + b.height + 3 end
+    local tx = math.max(1, math.min(b.x, img.width - #text * 6 * scale - 1))
+    viz.draw_text(img, math.floor(tx), math.floor(ty), text, {255, 255, 255}, scale, colour)
+  end
+  return img
+end
+
 --- A ROC curve (true-accept rate against false-accept rate, log-scaled
 -- from 1e-4 to 1 on x) as an RGB image; several curves may be given as
 -- {roc, ...} with colours {{r,g,b}, ...}. Grid lines mark each decade and
