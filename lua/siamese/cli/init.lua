@@ -15,7 +15,7 @@
 local cli = {}
 
 local COMMANDS = {"embed", "compare", "enroll", "verify", "identify", "attendance", "gallery", "calibrate", "eval",
-                  "serve", "token", "audit"}
+                  "serve", "token", "audit", "watch"}
 local KNOWN = {}
 for _, c in ipairs(COMMANDS) do KNOWN[c] = true end
 

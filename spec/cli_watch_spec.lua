@@ -1,0 +1,305 @@
+-- siamese watch, run as a child process (argument vectors, no shell), on a
+-- test video made here: bundled photos (examples/data/faces, 250x250) as
+-- frames at 10 fps in lossless ffv1:
+--   Tony_Blair_0001 (8 frames), gray (6), Serena_Williams_0001 (9, two of
+--   them blurred), gray (6), Colin_Powell_0002 (8; not enrolled), gray (6),
+--   Tony_Blair_0002 (8): a second visit.
+-- The gallery holds Tony_Blair and Serena_Williams from OTHER photos (0003,
+-- 0004). Detection runs on every 2nd frame; a visit ends after 2 detection
+-- frames without its face (the gray gaps have 3); a name needs 2 of the last
+-- 3 votes. Checks: every visit once with the right name, the stranger an
+-- unknown visit (never named, no door), the hook once per opening, no
+-- ffmpeg left after the end, an error mid-way and Ctrl-C.
+local siamese = require "siamese"
+local core = require "siamese.core"
+local json = require "siamese.json"
+local support = dofile("spec/support.lua")
+
+local P, V = core.process, core.video
+local FACES = "examples/data/faces"
+
+local function photo(name, i)
+  return string.format("%s/%s/%s_%04d.jpg", FACES, name, name, i)
+end
+
+-- Starts argv with stdout and stderr on pipes: pid, out_fd, err_fd.
+local function start(argv)
+  local ro, wo = assert(V.pipe())
+  local re, we = assert(V.pipe())
+  local pid, err = P.spawn(argv, {stdout = wo, stderr = we})
+  P.close(wo)
+  P.close(we)
+  assert(pid, err)
+  return pid, ro, re
+end
+
+-- Waits for a child started by start: its output, errors and exit status
+-- (128 + the signal when killed).
+local function finish(pid, ro, re)
+  local out = V.read_all(ro, 1 << 22, 600) or ""
+  local err = V.read_all(re, 1 << 22, 600) or ""
+  P.close(ro)
+  P.close(re)
+  local _, code, how = P.waitpid(pid)
+  return out, err, how == "exit" and code or 128 + code
+end
+
+local function run(argv)
+  return finish(start(argv))
+end
+
+local function siamese_argv(...)
+  return {"bin/siamese", ...}
+end
+
+local function ffmpeg(...)
+  local out, err, code = run{"ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", ...}
+  assert(code == 0, "ffmpeg failed (run make deps?): " .. out .. err)
+end
+
+-- Waits about s seconds (a read with a timeout on a pipe nobody writes to).
+local function sleep(s)
+  local r, w = assert(V.pipe())
+  V.read_all(r, 1, s)
+  P.close(r)
+  P.close(w)
+end
+
+-- The pids and parents of the processes whose command line has ffmpeg and text.
+local function ffmpegs_with(text)
+  local found = {}
+  local names = core.data.list_dir("/proc") or {}
+  for _, name in ipairs(names) do
+    if name:match("^%d+$") then
+      local f = io.open("/proc/" .. name .. "/cmdline", "rb")
+      local cmd = f and f:read("a") or ""
+      if f then f:close() end
+      if cmd:find("ffmpeg", 1, true) and cmd:find(text, 1, true) then
+        local st = io.open("/proc/" .. name .. "/stat", "rb")
+        local stat = st and st:read("a") or ""
+        if st then st:close() end
+        found[#found + 1] = {pid = tonumber(name), ppid = tonumber(stat:match("^%d+ %b() %a (%d+)"))}
+      end
+    end
+  end
+  return found
+end
+
+-- Waits (up to a minute: the models load first) for watch's ffmpeg child.
+local function wait_for_ffmpeg(watch_pid, text)
+  for _ = 1, 600 do
+    for _, p in ipairs(ffmpegs_with(text)) do
+      if p.ppid == watch_pid then return p.pid end
+    end
+    sleep(0.1)
+  end
+  error("no ffmpeg child of siamese watch appeared")
+end
+
+local function json_lines(out)
+  local list = {}
+  for line in out:gmatch("[^\n]+") do list[#list + 1] = assert(json.decode(line), line) end
+  return list
+end
+
+local function count(s, plain)
+  local n, i = 0, 1
+  while true do
+    local a, b = s:find(plain, i, true)
+    if not a then return n end
+    n, i = n + 1, b + 1
+  end
+end
+
+describe("siamese watch", function()
+  local dir, clip, gallery_path, common_args
+
+  setup(function()
+    dir = support.temp_dir("cli_watch")
+    clip = dir .. "/visits.mkv"
+    gallery_path = dir .. "/office.gallery"
+    -- the frames, as numbered PNGs for ffmpeg's image2 input
+    local function png(img) return assert(img:encode("png")) end
+    local function load(name, i) return assert(siamese.image.load(photo(name, i))) end
+    local serena = load("Serena_Williams", 1)
+    local gray = png(siamese.image.new(250, 250, 3, string.rep("\128", 250 * 250 * 3)))
+    local blurred = png(serena:resize(12, 12, {method = "area"}):resize(250, 250))
+    local plan = {
+      {png(load("Tony_Blair", 1)), 8}, {gray, 6},
+      {png(serena), 3}, {blurred, 2}, {png(serena), 4}, {gray, 6},
+      {png(load("Colin_Powell", 2)), 8}, {gray, 6},
+      {png(load("Tony_Blair", 2)), 8},
+    }
+    local n = 0
+    for _, p in ipairs(plan) do
+      for _ = 1, p[2] do
+        n = n + 1
+        support.write_file(string.format("%s/f%03d.png", dir, n), p[1])
+      end
+    end
+    ffmpeg("-framerate", "10", "-i", dir .. "/f%03d.png", "-c:v", "ffv1", "-pix_fmt", "bgr0", clip)
+    for i = 1, n do os.remove(string.format("%s/f%03d.png", dir, i)) end
+    local out, err, code = run(siamese_argv("enroll", "--gallery", gallery_path, "Tony_Blair",
+      photo("Tony_Blair", 3), photo("Tony_Blair", 4)))
+    assert(code == 0, out .. err)
+    out, err, code = run(siamese_argv("enroll", "--gallery", gallery_path, "Serena_Williams",
+      photo("Serena_Williams", 3), photo("Serena_Williams", 4)))
+    assert(code == 0, out .. err)
+    common_args = {"--gallery", gallery_path, "--source", clip, "--every", "2", "--max-missed", "2",
+                   "--min-votes", "2", "--votes", "3", "--threads", "1"}
+  end)
+
+  teardown(function()
+    if dir then os.execute("rm -rf " .. support.q(dir)) end
+  end)
+
+  local function watch_argv(...)
+    local argv = siamese_argv("watch")
+    for _, a in ipairs(common_args) do argv[#argv + 1] = a end
+    for _, a in ipairs{...} do argv[#argv + 1] = a end
+    return argv
+  end
+
+  local function assert_no_ffmpeg()
+    assert.are.same({}, ffmpegs_with(clip))
+  end
+
+  it("attendance: each visit recorded once, the stranger as an unknown face with a review PNG (--json)", function()
+    local db, review = dir .. "/office.db", dir .. "/review"
+    local out, err, code = run(watch_argv("--db", db, "--review", review, "--start", "2026-11-22 09:00", "--json"))
+    assert.are.equal(0, code, err)
+    assert_no_ffmpeg()
+    local events = json_lines(out)
+    local named, unknown = {}, {}
+    for _, e in ipairs(events) do
+      if e.event == "decided" then named[#named + 1] = e.name end
+      if e.event == "unknown" then unknown[#unknown + 1] = e end
+      assert.is_nil(e.door) -- no --door: no door opens
+    end
+    assert.are.same({"Tony_Blair", "Serena_Williams", "Tony_Blair"}, named)
+    assert.are.equal(1, #unknown)
+    assert.is_true(unknown[1].distance > 0.549)
+    assert.are.equal(review, unknown[1].crop:match("^(.*)/[^/]+%.png$"))
+    local chip = assert(siamese.image.load(unknown[1].crop))
+    assert.is_true(chip.width > 0)
+    local done = events[#events]
+    assert.are.equal("done", done.event)
+    assert.are.equal(51, done.frames)
+    assert.are.same({3, 1}, {done.named, done.unknown})
+    assert.matches("watch: 51 frames", err, 1, true)
+
+    -- the register: Tony twice, Serena once, one unknown face with its descriptor
+    local attendance = require "siamese.attendance"
+    local reg <close> = assert(attendance.open(db, {create = false}))
+    local all = assert(reg:events())
+    assert.are.equal(4, #all)
+    local by_name = {}
+    for _, e in ipairs(all) do
+      local k = e.name or "?"
+      by_name[k] = (by_name[k] or 0) + 1
+      assert.are.equal("2026-11-22", e.day)
+    end
+    assert.are.same({Tony_Blair = 2, Serena_Williams = 1, ["?"] = 1}, by_name)
+    local unknowns = assert(reg:unknowns())
+    assert.are.equal(1, #unknowns)
+    assert.are.equal(192, #unknowns[1].descriptor)
+    assert.are.equal(unknown[1].crop, unknowns[1].crop)
+    -- first arrivals as the register computes them: the first visit's time
+    local report = assert(reg:report("2026-11-22"))
+    assert.are.equal(2, #report)
+    assert.are.equal("Tony_Blair", report[1].name)
+    assert.are.equal("09:00:00", report[1].first)
+    assert.are.equal(2, report[1].count)
+    assert.are.equal("Serena_Williams", report[2].name)
+  end)
+
+  it("door: 'open for NAME' once per visit, the hook once per opening, the stranger an unknown visitor", function()
+    local hook, opened = dir .. "/hook.lua", dir .. "/opened.txt"
+    support.write_file(hook, [[
+local f = assert(io.open(arg[1], "a"))
+f:write(arg[#arg], "\n")
+f:close()
+print("hook ran for " .. arg[#arg])
+]])
+    local out, err, code = run(watch_argv("--door", "--on-open", "lua5.4", "--", hook, opened))
+    assert.are.equal(0, code, err)
+    assert_no_ffmpeg()
+    local opens = {}
+    for name in out:gmatch("open for ([%w_]+)") do opens[#opens + 1] = name end
+    assert.are.same({"Tony_Blair", "Serena_Williams", "Tony_Blair"}, opens)
+    assert.are.equal(1, count(out, "unknown visitor (track"))
+    assert.is_nil(out:find("Colin", 1, true))
+    -- every hook ran (and was reaped) before watch ended; its output went to stderr
+    assert.are.equal("Tony_Blair\nSerena_Williams\nTony_Blair\n", support.read_file(opened))
+    assert.are.equal(3, count(err, "hook ran for "))
+    assert.is_nil(out:find("hook ran", 1, true))
+    assert.matches("51 frames %(26 detected%): 3 named visits, 1 unknown\n$", out)
+  end)
+
+  it("refuses bad options naming the flag, and a damaged gallery before starting (exit 2)", function()
+    local cases = {
+      {{"--every", "0"}, "--every must be auto or an integer from 1 to 1000, got '0'"},
+      {{"--every", "fast"}, "--every must be auto or an integer from 1 to 1000, got 'fast'"},
+      {{"--min-votes", "4"}, "--min-votes must be at most --votes (3), got 4"},
+      {{"--max-missed", "1.5"}, "--max-missed must be an integer from 1 to 10000, got 1.5"},
+      {{"--start", "yesterday"}, "--start must be 'YYYY-MM-DD HH:MM[:SS]', got 'yesterday'"},
+      {{"--on-open", "true"}, "--on-open needs --door (it runs at each door opening)"},
+      {{"--door", "--", "x"}, "arguments after -- are for the --on-open program: give --on-open PROGRAM"},
+    }
+    for _, c in ipairs(cases) do
+      local out, err, code = run(watch_argv(table.unpack(c[1])))
+      assert.are.equal(2, code, c[2])
+      assert.are.equal("", out)
+      assert.are.equal("siamese: " .. c[2] .. " (see siamese watch --help)\n", err)
+    end
+    -- the conventions of every command: one line, --json on stdout, --help
+    local out, err, code = run(siamese_argv("watch", "--json", "--bogus-flag"))
+    assert.are.equal(2, code)
+    assert.are.same({error = "unknown option --bogus-flag"}, json.decode(out))
+    assert.are.equal("siamese: unknown option --bogus-flag (see siamese watch --help)\n", err)
+    out, err, code = run(siamese_argv("watch", "--help"))
+    assert.are.equal(0, code)
+    assert.matches("^usage: siamese watch ", out)
+    assert.matches("exit status: 0 done", out, 1, true)
+    assert.are.equal("", err)
+    out, err, code = run(siamese_argv("watch", "--gallery", gallery_path))
+    assert.are.equal(2, code)
+    assert.matches("--source SRC is required", err, 1, true)
+    assert.are.equal("", out)
+    out, err, code = run(siamese_argv("watch", "--gallery", gallery_path, "--source", dir .. "/none.mkv"))
+    assert.are.equal(2, code)
+    assert.matches("cannot open", err, 1, true)
+    assert.are.equal("", out)
+    local damaged = dir .. "/damaged.gallery"
+    support.write_file(damaged, support.read_file(gallery_path):sub(1, 100))
+    out, err, code = run(siamese_argv("watch", "--gallery", damaged, "--source", clip, "--door", "--json"))
+    assert.are.equal(2, code)
+    assert.is_string(json.decode(out).error)
+    assert.matches("^siamese: ", err)
+    assert_no_ffmpeg()
+  end)
+
+  -- These two read the file as a camera would deliver it (--live: at its
+  -- own 10 fps), so ffmpeg is still running whatever the machine's speed.
+  it("a source that dies mid-way: the error, exit 2, ffmpeg reaped", function()
+    local pid, ro, re = start(watch_argv("--door", "--live"))
+    local ff = wait_for_ffmpeg(pid, clip)
+    P.kill(ff, "KILL")
+    local _, err, code = finish(pid, ro, re)
+    assert.are.equal(2, code, err)
+    assert.matches("siamese: video '" .. clip .. "': ffmpeg failed", err, 1, true)
+    assert_no_ffmpeg()
+  end)
+
+  it("Ctrl-C: exit 130, one line, ffmpeg stopped and reaped", function()
+    local pid, ro, re = start(watch_argv("--door", "--live"))
+    wait_for_ffmpeg(pid, clip)
+    sleep(0.3)
+    P.kill(pid, "INT")
+    local _, err, code = finish(pid, ro, re)
+    assert.are.equal(130, code, err)
+    assert.matches("siamese: interrupted\n$", err)
+    assert.is_nil(err:find("traceback", 1, true))
+    assert_no_ffmpeg()
+  end)
+end)
