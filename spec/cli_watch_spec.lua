@@ -213,13 +213,76 @@ describe("siamese watch", function()
     assert.are.equal("Serena_Williams", report[2].name)
   end)
 
+  -- Runs of pixels of colour c (within 3 per channel) in img: the longest
+  -- in a row and in a column, and how many there are.
+  local function colour_runs(img, c)
+    local bytes, w, h = img:bytes(), img.width, img.height
+    local function is(x, y)
+      local i = (y * w + x) * 3 + 1
+      local r, g, b = bytes:byte(i, i + 2)
+      return math.abs(r - c[1]) <= 3 and math.abs(g - c[2]) <= 3 and math.abs(b - c[3]) <= 3
+    end
+    local row, col, n = 0, 0, 0
+    local down = {}
+    for y = 0, h - 1 do
+      local streak = 0
+      for x = 0, w - 1 do
+        if is(x, y) then
+          n, streak, down[x] = n + 1, streak + 1, (down[x] or 0) + 1
+          row, col = math.max(row, streak), math.max(col, down[x])
+        else
+          streak, down[x] = 0, 0
+        end
+      end
+    end
+    return row, col, n
+  end
+
+  it("--out: every frame annotated, the accepted face's box green; an existing file refused", function()
+    local out_path = dir .. "/annotated.mkv"
+    local out, err, code = run(watch_argv("--json", "--out", out_path))
+    assert.are.equal(0, code, err)
+    assert_no_ffmpeg()
+    local tony
+    for _, e in ipairs(json_lines(out)) do
+      if e.event == "decided" and e.name == "Tony_Blair" and not tony then tony = e.frame end
+    end
+    assert.is_number(tony)
+    local video = require "siamese.video"
+    local v <close> = assert(video.open(out_path))
+    assert.are.same({250, 250, 10}, {v.width, v.height, v.fps})
+    local green = require("siamese.viz").FACE_COLOURS.accepted
+    local n = 0
+    for frame, info in v:frames() do
+      n = n + 1
+      local row, col = colour_runs(frame, green)
+      if info.index == 1 then
+        assert.is_true(row < 10 and col < 10, "green before any decision") -- undecided: gray
+      elseif info.index == tony then
+        -- the box around Tony's face: a green edge across and down the face
+        assert.is_true(row >= 40 and col >= 40, string.format("no green box edge (%d, %d)", row, col))
+      end
+    end
+    assert.is_nil(v.error)
+    assert.are.equal(51, n)
+    -- an existing --out is refused before anything starts, and kept
+    local size = #support.read_file(out_path)
+    local _
+    _, err, code = run(watch_argv("--out", out_path))
+    assert.are.equal(2, code)
+    assert.are.equal("siamese: --out " .. out_path .. " exists (give --overwrite to replace it) (see siamese watch --help)\n",
+                     err)
+    assert.are.equal(size, #support.read_file(out_path))
+  end)
+
   it("door: 'open for NAME' once per visit, the hook once per opening, the stranger an unknown visitor", function()
     local hook, opened = dir .. "/hook.lua", dir .. "/opened.txt"
     support.write_file(hook, [[
+local name = assert(os.getenv("SIAMESE_NAME"))
 local f = assert(io.open(arg[1], "a"))
-f:write(arg[#arg], "\n")
+f:write(name, " ", #arg, "\n")
 f:close()
-print("hook ran for " .. arg[#arg])
+print("hook ran for " .. name)
 ]])
     local out, err, code = run(watch_argv("--door", "--on-open", "lua5.4", "--", hook, opened))
     assert.are.equal(0, code, err)
@@ -229,11 +292,38 @@ print("hook ran for " .. arg[#arg])
     assert.are.same({"Tony_Blair", "Serena_Williams", "Tony_Blair"}, opens)
     assert.are.equal(1, count(out, "unknown visitor (track"))
     assert.is_nil(out:find("Colin", 1, true))
-    -- every hook ran (and was reaped) before watch ended; its output went to stderr
-    assert.are.equal("Tony_Blair\nSerena_Williams\nTony_Blair\n", support.read_file(opened))
+    -- every hook ran (and was reaped) before watch ended, with the name in
+    -- its environment (SIAMESE_NAME) and only the arguments after "--";
+    -- its output went to stderr
+    assert.are.equal("Tony_Blair 1\nSerena_Williams 1\nTony_Blair 1\n", support.read_file(opened))
     assert.are.equal(3, count(err, "hook ran for "))
     assert.is_nil(out:find("hook ran", 1, true))
     assert.matches("51 frames %(26 detected%): 3 named visits, 1 unknown\n$", out)
+  end)
+
+  it("the progress line of a file gives the total and an ETA when the file tells its length", function()
+    local stats = require "siamese.cli.watch_stats"
+    local lines = {}
+    local real = io.stderr
+    io.stderr = {write = function(_, ...) lines[#lines + 1] = table.concat{...} end} -- luacheck: ignore
+    local ok, err = pcall(function()
+      local s = stats.new{live = false, fps = 10, every = 1, total = 51}
+      s.started = siamese.clock() - 2 -- 20 frames in 2 s: 10 fps, 31 left: 3.1 s
+      for i = 1, 20 do s:frame{index = i, time = (i - 1) / 10, dropped = 0} end
+      s:_progress(siamese.clock())
+      s:finish()
+      local u = stats.new{live = false, fps = 10, every = 1} -- length unknown: no ETA
+      u:frame{index = 1, time = 0, dropped = 0}
+      u:_progress(siamese.clock())
+      u:finish()
+    end)
+    io.stderr = real -- luacheck: ignore
+    require("siamese.cli").line_open = false
+    assert(ok, err)
+    assert.matches("^\rwatch: 20 frames of 51 %(0:01%.9 of video%), %d+%.%d fps, ETA 0:0[34], detecting every 1", lines[1])
+    assert.matches("^\rwatch: 20 frames %(0:01%.9 of video%)", lines[2]) -- the last line: the frames
+    assert.is_nil(lines[3]:find("ETA", 1, true))
+    assert.is_nil(lines[3]:find(" of %d"))
   end)
 
   it("refuses bad options naming the flag, and a damaged gallery before starting (exit 2)", function()
@@ -245,6 +335,8 @@ print("hook ran for " .. arg[#arg])
       {{"--start", "yesterday"}, "--start must be 'YYYY-MM-DD HH:MM[:SS]', got 'yesterday'"},
       {{"--on-open", "true"}, "--on-open needs --door (it runs at each door opening)"},
       {{"--door", "--", "x"}, "arguments after -- are for the --on-open program: give --on-open PROGRAM"},
+      {{"--overwrite"}, "--overwrite is for --out FILE"},
+      {{"--out", dir .. "/noext"}, "--out " .. dir .. "/noext: no extension to choose the container (.mkv, .mp4, ...)"},
     }
     for _, c in ipairs(cases) do
       local out, err, code = run(watch_argv(table.unpack(c[1])))
@@ -291,15 +383,26 @@ print("hook ran for " .. arg[#arg])
     assert_no_ffmpeg()
   end)
 
-  it("Ctrl-C: exit 130, one line, ffmpeg stopped and reaped", function()
-    local pid, ro, re = start(watch_argv("--door", "--live"))
+  it("Ctrl-C: exit 130, one line, ffmpeg stopped and reaped, the --out video so far kept", function()
+    local out_path = dir .. "/interrupted.mkv"
+    local pid, ro, re = start(watch_argv("--door", "--live", "--out", out_path))
     wait_for_ffmpeg(pid, clip)
-    sleep(0.3)
+    sleep(1.0)
     P.kill(pid, "INT")
     local _, err, code = finish(pid, ro, re)
     assert.are.equal(130, code, err)
     assert.matches("siamese: interrupted\n$", err)
     assert.is_nil(err:find("traceback", 1, true))
     assert_no_ffmpeg()
+    assert.are.same({}, ffmpegs_with(out_path))
+    -- the annotated video of the frames before Ctrl-C, finished
+    local v <close> = assert(require("siamese.video").open(out_path))
+    local n = 0
+    for frame in v:frames() do
+      n = n + 1
+      assert.are.same({250, 250}, {frame.width, frame.height})
+    end
+    assert.is_nil(v.error)
+    assert.is_true(n >= 1)
   end)
 end)

@@ -97,6 +97,34 @@ describe("siamese.video", function()
     assert.is_nil(v:read()) -- after the end, the end again
   end)
 
+  it("tells a file's number of frames and duration, and runs ffmpeg in a process group of its own", function()
+    local v <close> = assert(video.open(clip))
+    assert.equal(20, v.frame_count)
+    assert.near(2, v.duration, 0.05)
+    local f = assert(io.open("/proc/" .. v.pid .. "/stat", "rb"))
+    local stat = f:read("a")
+    f:close()
+    assert.equal(v.pid, tonumber(stat:match("%) %S+ %d+ (%d+)"))) -- its pgid is its pid: no terminal Ctrl-C
+    local n = 0
+    for _ in v:frames() do n = n + 1 end
+    assert.equal(v.frame_count, n)
+    -- at another rate: the frames at that rate
+    local fast <close> = assert(video.open(clip, {fps = 20}))
+    assert.equal(40, fast.frame_count)
+    assert.near(2, fast.duration, 0.05)
+    local s <close> = assert(video.open(still))
+    assert.equal(5, s.frame_count)
+    -- an mp4 tells nb_frames
+    local mp4 = dir .. "/count.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "1.5", "-c:v", "mpeg4", mp4)
+    local m <close> = assert(video.open(mp4))
+    assert.equal(15, m.frame_count)
+    assert.near(1.5, m.duration, 0.05)
+    n = 0
+    for _ in m:frames() do n = n + 1 end
+    assert.equal(15, n)
+  end)
+
   it("gives the pixels of the photo a still video was made from", function()
     local photo = assert(siamese.image.load(still_png))
     local v <close> = assert(video.open(still))

@@ -15,8 +15,14 @@
  *       the other side closed before a frame began)
  *       a frame is a 4-byte big-endian length and that many bytes;
  *       both block (for workers)
- *   spawn(argv [, {stdin = fd, stdout = fd, stderr = fd}]) -> pid | nil, message
- *       posix_spawnp of the argument vector (no shell)
+ *   spawn(argv [, {stdin = fd, stdout = fd, stderr = fd, env = {NAME = "value", ...},
+ *                  new_group = true}]) -> pid | nil, message
+ *       posix_spawnp of the argument vector (no shell); env: variables
+ *       added to (or replacing those of) the parent's environment for the
+ *       child (names [A-Za-z_][A-Za-z0-9_]*, values strings without zero
+ *       bytes: else an error naming spawn's argument #2); new_group: the
+ *       child leads a process group of its own (its pgid is its pid), so a
+ *       terminal's Ctrl-C reaches only the parent, which stops it itself
  *   getpid()                   -> pid
  *   exit_now(code)             -> _exit(code): no atexit, no stdio flush
  */
@@ -26,6 +32,8 @@
 #include "l_aux.h"
 
 #define MAX_FRAME ((lua_Integer)1 << 30)
+
+extern char **environ;
 
 void sm_open_process(lua_State *L);
 
@@ -168,13 +176,99 @@ static int opt_fd_field(lua_State *L, int t, const char *name)
     return fd;
 }
 
+/* 1 when s (len bytes) is a variable name: [A-Za-z_][A-Za-z0-9_]* */
+static int env_name_ok(const char *s, size_t len)
+{
+    if (len == 0 || (s[0] >= '0' && s[0] <= '9')) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return 0;
+    }
+    return 1;
+}
+
+/* The child's environment for spawn's option table at index t, or NULL
+ * (no 'env': the parent's). The parent's variables but those the table
+ * names, then the table's "NAME=value" strings; everything is Lua-owned (a
+ * userdata of pointers and the strings, anchored in a table left on the
+ * stack), so an error raised on the way leaks nothing. */
+static const char *const *build_env(lua_State *L, int t)
+{
+    if (lua_isnoneornil(L, t)) return NULL;
+    lua_getfield(L, t, "env");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (!lua_istable(L, -1))
+        luaL_argerror(L, t, lua_pushfstring(L, "'env' must be a table of NAME = value strings, got %s",
+                                            luaL_typename(L, -1)));
+    int env = lua_gettop(L);
+    lua_newtable(L); /* the anchor: "NAME=value" strings 1..k */
+    int anchor = lua_gettop(L);
+    lua_Integer k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, env)) {
+        size_t nlen, vlen;
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_argerror(L, t, "'env' names must be strings");
+        const char *name = lua_tolstring(L, -2, &nlen);
+        if (!env_name_ok(name, nlen))
+            luaL_argerror(L, t, lua_pushfstring(L, "'env' name '%s' must match [A-Za-z_][A-Za-z0-9_]*", name));
+        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+            luaL_argerror(L, t, lua_pushfstring(L, "'env' value of %s must be a string, got %s", name,
+                                                luaL_typename(L, -1)));
+        lua_pushvalue(L, -1); /* a copy to convert: never the value lua_next holds */
+        const char *value = lua_tolstring(L, -1, &vlen);
+        if (strlen(value) != vlen)
+            luaL_argerror(L, t, lua_pushfstring(L, "'env' value of %s must not contain a zero byte", name));
+        if (k >= 4096) luaL_argerror(L, t, "'env' holds more than 4096 variables");
+        lua_pushfstring(L, "%s=%s", name, value);
+        lua_rawseti(L, anchor, ++k);
+        lua_pop(L, 2); /* the copy and the value */
+    }
+    size_t parent = 0;
+    while (environ && environ[parent]) parent++;
+    const char **envp = lua_newuserdatauv(L, sizeof(char *) * (parent + (size_t)k + 1), 0);
+    lua_rawseti(L, anchor, k + 1); /* kept alive with the strings */
+    size_t n = 0;
+    for (size_t i = 0; i < parent; i++) {
+        const char *eq = strchr(environ[i], '=');
+        size_t nlen = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+        lua_pushlstring(L, environ[i], nlen);
+        int named = lua_rawget(L, env) != LUA_TNIL; /* replaced by the table's */
+        lua_pop(L, 1);
+        if (!named) envp[n++] = environ[i];
+    }
+    for (lua_Integer i = 1; i <= k; i++) {
+        lua_rawgeti(L, anchor, i);
+        envp[n++] = lua_tostring(L, -1); /* anchored */
+        lua_pop(L, 1);
+    }
+    envp[n] = NULL;
+    return envp; /* the env table and the anchor stay on the stack */
+}
+
+static int opt_flag_field(lua_State *L, int t, const char *name)
+{
+    if (lua_isnoneornil(L, t)) return 0;
+    lua_getfield(L, t, name);
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        return luaL_argerror(L, t, lua_pushfstring(L, "'%s' must be a boolean", name));
+    int on = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return on;
+}
+
 static int l_spawn(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
     lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
     luaL_argcheck(L, n >= 1 && n <= 4096, 1, "argv must hold 1..4096 strings");
     int fds[3] = {opt_fd_field(L, 2, "stdin"), opt_fd_field(L, 2, "stdout"), opt_fd_field(L, 2, "stderr")};
+    int new_group = opt_flag_field(L, 2, "new_group");
     const char **argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0); /* freed by the GC */
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
@@ -186,9 +280,10 @@ static int l_spawn(lua_State *L)
         lua_pop(L, 1);
     }
     argv[n] = NULL;
+    const char *const *envp = build_env(L, 2);
     sm_err err;
     int pid;
-    sm_status st = sm_process_spawn(&err, &pid, argv, fds);
+    sm_status st = sm_process_spawn(&err, &pid, argv, fds, envp, new_group);
     if (st != SM_OK) return sm_l_status(L, st, &err, 1);
     lua_pushinteger(L, pid);
     return 1;

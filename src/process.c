@@ -1,7 +1,9 @@
 /*
  * process.c — child processes and the pipes to them: fork (for pre-forked
  * workers), socketpair, kill, waitpid, whole-buffer reads and writes on a
- * descriptor, and posix_spawn of an argument vector (never a shell).
+ * descriptor, and posix_spawn of an argument vector (never a shell), with
+ * an environment of the caller's making and optionally in a process group
+ * of its own (a terminal's Ctrl-C then reaches the parent only).
  *
  * A child made by sm_process_fork starts clean: every descriptor >= 3 but
  * keep_fd is closed (it must not hold the parent's listening socket or its
@@ -178,7 +180,8 @@ int sm_process_getpid(void)
     return (int)getpid();
 }
 
-sm_status sm_process_spawn(sm_err *err, int *pid, const char *const *argv, const int fds[3])
+sm_status sm_process_spawn(sm_err *err, int *pid, const char *const *argv, const int fds[3],
+                           const char *const *envp, int new_group)
 {
     if (!argv || !argv[0] || !argv[0][0]) return sm_fail(err, SM_EINVAL, "empty argument vector");
     posix_spawn_file_actions_t fa;
@@ -200,9 +203,14 @@ sm_status sm_process_spawn(sm_err *err, int *pid, const char *const *argv, const
     sigaddset(&dflt, SIGINT);
     if (!e) e = posix_spawnattr_setsigmask(&at, &none);
     if (!e) e = posix_spawnattr_setsigdefault(&at, &dflt);
-    if (!e) e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (new_group) {
+        if (!e) e = posix_spawnattr_setpgroup(&at, 0); /* a group of its own: its pid */
+        flags |= POSIX_SPAWN_SETPGROUP;
+    }
+    if (!e) e = posix_spawnattr_setflags(&at, flags);
     pid_t p = -1;
-    if (!e) e = posix_spawnp(&p, argv[0], &fa, &at, (char *const *)argv, environ);
+    if (!e) e = posix_spawnp(&p, argv[0], &fa, &at, (char *const *)argv, envp ? (char *const *)envp : environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     if (e) {

@@ -396,8 +396,13 @@ sm_status sm_process_wait(sm_err *err, int pid, int nohang, sm_process_status *o
 sm_status sm_process_write_all(sm_err *err, int fd, const void *buf, size_t len);
 sm_status sm_process_read_all(sm_err *err, int fd, void *buf, size_t len, size_t *got);
 /* posix_spawnp of argv (NULL-terminated; PATH searched, no shell); fds:
- * descriptors to become the child's stdin, stdout, stderr (-1: inherited). */
-sm_status sm_process_spawn(sm_err *err, int *pid, const char *const *argv, const int fds[3]);
+ * descriptors to become the child's stdin, stdout, stderr (-1: inherited);
+ * envp: the child's environment ("NAME=value", NULL-terminated; NULL: the
+ * parent's); new_group: the child leads a process group of its own (pgid =
+ * its pid), so a terminal's Ctrl-C (SIGINT to the foreground group) does
+ * not reach it. Allocates nothing the caller must free. */
+sm_status sm_process_spawn(sm_err *err, int *pid, const char *const *argv, const int fds[3],
+                           const char *const *envp, int new_group);
 void sm_process_exit_now(int code); /* _exit: no atexit handlers, no stdio flush */
 int sm_process_getpid(void);
 

@@ -116,8 +116,8 @@ end
 -- {width, height, fps} of the first video stream, or nil, message.
 local function probe(source, input, timeout)
   local argv = append({video.programs.ffprobe, "-v", "quiet", "-show_error", "-select_streams", "v:0",
-                       "-show_entries", "stream=codec_type,width,height,r_frame_rate,avg_frame_rate"
-                         .. ":stream_side_data=rotation", "-of", "json"}, input)
+                       "-show_entries", "stream=codec_type,width,height,r_frame_rate,avg_frame_rate,nb_frames,"
+                         .. "duration:stream_side_data=rotation:format=duration", "-of", "json"}, input)
   local out, err = capture(argv, timeout)
   if not out then return nil, ("cannot probe '%s': %s"):format(source, err) end
   local info = json.decode(out)
@@ -135,8 +135,16 @@ local function probe(source, input, timeout)
     local rot = type(sd) == "table" and tonumber(sd.rotation)
     if rot and (rot % 180) == 90 then w, h = h, w end -- ffmpeg turns the frames upright
   end
+  -- the length, when the container tells it (a number of seconds, frames)
+  local function positive(x)
+    x = tonumber(x)
+    return x and x > 0 and x < 1e9 and x or nil
+  end
+  local nb = positive(s.nb_frames)
   return {width = w, height = h, fps = rate(s.avg_frame_rate) or rate(s.r_frame_rate),
-          fps_text = (rate(s.avg_frame_rate) and s.avg_frame_rate) or (rate(s.r_frame_rate) and s.r_frame_rate)}
+          fps_text = (rate(s.avg_frame_rate) and s.avg_frame_rate) or (rate(s.r_frame_rate) and s.r_frame_rate),
+          nb_frames = nb and math.tointeger(nb),
+          duration = positive(s.duration) or positive(type(info.format) == "table" and info.format.duration)}
 end
 
 --- Opens a video. source: a file path, an rtsp://, http:// or https:// URL,
@@ -149,8 +157,12 @@ end
 --                  delivers it (ffmpeg -re): to replay a recording as live
 --   timeout        seconds a read may wait for a frame (default: 10 for
 --                  live sources, none for files) and ffprobe may take
--- Returns the video {width, height, fps, live, source, pid (ffmpeg's)}, or
--- nil and a message for a missing or unreadable source (or no ffmpeg).
+-- Returns the video {width, height, fps, live, source, pid (ffmpeg's),
+-- frame_count, duration}, or nil and a message for a missing or unreadable
+-- source (or no ffmpeg). frame_count (the number of frames to expect, at
+-- fps) and duration (seconds) are given for files when ffprobe knows them
+-- (the stream's nb_frames, or the duration x the rate), nil for URLs and
+-- devices.
 function video.open(source, opts)
   if type(source) ~= "string" then
     argcheck.error("open", 1, "string expected, got %s", argcheck.typename(source))
@@ -177,6 +189,16 @@ function video.open(source, opts)
   if opts.fps then fps, fps_text = opts.fps, ("%.17g"):format(opts.fps) end
   if not fps then return nil, ("cannot tell the frame rate of '%s': give opts.fps"):format(source) end
 
+  local frames, duration
+  if kind == "file" then
+    duration = info.duration or (info.nb_frames and info.fps and info.nb_frames / info.fps)
+    if info.nb_frames and not opts.fps then
+      frames = info.nb_frames
+    elseif duration then
+      frames = math.max(1, math.floor(duration * fps + 0.5))
+    end
+  end
+
   local argv = {video.programs.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"}
   if opts.realtime then argv[#argv + 1] = "-re" end
   append(argv, input)
@@ -198,7 +220,8 @@ function video.open(source, opts)
     for _, fd in ipairs{fr, fw, lr, lw} do P.close(fd) end
     return nil, rerr
   end
-  local pid, serr = P.spawn(argv, {stdout = fw, stderr = lw})
+  -- its own process group: a terminal's Ctrl-C reaches only us, and we stop it
+  local pid, serr = P.spawn(argv, {stdout = fw, stderr = lw, new_group = true})
   P.close(fw)
   P.close(lw)
   if not pid then
@@ -207,7 +230,7 @@ function video.open(source, opts)
   end
   reader:adopt(pid)
   return setmetatable({width = w, height = h, fps = fps, live = live, source = source, pid = pid,
-                       _reader = reader}, Video)
+                       frame_count = frames, duration = duration, _reader = reader}, Video)
 end
 
 local function check_video(fname, v)
@@ -398,7 +421,9 @@ function video.writer(path, opts)
     os.remove(tmp)
     return nil, werr
   end
-  local pid, serr = P.spawn(argv, {stdin = child_in, stdout = log_w, stderr = log_w})
+  -- its own process group: a terminal's Ctrl-C reaches only us, so the
+  -- file being written can still be finished by close
+  local pid, serr = P.spawn(argv, {stdin = child_in, stdout = log_w, stderr = log_w, new_group = true})
   P.close(child_in)
   P.close(log_w)
   if not pid then

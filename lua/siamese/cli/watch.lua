@@ -3,7 +3,8 @@
 -- gallery's encoder with the quality gate (siamese.door), tracks and one
 -- decision per visit from siamese.face.track; what a visit does is
 -- siamese.cli.watch_visits, the --on-open program siamese.cli.watch_hooks,
--- --every and the lines on stderr siamese.cli.watch_stats.
+-- --every and the lines on stderr siamese.cli.watch_stats; --out writes
+-- the annotated frames through siamese.video.writer (viz.annotate_faces).
 local args = require "siamese.cli.args"
 local common = require "siamese.cli.common"
 local photo_options = require "siamese.cli.photo_options"
@@ -13,6 +14,7 @@ local watch = {
   usage = [[
 usage: siamese watch --gallery FILE --source SRC [--door] [--db FILE] [options]
        siamese watch ... --door --on-open PROGRAM [-- ARG...]
+       siamese watch ... --out FILE [--overwrite]
 
 Follows the faces of a video (a file, an rtsp://, http:// or https://
 stream, or a camera /dev/videoN; decoded by ffmpeg) and takes one decision
@@ -40,9 +42,8 @@ options:
   --door               door mode (above)
   --on-open PROGRAM    with --door: run PROGRAM (a path, or a name looked
                        up in PATH; no shell) at each opening, with the
-                       arguments after "--" and then the NAME as its last
-                       argument (there is no SIAMESE_NAME variable: the
-                       process module cannot set a child's environment).
+                       arguments after "--" and the name in its
+                       environment as SIAMESE_NAME (not an argument).
                        Not waited for: reaped when it ends, and at the end
                        of the watch given 5 s before it is stopped; a
                        failure is reported on stderr, the watch goes on
@@ -51,6 +52,16 @@ options:
                        for the register (default now); an event's time is
                        it plus the frame's time in the video
   --review DIR         save the best face of each unknown visitor as PNG
+  --out FILE           write the video annotated: every frame processed
+                       (the source's size and rate), each live track's
+                       box (the detection on detected frames, the
+                       predicted box in between), "#id" and its name
+                       (green, accepted) or state (red unknown, gray
+                       undecided). The container follows the extension;
+                       .mkv is lossless ffv1, others libx264. Finished
+                       at the end, on an error and on Ctrl-C (the frames
+                       so far; ffmpeg runs in its own process group)
+  --overwrite          let --out replace an existing file
   --threshold T        override the gallery's threshold
   --model NAME|PATH    the encoder, when not the one the gallery names
   --every K|auto       run the detector on every K-th frame of the source
@@ -84,9 +95,9 @@ options:
                        "detected", "dropped", "named", "unknown"}
 
 On stderr: for a file a progress line (frames, rate, position in the
-video); for a live source every 10 s the frames per second in and
-processed, the frames dropped and the latency from a frame to its
-decision. Times in the lines are the video's (m:ss.s).
+video and, when the file tells its length, the total and an ETA); for a
+live source every 10 s the frames per second in and processed, the
+frames dropped and the latency from a frame to its decision. Times in the lines are the video's (m:ss.s).
 
 exit status: 0 done (the end of a file), 2 error (missing or damaged
 gallery, unreadable source, the stream broken mid-way: the visits before
@@ -112,6 +123,8 @@ local SPEC = {
   max_missed = {kind = "number"},
   live = {kind = "flag", default = false},
   json = {kind = "flag", default = false},
+  out = {kind = "string"},
+  overwrite = {kind = "flag", default = false},
 }
 photo_options.merge(SPEC)
 
@@ -190,6 +203,17 @@ local function check(opts, pos, hook_args)
       opts.hook[#opts.hook + 1] = a
     end
   end
+  if opts.out then
+    if opts.out == "" or opts.out:find("\0", 1, true) then return nil, "--out must name a file" end
+    if not opts.out:match("[^/]%.%w+$") then
+      return nil, "--out " .. opts.out .. ": no extension to choose the container (.mkv, .mp4, ...)"
+    end
+    if not opts.overwrite and common.exists(opts.out) then
+      return nil, "--out " .. opts.out .. " exists (give --overwrite to replace it)"
+    end
+  elseif opts.overwrite then
+    return nil, "--overwrite is for --out FILE"
+  end
   if opts.db == "" then return nil, "--db must name a file" end
   if opts.review == "" then return nil, "--review must name a directory" end
   return true
@@ -211,8 +235,23 @@ local function split(argv)
   return before, after
 end
 
--- The frames loop: returns the exit status. v, tracker, vs (visits), s (stats).
-local function loop(v, enc, tracker, vs, s, hooks)
+-- The live tracks of tracker on frame index as annotate_faces takes them:
+-- the detection on a frame where the track was seen, else its predicted
+-- box; its id; its name (accepted) or its latest state.
+local function annotations(tracker, index)
+  local faces = {}
+  for _, t in ipairs(tracker:tracks()) do
+    local box = t.last_frame == index and t.box or t:predict(index)
+    local state = t.decision and "accepted" or (t.last_decision and t.last_decision.state == "unknown" and "unknown")
+      or "undecided"
+    faces[#faces + 1] = {box = box, id = t.id, state = state, name = t.decision and t.decision.name}
+  end
+  return faces
+end
+
+-- The frames loop: returns the exit status. v, tracker, vs (visits), s
+-- (stats), out (the annotated video's writer, or nil).
+local function loop(v, enc, tracker, vs, s, hooks, out)
   local siamese = require "siamese"
   local cli = require "siamese.cli"
   local last
@@ -228,6 +267,10 @@ local function loop(v, enc, tracker, vs, s, hooks)
     end
     vs:handle(events, info)
     if vs.failed then return cli.fail(vs.failed) end
+    if out then
+      local ok, werr = out:write(require("siamese.viz").annotate_faces(frame, annotations(tracker, info.index)))
+      if not ok then return cli.fail("--out: " .. werr) end
+    end
     if hooks then hooks:poll() end
     s:tick()
     last = info
@@ -280,12 +323,29 @@ function watch.run(argv)
   local v <close>, verr = require("siamese.video").open(opts.source, opts.live and {live = true, realtime = true}
     or nil)
   if not v then return cli.fail(verr) end
-  local s = require("siamese.cli.watch_stats").new{live = v.live, fps = v.fps, every = opts.every}
+  local s = require("siamese.cli.watch_stats").new{live = v.live, fps = v.fps, every = opts.every,
+    total = v.frame_count}
   local vs = require("siamese.cli.watch_visits").new{door = opts.door, db = db, review = opts.review,
     json = opts.json, hooks = hooks, gallery = g, model = enc.model_id, threshold = threshold,
     source = opts.source, start = opts.start_time, stats = s}
 
-  local code = loop(v, enc, tracker, vs, s, hooks)
+  -- declared after the video, so closed before it: on an error or Ctrl-C
+  -- the frames so far are finished into the file (ffmpeg is in its own
+  -- process group: a terminal's Ctrl-C does not reach it)
+  local writer, oerr
+  if opts.out then
+    local ext = opts.out:match("%.(%w+)$"):lower()
+    writer, oerr = require("siamese.video").writer(opts.out, {width = v.width, height = v.height, fps = v.fps,
+      overwrite = opts.overwrite, codec = ext == "mkv" and "ffv1" or nil})
+    if not writer then return cli.fail("--out: " .. oerr) end
+  end
+  local out <close> = writer
+
+  local code = loop(v, enc, tracker, vs, s, hooks, out)
+  if out then
+    local closed, cerr = out:close()
+    if not closed and code == 0 then return cli.fail("--out: " .. cerr) end
+  end
   if code ~= 0 then return code end
   if opts.json then
     io.stdout:write(json.encode{event = "done", frames = s.frames, detected = s.detected, dropped = s.dropped,

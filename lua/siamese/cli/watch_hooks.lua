@@ -1,11 +1,12 @@
 --- The --on-open hook of siamese watch: a program run once per door
 -- opening, from an argument vector (core.process.spawn: posix_spawnp, no
--- shell), with the name as its LAST argument: core.process.spawn cannot
--- give a child an environment of its own, so there is no SIAMESE_NAME.
+-- shell), with the name in its environment as SIAMESE_NAME (never in a
+-- shell string, never among its arguments).
 --
 --   local hooks = require "siamese.cli.watch_hooks"
 --   local h <close> = hooks.new{"/usr/local/bin/relay", "--pin", "17"}
---   h:run("Tony_Blair")   -- runs: /usr/local/bin/relay --pin 17 Tony_Blair
+--   h:run("Tony_Blair")   -- runs: /usr/local/bin/relay --pin 17
+--                         -- with SIAMESE_NAME=Tony_Blair added to the environment
 --   h:poll()              -- reaps the hooks that have ended (call often)
 --
 -- The video is never held up by a hook: it runs while the frames go on and
@@ -41,7 +42,7 @@ local function sleep(self, s)
 end
 
 --- Hooks running argv (a list of strings: the program, then its
--- arguments; the name is appended to each run's copy).
+-- arguments; each run gets the name as SIAMESE_NAME).
 function hooks.new(argv)
   return setmetatable({argv = argv, running = {}, started = 0, failed = 0}, Hooks)
 end
@@ -49,10 +50,7 @@ end
 --- Runs the hook for name. Returns its pid, or nil, message (also
 -- reported on stderr).
 function Hooks:run(name)
-  local argv = {}
-  for i, a in ipairs(self.argv) do argv[i] = a end
-  argv[#argv + 1] = name
-  local pid, err = P.spawn(argv, {stdout = 2})
+  local pid, err = P.spawn(self.argv, {stdout = 2, env = {SIAMESE_NAME = name}})
   if not pid then
     self.failed = self.failed + 1
     warn("--on-open %s: cannot run it: %s", self.argv[1], tostring(err))

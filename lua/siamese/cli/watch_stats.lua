@@ -50,10 +50,12 @@ local Stats = {}
 Stats.__index = Stats
 
 --- opts: live (boolean), fps (the source's), every ("auto" or an integer),
--- quiet (no lines on stderr).
+-- total (a file's number of frames, when known: the progress line then
+-- gives an ETA), quiet (no lines on stderr).
 function stats.new(opts)
   local auto = opts.every == "auto"
   return setmetatable({live = opts.live, fps = opts.fps, auto = auto, k = auto and 1 or opts.every,
+                       total = not opts.live and opts.total or nil,
                        quiet = opts.quiet, frames = 0, detected = 0, dropped = 0, last_detect = nil,
                        detect_time = nil, latency_sum = 0, latency_n = 0, latency_max = 0,
                        started = siamese.clock(), last_line = siamese.clock(), window = nil}, Stats)
@@ -120,13 +122,26 @@ local function clock_text(s)
 end
 stats.clock_text = clock_text
 
--- The progress line of a file: frames, rate, position in the video. (No
--- ETA: siamese.video does not give the number of frames.)
+-- "m:ss" of s seconds, rounded up.
+local function eta_text(s)
+  s = math.ceil(math.max(0, s))
+  if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
+  return string.format("%d:%02d", s // 60, s % 60)
+end
+
+-- The progress line of a file: frames, rate, position in the video, and
+-- when the number of frames is known (siamese.video's frame_count) the
+-- total and an ETA at the rate so far. The last line gives the frames.
 function Stats:_progress(now, final)
   local cli = require "siamese.cli"
   local rate = self.frames / math.max(now - self.started, 1e-9)
-  io.stderr:write(string.format("\rwatch: %d frames (%s of video), %.1f fps, detecting every %d   ", self.frames,
-    clock_text(self.time or 0), rate, self.k))
+  local total, eta = "", ""
+  if self.total and not final then
+    total = string.format(" of %d", self.total)
+    eta = string.format(", ETA %s", eta_text(math.max(0, self.total - self.frames) / math.max(rate, 1e-9)))
+  end
+  io.stderr:write(string.format("\rwatch: %d frames%s (%s of video), %.1f fps%s, detecting every %d   ", self.frames,
+    total, clock_text(self.time or 0), rate, eta, self.k))
   if final then io.stderr:write("\n") end
   cli.line_open = not final
 end
