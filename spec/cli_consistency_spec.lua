@@ -8,7 +8,7 @@ local support = dofile("spec/support.lua")
 
 local FACES = "examples/data/faces"
 local COMMANDS = {"embed", "compare", "enroll", "verify", "identify", "attendance", "gallery", "calibrate", "eval",
-                  "serve"}
+                  "serve", "watch"}
 
 local q, run = support.q, support.siamese
 

@@ -192,6 +192,34 @@ function common.open_or_create_gallery(path, enc, opts)
 end
 
 --- "1 identity", "2 identities".
+-- Days in a month of a year (Gregorian).
+local function month_days(y, m)
+  if m == 2 then return (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) and 29 or 28 end
+  return (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
+end
+
+--- Seconds since the epoch of "YYYY-MM-DD HH:MM" or "YYYY-MM-DD HH:MM:SS"
+-- (a "T" may stand for the space; local time), or nil when the text is not
+-- such a time or names none (2026-02-30, 24:00, 08:60). Command-line
+-- values (attendance --time, watch --start) go through it.
+function common.parse_time(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d)(.*)$")
+  if not y then return nil end
+  local sec = "0"
+  if rest ~= "" then
+    sec = rest:match("^:(%d%d)$")
+    if not sec then return nil end
+  end
+  local t = {year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
+             min = tonumber(mi), sec = tonumber(sec)}
+  if t.month < 1 or t.month > 12 or t.day < 1 or t.day > month_days(t.year, t.month) or t.hour > 23
+     or t.min > 59 or t.sec > 59 then
+    return nil
+  end
+  return os.time(t)
+end
+
 function common.plural(n, one, many)
   return string.format("%d %s", n, n == 1 and one or many)
 end

@@ -128,17 +128,7 @@ local SPEC = {
 }
 photo_options.merge(SPEC)
 
--- Seconds since the epoch of "YYYY-MM-DD HH:MM[:SS]" (local time), or nil.
-local function parse_time(s)
-  local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):?(%d*)$")
-  if not y then return nil end
-  local t = {year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
-             min = tonumber(mi), sec = tonumber(sec ~= "" and sec or "0")}
-  if t.month < 1 or t.month > 12 or t.day < 1 or t.day > 31 or t.hour > 23 or t.min > 59 or t.sec > 59 then
-    return nil
-  end
-  return os.time(t)
-end
+local parse_time = common.parse_time
 
 -- An integer option in [lo, hi], or nil and a message naming the flag.
 local function int_option(opts, key, lo, hi)
