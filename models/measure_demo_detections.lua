@@ -150,19 +150,9 @@ end
 -- The geometry measures of quality.check's last step (it returns only roll and
 -- eyes): nose and mouth along / across the eye line in eye distances, mouth width.
 local function geometry(pts)
-  local le, re, nose, ml, mr = pts[1], pts[2], pts[3], pts[4], pts[5]
-  local ex, ey = re[1] - le[1], re[2] - le[2]
-  local iod = math.sqrt(ex * ex + ey * ey)
-  local ux, uy = ex / iod, ey / iod
-  local mx, my = (le[1] + re[1]) / 2, (le[2] + re[2]) / 2
-  local function along_across(p)
-    local dx, dy = p[1] - mx, p[2] - my
-    return (dx * ux + dy * uy) / iod, (-dx * uy + dy * ux) / iod
-  end
-  local nx, ny = along_across(nose)
-  local cx, cy = along_across({(ml[1] + mr[1]) / 2, (ml[2] + mr[2]) / 2})
-  return {iod = iod, nose_along = nx, nose_below = ny, mouth_along = cx, mouth_below = cy,
-          mouth_width = math.sqrt((mr[1] - ml[1]) ^ 2 + (mr[2] - ml[2]) ^ 2) / iod}
+  local m = require("siamese.face.quality").point_measures(pts)
+  m.roll = nil -- reported by quality.check itself
+  return m
 end
 
 local function round(v, d)

@@ -57,13 +57,7 @@ local function ffmpeg(...)
   assert(code == 0, "ffmpeg failed (run make deps?): " .. out .. err)
 end
 
--- Waits about s seconds (a read with a timeout on a pipe nobody writes to).
-local function sleep(s)
-  local r, w = assert(V.pipe())
-  V.read_all(r, 1, s)
-  P.close(r)
-  P.close(w)
-end
+local sleep = support.sleep
 
 -- The pids and parents of the processes whose command line has ffmpeg and text.
 local function ffmpegs_with(text)

@@ -157,6 +157,18 @@ describe("siamese.face.quality (faceapi pipeline: 68 landmarks)", function()
   end)
 end)
 
+describe("siamese.face.quality.point_measures", function()
+  it("measures five points in eye distances along and across the eye line", function()
+    local m = quality.point_measures{{0, 0}, {10, 0}, {5, 5}, {2, 10}, {8, 10}}
+    assert.are.same({iod = 10, roll = 0, nose_along = 0, nose_below = 0.5, mouth_along = 0, mouth_below = 1,
+                     mouth_width = 0.6}, m)
+    -- turned 90 degrees: the same measures, rolled
+    local r = quality.point_measures{{0, 0}, {0, 10}, {-5, 5}, {-10, 2}, {-10, 8}}
+    assert.are.equal(90, r.roll)
+    assert.is_true(math.abs(r.nose_below - 0.5) < 1e-12 and math.abs(r.mouth_width - 0.6) < 1e-12)
+  end)
+end)
+
 describe("siamese.face.quality.check_embedding", function()
   it("refuses a face whose embedding norm is below the minimum, and applies only where both are known", function()
     assert.is_true(quality.check_embedding({embedding_norm = 50}, 40))

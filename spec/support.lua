@@ -122,4 +122,21 @@ function support.read_json(path)
   return assert(json.decode(support.read_file(path)))
 end
 
+--- Sleeps s seconds (the sleep program: no busy wait, no timed assertion).
+function support.sleep(s)
+  local P = require("siamese.core").process
+  P.waitpid(assert(P.spawn{"sleep", tostring(s)}))
+end
+
+--- Asserts that child pid is gone: waitpid has nothing to wait for and /proc
+-- has no entry.
+function support.assert_gone(pid)
+  local la = require "luassert" -- busted's assert (this file's global assert is Lua's)
+  la.is_number(pid)
+  local exited, err = require("siamese.core").process.waitpid(pid, true)
+  la.is_nil(exited)
+  la.matches("No child processes", err)
+  la.is_nil(io.open("/proc/" .. pid .. "/stat"))
+end
+
 return support

@@ -23,18 +23,7 @@ local function run(argv)
   return how == "exit" and code == 0, out
 end
 
-local function sleep(s)
-  P.waitpid(assert(P.spawn{"sleep", tostring(s)}))
-end
-
--- A child is gone: waitpid has nothing to wait for and /proc has no entry.
-local function assert_gone(pid)
-  assert.is_number(pid)
-  local exited, err = P.waitpid(pid, true)
-  assert.is_nil(exited)
-  assert.matches("No child processes", err)
-  assert.is_nil(io.open("/proc/" .. pid .. "/stat"))
-end
+local sleep, assert_gone = support.sleep, support.assert_gone
 
 local function ffmpeg(...)
   local argv = {"ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", ...}

@@ -74,16 +74,20 @@ static sm_video_reader *check_reader(lua_State *L)
     return luaL_checkudata(L, 1, READER_MT);
 }
 
-static int l_pipe(lua_State *L)
+/* pipe() / output_pipe(): read end, write end; ours (0 read, 1 write) non-blocking. */
+static int push_pipe(lua_State *L, int ours)
 {
     sm_err err;
     int fds[2];
-    sm_status st = sm_video_pipe(&err, fds);
+    sm_status st = sm_video_pipe(&err, fds, ours);
     if (st != SM_OK) return sm_l_status(L, st, &err, 0);
     lua_pushinteger(L, fds[0]);
     lua_pushinteger(L, fds[1]);
     return 2;
 }
+
+static int l_pipe(lua_State *L) { return push_pipe(L, 0); }
+static int l_output_pipe(lua_State *L) { return push_pipe(L, 1); }
 
 static int l_read_all(lua_State *L)
 {
@@ -208,17 +212,6 @@ static int l_frames(lua_State *L)
 static sm_video_writer *check_writer(lua_State *L)
 {
     return luaL_checkudata(L, 1, WRITER_MT);
-}
-
-static int l_output_pipe(lua_State *L)
-{
-    sm_err err;
-    int fds[2];
-    sm_status st = sm_video_output_pipe(&err, fds);
-    if (st != SM_OK) return sm_l_status(L, st, &err, 0);
-    lua_pushinteger(L, fds[0]);
-    lua_pushinteger(L, fds[1]);
-    return 2;
 }
 
 static int l_writer(lua_State *L)

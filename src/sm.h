@@ -432,10 +432,11 @@ typedef struct {
     size_t log_len;
 } sm_video_reader;
 
-/* A pipe for a child's output: fds[0] the read end (non-blocking), fds[1]
- * the write end; both close-on-exec (posix_spawn's dup2 clears it on the
- * child's copy). SM_EIO naming the reason. */
-sm_status sm_video_pipe(sm_err *err, int fds[2]);
+/* A pipe to or from a child: fds[0] the read end, fds[1] the write end,
+ * both close-on-exec (posix_spawn's dup2 clears it on the child's copy);
+ * our end, fds[ours] (0: a child's output we read, 1: a child's input we
+ * write), is non-blocking, the child's blocks. SM_EIO naming the reason. */
+sm_status sm_video_pipe(sm_err *err, int fds[2], int ours);
 /* SM_EINVAL unless 1 <= width, height <= SM_IMAGE_MAX_SIDE, fd is an open
  * non-blocking descriptor and log_fd is -1 or one; SM_ELIMIT when two
  * frames of width x height x 3 bytes exceed 2^31 bytes. Never allocates. */
@@ -487,9 +488,6 @@ typedef struct {
     size_t log_len;
 } sm_video_writer;
 
-/* A pipe for a child's input: fds[0] the read end (blocking, for the
- * child), fds[1] the write end (non-blocking, ours); both close-on-exec. */
-sm_status sm_video_output_pipe(sm_err *err, int fds[2]);
 /* SM_EINVAL unless 1 <= width, height <= SM_IMAGE_MAX_SIDE, fd is an open
  * descriptor and log_fd is -1 or an open non-blocking one; SM_ELIMIT when a
  * frame exceeds 2^31 bytes. Never allocates. */

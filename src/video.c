@@ -60,11 +60,12 @@ static void sleep_ms(int ms)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
-sm_status sm_video_pipe(sm_err *err, int fds[2])
+sm_status sm_video_pipe(sm_err *err, int fds[2], int ours)
 {
     if (pipe2(fds, O_CLOEXEC) != 0) return os_fail(err, errno, "pipe");
-    int fl = fcntl(fds[0], F_GETFL);
-    if (fl < 0 || fcntl(fds[0], F_SETFL, fl | O_NONBLOCK) != 0) {
+    int end = ours ? 1 : 0;
+    int fl = fcntl(fds[end], F_GETFL);
+    if (fl < 0 || fcntl(fds[end], F_SETFL, fl | O_NONBLOCK) != 0) {
         int e = errno;
         close(fds[0]);
         close(fds[1]);
@@ -370,19 +371,6 @@ sm_status sm_video_read_all(sm_err *err, size_t *got, char *buf, size_t cap, int
 /* ---- writing: raw frames to a child's stdin -------------------------------- */
 
 #define MAX_FRAME ((size_t)1 << 31)
-
-sm_status sm_video_output_pipe(sm_err *err, int fds[2])
-{
-    if (pipe2(fds, O_CLOEXEC) != 0) return os_fail(err, errno, "pipe");
-    int fl = fcntl(fds[1], F_GETFL);
-    if (fl < 0 || fcntl(fds[1], F_SETFL, fl | O_NONBLOCK) != 0) {
-        int e = errno;
-        close(fds[0]);
-        close(fds[1]);
-        return os_fail(err, e, "fcntl");
-    }
-    return SM_OK;
-}
 
 sm_status sm_video_writer_check(sm_err *err, int fd, int log_fd, int width, int height)
 {

@@ -97,22 +97,7 @@ end
 -- inference convolutions (Winograd, blocked and packed: nn.Conv2d:prepare,
 -- nn.Conv2d:pack) switched off, i.e. im2col + OpenBLAS, timed alternately
 -- with the prepared one in this run.
-local FACEAPI_DIR = "build/faceapi-bench/node_modules"
-
--- face-api's {embed_ms, detect_ms} timed now, or nil when it cannot run.
-local function faceapi_times()
-  local f = io.open(FACEAPI_DIR .. "/@vladmandic/face-api/package.json")
-  if not f then return nil end
-  f:close()
-  local cmd = string.format("NODE_PATH=%s node spec/bench/faceapi/bench.js %s/@vladmandic/face-api/model "
-    .. "spec/fixtures/faceapi/sample1.jpg 2>/dev/null", FACEAPI_DIR, FACEAPI_DIR)
-  local p = io.popen(cmd)
-  local out = p and p:read("a") or ""
-  if p then p:close() end
-  local ok, r = pcall(require("siamese.json").decode, out)
-  if ok and type(r) == "table" and r.embed_ms and r.detect_ms then return r end
-  return nil
-end
+local faceapi_times = bench.faceapi_times -- face-api's {embed_ms, detect_ms} now, or nil
 
 do
   local before = faceapi_times()

@@ -52,7 +52,7 @@ end
 --- face-api's own pipeline on its WASM backend (spec/bench/faceapi/bench.js
 -- with the packages `make bench` installs into BUILD/faceapi-bench):
 -- {embed_ms, detect_ms, faces} timed now, or nil when node or the packages
--- are missing. The same command as spec/bench/run.lua's.
+-- are missing (spec/bench/run.lua and bench_mtcnn.lua both use it).
 function support.faceapi_times(dir)
   dir = dir or (support.build_dir() .. "/faceapi-bench/node_modules")
   local f = io.open(dir .. "/@vladmandic/face-api/package.json")

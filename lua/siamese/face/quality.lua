@@ -77,19 +77,16 @@ local function check_opts(opts)
   return o
 end
 
--- The geometry of the five points: nil, reason when implausible.
-local function geometry(f, pts, o, q)
+--- The measures of five points {left eye, right eye, nose, left and right
+-- mouth corner}: iod (the eye centres' distance), roll (degrees), and in
+-- units of iod along and across the eye line from its middle, the nose's
+-- and the mouth centre's positions (nose_along, nose_below, mouth_along,
+-- mouth_below) and the mouth's width. With coincident eyes (iod 0) the
+-- measures but iod and roll are not numbers.
+function quality.point_measures(pts)
   local le, re, nose, ml, mr = pts[1], pts[2], pts[3], pts[4], pts[5]
   local ex, ey = re[1] - le[1], re[2] - le[2]
   local iod = math.sqrt(ex * ex + ey * ey)
-  q.roll = math.deg(math.atan(ey, ex))
-  if iod <= 0 or math.abs(q.roll) > o.max_roll then
-    return nil, string.format("head rolled %.0f degrees (at most %g)", q.roll, o.max_roll)
-  end
-  q.eyes = iod / f.box.width
-  if q.eyes < 0.2 or q.eyes > 0.6 then
-    return nil, string.format("implausible landmarks: eyes %.2f of the face's width apart", q.eyes)
-  end
   local ux, uy = ex / iod, ey / iod
   local mx, my = (le[1] + re[1]) / 2, (le[2] + re[2]) / 2
   local function along_across(p)
@@ -98,7 +95,22 @@ local function geometry(f, pts, o, q)
   end
   local nx, ny = along_across(nose)
   local cx, cy = along_across({(ml[1] + mr[1]) / 2, (ml[2] + mr[2]) / 2})
-  local mw = math.sqrt((mr[1] - ml[1]) ^ 2 + (mr[2] - ml[2]) ^ 2) / iod
+  return {iod = iod, roll = math.deg(math.atan(ey, ex)), nose_along = nx, nose_below = ny, mouth_along = cx,
+          mouth_below = cy, mouth_width = math.sqrt((mr[1] - ml[1]) ^ 2 + (mr[2] - ml[2]) ^ 2) / iod}
+end
+
+-- The geometry of the five points: nil, reason when implausible.
+local function geometry(f, pts, o, q)
+  local m = quality.point_measures(pts)
+  q.roll = m.roll
+  if m.iod <= 0 or math.abs(q.roll) > o.max_roll then
+    return nil, string.format("head rolled %.0f degrees (at most %g)", q.roll, o.max_roll)
+  end
+  q.eyes = m.iod / f.box.width
+  if q.eyes < 0.2 or q.eyes > 0.6 then
+    return nil, string.format("implausible landmarks: eyes %.2f of the face's width apart", q.eyes)
+  end
+  local nx, ny, cx, cy, mw = m.nose_along, m.nose_below, m.mouth_along, m.mouth_below, m.mouth_width
   if ny < 0.1 or ny > 1.2 or math.abs(nx) > 0.6 then
     return nil, "implausible landmarks: the nose is not below the eyes"
   end
