@@ -377,6 +377,45 @@ print("hook ran for " .. name)
     assert_no_ffmpeg()
   end)
 
+  it("a live source faster than the machine: frames dropped, not queued; decisions stay near real time", function()
+    -- The clip at 100 fps (each frame 10 times): 550 frames in 5.5 s,
+    -- delivered in real time (--live), detection on every frame of one
+    -- thread: the source outpaces the processing on any machine here.
+    local fast = dir .. "/visits_100fps.mkv"
+    ffmpeg("-i", clip, "-vf", "fps=100", "-c:v", "ffv1", fast)
+    local argv = siamese_argv("watch", "--gallery", gallery_path, "--source", fast, "--live", "--door", "--json",
+      "--every", "1", "--max-missed", "20", "--min-votes", "2", "--votes", "3", "--threads", "1")
+    local out, err, code = run(argv)
+    assert.are.equal(0, code, err)
+    assert.are.same({}, ffmpegs_with(fast))
+    local opens, latencies = {}, {}
+    for _, e in ipairs(json_lines(out)) do
+      if e.door == "open" then opens[#opens + 1] = e.name end
+      if e.latency then latencies[#latencies + 1] = e.latency end
+    end
+    assert.are.same({"Tony_Blair", "Serena_Williams", "Tony_Blair"}, opens)
+    -- The statistics lines (one per window of a few seconds): the slowest
+    -- window's processing rate, the frames dropped (a running count).
+    local fps_done, dropped
+    for done, d in err:gmatch("[%d.]+ fps in, ([%d.]+) fps processed, [^\n]- (%d+) dropped") do
+      fps_done = math.min(fps_done or math.huge, tonumber(done))
+      dropped = tonumber(d)
+    end
+    assert(fps_done, "no statistics line in: " .. err)
+    assert.is_true(dropped > 0, "no frame dropped: " .. err)
+    -- Bounded latency: a frame waits at most for the frame being processed
+    -- when it arrives, then for its own processing, so the latency of a
+    -- decision is about two frame times (1 / fps processed), whatever the
+    -- machine's speed; 4 frame times and 0.5 s for the scheduler as the
+    -- bound. Queued frames would instead lag by the clip's length times
+    -- (1 - processed / in) by the last visit: seconds.
+    local bound = 4 / fps_done + 0.5
+    assert.is_true(#latencies >= 3)
+    for _, l in ipairs(latencies) do
+      assert.is_true(l <= bound, ("latency %.2f s over %.2f s (%s)"):format(l, bound, err))
+    end
+  end)
+
   it("Ctrl-C: exit 130, one line, ffmpeg stopped and reaped, the --out video so far kept", function()
     local out_path = dir .. "/interrupted.mkv"
     local pid, ro, re = start(watch_argv("--door", "--live", "--out", out_path))

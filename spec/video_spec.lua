@@ -321,14 +321,24 @@ describe("core.video reader", function()
     reader:close()
   end)
 
+  -- The live reader's thread takes what cat wrote a moment later: wait
+  -- (up to 10 s) until it has counted n complete frames.
+  local function await_frames(reader, n)
+    local t0 = siamese.clock()
+    while reader:frames() < n and siamese.clock() - t0 < 10 do support.sleep(0.01) end
+    assert.equal(n, reader:frames())
+  end
+
   it("live: hands over the newest complete frame and counts the dropped ones", function()
     local r, w = assert(V.pipe())
     local reader = assert(V.reader(r, nil, 4, 2, {live = true}))
     feed(w, frames(1, 3, 10)) -- 3 frames and 10 bytes of the 4th
+    await_frames(reader, 3)
     local img, index, dropped = reader:read()
     assert.same({3, 2}, {index, dropped})
     assert.equal(string.rep("\3", FRAME), img:bytes())
     feed(w, string.rep("\4", FRAME - 10) .. frames(5, 1, 5)) -- the rest of 4, 5, a part of 6
+    await_frames(reader, 5)
     img, index, dropped = reader:read()
     assert.same({5, 1}, {index, dropped})
     assert.equal(string.rep("\5", FRAME), img:bytes())
@@ -337,6 +347,34 @@ describe("core.video reader", function()
     assert.is_nil(none)
     assert.matches("ended in the middle of a frame %(5 of 24 bytes%)", err)
     assert.is_nil(reader:read())
+    reader:close()
+  end)
+
+  it("live: drains the pipe while nobody reads, so the source never waits on it", function()
+    -- 64 frames of 64x64 (768 KiB, over ten times what a pipe holds) from
+    -- cat, never read meanwhile: cat can only finish because the reader's
+    -- thread keeps taking them. Without it cat would block on the full
+    -- pipe; the 20 s deadline turns that into a failure, not a hang.
+    local r, w = assert(V.pipe())
+    local reader = assert(V.reader(r, nil, 64, 64, {live = true}))
+    local size = 64 * 64 * 3
+    local parts = {}
+    for k = 1, 64 do parts[k] = string.rep(string.char(k), size) end
+    local path = dir .. "/burst"
+    support.write_file(path, table.concat(parts))
+    local pid = assert(P.spawn({"cat", path}, {stdout = w}))
+    P.close(w)
+    local t0, exited = siamese.clock(), false
+    while not exited and siamese.clock() - t0 < 20 do
+      exited = P.waitpid(pid, true)
+      if not exited then support.sleep(0.02) end
+    end
+    if not exited then P.kill(pid) P.waitpid(pid) end
+    assert.is_true(exited, "cat is blocked on the pipe: the reader does not drain it")
+    local img, index, dropped = reader:read()
+    assert.same({64, 63}, {index, dropped})
+    assert.equal(string.rep("\64", size), img:bytes())
+    assert.is_nil(reader:read()) -- then the clean end
     reader:close()
   end)
 

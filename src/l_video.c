@@ -130,7 +130,14 @@ static int l_reader(lua_State *L)
     /* The reader and its frame buffers in one userdata: no C heap to leak. */
     sm_video_reader *r = lua_newuserdatauv(L, sizeof *r + ws, 0);
     sm_video_reader_init(r, fd, log_fd, (int)w, (int)h, live, timeout, (uint8_t *)(r + 1));
-    luaL_setmetatable(L, READER_MT);
+    luaL_setmetatable(L, READER_MT); /* from here __gc closes the descriptors */
+    st = sm_video_reader_start(&err, r);
+    if (st != SM_OK) {
+        sm_process_status ps;
+        int by_itself;
+        sm_video_reader_close(&ps, &by_itself, r, 0, TERM_MS);
+        return sm_l_status(L, st, &err, 1);
+    }
     return 1;
 }
 
@@ -196,14 +203,16 @@ static int l_gc(lua_State *L)
 static int l_log(lua_State *L)
 {
     sm_video_reader *r = check_reader(L);
-    lua_pushlstring(L, r->log, r->log_len);
+    char log[SM_VIDEO_LOG_LEN + 1];
+    size_t n = sm_video_reader_log(log, r);
+    lua_pushlstring(L, log, n);
     return 1;
 }
 
 static int l_frames(lua_State *L)
 {
     sm_video_reader *r = check_reader(L);
-    lua_pushinteger(L, r->frames);
+    lua_pushinteger(L, (lua_Integer)sm_video_reader_frames(r));
     return 1;
 }
 

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 
 /* ---- status and error messages ---------------------------------------- */
 
@@ -409,13 +410,15 @@ int sm_process_getpid(void);
 /* ---- video frames from a pipe (video.c) ------------------------------------ */
 /* Reads fixed-size raw frames (ffmpeg's `-f rawvideo` output) from a pipe.
  * Files: each read blocks for the next frame, straight into the caller's
- * pixels, and never drops one. Live: each read drains everything the pipe
- * holds, keeps the newest complete frame (two frame buffers: the newest
- * complete one and the one being filled, whose part stays for the next
- * read), copies it out and counts the frames it skipped; it blocks only
- * when no complete frame has arrived since the last read. The reader owns
- * fd, log_fd (the child's stderr, whose last bytes it keeps for messages)
- * and the child pid: sm_video_reader_close closes them and reaps the child. */
+ * pixels, and never drops one. Live: a thread of the reader (started by
+ * sm_video_reader_start) drains the pipe as fast as the child writes, into
+ * two frame buffers (the newest complete frame and the one being filled),
+ * so the child never waits for a slow consumer and a read gets the newest
+ * frame: it copies it out and counts the frames overwritten since the
+ * previous read; it blocks only when no frame has completed since then.
+ * The reader owns fd, log_fd (the child's stderr, whose last bytes it
+ * keeps for messages) and the child pid: sm_video_reader_close stops the
+ * thread, closes them and reaps the child. */
 #define SM_VIDEO_LOG_LEN 1024
 typedef struct {
     int fd, log_fd;          /* non-blocking read ends (-1: closed / none) */
@@ -423,11 +426,24 @@ typedef struct {
     int width, height;
     int live, timeout_ms;    /* timeout_ms: per read, -1 waits forever */
     size_t frame_bytes;
-    uint8_t *buf[2];         /* live: the two frame buffers (the workspace) */
-    int cur;                 /* live: the buffer being filled */
+    int eof;                 /* no more frames to deliver (the consumer's flag) */
+    /* files: the frame in progress (the consumer's) */
     size_t have;             /* bytes of the frame in progress */
+    /* live: shared with the thread under lock, except where marked */
+    uint8_t *buf[2];         /* the two frame buffers (the workspace) */
+    int cur;                 /* the buffer being filled (the thread's) */
+    int ready;               /* buf[cur ^ 1] holds a frame not yet delivered */
+    int64_t dropped;         /* frames overwritten since the last delivery */
+    int done;                /* the thread ended: end of file or an error */
+    sm_status done_status;   /* SM_OK at a clean end, else done_err says why */
+    sm_err done_err;
+    int started;             /* the thread runs (until close joins it) */
+    int wake[2];             /* a pipe whose write end wakes the thread to stop */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;  /* a frame completed or the thread ended */
+    /* both */
     int64_t frames;          /* complete frames received so far */
-    int eof;                 /* the pipe reached end of file */
     char log[SM_VIDEO_LOG_LEN + 1]; /* the last bytes of the child's stderr, NUL-terminated */
     size_t log_len;
 } sm_video_reader;
@@ -444,10 +460,14 @@ sm_status sm_video_reader_check(sm_err *err, int fd, int log_fd, int width, int 
 /* Bytes of workspace the reader needs (live: two frames; files: none). */
 size_t sm_video_reader_workspace_size(int width, int height, int live);
 /* Takes ownership of fd and log_fd (after a successful check). Live: the
- * pipe is enlarged to hold a few frames when the system allows it, so the
- * child rarely waits for a slow reader. */
+ * pipe is enlarged to hold a few frames when the system allows it. */
 void sm_video_reader_init(sm_video_reader *r, int fd, int log_fd, int width, int height, int live,
                           int timeout_ms, uint8_t *workspace);
+/* Live readers: starts the draining thread (all signals blocked in it, so
+ * Ctrl-C and SIGCHLD stay with the caller's thread). SM_ENOMEM / SM_EIO
+ * when it cannot be started; the reader still owns its descriptors and
+ * sm_video_reader_close must be called. Nothing to do for files. */
+sm_status sm_video_reader_start(sm_err *err, sm_video_reader *r);
 /* Reads the next frame (files) or the newest complete one (live) into dst
  * (frame_bytes bytes, rgb24). *got 1: a frame, *index its number (1-based),
  * *dropped the frames skipped before it (always 0 for files); *got 0: the
@@ -456,12 +476,18 @@ void sm_video_reader_init(sm_video_reader *r, int fd, int log_fd, int width, int
  * an end or an error every later read ends again (*got 0). */
 sm_status sm_video_read(sm_err *err, uint8_t *dst, int *got, int64_t *index, int64_t *dropped,
                         sm_video_reader *r);
-/* Closes the descriptors (the frame pipe first, so a child blocked on it
- * gets EPIPE) and reaps the child: after wait_ms for it to exit on its own
- * (0 when closing early), SIGTERM; after term_ms more, SIGKILL and a
- * blocking wait. *by_itself 1 when it exited before any signal, with its
- * status in *st. The rest of the child's stderr is kept in r->log.
- * Idempotent; *by_itself 0 and *st zeroed when there was no child. */
+/* Copies the last bytes of the child's stderr (NUL-terminated, at most
+ * SM_VIDEO_LOG_LEN + 1 bytes into out); returns their length. */
+size_t sm_video_reader_log(char *out, sm_video_reader *r);
+/* Complete frames received so far. */
+int64_t sm_video_reader_frames(sm_video_reader *r);
+/* Stops the thread (live), closes the descriptors (the frame pipe first, so
+ * a child blocked on it gets EPIPE) and reaps the child: after wait_ms for
+ * it to exit on its own (0 when closing early), SIGTERM; after term_ms
+ * more, SIGKILL and a blocking wait. *by_itself 1 when it exited before any
+ * signal, with its status in *st. The rest of the child's stderr is kept
+ * in r->log. Idempotent; *by_itself 0 and *st zeroed when there was no
+ * child. */
 void sm_video_reader_close(sm_process_status *st, int *by_itself, sm_video_reader *r, int wait_ms, int term_ms);
 /* Reads fd (non-blocking, e.g. sm_video_pipe's) to end of file into buf
  * (cap bytes): SM_ELIMIT past cap, SM_EIO on an error or after timeout_ms

@@ -10,12 +10,18 @@
  *
  * Files (live = 0): read() fills the caller's frame directly, blocking
  * until it is complete; every frame is delivered.
- * Live (live = 1): read() drains the pipe. Bytes go into buf[cur] up to the
- * frame boundary; a completed buffer becomes the newest frame and cur
- * flips to the other one (overwriting the older complete frame, counted as
- * dropped). When the pipe is empty and a frame completed during this call,
- * it is copied out; the partial next frame stays in buf[cur] for the next
- * call. So the two buffers are always {newest complete, in progress}.
+ * Live (live = 1): a thread (live_thread) polls the pipe, the child's
+ * stderr and a wake-up pipe, and reads as soon as bytes arrive, so the
+ * child never blocks on a full pipe while the consumer is busy: bytes go
+ * into buf[cur] up to the frame boundary; a completed buffer becomes the
+ * newest frame (publish: cur flips under the lock, so the two buffers are
+ * always {newest complete, in progress}; an undelivered frame that gets
+ * overwritten is counted as dropped). read() waits on a condition variable
+ * until a frame is ready or the thread has ended, and copies the newest
+ * frame out under the lock (the thread meanwhile fills the other buffer).
+ * The thread only ends at end of file, on an error (kept for read() to
+ * return after any frame still ready) or when close() wakes it; close()
+ * joins it before closing any descriptor.
  *
  * Writing (sm_video_writer, for ffmpeg's `-f rawvideo -i pipe:0`): each
  * frame goes whole from the caller's pixels to the child's stdin (our end
@@ -126,7 +132,8 @@ void sm_video_reader_init(sm_video_reader *r, int fd, int log_fd, int width, int
     }
 }
 
-/* Appends n bytes to the log tail, keeping the last SM_VIDEO_LOG_LEN. */
+/* Appends n bytes to the log tail, keeping the last SM_VIDEO_LOG_LEN.
+ * Under the lock while the thread runs. */
 static void log_append(sm_video_reader *r, const char *p, size_t n)
 {
     if (n >= SM_VIDEO_LOG_LEN) {
@@ -143,14 +150,18 @@ static void log_append(sm_video_reader *r, const char *p, size_t n)
     r->log[r->log_len] = '\0';
 }
 
-/* Reads whatever the child's stderr holds now; closes it at its end. */
+/* Reads whatever the child's stderr holds now; closes it at its end. Run
+ * by the thread while it runs (log_fd is then its own), else by the
+ * consumer. */
 static void drain_log(sm_video_reader *r)
 {
     char buf[512];
     while (r->log_fd >= 0) {
         ssize_t n = read(r->log_fd, buf, sizeof buf);
         if (n > 0) {
+            if (r->started) pthread_mutex_lock(&r->lock);
             log_append(r, buf, (size_t)n);
+            if (r->started) pthread_mutex_unlock(&r->lock);
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else {
@@ -161,6 +172,24 @@ static void drain_log(sm_video_reader *r)
             return;
         }
     }
+}
+
+size_t sm_video_reader_log(char *out, sm_video_reader *r)
+{
+    if (r->started) pthread_mutex_lock(&r->lock);
+    size_t n = r->log_len;
+    memcpy(out, r->log, n);
+    out[n] = '\0';
+    if (r->started) pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+int64_t sm_video_reader_frames(sm_video_reader *r)
+{
+    if (r->started) pthread_mutex_lock(&r->lock);
+    int64_t n = r->frames;
+    if (r->started) pthread_mutex_unlock(&r->lock);
+    return n;
 }
 
 /* Waits until the frame pipe is readable (draining stderr meanwhile).
@@ -230,44 +259,158 @@ static sm_status read_file_frame(sm_err *err, uint8_t *dst, int *got, int64_t *i
     }
 }
 
-static sm_status read_live_frame(sm_err *err, uint8_t *dst, int *got, int64_t *index, int64_t *dropped,
-                                 sm_video_reader *r, int64_t deadline)
+/* ---- live: the draining thread ---------------------------------------------- */
+
+/* A frame completed in buf[cur]: it becomes the newest, cur flips to the
+ * other buffer (whose frame, if not delivered, is dropped). */
+static void publish(sm_video_reader *r)
 {
-    int newest = -1; /* the buffer holding the newest frame completed in this call */
-    sm_status st = SM_OK;
+    pthread_mutex_lock(&r->lock);
+    if (r->ready) r->dropped++;
+    r->cur ^= 1;
+    r->ready = 1;
+    r->frames++;
+    pthread_cond_signal(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+    r->have = 0;
+}
+
+/* Reads what the pipe holds now. *end 1 at end of file; SM_EFORMAT when
+ * it ends in the middle of a frame. */
+static sm_status drain_frames(sm_err *err, int *end, sm_video_reader *r)
+{
     for (;;) {
         ssize_t n = read_part(r, r->buf[r->cur]);
         if (n > 0) {
             r->have += (size_t)n;
-            if (r->have == r->frame_bytes) {
-                if (newest >= 0) ++*dropped;
-                newest = r->cur;
-                r->cur ^= 1;
-                r->have = 0;
-                r->frames++;
-            }
-            continue;
+            if (r->have == r->frame_bytes) publish(r);
+        } else if (n == 0) {
+            *end = 1;
+            if (r->have == 0) return SM_OK;
+            return sm_fail(err, SM_EFORMAT, "the stream ended in the middle of a frame (%zu of %zu bytes)",
+                           r->have, r->frame_bytes);
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return SM_OK;
+        } else {
+            return os_fail(err, errno, "read");
         }
-        if (n == 0) {
-            /* A part after the newest frame is an error only when that
-             * frame has been delivered (the next read reports it). */
-            if (newest < 0) return at_eof(err, r);
-            if (r->have == 0) r->eof = 1;
+    }
+}
+
+static void *live_thread(void *arg)
+{
+    sm_video_reader *r = arg;
+    sm_err err;
+    sm_status st = SM_OK;
+    for (;;) {
+        struct pollfd p[3] = {{r->wake[0], POLLIN, 0}, {r->fd, POLLIN, 0}, {r->log_fd, POLLIN, 0}};
+        int n = poll(p, r->log_fd >= 0 ? 3 : 2, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            st = os_fail(&err, errno, "poll");
             break;
         }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            st = os_fail(err, errno, "read");
-            if (newest < 0) return st;
-            break; /* deliver the frame; the error comes back on the next read */
+        if (p[0].revents) break; /* close() wants us gone */
+        if (r->log_fd >= 0 && p[2].revents) drain_log(r);
+        if (p[1].revents) { /* data, end of file or an error: read() tells */
+            int end = 0;
+            st = drain_frames(&err, &end, r);
+            if (st != SM_OK || end) break;
         }
-        if (newest >= 0) break; /* drained: the newest complete frame is it */
-        st = wait_readable(err, r, deadline);
-        if (st != SM_OK) return st;
     }
-    memcpy(dst, r->buf[newest], r->frame_bytes);
-    *got = 1;
-    *index = r->frames;
+    pthread_mutex_lock(&r->lock);
+    r->done = 1;
+    r->done_status = st;
+    if (st != SM_OK) r->done_err = err;
+    pthread_cond_signal(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+sm_status sm_video_reader_start(sm_err *err, sm_video_reader *r)
+{
+    if (!r->live || r->started || r->fd < 0) return SM_OK;
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc != 0) return os_fail(err, rc, "pthread_condattr_init");
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* read()'s deadline is monotonic */
+    if (rc == 0) rc = pthread_cond_init(&r->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0) return os_fail(err, rc, "pthread_cond_init");
+    rc = pthread_mutex_init(&r->lock, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&r->changed);
+        return os_fail(err, rc, "pthread_mutex_init");
+    }
+    if (pipe2(r->wake, O_CLOEXEC) != 0) {
+        rc = errno;
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->changed);
+        return os_fail(err, rc, "pipe");
+    }
+    /* The thread inherits a full signal mask: signals stay with the caller. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    r->started = 1; /* before the thread runs: drain_log and publish lock */
+    rc = pthread_create(&r->thread, NULL, live_thread, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        r->started = 0;
+        close(r->wake[0]);
+        close(r->wake[1]);
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->changed);
+        return os_fail(err, rc, "pthread_create");
+    }
     return SM_OK;
+}
+
+/* Stops and joins the thread; the reader is the consumer's alone after. */
+static void stop_thread(sm_video_reader *r)
+{
+    if (!r->started) return;
+    char one = 1;
+    while (write(r->wake[1], &one, 1) < 0 && errno == EINTR) {}
+    pthread_join(r->thread, NULL);
+    close(r->wake[0]);
+    close(r->wake[1]);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->changed);
+    r->started = 0;
+}
+
+static sm_status read_live_frame(sm_err *err, uint8_t *dst, int *got, int64_t *index, int64_t *dropped,
+                                 sm_video_reader *r, int64_t deadline)
+{
+    if (!r->started) return sm_fail(err, SM_EINVAL, "the live reader was not started");
+    sm_status st = SM_OK;
+    pthread_mutex_lock(&r->lock);
+    while (!r->ready && !r->done) {
+        if (deadline < 0) {
+            pthread_cond_wait(&r->changed, &r->lock);
+            continue;
+        }
+        struct timespec ts = {(time_t)(deadline / 1000), (long)(deadline % 1000) * 1000000L};
+        if (pthread_cond_timedwait(&r->changed, &r->lock, &ts) == ETIMEDOUT && !r->ready && !r->done) {
+            st = sm_fail(err, SM_EIO, "no frame within %.3g s", (double)r->timeout_ms / 1000.0);
+            break;
+        }
+    }
+    if (st == SM_OK && r->ready) {
+        memcpy(dst, r->buf[r->cur ^ 1], r->frame_bytes);
+        r->ready = 0;
+        *got = 1;
+        *index = r->frames;
+        *dropped = r->dropped;
+        r->dropped = 0;
+    } else if (st == SM_OK) { /* the thread ended and every frame has been delivered */
+        st = r->done_status;
+        if (st != SM_OK) *err = r->done_err;
+        else r->eof = 1;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return st;
 }
 
 sm_status sm_video_read(sm_err *err, uint8_t *dst, int *got, int64_t *index, int64_t *dropped,
@@ -277,7 +420,7 @@ sm_status sm_video_read(sm_err *err, uint8_t *dst, int *got, int64_t *index, int
     *index = 0;
     *dropped = 0;
     if (r->eof || r->fd < 0) return SM_OK;
-    drain_log(r);
+    if (!r->started) drain_log(r); /* else the thread drains it */
     int64_t deadline = r->timeout_ms < 0 ? -1 : now_ms() + r->timeout_ms;
     sm_status st = r->live ? read_live_frame(err, dst, got, index, dropped, r, deadline)
                            : read_file_frame(err, dst, got, index, r, deadline);
@@ -310,6 +453,7 @@ void sm_video_reader_close(sm_process_status *st, int *by_itself, sm_video_reade
 {
     memset(st, 0, sizeof *st);
     *by_itself = 0;
+    stop_thread(r);
     if (r->fd >= 0) {
         close(r->fd);
         r->fd = -1;

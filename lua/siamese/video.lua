@@ -11,8 +11,9 @@
 -- Debian's ffmpeg decodes, as a child process run from an argument vector
 -- (never a shell), writing raw rgb24 frames to a pipe; ffprobe gives the
 -- size and rate first. No ffmpeg code is linked. The reader is C
--- (src/video.c): for files it delivers every frame; for live sources it
--- drains the pipe and hands over the newest complete frame, counting the
+-- (src/video.c): for files it delivers every frame; for live sources a
+-- thread of the reader drains the pipe as the frames come (ffmpeg never
+-- waits on us) and read hands over the newest complete frame, counting the
 -- ones it skipped, so a slow consumer stays near real time. The child is
 -- stopped and reaped by v:close(), at the end of the stream, on an error,
 -- when a frames() loop ends (also by break or an error in its body), on
