@@ -3,6 +3,7 @@
 usage:
   /usr/bin/python3 spec/bench/torch_mtcnn.py conformance [FIXTURE] [MODELS_DIR]
   /usr/bin/python3 spec/bench/torch_mtcnn.py time SPEC_JSON [MODELS_DIR]
+  /usr/bin/python3 spec/bench/torch_mtcnn.py macs SPEC_JSON [MODELS_DIR]
 
 The networks are built here from our own weight files (models/mtcnn_{pnet,rnet,onet}.safetensors,
 models/mobilefacenet.safetensors, read by the small safetensors reader below: an 8-byte
@@ -30,6 +31,11 @@ time: SPEC_JSON (a file, or the JSON text itself) = {"threads": 2, "reps": 7, "c
   warm-up calls, then `reps` rounds (each round long enough to be timed: several calls of a short
   forward), the median of the rounds; "cpu" times with the process's processor time (all threads)
   instead of the wall clock. One JSON line with the ms per forward of each entry, in the order given.
+
+macs: the same SPEC_JSON; the multiply-adds of one forward of each entry (every convolution's and
+  linear layer's output elements times its inputs per output, counted while the forward runs; the
+  PReLUs, pools and softmax are not counted), in the order given, and their total. The work a
+  detection or a pipeline must do whatever executes it: divided by a time it gives the rate reached.
 
 Without torch: one JSON line {"skipped": "..."} and exit status 3.
 """
@@ -280,8 +286,42 @@ def timing(spec, models):
     return 0
 
 
+def macs(spec, models):
+    """Multiply-adds per forward: F.conv2d and F.linear counted while each entry runs once."""
+    count = [0]
+    conv2d, linear = F.conv2d, F.linear
+
+    def counted_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+        y = conv2d(x, w, b, stride, padding, dilation, groups)
+        count[0] += y.numel() * w.shape[1] * w.shape[2] * w.shape[3]
+        return y
+
+    def counted_linear(x, w, b=None):
+        y = linear(x, w, b)
+        count[0] += y.numel() * w.shape[1]
+        return y
+
+    def one(net, x):
+        count[0] = 0
+        net(x)
+        return count[0]
+
+    nets = load_nets(models)
+    F.conv2d, F.linear = counted_conv2d, counted_linear
+    try:
+        with torch.no_grad():
+            out = {"pnet": [one(nets["pnet"], torch.zeros(1, 3, h, w)) for h, w in spec.get("pnet", [])]}
+            for name, size in (("rnet", 24), ("onet", 48), ("mobilefacenet", 112)):
+                out[name] = [one(nets[name], torch.zeros(n, 3, size, size)) for n in spec.get(name, [])]
+    finally:
+        F.conv2d, F.linear = conv2d, linear
+    out["total"] = sum(sum(v) for v in out.values())
+    print(json.dumps(out))
+    return 0
+
+
 def main(argv):
-    if len(argv) < 2 or argv[1] not in ("conformance", "time"):
+    if len(argv) < 2 or argv[1] not in ("conformance", "time", "macs"):
         sys.stderr.write(__doc__)
         return 2
     if argv[1] == "conformance":
@@ -297,7 +337,8 @@ def main(argv):
     if os.path.exists(text):
         with open(text) as f:
             text = f.read()
-    return timing(json.loads(text), argv[3] if len(argv) > 3 else MODELS)
+    run = macs if argv[1] == "macs" else timing
+    return run(json.loads(text), argv[3] if len(argv) > 3 else MODELS)
 
 
 if __name__ == "__main__":
