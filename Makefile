@@ -27,11 +27,15 @@ LIBS       := $(PKG_LIBS) -fopenmp -lm -lpthread
 BUILD      ?= build
 # Runs a script against this checkout (no install needed).
 RUN_LUA    = LUA_PATH_5_4="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH_5_4="./$(BUILD)/?.so;;" $(LUA)
-SRC        := $(wildcard src/*.c)
+# src/l_pq.c is the module siamese.pq of its own (libpq), not part of core.so.
+SRC        := $(filter-out src/l_pq.c,$(wildcard src/*.c))
 CORE_SRC   := $(filter-out src/l_%.c src/siamese.c,$(SRC))
 OBJ        := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 CORE_OBJ   := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 MODULE     := $(BUILD)/siamese/core.so
+PQ_MODULE  := $(BUILD)/siamese/pq.so
+PQ_CFLAGS  := $(shell pkg-config --cflags libpq 2>/dev/null)
+PQ_LIBS    := $(shell pkg-config --libs libpq 2>/dev/null)
 CTESTS     := $(patsubst spec/c/%.c,$(BUILD)/ctest/%,$(wildcard spec/c/test_*.c))
 
 INST_LIBDIR ?= $(DESTDIR)/usr/local/lib/lua/5.4
@@ -40,7 +44,7 @@ INST_BINDIR ?= $(DESTDIR)/usr/local/bin
 
 .PHONY: all deps test ctest ctest-cpus spec sanitize demo bench lfw models oneshot install clean help train-att e2e
 
-all: $(MODULE)
+all: $(MODULE) $(PQ_MODULE)
 
 help:
 	@echo "make deps      install missing Debian packages (prints the command when not root)"
@@ -70,6 +74,10 @@ $(MODULE): $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) -Wl,-z,nodelete $(CFLAGS) -o $@ $(OBJ) $(LIBS)
 
+$(PQ_MODULE): src/l_pq.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PQ_CFLAGS) $(LIBFLAG) $(CFLAGS) -o $@ $< $(PQ_LIBS)
+
 $(BUILD)/ctest/%: spec/c/%.c $(wildcard spec/c/*.h) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(CORE_OBJ) $(LIBS)
@@ -82,7 +90,7 @@ ctest: $(CTESTS)
 ctest-cpus: $(CTESTS)
 	@sh spec/c/each_cpu.sh $(CTESTS)
 
-spec: $(MODULE)
+spec: $(MODULE) $(PQ_MODULE)
 	$(BUSTED) $(BUSTED_ARGS)
 
 test: deps
@@ -97,7 +105,7 @@ sanitize: deps
 ctest-san: $(CTESTS)
 	@set -e; for t in $(CTESTS); do ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
 
-spec-san: $(MODULE)
+spec-san: $(MODULE) $(PQ_MODULE)
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	SIAMESE_BUILD=$(BUILD) $(BUSTED) $(BUSTED_ARGS)
@@ -167,7 +175,7 @@ oneshot: deps
 	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --pipeline mobilefacenet --crop whole
 	$(RUN_LUA) examples/oneshot_att.lua $(ATT_ROOT) --model face --pipeline mobilefacenet --crop detect
 
-install: $(MODULE)
+install: $(MODULE) $(PQ_MODULE)
 	mkdir -p $(INST_LIBDIR)/siamese $(INST_LUADIR)/siamese/face/models $(INST_BINDIR)
 	cp $(MODULE) $(INST_LIBDIR)/siamese/core.so
 	cd lua && find siamese -name '*.lua' -exec sh -c 'mkdir -p "$$0/$$(dirname "$$1")" && cp "$$1" "$$0/$$1"' $(INST_LUADIR) {} \;

@@ -21,6 +21,7 @@ external_dependencies = {
   JPEG = { header = "jpeglib.h", library = "jpeg" },
   PNG = { header = "png.h", library = "png16" },
   OPENBLAS = { library = "openblas" },
+  PQ = { header = "libpq-fe.h", library = "pq" },
 }
 build = {
   type = "make",
