@@ -28,8 +28,13 @@
 -- enrolments (two commands, a command and the web server) all land. A
 -- reader that keeps a gallery in memory compares gallery.generation(path)
 -- with the generation load gave it and reloads when it changed.
+--
+-- PostgreSQL. load, update and generation take a postgresql:// URL in
+-- place of a path and hand it to siamese.gallery_pg (one transaction under
+-- an advisory lock for update; replicas kept current by LISTEN/NOTIFY).
 local core = require "siamese.core"
 local names = require "siamese.names"
+local pg = require "siamese.pg"
 
 local gallery = {
   new = core.gallery.new,
@@ -100,6 +105,7 @@ end
 -- (see gallery.generation); nil, message when it is missing, damaged, or
 -- holds a name that siamese.names refuses (it is then not trusted).
 function gallery.load(path)
+  if pg.is_url(path) then return require("siamese.gallery_pg").load(path) end
   local g, err = core.gallery.load(path)
   if not g then return nil, err end
   local generation = err
@@ -125,7 +131,12 @@ end
 --- The generation of a gallery file: a string that changes whenever the
 -- file is replaced or rewritten (device, inode, size, modification time in
 -- nanoseconds); nil, message when it cannot be read (e.g. no such file).
-gallery.generation = core.gallery.generation
+-- For a postgresql:// URL: "pg:N", N the changes committed so far
+-- (siamese.gallery_pg).
+function gallery.generation(path)
+  if pg.is_url(path) then return require("siamese.gallery_pg").generation(path) end
+  return core.gallery.generation(path)
+end
 
 --- The file a gallery path finally names (symlinks followed): where saves
 -- write and next to which the lock file lives.
@@ -169,6 +180,7 @@ function gallery.update(path, fn, opts)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout) then
     error("gallery.update: option timeout must be a number of seconds >= 0, got " .. tostring(timeout), 2)
   end
+  if pg.is_url(path) then return require("siamese.gallery_pg").update(path, fn, opts) end
   local target, terr = core.gallery.target(path)
   if not target then return nil, terr end
   if held[target] then

@@ -36,6 +36,7 @@ local REFUSED = {
   {0x1D173, 0x1D17A},                    -- musical symbol format controls
   {0xE0000, 0xE0FFF},                    -- tags and variation selectors supplement
 }
+names.REFUSED = REFUSED -- read-only by convention (siamese.gallery_pg makes them constraints)
 
 local function refused(cp)
   for _, r in ipairs(REFUSED) do

@@ -1,0 +1,242 @@
+-- siamese.gallery_pg and siamese.gallery's postgresql:// URLs, against a
+-- throw-away PostgreSQL cluster started here (spec/pg_cluster.lua).
+local siamese = require "siamese"
+local core = require "siamese.core"
+local gallery = require "siamese.gallery"
+local gallery_pg = require "siamese.gallery_pg"
+local pg = require "siamese.pg"
+local support = dofile("spec/support.lua")
+local pg_cluster = dofile("spec/pg_cluster.lua")
+
+local T, P = siamese.tensor, core.process
+local DIM = 4
+local NEW = {dim = DIM, metric = "euclidean", threshold = 0.6, model = "spec-model"}
+
+-- A distinct embedding per (seed, row): rows of [n, DIM].
+local function emb(seed, n)
+  local t = T.zeros{n or 1, DIM}
+  for i = 1, n or 1 do
+    for j = 1, DIM do t:set(i, j, math.sin(seed * 7.31 + i * 1.7 + j * 0.37)) end
+  end
+  return t
+end
+
+local function enroll(url, name, seed, n)
+  return gallery.update(url, function(g)
+    g:add(name, emb(seed, n))
+    return true
+  end, {new = NEW})
+end
+
+local function bytes_of(g, name) return core.tensor_to_bytes(g:templates(name)) end
+
+describe("gallery in PostgreSQL", function()
+  local cluster, url
+
+  setup(function()
+    cluster = pg_cluster.start()
+  end)
+
+  teardown(function()
+    if cluster then cluster:destroy() end
+  end)
+
+  -- Each test gets a database of its own (some tests stop the server: a
+  -- new connection each time).
+  local counter = 0
+  before_each(function()
+    counter = counter + 1
+    local db = "g" .. counter
+    local admin <close> = assert(require("siamese.pq").connect(cluster.conninfo))
+    assert(admin:exec("create database " .. db))
+    url = ("postgresql://siamese@/%s?host=%s&port=%d"):format(db, cluster.dir, cluster.port)
+  end)
+
+  it("update creates the gallery and the schema; load gives it back exactly, in enrolment order", function()
+    local none, err = gallery.load(url)
+    assert.is_nil(none)
+    assert.matches("no gallery in this database", err)
+    assert.is_true(pg.is_url(url))
+    assert(enroll(url, "Zoe", 1, 2))
+    assert(enroll(url, "Ada", 2, 3))
+    assert(enroll(url, "Émile", 3, 1))
+    local g, gen = assert(gallery.load(url))
+    assert.are.same({"Zoe", "Ada", "Émile"}, g:names())
+    assert.are.same({6, DIM, "euclidean", "spec-model", 0.6}, {g:size(), g:dim(), g:metric(), g:model(), g:threshold()})
+    for seed, name in ipairs{"Zoe", "Ada", "Émile"} do
+      assert.are.equal(core.tensor_to_bytes(emb(seed, ({2, 3, 1})[seed])), bytes_of(g, name)) -- bit for bit
+    end
+    assert.are.equal("pg:3", gen)
+    assert.are.equal("pg:3", gallery.generation(url))
+    local conn <close> = assert(pg.connect(url))
+    local r = assert(conn:exec("select component, version from siamese_schema"))
+    assert.are.same({{"gallery", "1"}}, r.rows)
+  end)
+
+  it("fn's false or error writes nothing; remove, rename and threshold are changes of their own", function()
+    assert(enroll(url, "Ada", 1))
+    assert(enroll(url, "Bob", 2))
+    local res, extra = gallery.update(url, function(g) g:remove("Ada") return false, "changed my mind" end)
+    assert.is_false(res)
+    assert.are.equal("changed my mind", extra)
+    support.assert_error(function()
+      gallery.update(url, function(g) g:remove("Ada") error("boom") end)
+    end, "boom")
+    assert.are.same({"Ada", "Bob"}, assert(gallery.load(url)):names())
+    assert(gallery.update(url, function(g, ctx)
+      assert.are.equal("pg:2", ctx.generation)
+      assert.is_true(g:rename("Bob", "Robert"))
+      g:remove("Ada")
+      g:set_threshold(0.5)
+      return true
+    end))
+    local g, gen = assert(gallery.load(url))
+    assert.are.same({"Robert"}, g:names())
+    assert.are.equal(0.5, g:threshold())
+    assert.are.equal(core.tensor_to_bytes(emb(2)), bytes_of(g, "Robert"))
+    assert.are.equal("pg:5", gen)
+    local conn = assert(pg.connect(url))
+    local ops = assert(conn:exec("select generation, op, name from siamese_change order by generation")).rows
+    assert.are.same({{"1", "add", "Ada"}, {"2", "add", "Bob"}, {"3", "remove", "Ada"}, {"4", "rename", "Robert"},
+                     {"5", "threshold", require("siamese.pq").null}}, ops)
+    conn:close()
+  end)
+
+  it("the database enforces the name rules itself (constraints), not only the Lua code", function()
+    assert(enroll(url, "Ada", 1))
+    local conn = assert(pg.connect(url))
+    local function insert(name, key)
+      return conn:exec("insert into siamese_identity (name, name_key) values ($1, $2)", name, key)
+    end
+    local ok, err, state = insert("Al\u{200B}ice", "al\u{200B}ice") -- zero-width space
+    assert.is_nil(ok)
+    assert.are.equal("23514", state, err) -- check_violation
+    assert.are.equal("23514", select(3, insert(" Ada2", " ada2")))      -- not trimmed
+    assert.are.equal("23514", select(3, insert(string.rep("x", 65), string.rep("x", 65)))) -- over 64 bytes
+    assert.are.equal("23514", select(3, insert("Bidi\u{202E}x", "bidi\u{202E}x")))
+    assert.are.equal("23505", select(3, insert("ADA", "ada")))       -- the same name but for case
+    assert.is_truthy(insert("Ada Lovelace", "ada lovelace"))
+    conn:close()
+  end)
+
+  it("a template of the wrong length in the database: load refuses the gallery as not trusted", function()
+    assert(enroll(url, "Ada", 1))
+    local conn = assert(pg.connect(url))
+    assert(conn:exec("update siamese_template set embedding = $1", require("siamese.pq").bytes("12345678")))
+    conn:close()
+    local none, err = gallery.load(url)
+    assert.is_nil(none)
+    assert.matches("a template of 'Ada' has 8 bytes, not 16 %(dimension 4%): not trusted", err)
+  end)
+
+  it("ten processes enrolling at once: nothing lost", function()
+    assert(enroll(url, "First", 0))
+    local script = support.temp_dir("pg_enroll") .. "/enroll.lua"
+    support.write_file(script, [[
+local gallery = require "siamese.gallery"
+local T = require("siamese").tensor
+local url, name, seed = arg[1], arg[2], tonumber(arg[3])
+local e = T.zeros{1, 4}
+for j = 1, 4 do e:set(1, j, math.sin(seed * 7.31 + 1.7 + j * 0.37)) end
+local ok, err = gallery.update(url, function(g) g:add(name, e) return true end)
+if not ok then io.stderr:write(tostring(err), "\n") os.exit(1) end
+]])
+    local build = os.getenv("SIAMESE_BUILD") or "build"
+    local env = {LUA_PATH_5_4 = "./lua/?.lua;./lua/?/init.lua;;", LUA_CPATH_5_4 = "./" .. build .. "/?.so;;"}
+    local pids = {}
+    for i = 1, 10 do
+      pids[i] = assert(P.spawn({"lua5.4", script, url, "Person " .. i, tostring(i)}, {env = env}))
+    end
+    for i = 1, 10 do
+      local _, code = P.waitpid(pids[i])
+      assert.are.equal(0, code, "enroller " .. i)
+    end
+    local g, gen = assert(gallery.load(url))
+    assert.are.equal(11, g:count())
+    assert.are.equal("pg:11", gen)
+    for i = 1, 10 do
+      assert.are.equal(core.tensor_to_bytes(emb(i)), bytes_of(g, "Person " .. i))
+    end
+    support.remove_dir(script:match("^(.*)/"))
+  end)
+
+  it("a replica sees another process's enrolment, removal and rename within 1 s (NOTIFY)", function()
+    assert(enroll(url, "Ada", 1))
+    assert(enroll(url, "Bob", 2))
+    local r <close> = assert(gallery_pg.replica(url))
+    assert.are.same({"Ada", "Bob"}, r.gallery:names())
+    assert.are.equal(0, r:sync()) -- nothing new
+    assert(enroll(url, "Cy", 3, 2))
+    assert.is_true(r:sync(1) >= 1)
+    assert.are.equal(core.tensor_to_bytes(emb(3, 2)), bytes_of(r.gallery, "Cy"))
+    assert(gallery.update(url, function(g) g:remove("Ada") return true end))
+    assert(gallery.update(url, function(g) return true, g:rename("Bob", "Robert") end))
+    local n = 0
+    while n < 2 do n = n + assert(r:sync(1)) end
+    assert.are.same({"Robert", "Cy"}, r.gallery:names())
+    assert.are.equal(core.tensor_to_bytes(emb(2)), bytes_of(r.gallery, "Robert"))
+    assert.are.equal(5, r.generation)
+    assert.is_nil(r.reloads) -- applied change by change
+    -- a replaced identity (Cy's templates changed) arrives whole
+    assert(gallery.update(url, function(g) g:remove("Cy") g:add("Cy", emb(9)) return true end))
+    assert.is_true(r:sync(1) >= 1)
+    assert.are.equal(core.tensor_to_bytes(emb(9)), bytes_of(r.gallery, "Cy"))
+  end)
+
+  it("a replica keeps deciding while the database is down, then catches up (also after a crash)", function()
+    assert(enroll(url, "Ada", 1))
+    local r <close> = assert(gallery_pg.replica(url))
+    cluster:stop()
+    local n, err = r:sync(0.1)
+    assert.is_nil(n)
+    assert.is_string(err)
+    assert.matches("^offline: ", r.status)
+    local name, d = r.gallery:identify(emb(1)) -- still deciding from its replica
+    assert.are.equal("Ada", name)
+    assert.is_true(d < 1e-6)
+    cluster:start()
+    assert(enroll(url, "Bob", 2))
+    assert.is_true(assert(r:sync(0)) >= 1) -- reconnects and catches up without a notification
+    assert.are.equal("up", r.status)
+    assert.are.same({"Ada", "Bob"}, r.gallery:names())
+    -- a crash of the server: the same
+    cluster:kill()
+    assert.is_nil(r:sync(0.1))
+    cluster:start()
+    assert(enroll(url, "Cy", 3))
+    assert.is_true(assert(r:sync(0)) >= 1)
+    assert.are.same({"Ada", "Bob", "Cy"}, r.gallery:names())
+  end)
+
+  it("a replica whose changes were pruned loads the gallery again", function()
+    assert(enroll(url, "Ada", 1))
+    local r <close> = assert(gallery_pg.replica(url))
+    assert(enroll(url, "Bob", 2))
+    assert(enroll(url, "Cy", 3))
+    local conn = assert(pg.connect(url))
+    assert(conn:exec("delete from siamese_change where generation <= 2")) -- history pruned
+    conn:close()
+    assert.is_true(r:sync(1) >= 1)
+    assert.are.equal(1, r.reloads)
+    assert.are.same({"Ada", "Bob", "Cy"}, r.gallery:names())
+    assert.are.equal(3, r.generation)
+  end)
+
+  it("redacts passwords in messages and refuses a schema newer than this code", function()
+    assert.are.equal("postgresql://me:***@host/db", pg.redact("postgresql://me:secret@host/db"))
+    assert.are.equal("postgresql://h/db?user=me&password=***&x=1",
+      pg.redact("postgresql://h/db?user=me&password=secret&x=1"))
+    local bad = url:gsub("postgresql://siamese@", "postgresql://siamese:hunter2@"):gsub("port=%d+", "port=1")
+    local none, err = gallery.load(bad)
+    assert.is_nil(none)
+    assert.is_nil(err:find("hunter2", 1, true), err)
+    assert(enroll(url, "Ada", 1))
+    local conn = assert(pg.connect(url))
+    assert(conn:exec("update siamese_schema set version = 99 where component = 'gallery'"))
+    conn:close()
+    none, err = gallery.load(url)
+    assert.is_nil(none)
+    assert.matches("gallery schema is version 99, newer than this siamese %(1%)", err)
+    support.assert_error(function() pg.connect("people.gallery") end, "bad argument #1", "postgresql:// URL")
+  end)
+end)
