@@ -83,6 +83,7 @@ describe("siamese.pq", function()
     support.assert_error(function() c:exec_binary("select $1", 0 / 0) end, "bad argument #2 to 'exec_binary'",
       "finite number")
     support.assert_error(function() c:exec(42 > 1) end, "bad argument #1 to 'exec'")
+    support.assert_error(function() c:exec("select $1::text", "a\0b") end, "bad argument #2 to 'exec'", "zero byte")
     support.assert_error(function() c:notifies(-1) end, "bad argument #1 to 'notifies'")
     support.assert_error(function() c.exec(42, "select 1") end, "bad argument #1 to 'exec'", "siamese.pq.Conn expected")
     support.assert_error(function() pq.connect() end, "bad argument #1 to 'connect'")

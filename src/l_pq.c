@@ -10,7 +10,8 @@
  *   conn:exec(sql, ...)         -> result | nil, message, sqlstate
  *   conn:exec_binary(sql, ...)  -> result (values in binary format) | nil, message, sqlstate
  *       sql: one statement with parameters $1, $2, ...; the arguments after
- *       sql are their values: a string (text), an integer, a float (17
+ *       sql are their values: a string (text; a zero byte in it is refused,
+ *       as libpq would cut the text there), an integer, a float (17
  *       significant digits), a boolean, pq.null (NULL) or pq.bytes(s) (a
  *       bytea sent as raw bytes). result: {fields = {name, ...}, rows =
  *       {{value, ...}, ...}, affected = n | nil}; a value is a string (the
@@ -160,7 +161,10 @@ static void collect_params(lua_State *L, int first, int arg0, const char **value
         lengths[i] = 0;
         formats[i] = 0;
         if (t == LUA_TSTRING) {
-            values[i] = lua_tostring(L, idx);
+            size_t len;
+            values[i] = lua_tolstring(L, idx, &len);
+            if (strlen(values[i]) != len) /* libpq would cut it there, silently */
+                luaL_argerror(L, arg0 + i, "text with a zero byte (pq.bytes sends binary data)");
         } else if (t == LUA_TNUMBER) {
             if (lua_isinteger(L, idx)) {
                 lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));

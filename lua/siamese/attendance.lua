@@ -134,6 +134,10 @@ function attendance.open(path, opts)
   end
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #2 to 'attendance.open' (table expected, got " .. type(opts) .. ")", 2) end
+  local pg = require "siamese.pg"
+  if pg.is_url(path) then
+    return nil, pg.redact(path) .. ": an attendance register in PostgreSQL is not supported yet; use an SQLite file"
+  end
   if opts.create == false and not file_exists(path) then
     return nil, path .. ": no such attendance database"
   end

@@ -27,6 +27,29 @@ function pg.redact(url)
   return s
 end
 
+--- Whether the URL carries a password (user:password@ or password=).
+function pg.has_password(url)
+  return url:match("^postgres[a-z]*://[^:/@?]*:[^@/?]*@") ~= nil or url:match("[?&]password=") ~= nil
+end
+
+--- s as PostgreSQL text can hold it: each byte that is not part of valid
+-- UTF-8, and each zero byte, replaced by U+FFFD (text columns refuse the
+-- first and libpq cuts at the second). Valid text comes back unchanged.
+function pg.text(s)
+  if not s:find("\0", 1, true) and utf8.len(s) then return s end
+  local out, i = {}, 1
+  while i <= #s do
+    local ok, bad = utf8.len(s, i)
+    if ok then
+      out[#out + 1] = s:sub(i)
+      break
+    end
+    out[#out + 1] = s:sub(i, bad - 1) .. "\u{FFFD}"
+    i = bad + 1
+  end
+  return (table.concat(out):gsub("%z", "\u{FFFD}"))
+end
+
 --- The libpq binding, or nil and a message naming what to install.
 function pg.driver()
   local ok, pq = pcall(require, "siamese.pq")

@@ -279,7 +279,7 @@ function audit_cmd.run(argv)
   local audit = require "siamese.web.audit"
   local path = audit.path_for(opts.gallery)
   -- Looking never creates a log: audit.open would.
-  if require("lfs").symlinkattributes(path, "mode") == nil then
+  if not require("siamese.pg").is_url(path) and require("lfs").symlinkattributes(path, "mode") == nil then
     if opts.json then
       print(json.encode{log = path, events = json.array{}})
     else

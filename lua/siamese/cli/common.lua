@@ -31,6 +31,24 @@ function common.exists(path)
   return f ~= nil
 end
 
+--- Whether the gallery path names exists: a file that can be read, or a
+-- postgresql:// database holding a gallery. true or false; nil, message
+-- when the database cannot be asked.
+function common.gallery_exists(path)
+  local pg = require "siamese.pg"
+  if pg.is_url(path) and pg.has_password(path) then
+    return nil, pg.redact(path) .. ": a password in the URL is visible to every user of this machine (ps);"
+      .. " put it in PGPASSWORD or ~/.pgpass instead"
+  end
+  if pg.is_url(path) then
+    local gen, err = require("siamese.gallery").generation(path)
+    if gen then return true end
+    if tostring(err):find("no gallery in this database", 1, true) then return false end
+    return nil, err
+  end
+  return common.exists(path)
+end
+
 -- Sorted entries of a directory: names, is_dir (or nil, message).
 local function list_dir(dir)
   local names, is_dir = require("siamese.core").data.list_dir(dir)
@@ -165,7 +183,9 @@ end
 --- Loads an existing gallery; nil, message when missing or damaged.
 function common.load_gallery(path)
   if not path then return nil, "--gallery FILE is required" end
-  if not common.exists(path) then
+  local exists, xerr = common.gallery_exists(path)
+  if exists == nil then return nil, xerr end
+  if not exists then
     return nil, path .. ": no such gallery (create one with: siamese enroll --gallery " .. path .. " NAME PHOTO...)"
   end
   local gallery = require "siamese.gallery"
@@ -178,7 +198,9 @@ end
 -- Returns g, created; or nil, message (a damaged file, a bad threshold).
 function common.open_or_create_gallery(path, enc, opts)
   local door = require "siamese.door"
-  if common.exists(path) then
+  local exists, xerr = common.gallery_exists(path)
+  if exists == nil then return nil, xerr end
+  if exists then
     local g, err = require("siamese.gallery").load(path)
     if not g then return nil, err end
     return g, false

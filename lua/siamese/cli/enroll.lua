@@ -122,7 +122,9 @@ end
 -- one takes --model's. Returns g, enc, created; or nil, message.
 local function gallery_and_encoder(opts)
   local door = require "siamese.door"
-  if common.exists(opts.gallery) then
+  local exists, xerr = common.gallery_exists(opts.gallery)
+  if exists == nil then return nil, xerr end
+  if exists then
     local g, err = common.load_gallery(opts.gallery)
     if not g then return nil, err end
     local enc, eerr = common.encoder_for(g, opts)

@@ -199,6 +199,10 @@ function serve.run(argv)
   -- The pipeline: an existing gallery's own (a --pipeline that differs
   -- is refused), else --pipeline's (siamese.face.DEFAULT_MODEL by default).
   local common = require "siamese.cli.common"
+  if require("siamese.pg").is_url(opts.gallery) then
+    return cli.fail("serve: a gallery in PostgreSQL cannot be served yet (its tokens are kept next to a gallery"
+      .. " file); serve a gallery file", serve.usage)
+  end
   if common.exists(opts.gallery) then
     local g0, gerr = require("siamese.gallery").load(opts.gallery)
     if not g0 then return cli.fail("cannot load gallery " .. opts.gallery .. ": " .. tostring(gerr)) end

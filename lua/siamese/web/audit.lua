@@ -53,6 +53,7 @@
 -- locked database after the busy timeout, a file that is not an audit
 -- log) return nil, message; misuse (wrong types) raises.
 local tokens = require "siamese.web.tokens"
+local pg = require "siamese.pg"
 
 local audit = {}
 
@@ -178,11 +179,14 @@ local function prepare(conn, path)
   return true
 end
 
---- The audit log next to a gallery file: gallery_path .. ".audit".
+--- The audit log next to a gallery file: gallery_path .. ".audit"; a
+-- gallery in PostgreSQL (a postgresql:// URL) keeps its log in the same
+-- database: the URL itself.
 function audit.path_for(gallery_path)
   if type(gallery_path) ~= "string" or gallery_path == "" then
     error("bad argument #1 to 'audit.path_for' (gallery file name expected, got " .. type(gallery_path) .. ")", 2)
   end
+  if pg.is_url(gallery_path) then return gallery_path end
   return gallery_path .. ".audit"
 end
 
@@ -227,10 +231,17 @@ end
 
 --- Opens (creating when absent, mode 0600) the audit log at path.
 -- opts.busy_timeout (ms, default 2000): how long a write waits for
--- another process's lock. Returns the log, or nil, message.
+-- another process's lock. A postgresql:// URL opens the log in that
+-- database (siamese.web.audit_pg; opts unused). Returns the log, or nil,
+-- message.
 function audit.open(path, opts)
   if type(path) ~= "string" or path == "" or path:find("\0", 1, true) then
     error("bad argument #1 to 'audit.open' (file name expected, got " .. type(path) .. ")", 2)
+  end
+  if pg.is_url(path) then
+    local backend, err = require("siamese.web.audit_pg").open(path)
+    if not backend then return nil, err end
+    return setmetatable({pg = backend, path = path}, Log)
   end
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #2 to 'audit.open' (table expected, got " .. type(opts) .. ")", 2) end
@@ -254,12 +265,18 @@ function audit.open(path, opts)
 end
 
 --- Closes the database (idempotent; also __close and __gc).
-Log.close = sqlite.close
+function Log:close()
+  if self.pg then
+    self.pg:close()
+    self.pg, self.closed = nil, true
+  end
+  sqlite.close(self)
+end
 Log.__close = Log.close
 Log.__gc = Log.close
 
 local function live(self, fname)
-  if not self.conn then error("audit: " .. fname .. " on a closed log", 3) end
+  if not self.conn and not self.pg then error("audit: " .. fname .. " on a closed log", 3) end
   return self.conn
 end
 
@@ -285,6 +302,7 @@ function Log:record(ev)
   if ev.accepted ~= nil and type(ev.accepted) ~= "boolean" then
     error("bad argument #1 to 'record' (accepted must be a boolean, got " .. type(ev.accepted) .. ")", 2)
   end
+  if self.pg then return self.pg:_record(ev) end
   local values = {os.date("!%Y-%m-%dT%H:%M:%SZ"), ev.role, ev.token_id, ev.client, ev.action, ev.name, ev.distance,
                   ev.threshold, ev.accepted, ev.detail}
   local ok, err = exec(conn, [[INSERT INTO events (at, role, token_id, client, action, name, distance, threshold,
@@ -331,6 +349,10 @@ function Log:events(opts)
   local limit = opts.limit
   if limit ~= nil and (math.type(limit) ~= "integer" or limit < 0) then
     error("bad argument #1 to 'events' (limit must be a non-negative integer)", 2)
+  end
+  if self.pg then
+    return self.pg:_events{since = opts.since ~= nil and values[1] or nil, action = opts.action, name = opts.name,
+                           token_id = opts.token_id, limit = limit}
   end
   local sql = "SELECT * FROM events" .. (#where > 0 and " WHERE " .. table.concat(where, " AND ") or "")
   if limit then

@@ -1,0 +1,77 @@
+-- The command line on a gallery in PostgreSQL (--gallery postgresql://...),
+-- against a throw-away cluster started here (spec/pg_cluster.lua): the
+-- same commands as on a file, the audit log in the same database.
+local support = dofile("spec/support.lua")
+local pg_cluster = dofile("spec/pg_cluster.lua")
+
+local FACES = "examples/data/faces"
+local function photo(name, i) return string.format("%s/%s/%s_%04d.jpg", FACES, name, name, i) end
+
+describe("siamese with --gallery postgresql://", function()
+  local cluster, url, q
+
+  setup(function()
+    cluster = pg_cluster.start()
+    url = cluster.url
+    q = support.q(url)
+  end)
+
+  teardown(function()
+    if cluster then cluster:destroy() end
+  end)
+
+  local function siamese(args) return support.siamese(args) end
+
+  it("enroll, verify, identify, gallery list/rename/remove/info and audit work as on a file", function()
+    local out, err, code = siamese("verify --gallery " .. q .. " --claim Tony_Blair " .. photo("Tony_Blair", 2))
+    assert.are.equal(2, code)
+    assert.matches("no such gallery", err)
+    out, err, code = siamese("enroll --gallery " .. q .. " Tony_Blair " .. photo("Tony_Blair", 1))
+    assert.are.equal(0, code, err)
+    out, err, code = siamese("enroll --gallery " .. q .. " Serena_Williams " .. photo("Serena_Williams", 1))
+    assert.are.equal(0, code, err)
+    -- enrolment rules: enrolling an enrolled name again needs --add or --replace
+    out, err, code = siamese("enroll --gallery " .. q .. " Tony_Blair " .. photo("Tony_Blair", 3))
+    assert.are.equal(2, code)
+    assert.matches("already enrolled", err .. out)
+    out, err, code = siamese("verify --gallery " .. q .. " --claim Tony_Blair " .. photo("Tony_Blair", 2))
+    assert.are.equal(0, code, err)
+    assert.matches("welcome, Tony_Blair", out)
+    out, err, code = siamese("verify --gallery " .. q .. " --claim Tony_Blair " .. photo("Serena_Williams", 2))
+    assert.are.equal(1, code, err)
+    out, err, code = siamese("identify --gallery " .. q .. " " .. photo("Serena_Williams", 2))
+    assert.are.equal(0, code, err)
+    assert.matches("Serena_Williams %(distance", out)
+    out, err, code = siamese("gallery rename --gallery " .. q .. " Tony_Blair Tony")
+    assert.are.equal(0, code, err)
+    out, err, code = siamese("gallery remove --gallery " .. q .. " Serena_Williams")
+    assert.are.equal(0, code, err)
+    out, err, code = siamese("gallery list --gallery " .. q .. " --json")
+    assert.are.equal(0, code, err)
+    local list = require("siamese.json").decode(out)
+    assert.are.same({{name = "Tony", templates = 1}}, list.people)
+    out, err, code = siamese("audit --gallery " .. q .. " --json")
+    assert.are.equal(0, code, err)
+    local actions = {}
+    for _, e in ipairs(require("siamese.json").decode(out).events) do
+      actions[#actions + 1] = e.action .. ":" .. tostring(e.name) .. ":" .. tostring(e.accepted)
+    end
+    assert.are.same({"enroll:Tony_Blair:true", "enroll:Serena_Williams:true", "enroll:Tony_Blair:false",
+                     "rename:Tony_Blair:true", "remove:Serena_Williams:true"}, actions)
+  end)
+
+  it("refuses a password on the command line, reports an unreachable database, refuses serve", function()
+    local with_password = url:gsub("postgresql://siamese@", "postgresql://siamese:hunter2@")
+    local out, err, code = siamese("gallery list --gallery " .. support.q(with_password))
+    assert.are.equal(2, code)
+    assert.matches("PGPASSWORD or ~/.pgpass", err)
+    assert.is_nil((out .. err):find("hunter2", 1, true))
+    local nowhere = url:gsub("port=%d+", "port=1")
+    out, err, code = siamese("identify --gallery " .. support.q(nowhere) .. " " .. photo("Tony_Blair", 2))
+    assert.are.equal(2, code)
+    assert.is_truthy(err:find(".s.PGSQL.1", 1, true), err) -- libpq names the socket it could not reach
+    out, err, code = siamese("serve --gallery " .. q)
+    assert.are.equal(2, code)
+    assert.matches("cannot be served yet", err)
+  end)
+end)
