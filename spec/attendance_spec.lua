@@ -1,4 +1,5 @@
--- Specs of siamese.attendance: the SQLite attendance register.
+-- Specs of siamese.attendance: the attendance register, on SQLite and on
+-- PostgreSQL (a throw-away cluster started here: spec/pg_cluster.lua).
 local attendance = require "siamese.attendance"
 local support = dofile("spec/support.lua")
 
@@ -9,31 +10,21 @@ local function at(hh, mm, ss, day)
   return os.time{year = 2026, month = 11, day = day or 22, hour = hh, min = mm, sec = ss or 0}
 end
 
-describe("siamese.attendance", function()
-  if not has_sqlite then
-    pending("lua-sql-sqlite3 is not installed (apt-get install lua-sql-sqlite3)")
-    return
-  end
-
-  local dir, path
-  before_each(function()
-    dir = support.temp_dir("attendance")
-    path = dir .. "/office.db"
-  end)
-  after_each(function() support.remove_dir(dir) end)
-
+-- What a register does, the same on SQLite and on PostgreSQL: target()
+-- names the current test's fresh register (a file or a database URL).
+local function behaviour(target)
   it("creates a register with a schema version and reopens it", function()
-    local db = assert(attendance.open(path))
+    local db = assert(attendance.open(target()))
     assert.is_number(db:record{name = "alice", time = at(9, 0)})
     db:close()
     db:close() -- idempotent
-    local again = assert(attendance.open(path, {create = false}))
+    local again = assert(attendance.open(target(), {create = false}))
     assert.are.equal(1, #again:events())
     again:close()
   end)
 
   it("reports the first arrival per person per day, in arrival order", function()
-    local db = assert(attendance.open(path))
+    local db = assert(attendance.open(target()))
     db:record{name = "alice", time = at(9, 6), distance = 0.30, photo = "cam/2.jpg"}
     db:record{name = "bob", time = at(9, 5), distance = 0.20}
     db:record{name = "alice", time = at(10, 5), distance = 0.25}
@@ -55,7 +46,7 @@ describe("siamese.attendance", function()
   end)
 
   it("keeps unknown faces with their descriptor, box and photo for review", function()
-    local db = assert(attendance.open(path))
+    local db = assert(attendance.open(target()))
     local d = {0.5, -1.25, 3, 0}
     local id = db:record{time = at(9, 7), distance = 0.93, threshold = 0.6, photo = "cam/1.jpg",
                          box = {x = 10, y = 20.5, width = 30, height = 40}, descriptor = d,
@@ -82,7 +73,7 @@ describe("siamese.attendance", function()
   end)
 
   it("stores hostile strings literally (quotes, SQL) and refuses NUL bytes", function()
-    local db = assert(attendance.open(path))
+    local db = assert(attendance.open(target()))
     local evil = "o'neil'); DROP TABLE events; --"
     db:record{name = evil, time = at(9, 0), photo = "it's \"quoted\".jpg"}
     local e = db:events{name = evil}
@@ -99,12 +90,29 @@ describe("siamese.attendance", function()
   end)
 
   it("records a batch in one transaction", function()
-    local db = assert(attendance.open(path))
+    local db = assert(attendance.open(target()))
     local ids = assert(db:record_all{{name = "a", time = at(9, 0)}, {time = at(9, 1), descriptor = {1, 2}}})
     assert.are.same({1, 2}, ids)
     assert.are.equal(2, #db:events{day = "2026-11-22"})
     db:close()
   end)
+
+end
+
+describe("siamese.attendance", function()
+  if not has_sqlite then
+    pending("lua-sql-sqlite3 is not installed (apt-get install lua-sql-sqlite3)")
+    return
+  end
+
+  local dir, path
+  before_each(function()
+    dir = support.temp_dir("attendance")
+    path = dir .. "/office.db"
+  end)
+  after_each(function() support.remove_dir(dir) end)
+
+  behaviour(function() return path end)
 
   it("returns nil, message for a missing, corrupt, foreign or newer database, and keeps the file", function()
     local ok, err = attendance.open(dir .. "/none.db", {create = false})
@@ -168,5 +176,56 @@ describe("siamese.attendance", function()
   it("raises on misuse of open", function()
     support.assert_error(function() attendance.open(nil) end, "attendance.open", "#1")
     support.assert_error(function() attendance.open(path, {busy_timeout = -1}) end, "busy_timeout")
+  end)
+end)
+
+describe("siamese.attendance on PostgreSQL", function()
+  local pg_cluster = dofile("spec/pg_cluster.lua")
+  local cluster, url, counter = nil, nil, 0
+
+  setup(function() cluster = pg_cluster.start() end)
+  teardown(function() if cluster then cluster:destroy() end end)
+  before_each(function()
+    counter = counter + 1
+    local admin <close> = assert(require("siamese.pq").connect(cluster.conninfo))
+    assert(admin:exec("create database a" .. counter))
+    url = ("postgresql://siamese@/a%d?host=%s&port=%d"):format(counter, cluster.dir, cluster.port)
+  end)
+
+  behaviour(function() return url end)
+
+  it("refuses a database without a register when create is false, and an unreachable one", function()
+    local none, err = attendance.open(url, {create = false})
+    assert.is_nil(none)
+    assert.matches("no attendance register in this database", err)
+    none, err = attendance.open((url:gsub("port=%d+", "port=1")))
+    assert.is_nil(none)
+    assert.matches("PGSQL%.1", err)
+  end)
+
+  it("takes the events of three processes into one register", function()
+    local script = support.temp_dir("att_pg") .. "/door.lua"
+    support.write_file(script, [[
+local attendance = require "siamese.attendance"
+local db = assert(attendance.open(arg[1]))
+for i = 1, 20 do assert(db:record{name = arg[2], time = 1795000000 + i}) end
+db:close()
+]])
+    local P = require("siamese.core").process
+    local build = os.getenv("SIAMESE_BUILD") or "build"
+    local env = {LUA_PATH_5_4 = "./lua/?.lua;./lua/?/init.lua;;", LUA_CPATH_5_4 = "./" .. build .. "/?.so;;"}
+    local pids = {}
+    for i, door in ipairs{"front", "back", "garage"} do
+      pids[i] = assert(P.spawn({"lua5.4", script, url, door}, {env = env}))
+    end
+    for i = 1, 3 do
+      local _, code = P.waitpid(pids[i])
+      assert.are.equal(0, code)
+    end
+    local db <close> = assert(attendance.open(url))
+    local counts = {}
+    for _, e in ipairs(db:events()) do counts[e.name] = (counts[e.name] or 0) + 1 end
+    assert.are.same({front = 20, back = 20, garage = 20}, counts)
+    support.remove_dir(script:match("^(.*)/"))
   end)
 end)

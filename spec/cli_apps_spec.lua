@@ -54,7 +54,7 @@ describe("siamese gallery commands", function()
       {"verify --gallery g.gal --claim a x.jpg y.jpg", "exactly one PHOTO"},
       {"identify --gallery g.gal", "no photo given"},
       {"identify --gallery g.gal --k 0 x.jpg", "--k must be a positive integer"},
-      {"attendance --gallery g.gal x.jpg", "--db FILE is required"},
+      {"attendance --gallery g.gal x.jpg", "--db FILE|URL is required"},
       {"attendance --db " .. q(dir .. "/none.db") .. " --report", "no such attendance database"},
       {"attendance --db " .. q(dir .. "/none.db") .. " --gallery " .. q(dir .. "/missing.gal") .. " x.jpg", "no such gallery"},
       {"attendance --db x.db --report --date 22.11.2026", "--date must be YYYY-MM-DD"},

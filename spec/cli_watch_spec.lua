@@ -365,6 +365,29 @@ print("hook ran for " .. name)
     assert_no_ffmpeg()
   end)
 
+  it("a gallery in PostgreSQL: names from the database; the door goes on while the database is down", function()
+    local cluster = dofile("spec/pg_cluster.lua").start()
+    local ok, e = pcall(function()
+      for _, who in ipairs{"Tony_Blair", "Serena_Williams"} do
+        local out, err, code = run(siamese_argv("enroll", "--gallery", cluster.url, who, photo(who, 3), photo(who, 4)))
+        assert.are.equal(0, code, out .. err)
+      end
+      local argv = siamese_argv("watch", "--gallery", cluster.url, "--source", clip, "--every", "2", "--max-missed",
+        "2", "--min-votes", "2", "--votes", "3", "--threads", "1", "--door", "--live")
+      local pid, ro, re = start(argv)
+      wait_for_ffmpeg(pid, clip) -- the replica is loaded before the video opens
+      cluster:stop()             -- while the clip plays (5.5 s, live)
+      local out, err, code = finish(pid, ro, re)
+      assert.are.equal(0, code, err)
+      local opens = {}
+      for name in out:gmatch("open for ([%w_]+)") do opens[#opens + 1] = name end
+      assert.are.same({"Tony_Blair", "Serena_Williams", "Tony_Blair"}, opens)
+      assert.matches("the gallery's database is unreachable, deciding from the gallery in memory", err)
+    end)
+    cluster:destroy()
+    if not ok then error(e, 0) end
+  end)
+
   -- These two read the file as a camera would deliver it (--live: at its
   -- own 10 fps), so ffmpeg is still running whatever the machine's speed.
   it("a source that dies mid-way: the error, exit 2, ffmpeg reaped", function()

@@ -196,7 +196,10 @@ if not ok then io.stderr:write(tostring(err), "\n") os.exit(1) end
     assert.is_true(d < 1e-6)
     cluster:start()
     assert(enroll(url, "Bob", 2))
-    assert.is_true(assert(r:sync(0)) >= 1) -- reconnects and catches up without a notification
+    -- while offline it retries every RETRY_EVERY seconds; retry_now at once
+    assert.matches("^offline", r.status)
+    assert.is_nil(r:sync(0))
+    assert.is_true(assert(r:sync(0, {retry_now = true})) >= 1) -- reconnects and catches up without a notification
     assert.are.equal("up", r.status)
     assert.are.same({"Ada", "Bob"}, r.gallery:names())
     -- a crash of the server: the same
@@ -204,13 +207,14 @@ if not ok then io.stderr:write(tostring(err), "\n") os.exit(1) end
     assert.is_nil(r:sync(0.1))
     cluster:start()
     assert(enroll(url, "Cy", 3))
-    assert.is_true(assert(r:sync(0)) >= 1)
+    assert.is_true(assert(r:sync(0, {retry_now = true})) >= 1)
     assert.are.same({"Ada", "Bob", "Cy"}, r.gallery:names())
   end)
 
   it("a replica whose changes were pruned loads the gallery again", function()
     assert(enroll(url, "Ada", 1))
     local r <close> = assert(gallery_pg.replica(url))
+    local same = r.gallery
     assert(enroll(url, "Bob", 2))
     assert(enroll(url, "Cy", 3))
     local conn = assert(pg.connect(url))
@@ -218,6 +222,7 @@ if not ok then io.stderr:write(tostring(err), "\n") os.exit(1) end
     conn:close()
     assert.is_true(r:sync(1) >= 1)
     assert.are.equal(1, r.reloads)
+    assert.are.equal(same, r.gallery) -- reloaded in place: whoever holds it sees the new contents
     assert.are.same({"Ada", "Bob", "Cy"}, r.gallery:names())
     assert.are.equal(3, r.generation)
   end)

@@ -35,10 +35,15 @@ local function is_root()
   return s:match("\nUid:%s+0%s") ~= nil
 end
 
--- argv run as the postgres user when we are root.
-local function as_server_user(argv)
-  if not is_root() then return argv end
-  local out = {"setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"}
+-- argv run in dir (which the server user can enter: the server programs
+-- look at their working directory) as the postgres user when we are root.
+local function as_server_user(dir, argv)
+  local out = {"env", "-C", dir}
+  if is_root() then
+    for _, a in ipairs{"setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"} do
+      out[#out + 1] = a
+    end
+  end
   for _, a in ipairs(argv) do out[#out + 1] = a end
   return out
 end
@@ -72,11 +77,11 @@ Cluster.__index = Cluster
 function Cluster:start()
   assert(not self.pid, "the cluster is running")
   local pq = require "siamese.pq"
-  self.pid = assert(P.spawn(as_server_user{
+  self.pid = assert(P.spawn(as_server_user(self.dir, {
     self.bin .. "/postgres", "-D", self.data, "-k", self.dir, "-p", tostring(self.port),
     "-c", "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off",
     "-c", "log_min_messages=panic", "-c", "log_min_error_statement=panic",
-  }, {env = SERVER_ENV}))
+  }), {env = SERVER_ENV}))
   for _ = 1, 300 do
     local c = pq.connect(self.conninfo)
     if c then
@@ -139,8 +144,8 @@ function M.start()
     local out, code = run{"chown", "postgres:postgres", dir}
     assert(code == 0, "chown: " .. tostring(out))
   end
-  local out, code = run(as_server_user{bin .. "/initdb", "-D", self.data, "-U", "siamese", "-A", "trust",
-                                       "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"})
+  local out, code = run(as_server_user(dir, {bin .. "/initdb", "-D", self.data, "-U", "siamese", "-A", "trust",
+                                            "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"}))
   if code ~= 0 then
     run{"rm", "-rf", "--", dir}
     error("initdb failed: " .. tostring(out))

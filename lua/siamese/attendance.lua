@@ -1,5 +1,7 @@
 --- siamese.attendance: an attendance register in a SQLite database
--- (Debian's lua-sql-sqlite3, `require "luasql.sqlite3"`).
+-- (Debian's lua-sql-sqlite3, `require "luasql.sqlite3"`), or, opened with a
+-- postgresql:// URL, in PostgreSQL (siamese.attendance_pg: the same
+-- methods and results, one register for many doors).
 --
 --   local attendance = require "siamese.attendance"
 --   local db = assert(attendance.open("office.db"))          -- created when absent
@@ -125,8 +127,9 @@ local function prepare(conn, path)
   return true
 end
 
---- Opens (and by default creates) a register. opts.create = false refuses
--- a missing file; opts.busy_timeout (ms, default 2000) is how long a write
+--- Opens (and by default creates) a register: a file, or a postgresql://
+-- URL (siamese.attendance_pg). opts.create = false refuses a missing file
+-- (a database without the register's table); opts.busy_timeout (ms, default 2000) is how long a write
 -- waits for another process's lock. Returns the register, or nil, message.
 function attendance.open(path, opts)
   if type(path) ~= "string" or path == "" then
@@ -134,10 +137,7 @@ function attendance.open(path, opts)
   end
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #2 to 'attendance.open' (table expected, got " .. type(opts) .. ")", 2) end
-  local pg = require "siamese.pg"
-  if pg.is_url(path) then
-    return nil, pg.redact(path) .. ": an attendance register in PostgreSQL is not supported yet; use an SQLite file"
-  end
+  if require("siamese.pg").is_url(path) then return require("siamese.attendance_pg").open(path, opts) end
   if opts.create == false and not file_exists(path) then
     return nil, path .. ": no such attendance database"
   end
@@ -335,5 +335,10 @@ function Register:resolve(id, name)
   if n == 0 then return nil, string.format("no unknown face with id %d", id) end
   return true
 end
+
+-- What siamese.attendance_pg shares with this file: the checks of the
+-- arguments and the descriptor's byte form.
+attendance._shared = {check_event = check_event, check_day = check_day, descriptor_bytes = descriptor_bytes,
+                      descriptor_list = descriptor_list}
 
 return attendance

@@ -357,14 +357,23 @@ function gallery_pg.replica(url)
   return self
 end
 
--- Replaces the replica's gallery with a fresh full load.
+-- Loads the whole gallery again into the replica's gallery object (the
+-- same object, so whoever holds it sees the new contents). A change of
+-- dimension, metric or model cannot be taken in place: an error.
 function Replica:_reload()
-  local g, gen, by_seq = load_snapshot(self.conn, self.url)
-  if not g then error({pg_error = gen}, 0) end
-  local old = self.gallery
-  self.gallery, self.generation, self.by_seq = g, gen, by_seq
+  local g2, gen, by_seq = load_snapshot(self.conn, self.url)
+  if not g2 then error({pg_error = gen}, 0) end
+  local g = self.gallery
+  if g2:dim() ~= g:dim() or g2:metric() ~= g:metric() or g2:model() ~= g:model() or g2:score_mode() ~= g:score_mode() then
+    g2:close()
+    error({pg_error = "the gallery's dimension, metric, model or scoring changed in the database: restart"}, 0)
+  end
+  for _, n in ipairs(g:names()) do g:remove(n) end
+  for _, n in ipairs(g2:names()) do g:add(n, g2:templates(n)) end
+  g:set_threshold(g2:threshold())
+  g2:close()
+  self.generation, self.by_seq = gen, by_seq
   self.reloads = (self.reloads or 0) + 1
-  if old then old:close() end
 end
 
 -- The current name and templates of identity seq (nil when it is gone).
@@ -417,8 +426,7 @@ function Replica:_catch_up()
   if not s then error({pg_error = "the gallery was removed from the database"}, 0) end
   if s.generation == self.generation then return 0 end
   if s.dim ~= self.gallery:dim() or s.metric ~= self.gallery:metric() or s.model ~= self.gallery:model() then
-    self:_reload()
-    return 1
+    self:_reload() -- raises: it cannot be taken in place
   end
   local r = q(self.conn, "select generation, op, identity, name from siamese_change where generation > $1"
     .. " order by generation", self.generation)
@@ -435,19 +443,29 @@ function Replica:_catch_up()
   return applied
 end
 
+-- Seconds between two attempts to reconnect while offline (each may wait
+-- up to the connection timeout: pg.connect's connect_timeout).
+gallery_pg.RETRY_EVERY = 10
+
 --- Applies the changes other processes committed: waits up to timeout
 -- seconds (default 0) for a notification, then reads the change rows
 -- after the replica's generation. Returns the number of changes applied
 -- (0 when none), or nil and a message when the database cannot be
 -- reached: the gallery is kept as it was, status says "offline: ...",
--- and a later sync reconnects and catches up (status "up" again).
-function Replica:sync(timeout)
+-- and a later sync reconnects (at most every gallery_pg.RETRY_EVERY
+-- seconds; opts.retry_now to try at once) and catches up (status "up").
+function Replica:sync(timeout, opts)
   local url = self.url
+  local clock = require("siamese.core").clock
   local function offline(msg)
     self.status = "offline: " .. msg
+    self.retry_at = clock() + gallery_pg.RETRY_EVERY
     return nil, msg
   end
   if not self.conn:ok() or self.status ~= "up" then
+    if self.retry_at and clock() < self.retry_at and not (opts and opts.retry_now) then
+      return nil, (self.status:gsub("^offline: ", ""))
+    end
     local ok, err = self.conn:reset()
     if not ok then return offline(pg.redact(url) .. ": " .. err) end
     local lok, lerr = self.conn:exec("listen " .. gallery_pg.CHANNEL)

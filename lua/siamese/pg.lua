@@ -60,14 +60,24 @@ function pg.driver()
   return pq
 end
 
+-- Seconds a connection attempt may take when the URL does not say
+-- (libpq's default is to wait as long as the system does: minutes, for a
+-- host that is down).
+pg.CONNECT_TIMEOUT = 5
+
 --- A connection to url, or nil and a message (the password redacted).
+-- A URL without connect_timeout gets pg.CONNECT_TIMEOUT.
 function pg.connect(url)
   if not pg.is_url(url) then
     error("siamese.pg.connect: bad argument #1 (a postgresql:// URL expected, got " .. tostring(url) .. ")", 2)
   end
   local pq, err = pg.driver()
   if not pq then return nil, err end
-  local conn, cerr = pq.connect(url)
+  local target = url
+  if not url:find("[?&]connect_timeout=") then
+    target = url .. (url:find("?", 1, true) and "&" or "?") .. "connect_timeout=" .. pg.CONNECT_TIMEOUT
+  end
+  local conn, cerr = pq.connect(target)
   if not conn then return nil, pg.redact(url) .. ": " .. cerr end
   return conn
 end

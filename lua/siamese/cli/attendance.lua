@@ -1,5 +1,6 @@
 --- siamese attendance: record who is in the photos of a camera in an
--- SQLite register, and report who came when.
+-- attendance register (an SQLite file, or PostgreSQL), and report who
+-- came when.
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local common = require "siamese.cli.common"
@@ -8,13 +9,13 @@ local photo_options = require "siamese.cli.photo_options"
 local attendance_cmd = {
   summary = "record faces in an SQLite attendance register; --report: who came when",
   usage = [[
-usage: siamese attendance --gallery FILE --db FILE [options] PHOTO|DIR...
-       siamese attendance --db FILE --report [--date YYYY-MM-DD] [--json]
-       siamese attendance --db FILE --unknowns [--date YYYY-MM-DD] [--json]
+usage: siamese attendance --gallery FILE --db FILE|URL [options] PHOTO|DIR...
+       siamese attendance --db FILE|URL --report [--date YYYY-MM-DD] [--json]
+       siamese attendance --db FILE|URL --unknowns [--date YYYY-MM-DD] [--json]
 
 Identifies every face in the photos (a DIR stands for its image files)
-and records one timestamped event per face in the SQLite database (created
-when absent): the name and distance of a recognised face; for an unknown
+and records one timestamped event per face in the register (an SQLite
+file, or a postgresql:// database: created when absent): the name and distance of a recognised face; for an unknown
 face its descriptor (and with --review DIR a PNG of the face) to be
 reviewed later. Faces the quality gate refuses (too small, low detection
 score, landmarks that do not fit) are reported and not recorded. All events of a run are written in one transaction.
@@ -23,7 +24,9 @@ default today; --unknowns lists the unknown faces waiting for review.
 
 options:
   --gallery FILE       the gallery (siamese enroll creates it)
-  --db FILE            the attendance database
+  --db FILE|URL        the attendance register: an SQLite file, or a
+                       postgresql:// URL (no password in it: PGPASSWORD
+                       or ~/.pgpass)
   --time "YYYY-MM-DD HH:MM[:SS]"  when the photos were taken (default now)
   --review DIR         save unknown faces as PNG there
   --threshold T        override the gallery's threshold
@@ -193,7 +196,9 @@ function attendance_cmd.run(argv)
   local cli = require "siamese.cli"
   local opts, pos = args.parse(argv, SPEC)
   if not opts then return cli.fail(pos, attendance_cmd.usage) end
-  if not opts.db then return cli.fail("--db FILE is required", attendance_cmd.usage) end
+  if not opts.db then return cli.fail("--db FILE|URL is required", attendance_cmd.usage) end
+  local nopw, pwerr = common.no_password(opts.db)
+  if not nopw then return cli.fail(pwerr) end
   if opts.date and not opts.date:match("^%d%d%d%d%-%d%d%-%d%d$") then
     return cli.fail("--date must be YYYY-MM-DD, got '" .. opts.date .. "'")
   end

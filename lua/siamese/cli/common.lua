@@ -31,15 +31,25 @@ function common.exists(path)
   return f ~= nil
 end
 
+--- nil, message when value is a database URL with a password in it: a
+-- command line is visible to every user of the machine (ps). true
+-- otherwise.
+function common.no_password(value)
+  local pg = require "siamese.pg"
+  if pg.is_url(value) and pg.has_password(value) then
+    return nil, pg.redact(value) .. ": a password in the URL is visible to every user of this machine (ps);"
+      .. " put it in PGPASSWORD or ~/.pgpass instead"
+  end
+  return true
+end
+
 --- Whether the gallery path names exists: a file that can be read, or a
 -- postgresql:// database holding a gallery. true or false; nil, message
 -- when the database cannot be asked.
 function common.gallery_exists(path)
   local pg = require "siamese.pg"
-  if pg.is_url(path) and pg.has_password(path) then
-    return nil, pg.redact(path) .. ": a password in the URL is visible to every user of this machine (ps);"
-      .. " put it in PGPASSWORD or ~/.pgpass instead"
-  end
+  local ok, perr = common.no_password(path)
+  if not ok then return nil, perr end
   if pg.is_url(path) then
     local gen, err = require("siamese.gallery").generation(path)
     if gen then return true end

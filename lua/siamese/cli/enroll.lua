@@ -50,7 +50,9 @@ cosine. Run siamese calibrate on photos from your own
 camera and people to measure one.
 
 options:
-  --gallery FILE       the gallery (created when absent)
+  --gallery FILE|URL   the gallery (created when absent): a file, or a
+                       postgresql:// database (no password in the URL:
+                       PGPASSWORD or ~/.pgpass)
   --from-folder DIR    one sub-folder per person
   --add                add photos to an enrolled person
   --replace            replace an enrolled person's templates

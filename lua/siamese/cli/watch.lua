@@ -12,7 +12,7 @@ local photo_options = require "siamese.cli.photo_options"
 local watch = {
   summary = "doors and attendance from a video file, camera or stream (one decision per visit)",
   usage = [[
-usage: siamese watch --gallery FILE --source SRC [--door] [--db FILE] [options]
+usage: siamese watch --gallery FILE|URL --source SRC [--door] [--db FILE|URL] [options]
        siamese watch ... --door --on-open PROGRAM [-- ARG...]
        siamese watch ... --out FILE [--overwrite]
 
@@ -37,7 +37,12 @@ Both may be given. Without either every tracker event is printed (a track
 started, named, ended).
 
 options:
-  --gallery FILE       the gallery (siamese enroll creates it)
+  --gallery FILE|URL   the gallery (siamese enroll creates it); a
+                       postgresql:// gallery is kept in memory and updated
+                       while watching as the database pushes enrolments,
+                       removals and renames; while the database is
+                       unreachable the watch goes on with the gallery in
+                       memory (said on stderr) and catches up after
   --source SRC         a video file, rtsp/http/https URL or /dev/videoN
   --door               door mode (above)
   --on-open PROGRAM    with --door: run PROGRAM (a path, or a name looked
@@ -47,7 +52,8 @@ options:
                        Not waited for: reaped when it ends, and at the end
                        of the watch given 5 s before it is stopped; a
                        failure is reported on stderr, the watch goes on
-  --db FILE            attendance mode (above)
+  --db FILE|URL        attendance mode (above): an SQLite file or a
+                       postgresql:// register
   --start "YYYY-MM-DD HH:MM[:SS]"  the time of the video's first frame,
                        for the register (default now); an event's time is
                        it plus the frame's time in the video
@@ -204,7 +210,11 @@ local function check(opts, pos, hook_args)
   elseif opts.overwrite then
     return nil, "--overwrite is for --out FILE"
   end
-  if opts.db == "" then return nil, "--db must name a file" end
+  if opts.db == "" then return nil, "--db must name a file or a postgresql:// URL" end
+  if opts.db then
+    local nopw, pwerr = common.no_password(opts.db)
+    if not nopw then return nil, pwerr end
+  end
   if opts.review == "" then return nil, "--review must name a directory" end
   return true
 end
@@ -241,11 +251,35 @@ end
 
 -- The frames loop: returns the exit status. v, tracker, vs (visits), s
 -- (stats), out (the annotated video's writer, or nil).
-local function loop(v, enc, tracker, vs, s, hooks, out)
+-- Seconds between two syncs of a PostgreSQL gallery's replica.
+local SYNC_EVERY = 0.2
+
+-- Applies the changes pushed to a replica (at most every SYNC_EVERY s) and
+-- says on stderr when the database goes away and comes back: the door
+-- goes on deciding from the gallery in memory meanwhile.
+local function sync_replica(replica, s, state)
+  local siamese = require "siamese"
+  local now = siamese.clock()
+  if now < (state.next or 0) then return end
+  state.next = now + SYNC_EVERY
+  local was_up = replica.status == "up"
+  local n, err = replica:sync(0)
+  if not n and was_up then
+    s:break_line()
+    io.stderr:write("watch: the gallery's database is unreachable, deciding from the gallery in memory: ", err, "\n")
+  elseif n and not was_up then
+    s:break_line()
+    io.stderr:write(string.format("watch: the gallery's database is back (%d changes applied)\n", n))
+  end
+end
+
+local function loop(v, enc, tracker, vs, s, hooks, out, replica)
   local siamese = require "siamese"
   local cli = require "siamese.cli"
   local last
+  local sync_state = {}
   for frame, info in v:frames() do
+    if replica then sync_replica(replica, s, sync_state) end
     s:frame(info)
     local events
     if s:detect_now() then
@@ -285,8 +319,20 @@ function watch.run(argv)
   ok, err = photo_options.apply(opts)
   if not ok then return cli.fail(err, watch.usage) end
 
-  local g, gerr = common.load_gallery(opts.gallery)
-  if not g then return cli.fail(gerr) end
+  -- A gallery in PostgreSQL is kept as a replica, updated between frames
+  -- (enrolments, removals, renames pushed by the database).
+  local replica, g, gerr
+  if require("siamese.pg").is_url(opts.gallery) then
+    local nopw, pwerr = common.no_password(opts.gallery)
+    if not nopw then return cli.fail(pwerr) end
+    replica, gerr = require("siamese.gallery_pg").replica(opts.gallery)
+    if not replica then return cli.fail(gerr) end
+    g = replica.gallery
+  else
+    g, gerr = common.load_gallery(opts.gallery)
+    if not g then return cli.fail(gerr) end
+  end
+  local replica_guard <close> = replica
   if opts.threshold then
     local tok, terr = door.check_threshold(opts.threshold, g:metric(), "--threshold")
     if not tok then return cli.fail(terr, watch.usage) end
@@ -331,7 +377,7 @@ function watch.run(argv)
   end
   local out <close> = writer
 
-  local code = loop(v, enc, tracker, vs, s, hooks, out)
+  local code = loop(v, enc, tracker, vs, s, hooks, out, replica)
   if out then
     local closed, cerr = out:close()
     if not closed and code == 0 then return cli.fail("--out: " .. cerr) end
