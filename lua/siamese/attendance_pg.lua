@@ -84,8 +84,11 @@ local function param(v, level)
   return v
 end
 
+-- Runs a statement, reconnecting once when the connection was lost (the
+-- database restarted since): the result, or nil, message.
 local function exec(self, sql, ...)
   local r, err = self.conn:exec(sql, ...)
+  if not r and not self.conn:ok() and self.conn:reset() then r, err = self.conn:exec(sql, ...) end
   if not r then return nil, self.where .. ": " .. err end
   return r
 end

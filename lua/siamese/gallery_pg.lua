@@ -483,6 +483,19 @@ function Replica:sync(timeout, opts)
   return n
 end
 
+--- Applies the change rows after the replica's generation now, without
+-- waiting for their notification (after a change this process made).
+-- Returns the number applied, or nil, message.
+function Replica:catch_up()
+  if self.status ~= "up" or not self.conn:ok() then return self:sync(0, {retry_now = true}) end
+  local n, err = guarded(self.url, self._catch_up, self)
+  if not n then
+    self.status = "offline: " .. err
+    return nil, err
+  end
+  return n
+end
+
 --- Closes the connection and the gallery.
 function Replica:close()
   if self.conn then self.conn:close() end

@@ -156,10 +156,20 @@ function serve.run(argv)
     tls_ctx, terr = require("siamese.web.tls").context(opts.tls_cert, opts.tls_key)
     if not tls_ctx then return cli.fail(terr) end
   end
+  -- A gallery in PostgreSQL: no connection may be open when the workers
+  -- are forked (a child would share its socket), so the token store is
+  -- read here and opened again after the fork, and the front's app (a
+  -- replica of the gallery) is made after it too.
+  local in_db = require("siamese.pg").is_url(opts.gallery)
+  if in_db then
+    local nopw, pwerr = require("siamese.cli.common").no_password(opts.gallery)
+    if not nopw then return cli.fail(pwerr) end
+  end
   local tokens = require "siamese.web.tokens"
   local store, serr0 = tokens.open(tokens.path_for(opts.gallery))
   if not store then return cli.fail(serr0) end
   local listed, lerr0 = store:list()
+  if in_db then store:close() end
   if not listed then return cli.fail(lerr0) end
   local loopback = guard.is_loopback(opts.host)
   if not loopback then
@@ -199,11 +209,9 @@ function serve.run(argv)
   -- The pipeline: an existing gallery's own (a --pipeline that differs
   -- is refused), else --pipeline's (siamese.face.DEFAULT_MODEL by default).
   local common = require "siamese.cli.common"
-  if require("siamese.pg").is_url(opts.gallery) then
-    return cli.fail("serve: a gallery in PostgreSQL cannot be served yet (its tokens are kept next to a gallery"
-      .. " file); serve a gallery file", serve.usage)
-  end
-  if common.exists(opts.gallery) then
+  local exists, xerr = common.gallery_exists(opts.gallery)
+  if exists == nil then return cli.fail(xerr) end
+  if exists then
     local g0, gerr = require("siamese.gallery").load(opts.gallery)
     if not g0 then return cli.fail("cannot load gallery " .. opts.gallery .. ": " .. tostring(gerr)) end
     local id = g0:model()
@@ -223,8 +231,11 @@ function serve.run(argv)
   if not front_fr then return cli.fail(ferr) end
   local app_opts = {gallery = opts.gallery, threshold = opts.threshold, recognizer = front_fr,
                     max_upload = max_upload, max_pixels = opts.max_pixels}
-  local app, aerr = server.new(app_opts)
-  if not app then return cli.fail(aerr) end
+  local app, aerr
+  if not in_db then
+    app, aerr = server.new(app_opts)
+    if not app then return cli.fail(aerr) end
+  end
   local signal = require "cqueues.signal"
   signal.block(signal.SIGTERM, signal.SIGINT) -- handled in the loop (the workers start unblocked)
   local pool = workers.new{
@@ -245,6 +256,12 @@ function serve.run(argv)
   }
   local sok, serr = pool:start()
   if not sok then return cli.fail(serr) end
+  if in_db then -- after the fork (above)
+    app, aerr = server.new(app_opts)
+    if not app then pool:shutdown() return cli.fail(aerr) end
+    store, serr0 = tokens.open(tokens.path_for(opts.gallery))
+    if not store then pool:shutdown() return cli.fail(serr0) end
+  end
   -- opened after the fork: the workers never hold the database
   local audit = require "siamese.web.audit"
   local audit_path = audit.path_for and audit.path_for(opts.gallery) or opts.gallery .. ".audit"

@@ -79,6 +79,15 @@ Log.__gc = Log.close
 -- A value as a parameter: nil is NULL; text is made storable (pg.text:
 -- invalid UTF-8 and zero bytes become U+FFFD, where the SQLite log keeps
 -- the bytes).
+-- Runs a statement, reconnecting once when the connection was lost (the
+-- database restarted since): the result, or nil, message.
+function Log:_exec(sql, ...)
+  local r, err = self.conn:exec(sql, ...)
+  if not r and not self.conn:ok() and self.conn:reset() then r, err = self.conn:exec(sql, ...) end
+  if not r then return nil, self.where .. ": " .. err end
+  return r
+end
+
 local function opt(v)
   if v == nil then return require("siamese.pq").null end
   if type(v) == "string" then return pg.text(v) end
@@ -88,11 +97,11 @@ end
 --- Appends one event (ev already checked by siamese.web.audit): the id,
 -- or nil, message.
 function Log:_record(ev)
-  local r, err = self.conn:exec("insert into siamese_audit (role, token_id, client, action, name, distance, threshold,"
+  local r, err = self:_exec("insert into siamese_audit (role, token_id, client, action, name, distance, threshold,"
     .. " accepted, detail) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id",
     opt(ev.role), opt(ev.token_id), opt(ev.client), opt(ev.action), opt(ev.name), opt(ev.distance), opt(ev.threshold),
     opt(ev.accepted), opt(ev.detail))
-  if not r then return nil, self.where .. ": " .. err end
+  if not r then return nil, err end
   return math.tointeger(tonumber(r.rows[1][1]))
 end
 
@@ -118,8 +127,8 @@ function Log:_events(f)
   else
     sql = sql .. " order by id"
   end
-  local r, err = self.conn:exec(sql, table.unpack(values))
-  if not r then return nil, self.where .. ": " .. err end
+  local r, err = self:_exec(sql, table.unpack(values))
+  if not r then return nil, err end
   local out = {}
   for i, row in ipairs(r.rows) do
     local function v(j) return row[j] ~= null and row[j] or nil end

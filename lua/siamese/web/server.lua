@@ -95,7 +95,29 @@ function server.new(opts)
     gallery_module = gallery,
   }, App)
   local g
-  if file_exists(opts.gallery) then
+  local pg = require "siamese.pg"
+  if pg.is_url(opts.gallery) then
+    -- a replica of the database's gallery (created empty, with the
+    -- recognizer's settings, when the database has none yet)
+    local gallery_pg = require "siamese.gallery_pg"
+    local where = pg.redact(opts.gallery)
+    local r, rerr = gallery_pg.replica(opts.gallery)
+    if not r and tostring(rerr):find("no gallery in this database", 1, true) then
+      local made, merr = gallery_pg.update(opts.gallery, function() return true end, {new = {dim = dim,
+        metric = metric, model = model, threshold = opts.threshold or door.default_threshold(model, metric)}})
+      if not made then return nil, "cannot create a gallery in " .. where .. ": " .. tostring(merr) end
+      r, rerr = gallery_pg.replica(opts.gallery)
+    end
+    if not r then return nil, "cannot load gallery " .. where .. ": " .. tostring(rerr) end
+    if r.gallery:model() ~= model then
+      local other = r.gallery:model()
+      r:close()
+      return nil, ("gallery %s was made with model '%s', the recognizer is '%s'"):format(where, other, model)
+    end
+    g = r.gallery
+    if opts.threshold then g:set_threshold(opts.threshold) end
+    app.replica, app.generation = r, "pg:" .. r.generation
+  elseif file_exists(opts.gallery) then
     local err
     g, err = gallery.load(opts.gallery)
     if not g then return nil, "cannot load gallery " .. opts.gallery .. ": " .. tostring(err) end
@@ -267,8 +289,34 @@ function App:enroll_descriptor(name, descriptor, mode, force)
     end
     fail(500, "cannot save gallery %s: %s", self.path, tostring(n))
   end
-  self.g, self.generation = g, ctx_of.generation
+  self:after_change(g, ctx_of.generation)
   return n
+end
+
+-- A gallery in PostgreSQL: the changes pushed since the last request
+-- (the replica reconnects while the database is away, at most every
+-- gallery_pg.RETRY_EVERY seconds, and serves the gallery it has).
+function App:refresh_replica()
+  local r, log = self.replica, self.log or function() end
+  local was_up = r.status == "up"
+  local n, err = r:sync(0)
+  if not n and was_up then log("the gallery's database is unreachable, serving the gallery in memory: " .. err) end
+  if n and not was_up then log(("the gallery's database is back (%d changes applied)"):format(n)) end
+  if n and n > 0 and self.threshold then r.gallery:set_threshold(self.threshold) end
+  self.g, self.generation = r.gallery, "pg:" .. r.generation
+end
+
+-- After this process changed the gallery (g: the copy the change was
+-- made on): the replica takes the change rows at once.
+function App:after_change(g, generation)
+  if not self.replica then
+    self.g, self.generation = g, generation
+    return
+  end
+  self.replica:catch_up()
+  if self.threshold then self.replica.gallery:set_threshold(self.threshold) end
+  self.g, self.generation = self.replica.gallery, "pg:" .. self.replica.generation
+  if g ~= self.g then g:close() end
 end
 
 -- Loads the gallery again when another process changed its file (its
@@ -276,6 +324,7 @@ end
 -- keeps the last good gallery (logged); a file removed gives an empty
 -- gallery with the same settings, as a restart would.
 function App:refresh()
+  if self.replica then return self:refresh_replica() end
   local gallery = self.gallery_module
   local now = gallery.generation(self.path)
   if now == self.generation then return end
@@ -360,10 +409,12 @@ function App:change_gallery(fn)
   if not sok then
     local msg = tostring(res)
     if not reached and msg:find("locked by another process", 1, true) then fail(503, "%s", msg) end
-    if not reached and msg:find("no such gallery", 1, true) then fail(404, "nobody is enrolled yet") end
+    if not reached and (msg:find("no such gallery", 1, true) or msg:find("no gallery in this database", 1, true)) then
+      fail(404, "nobody is enrolled yet")
+    end
     fail(500, "cannot update gallery %s: %s", self.path, msg)
   end
-  self.g, self.generation = g, ctx_of.generation
+  self:after_change(g, ctx_of.generation)
   return res
 end
 

@@ -41,6 +41,12 @@
 -- so concurrent commands all land. check/list notice a file changed by
 -- another process (e.g. `siamese token revoke` while the server runs) and
 -- reload it; if the file has become unusable, checks fail closed.
+--
+-- A gallery in PostgreSQL keeps its tokens in the same database
+-- (tokens.path_for(url) is the URL; siamese.web.tokens_pg): the same
+-- entries and rules, changes in one transaction, and a generation checked
+-- before each check, so a revocation reaches every server at its next
+-- request; a database that cannot be reached fails closed ("unavailable").
 local core = require "siamese.core"
 local hash = require "siamese.hash"
 local json = require "siamese.json"
@@ -80,8 +86,10 @@ function tokens.status(reason)
   return 401
 end
 
---- The token store next to a gallery file.
+--- The token store next to a gallery file; a gallery in PostgreSQL keeps
+-- its tokens in the same database (siamese.web.tokens_pg): the URL itself.
 function tokens.path_for(gallery_path)
+  if require("siamese.pg").is_url(gallery_path) then return gallery_path end
   return gallery_path .. ".tokens"
 end
 
@@ -324,14 +332,41 @@ function tokens.open(path)
   if type(path) ~= "string" or path == "" or path:find("\0", 1, true) then
     error("bad argument #1 to 'tokens.open' (file name expected, got " .. type(path) .. ")", 2)
   end
+  if require("siamese.pg").is_url(path) then
+    local backend, berr = require("siamese.web.tokens_pg").open(path)
+    if not backend then return nil, berr end
+    local entries, gen = backend:load()
+    if not entries then
+      backend:close()
+      return nil, gen
+    end
+    return setmetatable({path = path, entries = entries, generation = gen, pg = backend}, Store)
+  end
   local entries, gen = load(path)
   if not entries then return nil, gen end
   return setmetatable({path = path, entries = entries, generation = gen}, Store)
 end
 
+--- Closes a store kept in a database (a file store holds nothing open).
+function Store:close()
+  if self.pg then self.pg:close() end
+end
+
 --- Reloads the file when another process changed it. true, or nil,
 -- message (the store then knows no token until the file is good again).
 function Store:refresh()
+  if self.pg then
+    local gen, gerr = self.pg:generation()
+    if gen and gen == self.generation and not self.broken then return true end
+    local entries, g = nil, gerr
+    if gen then entries, g = self.pg:load() end
+    if not entries then
+      self.entries, self.generation, self.broken = {}, nil, g
+      return nil, g
+    end
+    self.entries, self.generation, self.broken = entries, g, nil
+    return true
+  end
   local gen = core.gallery.generation(self.path)
   if gen ~= nil then -- a chmod does not change the generation: check the mode every time
     local ok, err = tokens.check_private(self.path, "the token store")
@@ -372,6 +407,11 @@ end
 -- Read-modify-write under the lock: fn(entries) returns true, result...
 -- to save, or nil, message. Returns fn's results or nil, message.
 function Store:update(fn)
+  if self.pg then
+    local res = table.pack(self.pg:update(fn))
+    if res[1] then self.generation = nil; self:refresh() end
+    return table.unpack(res, 1, res.n)
+  end
   local lock, lerr = core.gallery.lock(self.path, tokens.LOCK_TIMEOUT)
   if not lock then return nil, tostring(lerr) end
   local res = table.pack(pcall(function()
@@ -434,7 +474,7 @@ function Store:revoke(id)
         return true
       end
     end
-    return nil, string.format("no token with id '%s' in %s", id, self.path)
+    return nil, string.format("no token with id '%s' in %s", id, self.pg and self.pg.where or self.path)
   end)
 end
 
