@@ -227,6 +227,28 @@ if not ok then io.stderr:write(tostring(err), "\n") os.exit(1) end
     assert.are.equal(3, r.generation)
   end)
 
+  it("import: a gallery file into an empty database by one COPY; replicas reload; a non-empty one refused", function()
+    local src = gallery.new(NEW)
+    src:add("Zoe", emb(1, 3))
+    src:add("Ada O'Neil", emb(2, 1))
+    src:add("Émile", emb(3, 2))
+    src:set_threshold(0.45)
+    assert(enroll(url, "Temp", 9)) -- a gallery that is emptied: its settings are replaced
+    assert(gallery.update(url, function(g) g:remove("Temp") return true end))
+    local r <close> = assert(gallery_pg.replica(url))
+    assert.are.equal(6, assert(gallery_pg.import(url, src)))
+    local g = assert(gallery.load(url))
+    assert.are.same({"Zoe", "Ada O'Neil", "Émile"}, g:names())
+    assert.are.equal(0.45, g:threshold())
+    for _, n in ipairs(src:names()) do assert.are.equal(bytes_of(src, n), bytes_of(g, n)) end
+    assert.is_true(r:sync(1) >= 1)
+    assert.are.equal(1, r.reloads)
+    assert.are.same(src:names(), r.gallery:names())
+    local none, err = gallery_pg.import(url, src)
+    assert.is_nil(none)
+    assert.matches("not empty %(3 identities%): import into an empty one", err)
+  end)
+
   it("redacts passwords in messages and refuses a schema newer than this code", function()
     assert.are.equal("postgresql://me:***@host/db", pg.redact("postgresql://me:secret@host/db"))
     assert.are.equal("postgresql://h/db?user=me&password=***&x=1",

@@ -17,6 +17,9 @@
  *       {{value, ...}, ...}, affected = n | nil}; a value is a string (the
  *       text form; exec_binary: PostgreSQL's binary form, e.g. a bytea's raw
  *       bytes, an int8 big-endian) or pq.null.
+ *   conn:copy_in(sql, data)     -> rows copied | nil, message, sqlstate
+ *       sql: a COPY ... FROM STDIN statement; data: the whole stream
+ *       (e.g. COPY's binary format), sent in 1 MiB pieces
  *   conn:notifies([timeout]) -> {{channel =, payload =, pid =}, ...} | nil, message
  *       the notifications (LISTEN) received, waiting up to timeout seconds
  *       (default 0: only those already here) for the first one; nil,
@@ -271,6 +274,67 @@ static int l_exec_binary(lua_State *L)
     return exec_with(L, 1);
 }
 
+static int l_copy_in(lua_State *L)
+{
+    conn_box *c = check_conn(L);
+    const char *sql = luaL_checkstring(L, 2);
+    size_t len;
+    const char *data = luaL_checklstring(L, 3, &len);
+    result_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->res = NULL;
+    luaL_setmetatable(L, RESULT_MT);
+    box->res = PQexec(c->conn, sql);
+    ExecStatusType st = box->res ? PQresultStatus(box->res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COPY_IN) {
+        if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR || st == PGRES_BAD_RESPONSE) {
+            int n = push_result(L, c->conn, box); /* nil, the error, its SQLSTATE */
+            PQclear(box->res);
+            box->res = NULL;
+            return n;
+        }
+        /* Misuse: another statement ran. A COPY TO STDOUT is read to its
+         * end so that the connection stays usable, then the error. */
+        PQclear(box->res);
+        box->res = NULL;
+        if (st == PGRES_COPY_OUT) {
+            char *buf;
+            while (PQgetCopyData(c->conn, &buf, 0) > 0) PQfreemem(buf);
+        }
+        PGresult *rest;
+        while ((rest = PQgetResult(c->conn)) != NULL) PQclear(rest);
+        return luaL_argerror(L, 2, "not a COPY ... FROM STDIN statement");
+    }
+    PQclear(box->res);
+    box->res = NULL;
+    const size_t piece = (size_t)1 << 20;
+    const char *failed = NULL;
+    for (size_t off = 0; off < len && !failed; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        if (PQputCopyData(c->conn, data + off, (int)n) != 1) failed = PQerrorMessage(c->conn);
+    }
+    if (PQputCopyEnd(c->conn, NULL) != 1 && !failed) failed = PQerrorMessage(c->conn);
+    /* The COPY's result, then the end of results (also after a failure). */
+    box->res = PQgetResult(c->conn);
+    int nret;
+    if (failed && (!box->res || PQresultStatus(box->res) == PGRES_COMMAND_OK)) {
+        lua_pushnil(L);
+        push_message(L, failed);
+        lua_pushnil(L);
+        nret = 3;
+    } else if (!box->res || PQresultStatus(box->res) != PGRES_COMMAND_OK) {
+        nret = push_result(L, c->conn, box);
+    } else {
+        const char *rows = PQcmdTuples(box->res);
+        lua_pushinteger(L, (lua_Integer)strtoll(rows ? rows : "0", NULL, 10));
+        nret = 1;
+    }
+    if (box->res) PQclear(box->res);
+    box->res = NULL;
+    PGresult *extra;
+    while ((extra = PQgetResult(c->conn)) != NULL) PQclear(extra);
+    return nret;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -377,7 +441,8 @@ static int l_tostring(lua_State *L)
 int luaopen_siamese_pq(lua_State *L)
 {
     static const luaL_Reg conn_methods[] = {
-        {"exec", l_exec}, {"exec_binary", l_exec_binary}, {"notifies", l_notifies}, {"ok", l_ok},
+        {"exec", l_exec}, {"exec_binary", l_exec_binary}, {"copy_in", l_copy_in}, {"notifies", l_notifies},
+        {"ok", l_ok},
         {"reset", l_reset}, {"backend_pid", l_backend_pid}, {"close", l_close}, {NULL, NULL}};
     luaL_newmetatable(L, CONN_MT);
     luaL_newlib(L, conn_methods);

@@ -20,7 +20,8 @@
 --                     identity, deleted with it
 --   siamese_change    one row per change: generation, op (add: the
 --                     identity's templates are new or replaced; remove;
---                     rename; threshold), the identity's seq and name
+--                     rename; threshold; reload: an import replaced
+--                     everything), the identity's seq and name
 -- Writers (gallery.update) work in one transaction under an advisory lock:
 -- the gallery is read fresh under it, fn changes it in memory, and the
 -- difference is written back with one change row each and a NOTIFY on the
@@ -76,7 +77,7 @@ local SCHEMA = {
       .. " embedding bytea not null check (octet_length(embedding) > 0 and octet_length(embedding) % 4 = 0))",
     "create index siamese_template_identity on siamese_template (identity)",
     "create table siamese_change (generation int8 primary key,"
-      .. " op text not null check (op in ('add', 'remove', 'rename', 'threshold')),"
+      .. " op text not null check (op in ('add', 'remove', 'rename', 'threshold', 'reload')),"
       .. " identity int8, name text, at timestamptz not null default now())",
   },
 }
@@ -334,6 +335,79 @@ function gallery_pg.update(url, fn, opts)
   return table.unpack(res, 2, res.n)
 end
 
+-- COPY's binary format (PostgreSQL's "Binary Format" of COPY): a
+-- signature, flags and header extension (0, 0), then per row the field
+-- count and each field as a 32-bit length and its bytes, then -1.
+local COPY_HEADER = "PGCOPY\n\255\r\n\0" .. string.pack(">i4i4", 0, 0)
+
+-- The rows (ord, name, name_key, embedding) of every template of g, in
+-- enrolment order, as one binary COPY stream.
+local function copy_stream(g)
+  local parts, ord, row = {COPY_HEADER}, 0, 4 * g:dim()
+  for _, name in ipairs(g:names()) do
+    local key, blob = names.key(name), core.tensor_to_bytes(g:templates(name))
+    for off = 1, #blob, row do
+      ord = ord + 1
+      parts[#parts + 1] = string.pack(">i2 i4i8 s4 s4 s4", 4, 8, ord, name, key, blob:sub(off, off + row - 1))
+    end
+  end
+  parts[#parts + 1] = string.pack(">i2", -1)
+  return table.concat(parts), ord
+end
+
+--- Writes the gallery src (a siamese.gallery, e.g. loaded from a file)
+-- into the database at url, whose gallery must be absent or empty (its
+-- settings are then replaced by src's). One transaction under the
+-- writers' lock; the templates go in by one binary COPY, whatever their
+-- number; replicas reload (a change row "reload"). Returns the number of
+-- templates, or nil, message.
+function gallery_pg.import(url, src)
+  local conn, err = connect(url)
+  if not conn then return nil, err end
+  local stream, count = copy_stream(src)
+  local ok, e = pcall(function()
+    q(conn, "begin")
+    q(conn, "select pg_advisory_xact_lock($1)", pg.LOCK_GALLERY)
+    local s = settings(conn)
+    local args = {src:dim(), src:metric(), src:model(), src:threshold(), src:score_mode()}
+    local generation = 0
+    if s then
+      local n = math.tointeger(tonumber(q(conn, "select count(*) from siamese_identity").rows[1][1]))
+      if n > 0 then
+        error({pg_error = string.format("the database's gallery is not empty (%d %s): import into an empty one", n,
+          n == 1 and "identity" or "identities")}, 0)
+      end
+      q(conn, "update siamese_gallery set dim = $1, metric = $2, model = $3, threshold = $4, score = $5 where id = 1",
+        table.unpack(args))
+      generation = s.generation
+    else
+      q(conn, "insert into siamese_gallery (dim, metric, model, threshold, score) values ($1, $2, $3, $4, $5)",
+        table.unpack(args))
+    end
+    q(conn, "create temporary table siamese_import (ord int8, name text, name_key text, embedding bytea)"
+      .. " on commit drop")
+    local copied, cerr = conn:copy_in("copy siamese_import from stdin (format binary)", stream)
+    if not copied then error({pg_error = cerr}, 0) end
+    q(conn, "insert into siamese_identity (name, name_key) select name, name_key from siamese_import"
+      .. " group by name, name_key order by min(ord)")
+    q(conn, "insert into siamese_template (identity, embedding) select i.seq, s.embedding from siamese_import s"
+      .. " join siamese_identity i on i.name = s.name order by s.ord")
+    generation = generation + 1
+    q(conn, "insert into siamese_change (generation, op) values ($1, 'reload')", generation)
+    q(conn, "update siamese_gallery set generation = $1 where id = 1", generation)
+    q(conn, "select pg_notify($1, $2)", gallery_pg.CHANNEL, tostring(generation))
+    q(conn, "commit")
+  end)
+  if not ok then
+    conn:exec("rollback")
+    conn:close()
+    if type(e) == "table" and e.pg_error then return nil, pg.redact(url) .. ": " .. e.pg_error end
+    error(e, 0)
+  end
+  conn:close()
+  return count
+end
+
 --- A replica of the gallery at url for a door: loaded whole, then kept up
 -- to date by r:sync(). Returns it, or nil, message when the database
 -- cannot be reached or holds no gallery.
@@ -434,7 +508,7 @@ function Replica:_catch_up()
   for _, row in ipairs(r.rows) do
     local gen = math.tointeger(tonumber(row[1]))
     local seq = row[3] ~= pg.driver().null and math.tointeger(tonumber(row[3])) or nil
-    if gen ~= expect or not self:_apply(row[2], seq, row[4] ~= pg.driver().null and row[4] or nil) then
+    if gen ~= expect or row[2] == "reload" or not self:_apply(row[2], seq, row[4] ~= pg.driver().null and row[4] or nil) then
       self:_reload()
       return applied + 1
     end

@@ -1,18 +1,21 @@
---- siamese gallery: look after a gallery file: list its people, describe
--- it, remove or rename a person (recorded in the audit log,
--- siamese.cli.audit).
+--- siamese gallery: look after a gallery (a file or a PostgreSQL
+-- database): list its people, describe it, remove or rename a person
+-- (recorded in the audit log, siamese.cli.audit), export it to a file and
+-- import a file into a database.
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
 local common = require "siamese.cli.common"
 local audit_cli = require "siamese.cli.audit"
 
 local gallery_cmd = {
-  summary = "list, describe, remove or rename the people of a gallery",
+  summary = "list, describe, remove or rename the people of a gallery; export and import it",
   usage = [[
 usage: siamese gallery list --gallery FILE [--json]
        siamese gallery info --gallery FILE [--json]
        siamese gallery remove --gallery FILE NAME [--json]
        siamese gallery rename --gallery FILE OLD NEW [--json]
+       siamese gallery export --gallery FILE|URL OUT [--overwrite] [--json]
+       siamese gallery import --gallery URL|FILE IN [--json]
 
 list: the enrolled people (in name order) with their number of templates.
 info: the model the gallery was made with, the metric, the threshold, the
@@ -27,15 +30,26 @@ undo a change another process made meanwhile: a failure leaves the file
 as it was. Each removal or renaming is recorded in FILE.audit (siamese
 audit shows it); the log is opened first, and when it cannot be (damaged,
 permissions too open, lua-sql-sqlite3 missing) nothing is changed.
+export: writes the gallery (a file, or a postgresql:// database) to the
+gallery file OUT, bit for bit what a save of the same gallery writes (an
+existing OUT only with --overwrite).
+import: writes the gallery file IN into the gallery --gallery names: a
+postgresql:// database whose gallery is absent or empty (one transaction,
+the templates by one binary COPY; every door's replica reloads), or a new
+file. Recorded in the destination's audit log. Together they move a
+single door's gallery into an organisation's database, and back.
 
 options:
-  --gallery FILE       the gallery (siamese enroll creates it)
+  --gallery FILE|URL   the gallery (siamese enroll creates it)
+  --overwrite          export: replace an existing OUT
   --json               print one JSON object: list {"gallery", "people":
                        [{"name", "templates"}]}; info {"gallery", "model",
                        "metric", "threshold", "dim", "identities",
                        "templates", "bytes", "score_mode"}; remove
                        {"gallery", "removed", "templates", "identities"};
-                       rename {"gallery", "renamed", "name"}
+                       rename {"gallery", "renamed", "name"}; export
+                       and import {"gallery", "file", "identities",
+                       "templates"}
 
 exit status: 0 done, 2 error (unknown NAME, a refused NEW name, a missing
 or damaged gallery, an audit log that cannot be opened, or done but not
@@ -45,10 +59,11 @@ recorded in the audit log: the message says so, and --json adds
 
 local SPEC = {
   gallery = {kind = "string"},
+  overwrite = {kind = "flag", default = false},
   json = {kind = "flag", default = false},
 }
 
-local ACTIONS = {list = 1, info = 1, remove = 2, rename = 3}
+local ACTIONS = {list = 1, info = 1, remove = 2, rename = 3, export = 2, import = 2}
 
 -- A name for a message: control bytes shown as \xNN.
 local function shown(s)
@@ -186,22 +201,88 @@ local function rename(opts, old, new)
   return 0
 end
 
+local function moved(opts, file, g, verb)
+  local m = {gallery = opts.gallery, file = file, identities = g:count(), templates = g:size()}
+  if opts.json then
+    print(json.encode(m))
+  else
+    print(string.format("%s %s, %s %s %s", verb, common.plural(m.identities, "identity", "identities"),
+      common.plural(m.templates, "template", "templates"), verb == "exported" and "to" or "from", file))
+  end
+end
+
+-- export: the gallery (file or database) saved to the file out.
+local function export(opts, out)
+  local pg = require "siamese.pg"
+  local cli = require "siamese.cli"
+  if pg.is_url(out) then return cli.fail("export writes a gallery file; to fill a database use gallery import") end
+  if common.exists(out) and not opts.overwrite then
+    return cli.fail(out .. " exists (give --overwrite to replace it)")
+  end
+  local g, err = common.load_gallery(opts.gallery)
+  if not g then return cli.fail(err) end
+  local ok, serr = g:save(out)
+  if not ok then return cli.fail("cannot write " .. out .. ": " .. tostring(serr)) end
+  moved(opts, out, g, "exported")
+  g:close()
+  return 0
+end
+
+-- import: the gallery file into the destination (a database whose gallery
+-- is absent or empty, or a new file), recorded in its audit log.
+local function import(opts, file)
+  local cli = require "siamese.cli"
+  local pg = require "siamese.pg"
+  local src, err = require("siamese.gallery").load(file)
+  if not src then return cli.fail(err) end
+  local dest = opts.gallery
+  if not pg.is_url(dest) and common.exists(dest) then
+    return cli.fail(dest .. " exists: import fills a new gallery file or an empty database")
+  end
+  local nopw, pwerr = common.no_password(dest)
+  if not nopw then return cli.fail(pwerr) end
+  local log, lcode = audit_cli.open_for_change(dest)
+  if not log then return lcode end
+  local ok, ierr
+  if pg.is_url(dest) then
+    ok, ierr = require("siamese.gallery_pg").import(dest, src)
+  else
+    ok, ierr = src:save(dest)
+  end
+  if not ok then
+    log:close()
+    return cli.fail(ierr)
+  end
+  local rok, rerr = audit_cli.record(log, {{action = "import", accepted = true,
+    detail = string.format("%d identities, %d templates from %s", src:count(), src:size(), file)}})
+  moved(opts, file, src, "imported")
+  if not rok then return audit_cli.unrecorded("imported " .. file .. " into " .. dest, rerr) end
+  return 0
+end
+
 function gallery_cmd.run(argv)
   local cli = require "siamese.cli"
   local opts, pos = args.parse(argv, SPEC)
   if not opts then return cli.fail(pos, gallery_cmd.usage) end
   local action = pos[1]
-  if not action then return cli.fail("expected an action: list, info, remove or rename", gallery_cmd.usage) end
+  if not action then
+    return cli.fail("expected an action: list, info, remove, rename, export or import", gallery_cmd.usage)
+  end
   local nargs = ACTIONS[action]
   if not nargs then
-    return cli.fail("unknown action '" .. action .. "' (list, info, remove or rename)", gallery_cmd.usage)
+    return cli.fail("unknown action '" .. action .. "' (list, info, remove, rename, export or import)",
+      gallery_cmd.usage)
   end
   if #pos ~= nargs then
-    local want = ({list = "no argument", info = "no argument", remove = "one NAME", rename = "OLD NEW"})[action]
+    local want = ({list = "no argument", info = "no argument", remove = "one NAME", rename = "OLD NEW",
+                   export = "one OUT file", import = "one IN file"})[action]
     return cli.fail(string.format("gallery %s takes %s, got %s", action, want,
       common.plural(#pos - 1, "argument", "arguments")), gallery_cmd.usage)
   end
   if not opts.gallery then return cli.fail("--gallery FILE is required", gallery_cmd.usage) end
+  if opts.overwrite and action ~= "export" then return cli.fail("--overwrite is for gallery export", gallery_cmd.usage) end
+  if action == "export" then return export(opts, pos[2]) end
+  if action == "import" then return import(opts, pos[2]) end
   local g, err = common.load_gallery(opts.gallery)
   if not g then return cli.fail(err) end
   if action == "list" then return list(g, opts) end
