@@ -60,6 +60,25 @@ describe("siamese.pq", function()
     assert.are.equal(-3, string.unpack(">i4", r.rows[1][3]))
   end)
 
+  it("copy_in: a COPY FROM STDIN stream (text and binary); bad data and misuse leave the connection usable", function()
+    local c <close> = assert(pq.connect(cluster.conninfo))
+    assert(c:exec("create temporary table cp (n int8, s text, b bytea)"))
+    assert.are.equal(2, assert(c:copy_in("copy cp from stdin", "1\tone\t\\\\x00ff\n2\ttwo\t\\\\x\n")))
+    local bin = "PGCOPY\n\255\r\n\0" .. string.pack(">i4i4", 0, 0)
+      .. string.pack(">i2 i4i8 s4 s4", 3, 8, 3, "three", "\1\2\3") .. string.pack(">i2", -1)
+    assert.are.equal(1, assert(c:copy_in("copy cp from stdin (format binary)", bin)))
+    local r = assert(c:exec_binary("select n, s, b from cp order by n"))
+    assert.are.same({"one", "\0\255"}, {r.rows[1][2], r.rows[1][3]})
+    assert.are.same({"three", "\1\2\3"}, {r.rows[3][2], r.rows[3][3]})
+    local none, err, state = c:copy_in("copy cp from stdin", "x\ty\tz\n")
+    assert.is_nil(none)
+    assert.are.equal("22P02", state, err) -- invalid_text_representation
+    support.assert_error(function() c:copy_in("copy (select 1) to stdout", "") end, "bad argument #1 to 'copy_in'",
+      "not a COPY ... FROM STDIN")
+    support.assert_error(function() c:copy_in("select 1", "") end, "not a COPY ... FROM STDIN")
+    assert.are.equal("3", assert(c:exec("select count(*) from cp")).rows[1][1]) -- still usable, nothing half-done
+  end)
+
   it("server errors: nil, the message and the SQLSTATE; the connection stays usable", function()
     local c <close> = assert(pq.connect(cluster.conninfo))
     local none, err, state = c:exec("select * from no_such_table")
