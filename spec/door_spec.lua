@@ -31,6 +31,25 @@ describe("siamese.names", function()
     assert.matches("must be a string", select(2, names.check(5)), 1, true)
   end)
 
+  it("takes the fast path for printable ASCII with the same results as the full check", function()
+    -- every printable ASCII string of these shapes: what the full rules say
+    -- (trim ASCII white space; 1..64 bytes; nothing refused) and key = lower
+    local samples = {"A", "a b", " lead", "trail ", "  ", "x\ty", "Ann-Marie O'Neil", "~!@#$%^&*()_+{}|:<>?",
+                     string.rep("x", 64), string.rep("y", 65), " " .. string.rep("z", 64), "Ab\127", "\0x"}
+    math.randomseed(3)
+    for _ = 1, 2000 do
+      local n, t = math.random(0, 70), {}
+      for i = 1, n do t[i] = string.char(math.random(0x20, 0x7E)) end
+      samples[#samples + 1] = table.concat(t)
+    end
+    for _, raw in ipairs(samples) do
+      local trimmed = raw:match("^[ \t-\r]*(.-)[ \t-\r]*$")
+      local want = trimmed ~= "" and #trimmed <= 64 and not trimmed:find("[%z\1-\31\127]") and trimmed or nil
+      assert.are.equal(want, (names.check(raw)), ("%q"):format(raw))
+      if want then assert.are.equal(want:lower(), names.key(want)) end
+    end
+  end)
+
   it("keys names by case, so that twins are found", function()
     assert.are.equal(names.key("ÉLODIE Ångström"), names.key("élodie ångström"))
     assert.are.equal(names.key("ΣΩΚΡΆΤΗΣ"):sub(1, 2), names.key("σωκράτης"):sub(1, 2))

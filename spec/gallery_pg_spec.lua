@@ -249,6 +249,40 @@ if not ok then io.stderr:write(tostring(err), "\n") os.exit(1) end
     assert.matches("not empty %(3 identities%): import into an empty one", err)
   end)
 
+  it("gallery.open: one interface for a door, a replica for a URL, a follower for a file", function()
+    assert(enroll(url, "Ada", 1))
+    local r <close> = assert(gallery.open(url))
+    assert.are.same({"Ada"}, r.gallery:names())
+    assert(enroll(url, "Bob", 2))
+    assert.is_true(r:sync(1) >= 1)
+    assert.are.same({"Ada", "Bob"}, r.gallery:names())
+    -- a file: reloaded (in place) when another process replaces it
+    local dir = support.temp_dir("gallery_open")
+    local file = dir .. "/door.gallery"
+    assert(enroll(file, "Cy", 3))
+    local f <close> = assert(gallery.open(file))
+    local same = f.gallery
+    assert.are.equal(0, f:sync())
+    assert(enroll(file, "Dee", 4))
+    assert.are.equal(1, f:sync())
+    assert.are.equal(same, f.gallery)
+    assert.are.same({"Cy", "Dee"}, f.gallery:names())
+    os.rename(file, file .. ".moved") -- unreadable: kept, offline
+    local none, err = f:sync()
+    assert.is_nil(none)
+    assert.matches("^offline", f.status)
+    assert.is_string(err)
+    assert.are.same({"Cy", "Dee"}, f.gallery:names())
+    os.rename(file .. ".moved", file)
+    assert.is_number(f:sync()) -- back (a reload or not: the generation may count the rename)
+    assert.are.equal("up", f.status)
+    support.assert_error(function() gallery.open(42) end, "gallery.open", "bad argument #1")
+    local nothing, why = gallery.open(dir .. "/none.gallery")
+    assert.is_nil(nothing)
+    assert.is_string(why)
+    os.execute("rm -rf " .. support.q(dir))
+  end)
+
   it("redacts passwords in messages and refuses a schema newer than this code", function()
     assert.are.equal("postgresql://me:***@host/db", pg.redact("postgresql://me:secret@host/db"))
     assert.are.equal("postgresql://h/db?user=me&password=***&x=1",

@@ -142,6 +142,63 @@ end
 -- write and next to which the lock file lives.
 gallery.target = core.gallery.target
 
+-- A gallery file kept current: the same interface as gallery_pg's replica.
+local Follower = {}
+Follower.__index = Follower
+
+--- Reloads the file when another process replaced it (its generation
+-- moved): 1, or 0 when it did not change; nil, message when it cannot be
+-- read (the gallery in memory is kept, status says "offline: ...").
+-- timeout is accepted for symmetry with a replica's sync and not waited.
+function Follower:sync(timeout)
+  local now, err = gallery.generation(self.path)
+  if now and now == self.generation then
+    self.status = "up"
+    return 0
+  end
+  local g, gen = now and gallery.load(self.path)
+  if not g then
+    self.status = "offline: " .. tostring(gen or err)
+    return nil, gen or err
+  end
+  local old = self.gallery
+  if g:dim() ~= old:dim() or g:metric() ~= old:metric() or g:model() ~= old:model() then
+    g:close()
+    self.status = "offline: the gallery's dimension, metric or model changed: restart"
+    return nil, self.status:sub(10)
+  end
+  for _, n in ipairs(old:names()) do old:remove(n) end
+  for _, n in ipairs(g:names()) do old:add(n, g:templates(n)) end
+  old:set_threshold(g:threshold())
+  g:close()
+  self.generation, self.status = gen, "up"
+  self.reloads = (self.reloads or 0) + 1
+  return 1
+end
+
+function Follower:close()
+  if self.gallery then self.gallery:close() end
+  self.gallery = nil
+end
+Follower.__close = Follower.close
+
+--- A gallery kept current for a long-running process (a door): for a
+-- postgresql:// URL a replica (siamese.gallery_pg.replica: pushed changes),
+-- for a file one that reloads when the file is replaced. Either way:
+-- r.gallery (the same object throughout: reloads refill it), r:sync(timeout)
+-- (changes applied, or nil, message while the source is unreachable: the
+-- gallery in memory is kept), r.status ("up" or "offline: ..."),
+-- r:close(). Returns it, or nil, message.
+function gallery.open(path)
+  if type(path) ~= "string" or path == "" then
+    error("gallery.open: bad argument #1 (a gallery path or postgresql:// URL expected, got " .. type(path) .. ")", 2)
+  end
+  if pg.is_url(path) then return require("siamese.gallery_pg").replica(path) end
+  local g, gen = gallery.load(path)
+  if not g then return nil, gen end
+  return setmetatable({path = path, gallery = g, generation = gen, status = "up"}, Follower)
+end
+
 -- Lock targets this process holds (a second lock on the same file would
 -- wait for itself).
 local held = {}

@@ -50,6 +50,9 @@ end
 function names.check(raw, what)
   what = what or "name"
   if type(raw) ~= "string" then return nil, what .. " must be a string, got " .. type(raw) end
+  -- Fast path (the result the loop below gives, found by one C match): a
+  -- name of printable ASCII, neither starting nor ending with a space.
+  if #raw <= names.MAX_BYTES and raw:find("^[%w%p][%w%p ]*$") and raw:byte(-1) ~= 32 then return raw end
   if not utf8.len(raw) then return nil, what .. " is not valid UTF-8" end
   -- trim ASCII white space and the Unicode spaces U+00A0, U+2000-U+200A, U+3000
   local name = raw
@@ -94,6 +97,7 @@ end
 --- The comparison key of a checked name: case folded, so that "alice" and
 -- "ALICE" are the same identity.
 function names.key(name)
+  if not name:find("[\128-\255]") then return name:lower() end -- ASCII: fold is A-Z only
   local out = {}
   for _, cp in utf8.codes(name) do out[#out + 1] = utf8.char(fold(cp)) end
   return table.concat(out)
