@@ -506,6 +506,26 @@ describe("siamese.gallery", function()
     end)
   end)
 
+  it("rows gives every template and its owner in one pass; clear empties the gallery", function()
+    local g = new{dim = 3}
+    assert.are.same({0, 3}, {g:rows():size(1), g:rows():size(2)})
+    g:add("a", T.new{{1, 2, 3}, {4, 5, 6}})
+    g:add("b", T.new{{7, 8, 9}})
+    g:add("a", T.new{{0, 0, 1}})
+    local t, owners = g:rows()
+    assert.are.same({1, 1, 2, 1}, owners)
+    assert.are.same({{1, 2, 3}, {4, 5, 6}, {7, 8, 9}, {0, 0, 1}}, t:totable())
+    -- the same rows as templates gives, name by name
+    assert.are.same({{1, 2, 3}, {4, 5, 6}, {0, 0, 1}}, g:templates("a"):totable())
+    g:clear()
+    assert.are.same({0, 0, {}}, {g:count(), g:size(), g:names()})
+    assert.is_false(g:has("a"))
+    g:add("a", T.new{{1, 1, 1}}) -- usable again
+    assert.are.same({"a"}, g:names())
+    g:close()
+    support.assert_error(function() g:rows() end, "gallery:rows", "closed")
+  end)
+
   it("face.load records the recognizer's model id and dimension", function()
     local fr = assert(siamese.face.load{model = "faceapi"})
     local digest = siamese.hash.file_sha256("models/faceapi_recognition.safetensors")

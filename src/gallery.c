@@ -362,6 +362,15 @@ int64_t sm_gallery_remove(sm_gallery *g, int64_t id)
     return removed;
 }
 
+void sm_gallery_clear(sm_gallery *g)
+{
+    g->n = 0;
+    g->nid = 0;
+    g->arena_len = 0;
+    for (int64_t i = 0; i < g->nslots; i++) g->slots[i] = -1;
+    g->mean_dirty = 1;
+}
+
 void sm_gallery_rename(sm_gallery *g, int64_t id, const char *new_name, size_t len)
 {
     memcpy(g->arena + g->arena_len, new_name, len);

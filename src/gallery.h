@@ -115,6 +115,8 @@ void sm_gallery_add(sm_gallery *g, const char *const *names, const size_t *lens,
 /* Removes identity id and its templates (O(n dim)); returns how many
  * templates went. */
 int64_t sm_gallery_remove(sm_gallery *g, int64_t id);
+/* Removes every identity and template (the storage is kept for reuse). */
+void sm_gallery_clear(sm_gallery *g);
 /* Renames identity id; the caller has checked that new_name is valid and
  * absent, and reserved len bytes (sm_gallery_reserve(g, 0, 0, len)). */
 void sm_gallery_rename(sm_gallery *g, int64_t id, const char *new_name, size_t len);

@@ -7,7 +7,8 @@
  *   core.gallery.Gallery                                     the metatable (lua/siamese/gallery.lua
  *                                                            adds verify, identify, search there)
  * Methods: add, add_many, remove, rename, names, has, count, size,
- * templates, dim, metric, model, score_mode, threshold, set_threshold,
+ * templates, rows (every template and its owner in one pass), clear, dim,
+ * metric, model, score_mode, threshold, set_threshold,
  * save (-> true, generation), close, memory (bytes of C heap held), and the primitives _distance and
  * _knn; __len = identities; __gc and __close are the same idempotent function.
  *
@@ -338,6 +339,30 @@ static int l_templates(lua_State *L)
     return 1;
 }
 
+/* g:clear(): every identity and template removed (settings kept). */
+static int l_clear(lua_State *L)
+{
+    sm_gallery_clear(check_gallery(L, 1, "clear"));
+    return 0;
+}
+
+/* g:rows() -> tensor [n, dim] of every template in stored order, and the
+ * owner of each row (1-based, an index into g:names()): the whole gallery
+ * in one pass (g:templates per name would scan every row for each). */
+static int l_rows(lua_State *L)
+{
+    sm_gallery *g = check_gallery(L, 1, "rows");
+    int64_t shape[2] = { g->n, g->dim };
+    sm_tensor *t = sm_l_newtensor(L, 2, shape);
+    if (g->n > 0) memcpy(t->data, g->vec, (size_t)g->n * (size_t)g->dim * sizeof(float));
+    lua_createtable(L, g->n > INT_MAX ? INT_MAX : (int)g->n, 0);
+    for (int64_t r = 0; r < g->n; r++) {
+        lua_pushinteger(L, (lua_Integer)g->owner[r] + 1);
+        lua_rawseti(L, -2, (lua_Integer)r + 1);
+    }
+    return 2;
+}
+
 static int l_dim(lua_State *L) { lua_pushinteger(L, check_gallery(L, 1, "dim")->dim); return 1; }
 static int l_metric(lua_State *L) { lua_pushstring(L, metric_name(check_gallery(L, 1, "metric")->metric)); return 1; }
 static int l_score_mode(lua_State *L) { lua_pushstring(L, score_name(check_gallery(L, 1, "score_mode")->score)); return 1; }
@@ -544,7 +569,7 @@ static int l_load(lua_State *L)
 static const luaL_Reg gallery_methods[] = {
     { "add", l_add }, { "add_many", l_add_many }, { "remove", l_remove }, { "rename", l_rename },
     { "names", l_names }, { "has", l_has }, { "count", l_count }, { "size", l_size },
-    { "templates", l_templates }, { "dim", l_dim }, { "metric", l_metric }, { "model", l_model },
+    { "templates", l_templates }, { "rows", l_rows }, { "clear", l_clear }, { "dim", l_dim }, { "metric", l_metric }, { "model", l_model },
     { "score_mode", l_score_mode }, { "threshold", l_threshold }, { "set_threshold", l_set_threshold },
     { "save", l_save }, { "close", l_close }, { "memory", l_memory },
     { "_distance", l_distance }, { "_knn", l_knn },

@@ -167,9 +167,7 @@ function Follower:sync(timeout)
     self.status = "offline: the gallery's dimension, metric or model changed: restart"
     return nil, self.status:sub(10)
   end
-  for _, n in ipairs(old:names()) do old:remove(n) end
-  for _, n in ipairs(g:names()) do old:add(n, g:templates(n)) end
-  old:set_threshold(g:threshold())
+  require("siamese.gallery_pg").refill(old, g)
   g:close()
   self.generation, self.status = gen, "up"
   self.reloads = (self.reloads or 0) + 1

@@ -199,10 +199,28 @@ end
 
 local function pq_null() return pg.driver().null end
 
+-- Each identity's templates as one byte string (float32, in stored order),
+-- from one pass over the gallery (g:rows): list, {name = bytes}.
+local function template_bytes(g)
+  local list, rows, owners = g:names(), g:rows()
+  local all, row = core.tensor_to_bytes(rows), 4 * g:dim()
+  local parts = {}
+  for r, o in ipairs(owners) do
+    local p = parts[o]
+    if not p then
+      p = {}
+      parts[o] = p
+    end
+    p[#p + 1] = all:sub((r - 1) * row + 1, r * row)
+  end
+  local bytes = {}
+  for i, n in ipairs(list) do bytes[n] = table.concat(parts[i] or {}) end
+  return list, bytes
+end
+
 -- Each name's templates as bytes, the names in order, the threshold.
 local function snapshot(g)
-  local list, bytes = g:names(), {}
-  for _, n in ipairs(list) do bytes[n] = core.tensor_to_bytes(g:templates(n)) end
+  local list, bytes = template_bytes(g)
   return {names = list, bytes = bytes, threshold = g:threshold()}
 end
 
@@ -344,8 +362,9 @@ local COPY_HEADER = "PGCOPY\n\255\r\n\0" .. string.pack(">i4i4", 0, 0)
 -- enrolment order, as one binary COPY stream.
 local function copy_stream(g)
   local parts, ord, row = {COPY_HEADER}, 0, 4 * g:dim()
-  for _, name in ipairs(g:names()) do
-    local key, blob = names.key(name), core.tensor_to_bytes(g:templates(name))
+  local list, bytes = template_bytes(g)
+  for _, name in ipairs(list) do
+    local key, blob = names.key(name), bytes[name]
     for off = 1, #blob, row do
       ord = ord + 1
       parts[#parts + 1] = string.pack(">i2 i4i8 s4 s4 s4", 4, 8, ord, name, key, blob:sub(off, off + row - 1))
@@ -431,6 +450,19 @@ function gallery_pg.replica(url)
   return self
 end
 
+--- Makes gallery g hold exactly what g2 holds (identities, templates in
+-- their order, threshold), in one pass over each: g stays the same object.
+function gallery_pg.refill(g, g2)
+  g:clear()
+  local list, rows, owners = g2:names(), g2:rows()
+  if #owners > 0 then
+    local names_of = {}
+    for r, o in ipairs(owners) do names_of[r] = list[o] end
+    g:add_many(names_of, rows)
+  end
+  g:set_threshold(g2:threshold())
+end
+
 -- Loads the whole gallery again into the replica's gallery object (the
 -- same object, so whoever holds it sees the new contents). A change of
 -- dimension, metric or model cannot be taken in place: an error.
@@ -442,9 +474,7 @@ function Replica:_reload()
     g2:close()
     error({pg_error = "the gallery's dimension, metric, model or scoring changed in the database: restart"}, 0)
   end
-  for _, n in ipairs(g:names()) do g:remove(n) end
-  for _, n in ipairs(g2:names()) do g:add(n, g2:templates(n)) end
-  g:set_threshold(g2:threshold())
+  gallery_pg.refill(g, g2)
   g2:close()
   self.generation, self.by_seq = gen, by_seq
   self.reloads = (self.reloads or 0) + 1
