@@ -247,6 +247,7 @@ static int exec_with(lua_State *L, int binary)
     const char *sql = luaL_checkstring(L, 2);
     int n = lua_gettop(L) - 2;
     if (n > MAX_PARAMS) luaL_argerror(L, 3 + MAX_PARAMS, "too many parameters");
+    luaL_checkstack(L, 8, "siamese.pq exec"); /* the arrays, the box, a converted number, the result */
     const char **values = n > 0 ? lua_newuserdatauv(L, (size_t)n * sizeof *values, 0) : NULL;
     int *lengths = n > 0 ? lua_newuserdatauv(L, (size_t)n * sizeof *lengths, 0) : NULL;
     int *formats = n > 0 ? lua_newuserdatauv(L, (size_t)n * sizeof *formats, 0) : NULL;

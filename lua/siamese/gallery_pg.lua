@@ -239,14 +239,20 @@ local function write_changes(conn, before, g, seq_of, generation)
   for _, n in ipairs(before.names) do if not after.bytes[n] then removed[#removed + 1] = n end end
   for _, n in ipairs(after.names) do if not before.bytes[n] then added[#added + 1] = n end end
   -- a name gone and a new one with the very same templates: a rename
-  local renamed, taken = {}, {}
-  for _, old in ipairs(removed) do
-    for _, new in ipairs(added) do
-      if not taken[new] and before.bytes[old] == after.bytes[new] then
-        renamed[#renamed + 1], taken[new], taken[old] = {old, new}, true, true
-        break
-      end
+  -- (matched through a map of the new names' bytes: linear, whatever fn did)
+  local renamed, taken, new_by_bytes = {}, {}, {}
+  for _, new in ipairs(added) do
+    local list = new_by_bytes[after.bytes[new]]
+    if not list then
+      list = {}
+      new_by_bytes[after.bytes[new]] = list
     end
+    list[#list + 1] = new
+  end
+  for _, old in ipairs(removed) do
+    local list = new_by_bytes[before.bytes[old]]
+    local new = list and table.remove(list, 1)
+    if new then renamed[#renamed + 1], taken[new], taken[old] = {old, new}, true, true end
   end
   local pq = pg.driver()
   local function insert_templates(seq, name)
