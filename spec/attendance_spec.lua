@@ -187,9 +187,7 @@ describe("siamese.attendance on PostgreSQL", function()
   teardown(function() if cluster then cluster:destroy() end end)
   before_each(function()
     counter = counter + 1
-    local admin <close> = assert(require("siamese.pq").connect(cluster.conninfo))
-    assert(admin:exec("create database a" .. counter))
-    url = ("postgresql://siamese@/a%d?host=%s&port=%d"):format(counter, cluster.dir, cluster.port)
+    url = cluster:new_database("a" .. counter)
   end)
 
   behaviour(function() return url end)

@@ -46,10 +46,7 @@ describe("gallery in PostgreSQL", function()
   local counter = 0
   before_each(function()
     counter = counter + 1
-    local db = "g" .. counter
-    local admin <close> = assert(require("siamese.pq").connect(cluster.conninfo))
-    assert(admin:exec("create database " .. db))
-    url = ("postgresql://siamese@/%s?host=%s&port=%d"):format(db, cluster.dir, cluster.port)
+    url = cluster:new_database("g" .. counter)
   end)
 
   it("update creates the gallery and the schema; load gives it back exactly, in enrolment order", function()
@@ -281,6 +278,34 @@ if not ok then io.stderr:write(tostring(err), "\n") os.exit(1) end
     assert.is_nil(nothing)
     assert.is_string(why)
     os.execute("rm -rf " .. support.q(dir))
+  end)
+
+  it("siamese.pg: URLs, passwords, storable text, transactions, a statement re-run after a restart", function()
+    assert.is_true(pg.is_url("postgres://h/db") and pg.is_url("postgresql:///db"))
+    assert.is_false(pg.is_url("people.gallery") or pg.is_url("./postgresql://x") or pg.is_url(nil))
+    assert.is_true(pg.has_password("postgresql://me:pw@h/db") and pg.has_password("postgresql:///db?password=x"))
+    assert.is_false(pg.has_password("postgresql://me@h/db?host=/tmp&port=5432"))
+    assert.are.equal("ok Zoë", pg.text("ok Zoë"))
+    assert.are.equal("a\u{FFFD}b\u{FFFD}c", pg.text("a\0b\255c"))
+    local conn = assert(pg.open(url, "spec", {{"create table spec_t (n int)"}, {"alter table spec_t add m int"}}))
+    assert.are.equal(2, assert(pg.migrate(conn, "spec", {{"create table spec_t (n int)"}, {"alter table spec_t add m int"}})))
+    -- transaction: committed on true, rolled back on false and on an error
+    assert.is_true(pg.transaction(conn, function(c) return assert(c:exec("insert into spec_t values (1, 1)")) and true end))
+    assert.is_false(pg.transaction(conn, function(c) c:exec("insert into spec_t values (2, 2)") return false end))
+    support.assert_error(function()
+      pg.transaction(conn, function(c) c:exec("insert into spec_t values (3, 3)") error("boom") end)
+    end, "boom")
+    assert.are.equal("1", assert(conn:exec("select count(*) from spec_t")).rows[1][1])
+    cluster:stop()
+    cluster:start()
+    local r = assert(pg.exec(conn, "where", "select count(*) from spec_t")) -- reconnected once
+    assert.are.equal("1", r.rows[1][1])
+    cluster:stop()
+    local none, err = pg.exec(conn, "where", "select 1")
+    assert.is_nil(none)
+    assert.matches("^where: ", err)
+    cluster:start()
+    conn:close()
   end)
 
   it("redacts passwords in messages and refuses a schema newer than this code", function()

@@ -6,7 +6,7 @@
 -- started from an argument vector, never a shell. Load with
 --   local pg_cluster = dofile("spec/pg_cluster.lua")
 --   local c = pg_cluster.start()      -- error when PostgreSQL is missing (make deps installs it)
---   ... c.conninfo, c.url ...
+--   ... c.conninfo, c.url, c:new_database(name) (its URL) ...
 --   c:stop() / c:start() / c:kill()   -- for tests of a database that goes away
 --   c:destroy()                       -- stops it and removes the directory
 local core = require "siamese.core"
@@ -96,6 +96,14 @@ function Cluster:start()
     support.sleep(0.1)
   end
   error("postgres did not accept connections within 30 s")
+end
+
+--- A new empty database in the cluster: its postgresql:// URL.
+function Cluster:new_database(name)
+  local pq = require "siamese.pq"
+  local admin <close> = assert(pq.connect(self.conninfo))
+  assert(admin:exec("create database " .. name))
+  return ("postgresql://siamese@/%s?host=%s&port=%d"):format(name, self.dir, self.port)
 end
 
 --- Stops the server cleanly (fast shutdown: clients are disconnected).

@@ -322,14 +322,20 @@ function Register:unknowns(day)
   return self:events{day = day, unknown = true}
 end
 
+-- Raises (naming resolve's argument) unless id is an integer and name a
+-- non-empty string or nil.
+local function check_resolve(id, name)
+  if math.type(id) ~= "integer" then error("bad argument #1 to 'resolve' (integer event id expected)", 3) end
+  if name ~= nil and (type(name) ~= "string" or name == "") then
+    error("bad argument #2 to 'resolve' (name must be a non-empty string or nil)", 3)
+  end
+end
+
 --- Names an unknown face after review (name nil: dismissed as a
 -- stranger). Returns true, or nil, message (no such unknown event).
 function Register:resolve(id, name)
   local conn = live(self, "resolve")
-  if math.type(id) ~= "integer" then error("bad argument #1 to 'resolve' (integer event id expected)", 2) end
-  if name ~= nil and (type(name) ~= "string" or name == "") then
-    error("bad argument #2 to 'resolve' (name must be a non-empty string or nil)", 2)
-  end
+  check_resolve(id, name)
   local n, err = exec(conn, "UPDATE events SET name = ?, reviewed = 1 WHERE id = ? AND name IS NULL", {name, id})
   if not n then return nil, self.path .. ": " .. err end
   if n == 0 then return nil, string.format("no unknown face with id %d", id) end
@@ -338,7 +344,7 @@ end
 
 -- What siamese.attendance_pg shares with this file: the checks of the
 -- arguments and the descriptor's byte form.
-attendance._shared = {check_event = check_event, check_day = check_day, descriptor_bytes = descriptor_bytes,
-                      descriptor_list = descriptor_list}
+attendance._shared = {check_event = check_event, check_day = check_day, check_resolve = check_resolve,
+                      descriptor_bytes = descriptor_bytes, descriptor_list = descriptor_list}
 
 return attendance

@@ -40,20 +40,15 @@ Register.__index = Register
 function attendance_pg.open(url, opts)
   opts = opts or {}
   local where = pg.redact(url)
-  local conn, err = pg.connect(url)
+  if opts.create == false then -- asked first: opening creates the table
+    local probe, perr = pg.connect(url)
+    if not probe then return nil, perr end
+    local r, e = probe:exec("select to_regclass('siamese_attendance') is not null")
+    probe:close()
+    if not r or r.rows[1][1] ~= "t" then return nil, where .. ": " .. (e or "no attendance register in this database") end
+  end
+  local conn, err = pg.open(url, "attendance", SCHEMA)
   if not conn then return nil, err end
-  if opts.create == false then
-    local r, e = conn:exec("select to_regclass('siamese_attendance') is not null")
-    if not r or r.rows[1][1] ~= "t" then
-      conn:close()
-      return nil, where .. ": " .. (e or "no attendance register in this database")
-    end
-  end
-  local v, merr = pg.migrate(conn, "attendance", SCHEMA)
-  if not v then
-    conn:close()
-    return nil, where .. ": " .. merr
-  end
   return setmetatable({conn = conn, path = url, where = where}, Register)
 end
 
@@ -84,14 +79,7 @@ local function param(v, level)
   return v
 end
 
--- Runs a statement, reconnecting once when the connection was lost (the
--- database restarted since): the result, or nil, message.
-local function exec(self, sql, ...)
-  local r, err = self.conn:exec(sql, ...)
-  if not r and not self.conn:ok() and self.conn:reset() then r, err = self.conn:exec(sql, ...) end
-  if not r then return nil, self.where .. ": " .. err end
-  return r
-end
+local function exec(self, sql, ...) return pg.exec(self.conn, self.where, sql, ...) end
 
 --- Records one face (see siamese.attendance: Register:record). Returns
 -- the event id, or nil, message.
@@ -227,10 +215,7 @@ end
 -- nil, message.
 function Register:resolve(id, name)
   live(self, "resolve")
-  if math.type(id) ~= "integer" then error("bad argument #1 to 'resolve' (integer event id expected)", 2) end
-  if name ~= nil and (type(name) ~= "string" or name == "") then
-    error("bad argument #2 to 'resolve' (name must be a non-empty string or nil)", 2)
-  end
+  shared.check_resolve(id, name)
   local r, err = exec(self, "update siamese_attendance set name = $1, reviewed = true where id = $2 and name is null",
     param(name, 2), id)
   if not r then return nil, err end

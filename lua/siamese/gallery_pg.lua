@@ -108,16 +108,7 @@ local function guarded(url, fn, ...)
   error(e, 0)
 end
 
-local function connect(url)
-  local conn, err = pg.connect(url)
-  if not conn then return nil, err end
-  local v, merr = pg.migrate(conn, "gallery", SCHEMA)
-  if not v then
-    conn:close()
-    return nil, pg.redact(url) .. ": " .. merr
-  end
-  return conn
-end
+local function connect(url) return pg.open(url, "gallery", SCHEMA) end
 
 -- The gallery row, or nil when the database holds no gallery yet.
 local function settings(conn)

@@ -148,4 +148,28 @@ function pg.migrate(conn, component, steps)
   return nil, version
 end
 
+--- Connects to url and brings component's schema up to date (migrate):
+-- the connection, or nil and a message naming the URL (password
+-- redacted).
+function pg.open(url, component, steps)
+  local conn, err = pg.connect(url)
+  if not conn then return nil, err end
+  local v, merr = pg.migrate(conn, component, steps)
+  if not v then
+    conn:close()
+    return nil, pg.redact(url) .. ": " .. merr
+  end
+  return conn
+end
+
+--- Runs a statement on conn, reconnecting once when the connection was
+-- lost (the database restarted since it was made): the result, or nil
+-- and the message after where (the redacted URL).
+function pg.exec(conn, where, sql, ...)
+  local r, err = conn:exec(sql, ...)
+  if not r and not conn:ok() and conn:reset() then r, err = conn:exec(sql, ...) end
+  if not r then return nil, where .. ": " .. err end
+  return r
+end
+
 return pg

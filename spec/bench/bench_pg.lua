@@ -59,10 +59,7 @@ end
 
 local cluster = pg_cluster.start()
 local admin = assert(require("siamese.pq").connect(cluster.conninfo))
-local function database(name)
-  assert(admin:exec("create database " .. name))
-  return ("postgresql://siamese@/%s?host=%s&port=%d"):format(name, cluster.dir, cluster.port)
-end
+local function database(name) return cluster:new_database(name) end
 
 local ok, err = pcall(function()
   for _, n in ipairs(SIZES) do

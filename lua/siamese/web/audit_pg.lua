@@ -52,14 +52,9 @@ end
 -- first use). Returns the log, or nil, message (the URL's password
 -- redacted).
 function audit_pg.open(url)
-  local where = pg.redact(url)
-  local conn, err = pg.connect(url)
+  local conn, err = pg.open(url, "audit", SCHEMA)
   if not conn then return nil, err end
-  local v, merr = pg.migrate(conn, "audit", SCHEMA)
-  if not v then
-    conn:close()
-    return nil, where .. ": " .. merr
-  end
+  local where = pg.redact(url)
   local ok, terr = check_triggers(conn)
   if not ok then
     conn:close()
@@ -79,14 +74,7 @@ Log.__gc = Log.close
 -- A value as a parameter: nil is NULL; text is made storable (pg.text:
 -- invalid UTF-8 and zero bytes become U+FFFD, where the SQLite log keeps
 -- the bytes).
--- Runs a statement, reconnecting once when the connection was lost (the
--- database restarted since): the result, or nil, message.
-function Log:_exec(sql, ...)
-  local r, err = self.conn:exec(sql, ...)
-  if not r and not self.conn:ok() and self.conn:reset() then r, err = self.conn:exec(sql, ...) end
-  if not r then return nil, self.where .. ": " .. err end
-  return r
-end
+function Log:_exec(sql, ...) return pg.exec(self.conn, self.where, sql, ...) end
 
 local function opt(v)
   if v == nil then return require("siamese.pq").null end

@@ -35,24 +35,12 @@ Backend.__index = Backend
 
 --- The backend of a token store in the database at url, or nil, message.
 function tokens_pg.open(url)
-  local conn, err = pg.connect(url)
+  local conn, err = pg.open(url, "tokens", SCHEMA)
   if not conn then return nil, err end
-  local v, merr = pg.migrate(conn, "tokens", SCHEMA)
-  if not v then
-    conn:close()
-    return nil, pg.redact(url) .. ": " .. merr
-  end
   return setmetatable({conn = conn, url = url, where = pg.redact(url)}, Backend)
 end
 
--- Runs a statement, reconnecting once when the connection was lost (the
--- database restarted): the result, or nil, message.
-function Backend:_exec(sql, ...)
-  local r, err = self.conn:exec(sql, ...)
-  if not r and not self.conn:ok() and self.conn:reset() then r, err = self.conn:exec(sql, ...) end
-  if not r then return nil, self.where .. ": " .. err end
-  return r
-end
+function Backend:_exec(sql, ...) return pg.exec(self.conn, self.where, sql, ...) end
 
 --- The store's generation ("pg:N"), or nil, message.
 function Backend:generation()
