@@ -63,7 +63,7 @@ describe("siamese command line conventions", function()
     end
     local cases = {
       {"compare " .. q(photo("Tony_Blair", 1)), "expected two photos, got 1", "compare"},
-      {"gallery", "expected an action: list, info, remove or rename", "gallery"},
+      {"gallery", "expected an action: list, info, remove, rename, export or import", "gallery"},
       {"eval pairs --root x", "--pairs FILE and --root DIR are required", "eval"},
       {"eval lfw --root x", "--root DIR and --pairs FILE are required", "eval"},
       {"serve", "--gallery FILE is required", "serve"},
@@ -419,11 +419,16 @@ describe("siamese gallery", function()
   it("refuses bad usage and a missing or damaged gallery (exit 2)", function()
     local cases = {
       {"gallery list", "--gallery FILE is required"},
-      {"gallery --gallery " .. q(file), "expected an action: list, info, remove or rename"},
+      {"gallery --gallery " .. q(file), "expected an action: list, info, remove, rename, export or import"},
       {"gallery drop --gallery " .. q(file), "unknown action 'drop'"},
       {"gallery list extra --gallery " .. q(file), "gallery list takes no argument, got 1 argument"},
       {"gallery remove --gallery " .. q(file), "gallery remove takes one NAME, got 0 arguments"},
       {"gallery rename Bob --gallery " .. q(file), "gallery rename takes OLD NEW, got 1 argument"},
+      {"gallery export --gallery " .. q(file), "gallery export takes one OUT file, got 0 arguments"},
+      {"gallery import --gallery " .. q(file), "gallery import takes one IN file, got 0 arguments"},
+      {"gallery list --overwrite --gallery " .. q(file), "--overwrite is for gallery export"},
+      {"gallery import --gallery " .. q(file) .. " " .. q(file), "exists: import fills a new gallery file"},
+      {"gallery export --gallery " .. q(file) .. " " .. q(file), "exists (give --overwrite to replace it)"},
       {"gallery list --gallery " .. q(dir .. "/none.gal"), "no such gallery"},
     }
     for _, c in ipairs(cases) do
