@@ -308,12 +308,19 @@ static int l_copy_in(lua_State *L)
     PQclear(box->res);
     box->res = NULL;
     const size_t piece = (size_t)1 << 20;
+    char failbuf[512]; /* libpq's message, copied: the next call may reuse its buffer */
     const char *failed = NULL;
     for (size_t off = 0; off < len && !failed; off += piece) {
         size_t n = len - off < piece ? len - off : piece;
-        if (PQputCopyData(c->conn, data + off, (int)n) != 1) failed = PQerrorMessage(c->conn);
+        if (PQputCopyData(c->conn, data + off, (int)n) != 1) {
+            snprintf(failbuf, sizeof failbuf, "%s", PQerrorMessage(c->conn));
+            failed = failbuf;
+        }
     }
-    if (PQputCopyEnd(c->conn, NULL) != 1 && !failed) failed = PQerrorMessage(c->conn);
+    if (PQputCopyEnd(c->conn, NULL) != 1 && !failed) {
+        snprintf(failbuf, sizeof failbuf, "%s", PQerrorMessage(c->conn));
+        failed = failbuf;
+    }
     /* The COPY's result, then the end of results (also after a failure). */
     box->res = PQgetResult(c->conn);
     int nret;
