@@ -106,6 +106,22 @@ describe("siamese with --gallery postgresql://", function()
     os.execute("rm -rf " .. support.q(dir))
   end)
 
+  it("takes what the URL leaves out from libpq's environment (PGHOST, PGPORT, PGUSER)", function()
+    local core = require "siamese.core"
+    local P, V = core.process, core.video
+    local r, w = assert(V.pipe())
+    local pid = assert(P.spawn({"bin/siamese", "gallery", "list", "--gallery", "postgresql:///postgres", "--json"},
+      {stdout = w, stderr = w, env = {PGHOST = cluster.dir, PGPORT = tostring(cluster.port), PGUSER = "siamese"}}))
+    P.close(w)
+    local out = V.read_all(r, 1 << 20, 120) or ""
+    P.close(r)
+    local _, code = P.waitpid(pid)
+    assert.are.equal(0, code, out)
+    local people = {}
+    for _, p in ipairs(require("siamese.json").decode(out).people) do people[p.name] = p.templates end
+    assert.are.equal(1, people.Tony) -- the gallery the tests above filled, reached through the environment
+  end)
+
   it("refuses a password on the command line (also for serve, token, attendance), reports an unreachable database", function()
     local with_password = url:gsub("postgresql://siamese@", "postgresql://siamese:hunter2@")
     local out, err, code = siamese("gallery list --gallery " .. support.q(with_password))
