@@ -35,6 +35,33 @@ describe("siamese.pq", function()
     assert.matches("nonexistent", err)
   end)
 
+  it("connect_start/connect_poll: a connection made without waiting; a refused one fails", function()
+    local c = assert(pq.connect_start(cluster.conninfo))
+    assert.is_false(c:ok())
+    support.assert_error(function() c:exec("select 1") end, "not made yet")
+    local st
+    for _ = 1, 500 do
+      st = assert(c:connect_poll())
+      if st == "ok" then break end
+      assert.are.equal("pending", st)
+      support.sleep(0.01)
+    end
+    assert.are.equal("ok", st)
+    assert.is_true(c:ok())
+    assert.are.equal("1", assert(c:exec("select 1")).rows[1][1])
+    assert.are.equal("ok", c:connect_poll()) -- made: stays ok
+    c:close()
+    -- no server on that socket: refused at once, by connect_start or by the first poll
+    local bad, err = pq.connect_start(("host=%s port=1 user=siamese dbname=postgres"):format(cluster.dir))
+    if bad then
+      local none
+      none, err = bad:connect_poll()
+      assert.is_nil(none)
+      bad:close()
+    end
+    assert.matches("PGSQL%.1", err)
+  end)
+
   it("exec: parameters of every kind, rows as strings, NULL as pq.null, rows affected", function()
     local c <close> = assert(pq.connect(cluster.conninfo))
     local r = assert(c:exec("select $1::text, $2::int8, $3::float8, $4::bool, $5::text, $6::bytea, $7::int8",

@@ -7,6 +7,13 @@
  *       conninfo: a postgresql:// URL or "key=value ..." text; libpq fills
  *       what it leaves out from the environment (PGHOST, PGUSER,
  *       PGPASSWORD, PGSERVICE, ~/.pgpass, ...)
+ *   connect_start(conninfo) -> conn | nil, message
+ *       starts connecting without waiting (PQconnectStart; only a host
+ *       name lookup may block): conn:connect_poll() advances it
+ *   conn:connect_poll()         -> "ok" | "pending" | nil, message
+ *       advances a started connection as far as its socket allows now,
+ *       never waiting; libpq's connect_timeout does not apply here (the
+ *       caller gives up after its own time)
  *   conn:exec(sql, ...)         -> result | nil, message, sqlstate
  *   conn:exec_binary(sql, ...)  -> result (values in binary format) | nil, message, sqlstate
  *       sql: one statement with parameters $1, $2, ...; the arguments after
@@ -58,6 +65,8 @@ static char null_key; /* pq.null is its address */
 
 typedef struct {
     PGconn *conn;
+    int pending;                /* connect_start: not connected yet */
+    PostgresPollingStatusType want; /* what the next PQconnectPoll waits for */
 } conn_box;
 
 typedef struct {
@@ -78,6 +87,7 @@ static conn_box *check_conn(lua_State *L)
 {
     conn_box *c = luaL_checkudata(L, 1, CONN_MT);
     if (!c->conn) luaL_argerror(L, 1, "the connection is closed");
+    if (c->pending) luaL_argerror(L, 1, "the connection is not made yet (connect_poll)");
     return c;
 }
 
@@ -94,6 +104,7 @@ static int l_connect(lua_State *L)
     const char *info = luaL_checkstring(L, 1);
     conn_box *c = lua_newuserdatauv(L, sizeof *c, 0);
     c->conn = NULL;
+    c->pending = 0;
     luaL_setmetatable(L, CONN_MT);
     c->conn = PQconnectdb(info);
     if (!c->conn) {
@@ -110,6 +121,66 @@ static int l_connect(lua_State *L)
     }
     PQsetNoticeProcessor(c->conn, no_notices, NULL);
     return 1;
+}
+
+static int l_connect_start(lua_State *L)
+{
+    const char *info = luaL_checkstring(L, 1);
+    conn_box *c = lua_newuserdatauv(L, sizeof *c, 0);
+    c->conn = NULL;
+    c->pending = 1;
+    c->want = PGRES_POLLING_WRITING; /* as libpq says to begin */
+    luaL_setmetatable(L, CONN_MT);
+    c->conn = PQconnectStart(info);
+    if (!c->conn) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "out of memory (PQconnectStart)");
+        return 2;
+    }
+    if (PQstatus(c->conn) == CONNECTION_BAD) {
+        lua_pushnil(L);
+        push_message(L, PQerrorMessage(c->conn));
+        PQfinish(c->conn);
+        c->conn = NULL;
+        return 2;
+    }
+    return 1;
+}
+
+static int l_connect_poll(lua_State *L)
+{
+    conn_box *c = luaL_checkudata(L, 1, CONN_MT);
+    if (!c->conn) luaL_argerror(L, 1, "the connection is closed");
+    if (!c->pending) {
+        lua_pushliteral(L, "ok");
+        return 1;
+    }
+    for (;;) {
+        int fd = PQsocket(c->conn);
+        if (fd >= 0) {
+            struct pollfd p = {fd, c->want == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
+            int n;
+            do n = poll(&p, 1, 0);
+            while (n < 0 && errno == EINTR);
+            if (n == 0) {
+                lua_pushliteral(L, "pending");
+                return 1;
+            }
+        }
+        PostgresPollingStatusType st = PQconnectPoll(c->conn);
+        if (st == PGRES_POLLING_OK) {
+            c->pending = 0;
+            PQsetNoticeProcessor(c->conn, no_notices, NULL);
+            lua_pushliteral(L, "ok");
+            return 1;
+        }
+        if (st == PGRES_POLLING_FAILED) {
+            lua_pushnil(L);
+            push_message(L, PQerrorMessage(c->conn));
+            return 2;
+        }
+        c->want = st;
+    }
 }
 
 static int l_bytes(lua_State *L)
@@ -403,7 +474,7 @@ static int l_notifies(lua_State *L)
 static int l_ok(lua_State *L)
 {
     conn_box *c = luaL_checkudata(L, 1, CONN_MT);
-    lua_pushboolean(L, c->conn && PQstatus(c->conn) == CONNECTION_OK);
+    lua_pushboolean(L, c->conn && !c->pending && PQstatus(c->conn) == CONNECTION_OK);
     return 1;
 }
 
@@ -449,7 +520,7 @@ static int l_tostring(lua_State *L)
 int luaopen_siamese_pq(lua_State *L)
 {
     static const luaL_Reg conn_methods[] = {
-        {"exec", l_exec}, {"exec_binary", l_exec_binary}, {"copy_in", l_copy_in}, {"notifies", l_notifies},
+        {"connect_poll", l_connect_poll}, {"exec", l_exec}, {"exec_binary", l_exec_binary}, {"copy_in", l_copy_in}, {"notifies", l_notifies},
         {"ok", l_ok},
         {"reset", l_reset}, {"backend_pid", l_backend_pid}, {"close", l_close}, {NULL, NULL}};
     luaL_newmetatable(L, CONN_MT);
@@ -473,7 +544,8 @@ int luaopen_siamese_pq(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
 
-    static const luaL_Reg funcs[] = {{"connect", l_connect}, {"bytes", l_bytes}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"connect", l_connect}, {"connect_start", l_connect_start},
+                                     {"bytes", l_bytes}, {NULL, NULL}};
     luaL_newlib(L, funcs);
     lua_pushlightuserdata(L, &null_key);
     lua_setfield(L, -2, "null");

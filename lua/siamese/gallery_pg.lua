@@ -544,17 +544,44 @@ function Replica:_catch_up()
   return applied
 end
 
--- Seconds between two attempts to reconnect while offline (each may wait
--- up to the connection timeout: pg.connect's connect_timeout).
+-- Seconds between two attempts to reconnect while offline; an attempt is
+-- made without waiting (it advances at each sync) and abandoned after
+-- pg.CONNECT_TIMEOUT seconds.
 gallery_pg.RETRY_EVERY = 10
+
+-- Advances the reconnection without waiting: true once connected (and
+-- listening again), false while it is under way, or nil, message.
+function Replica:_reconnect(clock)
+  if not self.pending then
+    local c, err = pg.connect_start(self.url)
+    if not c then return nil, err end
+    self.pending, self.pending_since = c, clock()
+  end
+  local st, err = self.pending:connect_poll()
+  if st == "pending" then
+    if clock() - self.pending_since < pg.CONNECT_TIMEOUT then return false end
+    err = "no connection within " .. pg.CONNECT_TIMEOUT .. " s"
+  end
+  if st ~= "ok" then
+    self.pending:close()
+    self.pending = nil
+    return nil, pg.redact(self.url) .. ": " .. tostring(err)
+  end
+  self.conn:close()
+  self.conn, self.pending = self.pending, nil
+  local ok, lerr = self.conn:exec("listen " .. gallery_pg.CHANNEL)
+  if not ok then return nil, pg.redact(self.url) .. ": " .. lerr end
+  return true
+end
 
 --- Applies the changes other processes committed: waits up to timeout
 -- seconds (default 0) for a notification, then reads the change rows
 -- after the replica's generation. Returns the number of changes applied
 -- (0 when none), or nil and a message when the database cannot be
 -- reached: the gallery is kept as it was, status says "offline: ...",
--- and a later sync reconnects (at most every gallery_pg.RETRY_EVERY
--- seconds; opts.retry_now to try at once) and catches up (status "up").
+-- and later syncs reconnect, never waiting for the network (an attempt at
+-- most every gallery_pg.RETRY_EVERY seconds, opts.retry_now to start one
+-- at once), then catch up (status "up").
 function Replica:sync(timeout, opts)
   local url = self.url
   local clock = require("siamese.core").clock
@@ -564,13 +591,17 @@ function Replica:sync(timeout, opts)
     return nil, msg
   end
   if not self.conn:ok() or self.status ~= "up" then
-    if self.retry_at and clock() < self.retry_at and not (opts and opts.retry_now) then
-      return nil, (self.status:gsub("^offline: ", ""))
+    local quiet = (self.status:gsub("^offline: ", ""))
+    if self.status == "up" then quiet = "the connection was lost" end
+    if not self.pending and self.retry_at and clock() < self.retry_at and not (opts and opts.retry_now) then
+      return nil, quiet
     end
-    local ok, err = self.conn:reset()
-    if not ok then return offline(pg.redact(url) .. ": " .. err) end
-    local lok, lerr = self.conn:exec("listen " .. gallery_pg.CHANNEL)
-    if not lok then return offline(pg.redact(url) .. ": " .. lerr) end
+    local done, rerr = self:_reconnect(clock)
+    if done == nil then return offline(rerr) end
+    if not done then
+      if self.status == "up" then self.status = "offline: reconnecting" end
+      return nil, quiet
+    end
     self.status = "up"
     local n, cerr = guarded(url, self._catch_up, self)
     if not n then return offline(cerr) end
@@ -599,6 +630,7 @@ end
 
 --- Closes the connection and the gallery.
 function Replica:close()
+  if self.pending then self.pending:close() end
   if self.conn then self.conn:close() end
   if self.gallery then self.gallery:close() end
   self.conn, self.gallery = nil, nil

@@ -65,6 +65,21 @@ end
 -- host that is down).
 pg.CONNECT_TIMEOUT = 5
 
+--- Starts connecting to url without waiting: a connection to advance
+-- with conn:connect_poll() ("ok", "pending", or nil, message), or nil and
+-- a message (the password redacted). The caller bounds the time it lets
+-- an attempt take (libpq's connect_timeout does not apply here).
+function pg.connect_start(url)
+  if not pg.is_url(url) then
+    error("siamese.pg.connect_start: bad argument #1 (a postgresql:// URL expected, got " .. tostring(url) .. ")", 2)
+  end
+  local pq, err = pg.driver()
+  if not pq then return nil, err end
+  local conn, cerr = pq.connect_start(url)
+  if not conn then return nil, pg.redact(url) .. ": " .. cerr end
+  return conn
+end
+
 --- A connection to url, or nil and a message (the password redacted).
 -- A URL without connect_timeout gets pg.CONNECT_TIMEOUT.
 function pg.connect(url)
