@@ -42,7 +42,7 @@ INST_LIBDIR ?= $(DESTDIR)/usr/local/lib/lua/5.4
 INST_LUADIR ?= $(DESTDIR)/usr/local/share/lua/5.4
 INST_BINDIR ?= $(DESTDIR)/usr/local/bin
 
-.PHONY: all deps test ctest ctest-cpus spec sanitize demo bench lfw models oneshot install clean help train-att e2e
+.PHONY: all deps test ctest ctest-cpus spec sanitize demo bench lfw models oneshot install clean help train-att e2e doc
 
 all: $(MODULE) $(PQ_MODULE)
 
@@ -54,6 +54,7 @@ help:
 	@echo "make sanitize  the same suite built with AddressSanitizer + UBSan"
 	@echo "make demo      the main job on bundled data"
 	@echo "make bench     benchmarks, one JSON object per line"
+	@echo "make doc       the API reference from the doc comments (LDoc) into build/doc"
 	@echo "make e2e       the web demo driven in headless Chromium (screenshot: build/e2e/page.png), then behind nginx"
 	@echo "make lfw       the LFW verification benchmark (10-fold, pairs.txt; LFW_ROOT=$(LFW_ROOT))"
 	@echo "make models    re-create models/*.safetensors from the pinned face-api npm package"
@@ -131,6 +132,14 @@ $(BUILD)/faceapi-bench/node_modules: spec/bench/faceapi/package.json spec/bench/
 	then touch $@; else echo "make bench: npm ci failed: face-api's figures will be the ones measured earlier" >&2; fi
 
 # The web demo end to end: siamese serve + chromedriver + headless Chromium.
+# The API reference: LDoc (Debian's lua-ldoc) over lua/siamese with
+# lua/config.ld, into $(BUILD)/doc (index.html).
+doc:
+	@sh .ci/deps lua-ldoc
+	@rm -rf build/doc
+	@cd lua && ldoc -c config.ld -i . >/dev/null 2>&1 || (cd lua && ldoc -c config.ld -i .)
+	@echo "make doc: build/doc/index.html"
+
 e2e: deps
 	@sh .ci/deps chromium chromium-driver nginx-light
 	@$(MAKE) --no-print-directory all

@@ -146,7 +146,7 @@ function viz.draw_text(img, x, y, text, colour, scale, background)
   return img
 end
 
---- Colours of annotate_faces, by decision state.
+-- Colours of annotate_faces, by decision state.
 viz.FACE_COLOURS = {accepted = {40, 170, 70}, unknown = {210, 50, 40}, undecided = {128, 128, 128},
                     refused = {128, 128, 128}}
 

@@ -19,7 +19,7 @@ local T = require "siamese.tensor"
 
 local arcface = {}
 
---- The five target points of the 112x112 ArcFace chip (InsightFace's
+-- The five target points of the 112x112 ArcFace chip (InsightFace's
 -- arcface_dst): left eye, right eye, nose tip, left and right mouth corner.
 arcface.TEMPLATE_112 = {
   {38.2946, 51.6963}, {73.5318, 51.5014}, {56.0252, 71.7366}, {41.5493, 92.3655}, {70.7299, 92.2041},
