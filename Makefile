@@ -187,6 +187,7 @@ oneshot: deps
 install: $(MODULE) $(PQ_MODULE)
 	mkdir -p $(INST_LIBDIR)/siamese $(INST_LUADIR)/siamese/face/models $(INST_BINDIR)
 	cp $(MODULE) $(INST_LIBDIR)/siamese/core.so
+	cp $(PQ_MODULE) $(INST_LIBDIR)/siamese/pq.so
 	cd lua && find siamese -name '*.lua' -exec sh -c 'mkdir -p "$$0/$$(dirname "$$1")" && cp "$$1" "$$0/$$1"' $(INST_LUADIR) {} \;
 	cp models/*.safetensors models/*_encoder.lua $(INST_LUADIR)/siamese/face/models/
 	cp bin/siamese $(INST_BINDIR)/siamese && chmod 755 $(INST_BINDIR)/siamese

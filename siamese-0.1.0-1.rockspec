@@ -21,7 +21,7 @@ external_dependencies = {
   JPEG = { header = "jpeglib.h", library = "jpeg" },
   PNG = { header = "png.h", library = "png16" },
   OPENBLAS = { library = "openblas" },
-  PQ = { header = "libpq-fe.h", library = "pq" },
+  PQ = { header = "postgresql/libpq-fe.h", library = "pq" }, -- Debian: /usr/include/postgresql
 }
 build = {
   type = "make",
