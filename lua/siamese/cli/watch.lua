@@ -249,8 +249,6 @@ local function annotations(tracker, index)
   return faces
 end
 
--- The frames loop: returns the exit status. v, tracker, vs (visits), s
--- (stats), out (the annotated video's writer, or nil).
 -- Seconds between two syncs of a PostgreSQL gallery's replica.
 local SYNC_EVERY = 0.2
 
@@ -273,6 +271,9 @@ local function sync_replica(replica, s, state)
   end
 end
 
+-- The frames loop: returns the exit status. v, tracker, vs (visits), s
+-- (stats), out (the annotated video's writer, or nil), replica (a
+-- PostgreSQL gallery's, synced between frames, or nil).
 local function loop(v, enc, tracker, vs, s, hooks, out, replica)
   local siamese = require "siamese"
   local cli = require "siamese.cli"
