@@ -352,38 +352,34 @@ function Store:close()
   if self.pg then self.pg:close() end
 end
 
+-- Takes what a load gave: entries and their generation, or (entries nil)
+-- the reason the store is unusable: it then knows no token (fail closed).
+function Store:_take(entries, gen_or_err)
+  if not entries then
+    self.entries, self.generation, self.broken = {}, nil, gen_or_err
+    return nil, gen_or_err
+  end
+  self.entries, self.generation, self.broken = entries, gen_or_err, nil
+  return true
+end
+
 --- Reloads the file when another process changed it. true, or nil,
 -- message (the store then knows no token until the file is good again).
 function Store:refresh()
   if self.pg then
     local gen, gerr = self.pg:generation()
     if gen and gen == self.generation and not self.broken then return true end
-    local entries, g = nil, gerr
-    if gen then entries, g = self.pg:load() end
-    if not entries then
-      self.entries, self.generation, self.broken = {}, nil, g
-      return nil, g
-    end
-    self.entries, self.generation, self.broken = entries, g, nil
-    return true
+    if not gen then return self:_take(nil, gerr) end
+    return self:_take(self.pg:load())
   end
   local gen = core.gallery.generation(self.path)
   if gen ~= nil then -- a chmod does not change the generation: check the mode every time
     local ok, err = tokens.check_private(self.path, "the token store")
-    if not ok then
-      self.entries, self.generation, self.broken = {}, nil, err
-      return nil, err
-    end
+    if not ok then return self:_take(nil, err) end
   end
   if gen ~= nil and gen == self.generation and not self.broken then return true end
   if gen == nil and self.generation == nil and not self.broken then return true end
-  local entries, g = load(self.path)
-  if not entries then
-    self.entries, self.generation, self.broken = {}, nil, g
-    return nil, g
-  end
-  self.entries, self.generation, self.broken = entries, g, nil
-  return true
+  return self:_take(load(self.path))
 end
 
 local function public(e)
