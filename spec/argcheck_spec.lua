@@ -12,6 +12,19 @@ describe("siamese.argcheck", function()
     assert.is_nil(err:find("argcheck.lua", 1, true))
   end)
 
+  it("raise blames the level it is given, as error() would from its caller; shape prints a tensor's shape", function()
+    -- a wrapper of the usual kind: its callers' callers are blamed (level 3)
+    local function arg_error(fname, n, msg) argcheck.raise(3, fname, n, msg) end
+    local function public(x) if x == nil then arg_error("public", 2, "a value expected") end end
+    local function user() public(nil) end -- line of this call is blamed
+    local ok, err = pcall(user)
+    assert.is_false(ok)
+    assert.matches("^.-argcheck_spec.lua:%d+: bad argument #2 to 'public' %(a value expected%)$", err)
+    local line = debug.getinfo(1, "l").currentline - 4 -- the line of user's body
+    assert.matches("argcheck_spec.lua:" .. line .. ":", err)
+    assert.are.equal("[2,3]", argcheck.shape(require("siamese").tensor.zeros{2, 3}))
+  end)
+
   it("tells images, type names and finite numbers", function()
     local img = image.new(2, 2, 1)
     assert.is_true(argcheck.is_image(img))

@@ -14,6 +14,18 @@ function argcheck.error(fname, argn, fmt, ...)
   error(string.format("bad argument #%d to '%s' (" .. fmt .. ")", argn, fname, ...), 3)
 end
 
+--- Raises "bad argument #argn to 'fname' (msg)" as error(msg, level)
+-- would from the function that calls raise: level 1 blames that
+-- function, 2 its caller, and so on.
+function argcheck.raise(level, fname, argn, msg)
+  error(string.format("bad argument #%d to '%s' (%s)", argn, fname, msg), level + 1)
+end
+
+--- A tensor's shape for messages: "[2,3,4]".
+function argcheck.shape(t)
+  return "[" .. table.concat(t:shape(), ",") .. "]"
+end
+
 --- True for a siamese.image image.
 function argcheck.is_image(v)
   local mt = type(v) == "userdata" and getmetatable(v)

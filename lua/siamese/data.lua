@@ -22,7 +22,7 @@ local Dataset = {}
 Dataset.__index = Dataset
 
 local function arg_error(fname, argn, msg, level)
-  error(("bad argument #%d to '%s' (%s)"):format(argn, fname, msg), (level or 2) + 1)
+  require("siamese.argcheck").raise((level or 2) + 1, fname, argn, msg)
 end
 
 local function check_table(fname, argn, v, optional)

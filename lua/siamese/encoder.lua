@@ -32,9 +32,7 @@ Encoder.__index = Encoder
 
 local IMAGE_MT = getmetatable(image.new(1, 1, 1))
 
-local function arg_error(fname, n, msg)
-  error(string.format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
-end
+local function arg_error(fname, n, msg) require("siamese.argcheck").raise(3, fname, n, msg) end
 
 -- 64-bit FNV-1a of a string, as 16 hex digits (integer arithmetic wraps).
 local function fnv1a64(bytes)

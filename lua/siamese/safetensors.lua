@@ -37,7 +37,7 @@ local DTYPE_SIZE = {
 
 -- Raises a misuse error; level counts from arg_error's caller, as in error().
 local function arg_error(level, n, fname, msg)
-  error(string.format("bad argument #%d to 'safetensors.%s' (%s)", n, fname, msg), level + 1)
+  require("siamese.argcheck").raise(level + 1, "safetensors." .. fname, n, msg)
 end
 
 -- Marks raw entries made by safetensors.raw.

@@ -35,9 +35,7 @@ local FORMAT = "siamese-checkpoint"
 local Trainer = {}
 Trainer.__index = Trainer
 
-local function arg_error(fname, n, msg)
-  error(string.format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
-end
+local function arg_error(fname, n, msg) require("siamese.argcheck").raise(3, fname, n, msg) end
 
 local function check_opts(o)
   if type(o) ~= "table" then arg_error("Trainer", 1, "options table expected, got " .. type(o)) end
@@ -194,7 +192,7 @@ end
 -- Checks that every tensor of the model's state is in the checkpoint with
 -- the same shape, and nothing else is; returns true or nil, message.
 local function check_model_state(path, state, saved)
-  local function shape(t) return "[" .. table.concat(t:shape(), ",") .. "]" end
+  local shape = require("siamese.argcheck").shape
   local names = {}
   for k in pairs(state) do names[#names + 1] = k end
   table.sort(names)

@@ -103,9 +103,7 @@ function detector.to_batch_tensor(img, size, centred, mean)
     :view(1, 3, size, size)
 end
 
-local function shape_str(t)
-  return "[" .. table.concat(t:shape(), ",") .. "]"
-end
+local shape_str = require("siamese.argcheck").shape
 
 --- Checks that tensors[name] exists with the given shape; returns it, or
 -- nil and a message.

@@ -47,18 +47,14 @@ local IMAGE_MT = getmetatable(image.new(1, 1, 1))
 
 -- ---- errors -------------------------------------------------------------------------------
 
-local function shape_str(t)
-  return "[" .. table.concat(t:shape(), ",") .. "]"
-end
+local shape_str = require("siamese.argcheck").shape
 
 local function describe(v)
   if T.is_tensor(v) then return "tensor " .. shape_str(v) end
   return type(v)
 end
 
-local function arg_error(fname, argn, fmt, ...)
-  error(string.format("bad argument #%d to '%s' (" .. fmt .. ")", argn, fname, ...), 3)
-end
+local arg_error = require("siamese.argcheck").error
 
 local function is_image(v)
   return getmetatable(v) == IMAGE_MT

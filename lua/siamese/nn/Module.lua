@@ -140,7 +140,7 @@ function Module:load(path, opts)
   if not tensors then return nil, meta end
   local strict = not (opts and opts.strict == false)
   local state = self:state()
-  local function shape_str(t) return "[" .. table.concat(t:shape(), ",") .. "]" end
+  local shape_str = require("siamese.argcheck").shape
   local function sorted(tbl) -- deterministic order, so messages are too
     local keys = {}
     for k in pairs(tbl) do keys[#keys + 1] = k end

@@ -1,10 +1,8 @@
 --- Small helpers shared by the layer files.
 local util = {}
 
---- "[2,3,4]" for messages.
-function util.shape_str(t)
-  return "[" .. table.concat(t:shape(), ",") .. "]"
-end
+--- "[2,3,4]" for messages (siamese.argcheck.shape).
+util.shape_str = require("siamese.argcheck").shape
 
 --- A number or a pair {a, b} as two numbers.
 function util.pair(v, name)
