@@ -134,8 +134,7 @@ $(BUILD)/faceapi-bench/node_modules: spec/bench/faceapi/package.json spec/bench/
 # The web demo end to end: siamese serve + chromedriver + headless Chromium.
 # The API reference: LDoc (Debian's lua-ldoc) over lua/siamese with
 # lua/config.ld, into $(BUILD)/doc (index.html).
-doc:
-	@sh .ci/deps lua-ldoc
+doc: deps
 	@rm -rf build/doc
 	@cd lua && ldoc -c config.ld -i . >/dev/null 2>&1 || (cd lua && ldoc -c config.ld -i .)
 	@echo "make doc: build/doc/index.html"
