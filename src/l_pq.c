@@ -99,52 +99,42 @@ static void push_message(lua_State *L, const char *msg)
     lua_pushlstring(L, msg, n);
 }
 
-static int l_connect(lua_State *L)
+/* connect (start 0: PQconnectdb, waits) and connect_start (start 1:
+ * PQconnectStart, returns at once): the connection boxed first, so its
+ * __gc finishes it if a push below raises. */
+static int open_conn(lua_State *L, int start)
 {
     const char *info = luaL_checkstring(L, 1);
     conn_box *c = lua_newuserdatauv(L, sizeof *c, 0);
     c->conn = NULL;
-    c->pending = 0;
+    c->pending = start;
+    c->want = PGRES_POLLING_WRITING; /* as libpq says to begin polling */
     luaL_setmetatable(L, CONN_MT);
-    c->conn = PQconnectdb(info);
+    c->conn = start ? PQconnectStart(info) : PQconnectdb(info);
     if (!c->conn) {
         lua_pushnil(L);
-        lua_pushliteral(L, "out of memory (PQconnectdb)");
+        lua_pushstring(L, start ? "out of memory (PQconnectStart)" : "out of memory (PQconnectdb)");
         return 2;
     }
-    if (PQstatus(c->conn) != CONNECTION_OK) {
+    if (PQstatus(c->conn) == CONNECTION_BAD || (!start && PQstatus(c->conn) != CONNECTION_OK)) {
         lua_pushnil(L);
         push_message(L, PQerrorMessage(c->conn));
         PQfinish(c->conn);
         c->conn = NULL;
         return 2;
     }
-    PQsetNoticeProcessor(c->conn, no_notices, NULL);
+    if (!start) PQsetNoticeProcessor(c->conn, no_notices, NULL);
     return 1;
+}
+
+static int l_connect(lua_State *L)
+{
+    return open_conn(L, 0);
 }
 
 static int l_connect_start(lua_State *L)
 {
-    const char *info = luaL_checkstring(L, 1);
-    conn_box *c = lua_newuserdatauv(L, sizeof *c, 0);
-    c->conn = NULL;
-    c->pending = 1;
-    c->want = PGRES_POLLING_WRITING; /* as libpq says to begin */
-    luaL_setmetatable(L, CONN_MT);
-    c->conn = PQconnectStart(info);
-    if (!c->conn) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "out of memory (PQconnectStart)");
-        return 2;
-    }
-    if (PQstatus(c->conn) == CONNECTION_BAD) {
-        lua_pushnil(L);
-        push_message(L, PQerrorMessage(c->conn));
-        PQfinish(c->conn);
-        c->conn = NULL;
-        return 2;
-    }
-    return 1;
+    return open_conn(L, 1);
 }
 
 static int l_connect_poll(lua_State *L)

@@ -190,6 +190,18 @@ end
 
 local function pq_null() return pg.driver().null end
 
+-- The gallery's settings row, from g (dim, metric, model, threshold, score).
+local function insert_settings(conn, g)
+  q(conn, "insert into siamese_gallery (dim, metric, model, threshold, score) values ($1, $2, $3, $4, $5)",
+    g:dim(), g:metric(), g:model(), g:threshold(), g:score_mode())
+end
+
+-- The new generation recorded and announced (NOTIFY, sent at commit).
+local function announce(conn, gen)
+  q(conn, "update siamese_gallery set generation = $1 where id = 1", gen)
+  q(conn, "select pg_notify($1, $2)", gallery_pg.CHANNEL, tostring(gen))
+end
+
 -- Each identity's templates as one byte string (float32, in stored order),
 -- from one pass over the gallery (g:rows): list, {name = bytes}.
 local function template_bytes(g)
@@ -283,10 +295,7 @@ local function write_changes(conn, before, g, seq_of, generation)
     q(conn, "update siamese_gallery set threshold = $1 where id = 1", after.threshold)
     change("threshold")
   end
-  if count > 0 then
-    q(conn, "update siamese_gallery set generation = $1 where id = 1", gen)
-    q(conn, "select pg_notify($1, $2)", gallery_pg.CHANNEL, tostring(gen))
-  end
+  if count > 0 then announce(conn, gen) end
   return gen, count
 end
 
@@ -320,8 +329,7 @@ function gallery_pg.update(url, fn, opts)
     else
       if opts.new == nil then error({pg_error = "no gallery in this database"}, 0) end
       g = type(opts.new) == "function" and opts.new() or core.gallery.new(opts.new)
-      q(conn, "insert into siamese_gallery (dim, metric, model, threshold, score) values ($1, $2, $3, $4, $5)",
-        g:dim(), g:metric(), g:model(), g:threshold(), g:score_mode())
+      insert_settings(conn, g)
       ctx.created, seq_of, generation = true, {}, 0
     end
     local before = snapshot(g)
@@ -385,7 +393,6 @@ function gallery_pg.import(url, src)
     q(conn, "begin")
     q(conn, "select pg_advisory_xact_lock($1)", pg.LOCK_GALLERY)
     local s = settings(conn)
-    local args = {src:dim(), src:metric(), src:model(), src:threshold(), src:score_mode()}
     local generation = 0
     if s then
       local n = math.tointeger(tonumber(q(conn, "select count(*) from siamese_identity").rows[1][1]))
@@ -393,13 +400,10 @@ function gallery_pg.import(url, src)
         error({pg_error = string.format("the database's gallery is not empty (%d %s): import into an empty one", n,
           n == 1 and "identity" or "identities")}, 0)
       end
-      q(conn, "update siamese_gallery set dim = $1, metric = $2, model = $3, threshold = $4, score = $5 where id = 1",
-        table.unpack(args))
+      q(conn, "delete from siamese_gallery") -- empty: its settings give way to src's
       generation = s.generation
-    else
-      q(conn, "insert into siamese_gallery (dim, metric, model, threshold, score) values ($1, $2, $3, $4, $5)",
-        table.unpack(args))
     end
+    insert_settings(conn, src)
     q(conn, "create temporary table siamese_import (ord int8, name text, name_key text, embedding bytea)"
       .. " on commit drop")
     local copied, cerr = conn:copy_in("copy siamese_import from stdin (format binary)", stream)
@@ -410,8 +414,7 @@ function gallery_pg.import(url, src)
       .. " join siamese_identity i on i.name = s.name order by s.ord")
     generation = generation + 1
     q(conn, "insert into siamese_change (generation, op) values ($1, 'reload')", generation)
-    q(conn, "update siamese_gallery set generation = $1 where id = 1", generation)
-    q(conn, "select pg_notify($1, $2)", gallery_pg.CHANNEL, tostring(generation))
+    announce(conn, generation)
     q(conn, "commit")
   end)
   if not ok then
@@ -531,11 +534,11 @@ function Replica:_catch_up()
   end
   local r = q(self.conn, "select generation, op, identity, name from siamese_change where generation > $1"
     .. " order by generation", self.generation)
-  local expect, applied = self.generation + 1, 0
+  local expect, applied, null = self.generation + 1, 0, pq_null()
   for _, row in ipairs(r.rows) do
     local gen = math.tointeger(tonumber(row[1]))
-    local seq = row[3] ~= pg.driver().null and math.tointeger(tonumber(row[3])) or nil
-    if gen ~= expect or row[2] == "reload" or not self:_apply(row[2], seq, row[4] ~= pg.driver().null and row[4] or nil) then
+    local seq = row[3] ~= null and math.tointeger(tonumber(row[3])) or nil
+    if gen ~= expect or row[2] == "reload" or not self:_apply(row[2], seq, row[4] ~= null and row[4] or nil) then
       self:_reload()
       return applied + 1
     end
@@ -613,6 +616,21 @@ function Replica:sync(timeout, opts)
   local n, cerr = guarded(url, self._catch_up, self)
   if not n then return offline(cerr) end
   return n
+end
+
+--- sync(0), telling tell(text) when the database goes away ("the
+-- gallery's database is unreachable, <using> the gallery in memory:
+-- why") and when it is back ("... is back (N changes applied)"): what a
+-- door or a server logs. Returns sync's results.
+function Replica:sync_telling(tell, using)
+  local was_up = self.status == "up"
+  local n, err = self:sync(0)
+  if not n and was_up then
+    tell(("the gallery's database is unreachable, %s the gallery in memory: %s"):format(using, err))
+  elseif n and not was_up then
+    tell(("the gallery's database is back (%d changes applied)"):format(n))
+  end
+  return n, err
 end
 
 --- Applies the change rows after the replica's generation now, without

@@ -260,15 +260,10 @@ local function sync_replica(replica, s, state)
   local now = siamese.clock()
   if now < (state.next or 0) then return end
   state.next = now + SYNC_EVERY
-  local was_up = replica.status == "up"
-  local n, err = replica:sync(0)
-  if not n and was_up then
+  replica:sync_telling(function(text)
     s:break_line()
-    io.stderr:write("watch: the gallery's database is unreachable, deciding from the gallery in memory: ", err, "\n")
-  elseif n and not was_up then
-    s:break_line()
-    io.stderr:write(string.format("watch: the gallery's database is back (%d changes applied)\n", n))
-  end
+    io.stderr:write("watch: ", text, "\n")
+  end, "deciding from")
 end
 
 -- The frames loop: returns the exit status. v, tracker, vs (visits), s

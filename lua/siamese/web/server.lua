@@ -298,10 +298,7 @@ end
 -- gallery_pg.RETRY_EVERY seconds, and serves the gallery it has).
 function App:refresh_replica()
   local r, log = self.replica, self.log or function() end
-  local was_up = r.status == "up"
-  local n, err = r:sync(0)
-  if not n and was_up then log("the gallery's database is unreachable, serving the gallery in memory: " .. err) end
-  if n and not was_up then log(("the gallery's database is back (%d changes applied)"):format(n)) end
+  local n = r:sync_telling(log, "serving")
   if n and n > 0 and self.threshold then r.gallery:set_threshold(self.threshold) end
   self.g, self.generation = r.gallery, "pg:" .. r.generation
 end
