@@ -219,6 +219,38 @@ if not ok then io.stderr:write(tostring(err), "\n") os.exit(1) end
     assert.are.same({"Ada", "Bob", "Cy"}, r.gallery:names())
   end)
 
+  it("sync_telling says once that the database went away and once that it is back", function()
+    assert(enroll(url, "Ada", 1))
+    local r <close> = assert(gallery_pg.replica(url))
+    local told = {}
+    local function tell(text) told[#told + 1] = text end
+    assert.are.equal(0, r:sync_telling(tell, "deciding from"))
+    cluster:stop()
+    local away = false -- a door syncs again and again: the closed socket shows within a few
+    for _ = 1, 250 do
+      if r:sync_telling(tell, "deciding from") == nil then
+        away = true
+        break
+      end
+      support.sleep(0.02)
+    end
+    local again = r:sync_telling(tell, "deciding from") -- still away: said once
+    cluster:start()
+    assert.is_true(away)
+    assert.is_nil(again)
+    local n
+    for _ = 1, 500 do
+      r.retry_at = nil -- as retry_now: do not wait RETRY_EVERY in a spec
+      n = r:sync_telling(tell, "deciding from")
+      if n then break end
+      support.sleep(0.02)
+    end
+    assert.is_number(n)
+    assert.are.equal(2, #told)
+    assert.matches("^the gallery's database is unreachable, deciding from the gallery in memory: ", told[1])
+    assert.matches("^the gallery's database is back %(%d+ changes applied%)$", told[2])
+  end)
+
   it("a replica whose changes were pruned loads the gallery again", function()
     assert(enroll(url, "Ada", 1))
     local r <close> = assert(gallery_pg.replica(url))
