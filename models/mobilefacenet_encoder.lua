@@ -5,7 +5,7 @@
 -- (siamese.nn layers); with opts.weights = true (the bundled
 -- mobilefacenet.safetensors) or a path, the network loaded and in
 -- evaluation mode, and the file's metadata:
---   local dir = require("siamese.face.weights").models_dir()
+--   local dir = require("siamese.models").dir()
 --   local net = assert(dofile(dir .. "/mobilefacenet_encoder.lua"){weights = true})
 --   local emb = net:forward(x)                                   -- [N,192]
 -- or, as an encoder of images (resized to 112x112, no alignment):

@@ -3,7 +3,7 @@
 -- Returns build(opts), the network (siamese.nn layers); with
 -- opts.weights = true (the bundled mtcnn_pnet.safetensors) or a path, the network
 -- loaded and in evaluation mode, and the file's metadata:
---   local dir = require("siamese.face.weights").models_dir()
+--   local dir = require("siamese.models").dir()
 --   local net = assert(dofile(dir .. "/mtcnn_pnet_encoder.lua"){weights = true})
 --   local out = net:forward(x)
 --

@@ -147,7 +147,7 @@ local function face_of(img, r, o)
   end
   local net = fr.landmarks
   if o.lm == "full" or o.lm == "ens" then
-    full_net = full_net or assert(landmarks_mod.load(weights.models_dir() .. "/faceapi_landmarks68.safetensors"))
+    full_net = full_net or assert(landmarks_mod.load(require("siamese.models").dir() .. "/faceapi_landmarks68.safetensors"))
     net = o.lm == "full" and full_net or net
   end
   local popts = {flip = o.lmflip == 1}
@@ -391,7 +391,7 @@ end
 -- left/right permutation, and the points that move most.
 local function mirror_check(which)
   local detector = require "siamese.face.detector"
-  local net = which == "full" and assert(landmarks_mod.load(weights.models_dir() .. "/faceapi_landmarks68.safetensors"))
+  local net = which == "full" and assert(landmarks_mod.load(require("siamese.models").dir() .. "/faceapi_landmarks68.safetensors"))
     or fr.landmarks
   local detected = {}
   for _, key in ipairs(keys) do if cache[key].how == "detected" then detected[#detected + 1] = key end end

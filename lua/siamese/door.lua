@@ -83,14 +83,14 @@ end
 -- or nil, message.
 function door.face_encoder(opts)
   opts = opts or {}
-  local siamese = require "siamese"
+  local face = require "siamese.face"
   local fr, err = opts.recognizer
   if not fr then
-    if (opts.pipeline or siamese.face.DEFAULT_MODEL) == "mobilefacenet" then
-      fr, err = siamese.face.load{model = "mobilefacenet", models_dir = opts.models_dir, min_face = opts.min_face}
+    if (opts.pipeline or face.DEFAULT_MODEL) == "mobilefacenet" then
+      fr, err = face.load{model = "mobilefacenet", models_dir = opts.models_dir, min_face = opts.min_face}
     else
-      fr, err = siamese.face.load{model = opts.pipeline, models_dir = opts.models_dir, align = opts.align,
-                                  detector = opts.detector}
+      fr, err = face.load{model = opts.pipeline, models_dir = opts.models_dir, align = opts.align,
+                          detector = opts.detector}
     end
     if not fr then return nil, err end
   end
@@ -172,7 +172,7 @@ function door.image_encoder(opts)
                                          or quality.DEFAULTS.min_score)}
   local gate
   if opts.gate ~= false then
-    local fr, ferr = require("siamese").face.load{models_dir = opts.models_dir}
+    local fr, ferr = require("siamese.face").load{models_dir = opts.models_dir}
     if not fr then return nil, "the face detector for the quality gate: " .. tostring(ferr) end
     gate = fr
   end

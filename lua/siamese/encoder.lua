@@ -23,7 +23,7 @@
 local image = require "siamese.image"
 local json = require "siamese.json"
 local T = require "siamese.tensor"
-local weights = require "siamese.face.weights"
+local models = require "siamese.models"
 
 local encoder = {}
 
@@ -70,7 +70,7 @@ local function paths_for(name_or_path)
     return name_or_path, base .. ".lua", name
   end
   if not name_or_path:match("^[%w_%-]+$") then return nil end
-  local base = weights.models_dir() .. "/" .. name_or_path .. "_encoder"
+  local base = models.dir() .. "/" .. name_or_path .. "_encoder"
   return base .. ".safetensors", base .. ".lua", name_or_path
 end
 
@@ -111,7 +111,7 @@ function encoder.load(name_or_path)
   local candidates = {def_path}
   local arch = meta.architecture
   if type(arch) == "string" and arch:match("%.lua$") then
-    candidates[2] = weights.models_dir() .. "/" .. arch:match("([^/]+)$")
+    candidates[2] = models.dir() .. "/" .. arch:match("([^/]+)$")
   end
   local found
   for _, c in ipairs(candidates) do

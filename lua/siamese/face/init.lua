@@ -85,7 +85,7 @@ function face.load(opts)
   if math.type(refine) ~= "integer" or refine < 0 or refine > 5 then
     error("face.load: refine must be an integer 0..5, got " .. tostring(refine), 2)
   end
-  local dir = opts.models_dir or weights.models_dir()
+  local dir = opts.models_dir or require("siamese.models").dir()
   local kind = opts.detector or "tiny"
   if kind ~= "tiny" and kind ~= "ssd" then
     error("face.load: detector must be 'tiny' or 'ssd', got " .. tostring(kind), 2)

@@ -63,7 +63,7 @@ function mfn.load(opts)
   end
   opts = opts or {}
   local weights = require "siamese.face.weights"
-  local dir = opts.models_dir or weights.models_dir()
+  local dir = opts.models_dir or require("siamese.models").dir()
   local flip = opts.flip
   if flip == nil then flip = mfn.DEFAULT_FLIP end
   if type(flip) ~= "boolean" then argcheck.error("load", 1, "option 'flip' must be a boolean, got %s", type(flip)) end

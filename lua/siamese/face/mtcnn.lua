@@ -927,12 +927,12 @@ end
 --- Loads the converted networks (models/convert_mtcnn.lua):
 -- DIR/mtcnn_{pnet,rnet,onet}.safetensors, each built by the definition
 -- DIR/mtcnn_NAME_encoder.lua (default DIR: the models folder,
--- siamese.face.weights.models_dir()). opts as mtcnn.new, without the
+-- siamese.models.dir()). opts as mtcnn.new, without the
 -- networks. Returns the detector, or nil and a message.
 function mtcnn.load(dir, opts)
   if dir ~= nil and type(dir) ~= "string" then argerror("load", 1, "string expected, got %s", typename(dir)) end
   if opts ~= nil and type(opts) ~= "table" then argerror("load", 2, "table expected, got %s", type(opts)) end
-  dir = dir or require("siamese.face.weights").models_dir()
+  dir = dir or require("siamese.models").dir()
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   check_options(o, "load", 2, true)

@@ -28,11 +28,10 @@
 --       -mean over H,W-> 256 -fc [256][128], no bias-> 128 (not L2-normalised).
 -- 5,614,592 parameters in face-api's file; 5,607,488 once each per-channel
 -- scale is folded into its convolution. ~271 M multiply-adds per face.
-local siamese = require "siamese"
 local class = require "siamese.class"
 local weights = require "siamese.face.weights"
 
-local nn, T, image = siamese.nn, siamese.tensor, siamese.image
+local nn, T, image = require "siamese.nn", require "siamese.tensor", require "siamese.image"
 
 local recognition = {}
 
@@ -348,7 +347,7 @@ end
 
 --- The default weights file: models/faceapi_recognition.safetensors.
 function recognition.default_path()
-  return weights.models_dir() .. "/faceapi_recognition.safetensors"
+  return require("siamese.models").dir() .. "/faceapi_recognition.safetensors"
 end
 
 --- Loads the converted face-api weights (default: recognition.default_path())

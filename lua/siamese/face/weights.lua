@@ -11,28 +11,6 @@ local safetensors = require "siamese.safetensors"
 
 local weights = {}
 
---- The folder of the bundled models: $SIAMESE_MODELS, else the models/ of
--- the checkout this file is in, else the installed copy next to this file
--- (make install / LuaRocks put it in siamese/face/models).
-function weights.models_dir()
-  local env = os.getenv("SIAMESE_MODELS")
-  if env then return env end
-  local source = debug.getinfo(1, "S").source
-  local candidates = {}
-  local checkout = source:match("^@(.*)lua/siamese/face/weights%.lua$")
-  if checkout then candidates[#candidates + 1] = checkout .. "models" end
-  local here = source:match("^@(.*)/weights%.lua$")
-  if here then candidates[#candidates + 1] = here .. "/models" end
-  for _, dir in ipairs(candidates) do
-    local f = io.open(dir .. "/faceapi_recognition.safetensors", "rb")
-    if f then
-      f:close()
-      return dir
-    end
-  end
-  return candidates[1] or "models"
-end
-
 --- Loads a converted network: tensors by face-api name and the metadata.
 -- Returns nil, message for a missing or damaged file.
 function weights.load(path)
@@ -60,13 +38,13 @@ function weights.load(path)
 end
 
 --- The body of each network's load(path): path must be nil (the bundled
--- models_dir()/default_file) or a string, raising as the caller's 'load'
+-- siamese.models.dir()/default_file) or a string, raising as the caller's 'load'
 -- otherwise. Returns the tensors, the metadata and the path; or nil, message.
 function weights.open(path, default_file)
   if path ~= nil and type(path) ~= "string" then
     error(string.format("bad argument #1 to 'load' (string expected, got %s)", type(path)), 3)
   end
-  path = path or (weights.models_dir() .. "/" .. default_file)
+  path = path or (require("siamese.models").dir() .. "/" .. default_file)
   local tensors, meta = weights.load(path)
   if not tensors then return nil, meta end
   return tensors, meta, path

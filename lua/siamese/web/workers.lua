@@ -133,7 +133,7 @@ end
 -- and a message.
 function workers.front_recognizer(opts)
   opts = opts or {}
-  local dir = opts.models_dir or require("siamese.face.weights").models_dir()
+  local dir = opts.models_dir or require("siamese.models").dir()
   local pipeline = opts.pipeline or require("siamese.face").DEFAULT_MODEL
   local fr
   if pipeline == "mobilefacenet" then
