@@ -25,3 +25,38 @@ describe("the API reference (make doc)", function()
     os.execute("rm -rf " .. support.q(out))
   end)
 end)
+
+describe("README.md, the user's guide", function()
+  local text = support.read_file("README.md")
+
+  it("stays short: at most 300 lines", function()
+    local n = select(2, text:gsub("\n", "\n"))
+    assert.is_true(n <= 300, "README.md has " .. n .. " lines")
+  end)
+
+  it("links only to files and folders that exist", function()
+    local count = 0
+    for target in text:gmatch("%]%(([^)#]+)[^)]*%)") do
+      if not target:match("^%a+://") then
+        count = count + 1
+        local f = io.open(target, "r")
+        assert(f, "README.md links to a missing " .. target)
+        f:close()
+      end
+    end
+    assert.is_true(count >= 10, "expected the README's links, found " .. count)
+  end)
+
+  it("gives each headline figure a link to the folder README that reproduces it", function()
+    local section = assert(text:match("\n## Results\n(.-)\n## "), "no Results section")
+    local rows = 0
+    for row in section:gmatch("\n(|[^\n]+)") do
+      if not row:match("^|%-") and not row:match("^| what") then
+        rows = rows + 1
+        assert.matches("%]%([%w_/]+README%.md%)", row, 1, false, row)
+        assert.matches("`[^`]+` |$", row, 1, false, row)   -- the command
+      end
+    end
+    assert.is_true(rows >= 5, "the Results table has " .. rows .. " rows")
+  end)
+end)
