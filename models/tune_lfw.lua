@@ -397,7 +397,7 @@ local function mirror_check(which)
   for _, key in ipairs(keys) do if cache[key].how == "detected" then detected[#detected + 1] = key end end
   table.sort(detected)
   local function run_net(crop, w, h)
-    return landmarks_mod.decode(net.net:forward(detector.to_batch_tensor(crop, landmarks_mod.INPUT_SIZE, true,
+    return landmarks_mod.decode(net.net:forward(require("siamese.face.tfjs").to_batch_tensor(crop, landmarks_mod.INPUT_SIZE, true,
       landmarks_mod.MEAN_RGB)), w, h, 0, 0)
   end
   local n, dx, dy, dist, dist_id, per = 0, 0, 0, 0, 0, {}

@@ -36,4 +36,14 @@ describe("siamese.argcheck", function()
     for _, v in ipairs{0, -1.5, 1e300} do assert.is_true(argcheck.is_number(v)) end
     for _, v in ipairs{0 / 0, math.huge, -math.huge, "1"} do assert.is_false(argcheck.is_number(v)) end
   end)
+
+  it("image() passes an image and names the function, the argument and the type otherwise", function()
+    local function predict(img) argcheck.image(img, "predict", 1) return true end
+    assert.is_true(predict(image.new(2, 2, 3)))
+    local function user() predict({}) end
+    local ok, err = pcall(user)
+    assert.is_false(ok)
+    assert.matches("argcheck_spec.lua:%d+: bad argument #1 to 'predict' %(siamese.Image expected, got table%)$", err)
+    assert.is_nil(err:find("argcheck.lua", 1, true))
+  end)
 end)

@@ -6,6 +6,7 @@
 -- derived in face_bounds.lua, propagated through the box decoding).
 local siamese = require "siamese"
 local detector = require "siamese.face.detector"
+local tfjs = require "siamese.face.tfjs"
 local support = dofile("spec/support.lua")
 local bounds = dofile("spec/face_bounds.lua")
 local assert_error, near, within = support.assert_error, support.near, support.within
@@ -14,7 +15,7 @@ local T, image = siamese.tensor, siamese.image
 local FIXTURES = "spec/fixtures/faceapi/"
 local ATT_ROOT = "../shared/data/"
 -- Explicit path: busted's relative package path hides the checkout from
--- weights.models_dir().
+-- require("siamese.models").dir().
 local MODEL_PATH = "models/faceapi_tiny_detector.safetensors"
 
 local function box_near(got, want, tol, what)
@@ -135,18 +136,18 @@ describe("siamese.face.detector decoding", function()
   end)
 end)
 
-describe("siamese.face.detector preprocessing and network", function()
+describe("siamese.face.tfjs preprocessing, and the detector network", function()
   it("pads to a square at the bottom/right, or centred with JS rounding", function()
-    assert.are.same({10, 0, 0}, {detector.square_placement(10, 7, false)})
-    assert.are.same({10, 0, 1}, {detector.square_placement(10, 7, true)})   -- diff 3: after = 2, before = 1
-    assert.are.same({9, 2, 0}, {detector.square_placement(4, 9, true)})     -- diff 5: after = 3, before = 2
-    assert.are.same({6, 0, 0}, {detector.square_placement(6, 6, true)})
+    assert.are.same({10, 0, 0}, {tfjs.square_placement(10, 7, false)})
+    assert.are.same({10, 0, 1}, {tfjs.square_placement(10, 7, true)})   -- diff 3: after = 2, before = 1
+    assert.are.same({9, 2, 0}, {tfjs.square_placement(4, 9, true)})     -- diff 5: after = 3, before = 2
+    assert.are.same({6, 0, 0}, {tfjs.square_placement(6, 6, true)})
   end)
 
   it("to_batch_tensor places the image, zero-pads, and normalises per channel", function()
     local img = image.new(2, 1, 1, string.char(255, 51))
     local mean = {10, 20, 30}
-    local t = detector.to_batch_tensor(img, 2, false, mean)          -- no resize: 2x2 square
+    local t = tfjs.to_batch_tensor(img, 2, false, mean)          -- no resize: 2x2 square
     assert.are.same({1, 3, 2, 2}, t:shape())
     local NORM = bounds.gamma(3) * (255 + 30) / 255                  -- (x - mean) / 255 in float32
     for c = 1, 3 do
@@ -155,7 +156,7 @@ describe("siamese.face.detector preprocessing and network", function()
       near(t:get(1, c, 2, 1), -mean[c] / 255, NORM, "padding")
     end
     -- resized: the TF grid keeps output 0 on input 0; equal to the float path
-    local first = detector.to_batch_tensor(img, 4, false, mean)
+    local first = tfjs.to_batch_tensor(img, 4, false, mean)
     local square = T.zeros{3, 2, 2}
     img:to_rgb():to_tensor{scale = 1, out = square:narrow(2, 1, 1)}
     local float_path = image.resize_tensor(square, 4, 4, {method = "tf"})

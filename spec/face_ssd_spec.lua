@@ -25,7 +25,7 @@ local JPEGS = "spec/fixtures/faceapi/"
 local REFS = "spec/fixtures/faceapi_ssd/ssd_refs.json"
 local ATT_ROOT = "../shared/data/"
 -- Explicit paths: busted's relative package path hides the checkout from
--- weights.models_dir().
+-- require("siamese.models").dir().
 local MODEL_PATH = "models/faceapi_ssd_mobilenetv1.safetensors"
 local LANDMARKS_PATH = "models/faceapi_landmarks68.safetensors"
 
@@ -269,8 +269,8 @@ local function face_bounds(det, R, img, faces, min_score)
   local kept = ssd.non_max_suppression(candidates, min_score, 100)
   local W, H = img.width, img.height
   local s = ssd.INPUT_SIZE / math.max(W, H)
-  local sx = ssd.INPUT_SIZE / detector.js_round(W * s) * W
-  local sy = ssd.INPUT_SIZE / detector.js_round(H * s) * H
+  local sx = ssd.INPUT_SIZE / require("siamese.face.tfjs").js_round(W * s) * W
+  local sy = ssd.INPUT_SIZE / require("siamese.face.tfjs").js_round(H * s) * H
   local ours = px_bound(W, H) + printed(math.max(W, H))
   local out = {}
   for i, f in ipairs(faces) do

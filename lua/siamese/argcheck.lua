@@ -32,6 +32,16 @@ function argcheck.is_image(v)
   return type(mt) == "table" and mt.__name == "siamese.Image"
 end
 
+--- Raises "bad argument #argn to 'fname' (siamese.Image expected, got
+-- TYPE)" unless v is an image, blaming the caller of the function that
+-- called argcheck.image.
+function argcheck.image(v, fname, argn)
+  if not argcheck.is_image(v) then
+    error(string.format("bad argument #%d to '%s' (siamese.Image expected, got %s)", argn, fname,
+      argcheck.typename(v)), 3)
+  end
+end
+
 --- The __name of v's metatable (e.g. "siamese.Image"), else type(v).
 function argcheck.typename(v)
   local mt = getmetatable(v)

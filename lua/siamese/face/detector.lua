@@ -33,10 +33,11 @@
 -- remain. Pixel boxes are the relative ones times W (x, width) and H (y,
 -- height), not clipped.
 --
--- The preprocessing and weight-layout helpers are shared with
--- siamese.face.landmarks (detector.to_batch_tensor, detector.separable,
--- detector.load_conv, ...).
+-- The preprocessing and weight layouts it shares with face-api's other
+-- networks are in siamese.face.tfjs.
 local nn = require "siamese.nn"
+local argcheck = require "siamese.argcheck"
+local tfjs = require "siamese.face.tfjs"
 local weights = require "siamese.face.weights"
 
 local detector = {}
@@ -55,123 +56,6 @@ detector.ANCHORS = ANCHORS
 detector.IOU_THRESHOLD = IOU_THRESHOLD
 
 -- ---------------------------------------------------------------------------
--- Shared helpers (also used by siamese.face.landmarks)
--- ---------------------------------------------------------------------------
-
---- JavaScript's Math.round: halves round up, also for negative numbers.
-function detector.js_round(v)
-  return math.floor(v + 0.5)
-end
-
---- True when v is a siamese.Image.
-function detector.is_image(v)
-  local mt = type(v) == "userdata" and getmetatable(v)
-  return type(mt) == "table" and mt.__name == "siamese.Image"
-end
-
---- Raises the standard misuse error unless v is an image.
-function detector.check_image(v, fname, argn)
-  if not detector.is_image(v) then
-    local mt = getmetatable(v)
-    local got = type(mt) == "table" and type(mt.__name) == "string" and mt.__name or type(v)
-    error(string.format("bad argument #%d to '%s' (siamese.Image expected, got %s)", argn, fname, got), 3)
-  end
-end
-
---- The image with 3 channels (gray replicated, alpha dropped).
-local function as_rgb(img)
-  if img.channels == 3 then return img end
-  return img:to_rgb()
-end
-
---- Where face-api's padToSquare puts a w x h image in its square: the
--- side and the left/top offsets. The shorter side is padded with zeros,
--- all at the bottom/right when not centred, else split with
--- after = Math.round(diff / 2) and before = diff - after.
-function detector.square_placement(w, h, centred)
-  local side, diff = math.max(w, h), math.abs(w - h)
-  local before = centred and (diff - detector.js_round(diff / 2)) or 0
-  if w < h then return side, before, 0 end
-  return side, 0, before
-end
-
---- face-api toBatchTensor(size, centred) followed by normalize(x, mean)/255:
--- a [1,3,size,size] float tensor, computed in one pass from the 8-bit
--- image (img:to_square_tensor: the padded square is never materialised).
-function detector.to_batch_tensor(img, size, centred, mean)
-  return as_rgb(img):to_square_tensor(size, {centred = centred, scale = 1, mean = mean, std = {255, 255, 255}})
-    :view(1, 3, size, size)
-end
-
-local shape_str = require("siamese.argcheck").shape
-
---- Checks that tensors[name] exists with the given shape; returns it, or
--- nil and a message.
-function detector.tensor_of(tensors, name, shape, path)
-  local t = tensors[name]
-  local want = "[" .. table.concat(shape, ",") .. "]"
-  if not t then
-    return nil, string.format("%s: missing tensor '%s' %s", path, name, want)
-  end
-  if shape_str(t) ~= want then
-    return nil, string.format("%s: tensor '%s' has shape %s, expected %s", path, name, shape_str(t), want)
-  end
-  return t
-end
-
---- Copies a face-api HWIO filter [kh,kw,in,out] (regular or pointwise)
--- into a Conv2d weight [out,in,kh,kw].
-function detector.copy_hwio(conv, hwio)
-  -- (h,w,i,o) -> (o,w,i,h) -> (o,i,w,h) -> (o,i,h,w)
-  conv.weight:copy(hwio:transpose(1, 4):transpose(2, 3):transpose(3, 4))
-end
-
---- Copies a face-api depthwise filter [kh,kw,c,1] into a depthwise Conv2d
--- weight [c,1,kh,kw].
-function detector.copy_depthwise(conv, filter)
-  -- (h,w,c,1) -> (c,w,h,1) -> (c,1,h,w)
-  conv.weight:copy(filter:transpose(1, 3):transpose(2, 4))
-end
-
---- A depthwise-separable convolution as two Conv2d: depthwise 3x3 (no
--- bias) with the given stride and padding, then pointwise 1x1 with the bias.
-function detector.separable(cin, cout, stride, padding)
-  return nn.Sequential{
-    nn.Conv2d(cin, cin, 3, {stride = stride, padding = padding, groups = cin, bias = false}),
-    nn.Conv2d(cin, cout, 1),
-  }
-end
-
---- Fills a regular Conv2d from prefix/filters and prefix/bias.
--- Returns true, or nil and a message.
-function detector.load_conv(conv, tensors, prefix, path)
-  local f, err = detector.tensor_of(tensors, prefix .. "/filters", {conv.kh, conv.kw, conv.nin, conv.nout}, path)
-  if not f then return nil, err end
-  local b, berr = detector.tensor_of(tensors, prefix .. "/bias", {conv.nout}, path)
-  if not b then return nil, berr end
-  detector.copy_hwio(conv, f)
-  conv.bias:copy(b)
-  return true
-end
-
---- Fills a separable block (see detector.separable) from
--- prefix/depthwise_filter, prefix/pointwise_filter and prefix/bias.
--- Returns true, or nil and a message.
-function detector.load_separable(block, tensors, prefix, path)
-  local dw, pw = block.modules[1], block.modules[2]
-  local d, derr = detector.tensor_of(tensors, prefix .. "/depthwise_filter", {3, 3, dw.nin, 1}, path)
-  if not d then return nil, derr end
-  local p, perr = detector.tensor_of(tensors, prefix .. "/pointwise_filter", {1, 1, pw.nin, pw.nout}, path)
-  if not p then return nil, perr end
-  local b, berr = detector.tensor_of(tensors, prefix .. "/bias", {pw.nout}, path)
-  if not b then return nil, berr end
-  detector.copy_depthwise(dw, d)
-  detector.copy_hwio(pw, p)
-  pw.bias:copy(b)
-  return true
-end
-
--- ---------------------------------------------------------------------------
 -- The network
 -- ---------------------------------------------------------------------------
 
@@ -186,7 +70,7 @@ function detector.build_net()
   -- in place on the pools' outputs.
   local layers = {named.conv0, nn.MaxPool2d(2, {padding = "same"}), nn.LeakyReLU(0.1, true)}
   for i, ch in ipairs(SEPARABLE_CHANNELS) do
-    local block = detector.separable(ch[1], ch[2], 1, 1)
+    local block = tfjs.separable(ch[1], ch[2], 1, 1)
     named["conv" .. i] = block
     local last = i == #SEPARABLE_CHANNELS
     for _, m in ipairs{block, nn.MaxPool2d(2, {stride = last and 1 or 2, padding = "same"}), nn.LeakyReLU(0.1, true)} do
@@ -205,8 +89,8 @@ Detector.__index = Detector
 -- faceapi_tiny_detector.safetensors). Returns the detector, or nil and a
 -- message.
 local function load_layer(layer, tensors, name, path)
-  if layer.modules then return detector.load_separable(layer, tensors, name, path) end
-  return detector.load_conv(layer, tensors, name, path)
+  if layer.modules then return tfjs.load_separable(layer, tensors, name, path) end
+  return tfjs.load_conv(layer, tensors, name, path)
 end
 
 function detector.load(path)
@@ -231,7 +115,7 @@ end
 -- scaled into input_size: (cfx, cfy).
 function detector.correction_factors(input_size, width, height)
   local scale = input_size / math.max(width, height)
-  local rw, rh = detector.js_round(width * scale), detector.js_round(height * scale)
+  local rw, rh = tfjs.js_round(width * scale), tfjs.js_round(height * scale)
   local m = math.max(rw, rh)
   return m / rw, m / rh
 end
@@ -332,9 +216,9 @@ end
 -- of {box = {x, y, width, height}, score} in pixels of img, by descending
 -- score.
 function Detector:detect(img, opts)
-  detector.check_image(img, "detect", 1)
+  argcheck.image(img, "detect", 1)
   local size, threshold = check_options(opts)
-  local x = detector.to_batch_tensor(img, size, false, MEAN_RGB)
+  local x = tfjs.to_batch_tensor(img, size, false, MEAN_RGB)
   local grid = self.net:forward(x)
   local W, H = img.width, img.height
   local kept = detector.non_max_suppression(detector.decode_grid(grid, size, W, H, threshold), IOU_THRESHOLD)

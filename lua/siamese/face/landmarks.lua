@@ -14,7 +14,7 @@
 --   dense0 3->32 (56x56), dense1 32->64 (28x28), dense2 64->128 (14x14),
 --   average pool 14x14 stride 2 VALID (1x1x128), fc 128->136 with bias.
 -- A separable conv is a depthwise 3x3 (no bias) then a pointwise 1x1 with
--- the bias (siamese.face.detector.separable).
+-- the bias (siamese.face.tfjs.separable).
 --
 -- Preprocessing (face-api toBatchTensor(112, centred = true)): the crop is
 -- zero-padded to a centred square (after = Math.round(diff / 2) at the
@@ -39,7 +39,8 @@
 -- x = floor(max(0, ref.x - 0.5 size)), y = floor(max(0, ref.y - 0.43 size)),
 -- then (x, y, size, size) is clipped as above.
 local nn = require "siamese.nn"
-local detector = require "siamese.face.detector"
+local argcheck = require "siamese.argcheck"
+local tfjs = require "siamese.face.tfjs"
 local weights = require "siamese.face.weights"
 
 local landmarks = {}
@@ -63,13 +64,13 @@ landmarks.MEAN_RGB = MEAN_RGB
 -- itself, already non-negative); the block's output is relu(s_last).
 local function dense_block(cin, cout, first, convs)
   local conv0 = first and nn.Conv2d(cin, cout, 3, {stride = 2, padding = "same"})
-    or detector.separable(cin, cout, 2, "same")
+    or tfjs.separable(cin, cout, 2, "same")
   local parts = {conv0 = conv0}
   -- The first and last ReLU work in place (on a convolution's and an
   -- Add's own output); the inner ones must not, their input is s itself.
   local block = nn.Sequential{conv0, nn.ReLU(true)}
   for k = 1, convs - 1 do
-    local conv = detector.separable(cout, cout, 1, "same")
+    local conv = tfjs.separable(cout, cout, 1, "same")
     parts["conv" .. k] = conv
     block:add(nn.Add{nn.Identity(), k == 1 and conv or nn.Sequential{nn.ReLU(), conv}})
   end
@@ -106,9 +107,9 @@ end
 
 --- Fills the fully connected layer from fc/weights [in,out] and fc/bias.
 local function load_dense(linear, tensors, path)
-  local w, err = detector.tensor_of(tensors, "fc/weights", {linear.nin, linear.nout}, path)
+  local w, err = tfjs.tensor_of(tensors, "fc/weights", {linear.nin, linear.nout}, path)
   if not w then return nil, err end
-  local b, berr = detector.tensor_of(tensors, "fc/bias", {linear.nout}, path)
+  local b, berr = tfjs.tensor_of(tensors, "fc/bias", {linear.nout}, path)
   if not b then return nil, berr end
   linear.weight:copy(w:t())
   linear.bias:copy(b)
@@ -117,8 +118,8 @@ end
 
 local function load_layer(layer, tensors, name, path)
   if name == "fc" then return load_dense(layer, tensors, path) end
-  if layer.modules then return detector.load_separable(layer, tensors, name, path) end
-  return detector.load_conv(layer, tensors, name, path)
+  if layer.modules then return tfjs.load_separable(layer, tensors, name, path) end
+  return tfjs.load_conv(layer, tensors, name, path)
 end
 
 local Landmarks = {}
@@ -220,7 +221,7 @@ landmarks.MIRROR = MIRROR
 -- landmarks.MIRROR). Returns 68 {x, y} points in pixels of img, or nil and
 -- a reason when the box does not overlap the image.
 function Landmarks:predict(img, box, opts)
-  detector.check_image(img, "predict", 1)
+  argcheck.image(img, "predict", 1)
   check_box(box, "predict", 2)
   if opts ~= nil and type(opts) ~= "table" then
     error(string.format("bad argument #3 to 'predict' (options table expected, got %s)", type(opts)), 2)
@@ -231,10 +232,10 @@ function Landmarks:predict(img, box, opts)
       box.x, box.y, box.width, box.height, img.width, img.height)
   end
   local crop = img:crop(rect.x, rect.y, rect.width, rect.height)
-  local out = self.net:forward(detector.to_batch_tensor(crop, INPUT_SIZE, true, MEAN_RGB))
+  local out = self.net:forward(tfjs.to_batch_tensor(crop, INPUT_SIZE, true, MEAN_RGB))
   local points = landmarks.decode(out, rect.width, rect.height, box.x, box.y)
   if not (opts and opts.flip) then return points end
-  out = self.net:forward(detector.to_batch_tensor(crop:flip(), INPUT_SIZE, true, MEAN_RGB))
+  out = self.net:forward(tfjs.to_batch_tensor(crop:flip(), INPUT_SIZE, true, MEAN_RGB))
   local mirrored = landmarks.decode(out, rect.width, rect.height, 0, 0)
   for i = 1, NUM_POINTS do
     local m, p = mirrored[MIRROR[i]], points[i]

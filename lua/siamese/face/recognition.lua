@@ -42,7 +42,6 @@ recognition.PARAMETERS = 5614592        -- in face-api's file
 recognition.FOLDED_PARAMETERS = 5607488 -- in the built network (scales folded)
 
 local SIZE = recognition.INPUT_SIZE
-local IMAGE_MT = getmetatable(image.new(1, 1, 1))
 
 -- ---- errors -------------------------------------------------------------------------------
 
@@ -55,9 +54,7 @@ end
 
 local arg_error = require("siamese.argcheck").error
 
-local function is_image(v)
-  return getmetatable(v) == IMAGE_MT
-end
+local is_image = require("siamese.argcheck").is_image
 
 -- ---- weights ------------------------------------------------------------------------------
 

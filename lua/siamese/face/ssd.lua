@@ -39,7 +39,8 @@
 -- max(W, H), JS Math.round; a face-api quirk, not exactly max(W,H)/W), then
 -- multiplied by the image's W and H.
 local nn = require "siamese.nn"
-local detector = require "siamese.face.detector"
+local argcheck = require "siamese.argcheck"
+local tfjs = require "siamese.face.tfjs"
 local weights = require "siamese.face.weights"
 
 local ssd = {}
@@ -147,7 +148,7 @@ end
 -- Loading
 -- ---------------------------------------------------------------------------
 
-local tensor_of = detector.tensor_of
+local tensor_of = tfjs.tensor_of
 
 -- A convolution with a bias: prefix/weights [kh,kw,in,out] and
 -- prefix/<bias> [out] (the pointwise layers' convolution_bn_offset, the
@@ -157,7 +158,7 @@ local function load_conv_bias(conv, tensors, prefix, bias, path)
   if not f then return nil, err end
   local b, berr = tensor_of(tensors, prefix .. "/" .. bias, {conv.nout}, path)
   if not b then return nil, berr end
-  detector.copy_hwio(conv, f)
+  tfjs.copy_hwio(conv, f)
   conv.bias:copy(b)
   return true
 end
@@ -173,7 +174,7 @@ local function load_depthwise(conv, tensors, prefix, path)
     if not t then return nil, terr end
     bn[k] = t:totable()
   end
-  detector.copy_depthwise(conv, f)
+  tfjs.copy_depthwise(conv, f)
   for i = 1, c do
     local k = bn.gamma[i] / math.sqrt(bn.moving_variance[i] + BN_EPSILON)
     conv.weight:select(1, i):mul_(k)
@@ -291,8 +292,8 @@ end
 -- W x H image, as face-api's locateFaces computes it (see the header).
 function ssd.pixel_box(box, W, H)
   local scale = INPUT_SIZE / math.max(W, H)
-  local pad_x = INPUT_SIZE / detector.js_round(W * scale)
-  local pad_y = INPUT_SIZE / detector.js_round(H * scale)
+  local pad_x = INPUT_SIZE / tfjs.js_round(W * scale)
+  local pad_y = INPUT_SIZE / tfjs.js_round(H * scale)
   local top, bottom = math.max(0, box[1]) * pad_y, math.min(1, box[3]) * pad_y
   local left, right = math.max(0, box[2]) * pad_x, math.min(1, box[4]) * pad_x
   return {x = left * W, y = top * H, width = (right - left) * W, height = (bottom - top) * H}
@@ -325,7 +326,7 @@ end
 -- 100): a list of {box = {x, y, width, height}, score} in pixels of img,
 -- by descending score.
 function Ssd:detect(img, opts)
-  detector.check_image(img, "detect", 1)
+  argcheck.image(img, "detect", 1)
   local min_score, max_results = check_options(opts)
   local rgb = img.channels == 3 and img or img:to_rgb()
   local x = rgb:to_square_tensor(INPUT_SIZE, {centred = false, scale = 1, mean = {127.5, 127.5, 127.5},
