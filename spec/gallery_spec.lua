@@ -538,3 +538,26 @@ describe("siamese.gallery", function()
     assert.are.equal(fr.model_id, g:model())
   end)
 end)
+
+describe("siamese.gallery_object", function()
+  it("gives the C gallery its checked names and result tables, whichever module made it", function()
+    local Gallery = require "siamese.gallery_object"
+    local core = require "siamese.core"
+    assert.are.equal(core.gallery.Gallery, Gallery)
+    local g = core.gallery.new{dim = 2, metric = "euclidean", threshold = 0.5, model = MODEL}
+    assert.are.equal(1, g:add("  Ada  ", T.new{1, 0}))
+    assert.are.same({"Ada"}, g:names())                                     -- trimmed
+    assert.has_error(function() g:add("ADA", T.new{0, 1}) end)              -- a case twin
+    assert.has_error(function() g:add("Bad\1name", T.new{0, 1}) end)        -- a control character
+    g:add_many({"Bob", "Cy"}, T.new{{0, 1}, {-1, 0}})
+    g:rename("Cy", "Cyd")
+    local name, d, candidates = g:identify(T.new{0.9, 0.1}, {k = 2})
+    assert.are.equal("Ada", name)
+    assert.is_true(math.abs(d - math.sqrt(0.02)) < 1e-6)
+    assert.are.equal(2, #candidates)
+    local ok, dist = g:verify("Cyd", T.new{-1, 0})
+    assert.is_true(ok)
+    assert.are.equal(0, dist)
+    assert.are.equal(3, #g:identify_batch(T.new{{1, 0}, {0, 1}, {-1, 0}}))
+  end)
+end)

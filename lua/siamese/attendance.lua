@@ -49,6 +49,9 @@ local SCHEMA = {
 }
 
 local sqlite = require "siamese.sqlite"
+local events = require "siamese.attendance_events"
+local check_event, check_day, check_resolve = events.check_event, events.check_day, events.check_resolve
+local descriptor_bytes, descriptor_list = events.descriptor_bytes, events.descriptor_list
 
 local Register = {}
 Register.__index = Register
@@ -160,40 +163,6 @@ local function live(self, fname)
   return self.conn
 end
 
---- The descriptor as float32 little-endian bytes (from a Tensor or a list).
-local function descriptor_bytes(d)
-  if d == nil then return nil end
-  local list = type(d) == "table" and d or d:totable()
-  local parts = {}
-  for i, v in ipairs(list) do parts[i] = string.pack("<f", v) end
-  return table.concat(parts)
-end
-
-local function descriptor_list(bytes)
-  if type(bytes) ~= "string" or #bytes == 0 or #bytes % 4 ~= 0 then return nil end
-  local out = {}
-  for i = 1, #bytes, 4 do out[#out + 1] = string.unpack("<f", bytes, i) end
-  return out
-end
-
-local function check_event(ev)
-  if type(ev) ~= "table" then error("bad argument #1 to 'record' (event table expected, got " .. type(ev) .. ")", 3) end
-  if ev.name ~= nil and (type(ev.name) ~= "string" or ev.name == "") then
-    error("bad argument #1 to 'record' (name must be a non-empty string or nil)", 3)
-  end
-  if ev.time ~= nil and math.type(ev.time) ~= "integer" then
-    error("bad argument #1 to 'record' (time must be integer seconds since the epoch, got " .. tostring(ev.time) .. ")", 3)
-  end
-  for _, k in ipairs{"distance", "threshold"} do
-    if ev[k] ~= nil and type(ev[k]) ~= "number" then
-      error("bad argument #1 to 'record' (" .. k .. " must be a number)", 3)
-    end
-  end
-  if ev.box ~= nil and type(ev.box) ~= "table" then
-    error("bad argument #1 to 'record' (box must be a table {x, y, width, height})", 3)
-  end
-end
-
 --- Records one face: ev = {name (nil: unknown), time (seconds since the
 -- epoch, default now), distance, threshold, photo, box = {x, y, width,
 -- height}, descriptor (Tensor or list; kept for unknown faces), crop,
@@ -250,12 +219,6 @@ local function event_of(row)
   end
   ev.descriptor = descriptor_list(row.descriptor)
   return ev
-end
-
-local function check_day(fname, day)
-  if day ~= nil and (type(day) ~= "string" or not day:match("^%d%d%d%d%-%d%d%-%d%d$")) then
-    error("bad argument #1 to '" .. fname .. "' (day must be 'YYYY-MM-DD', got " .. tostring(day) .. ")", 3)
-  end
 end
 
 --- First arrival per person per day: list of {day, name, first (HH:MM:SS),
@@ -322,15 +285,6 @@ function Register:unknowns(day)
   return self:events{day = day, unknown = true}
 end
 
--- Raises (naming resolve's argument) unless id is an integer and name a
--- non-empty string or nil.
-local function check_resolve(id, name)
-  if math.type(id) ~= "integer" then error("bad argument #1 to 'resolve' (integer event id expected)", 3) end
-  if name ~= nil and (type(name) ~= "string" or name == "") then
-    error("bad argument #2 to 'resolve' (name must be a non-empty string or nil)", 3)
-  end
-end
-
 --- Names an unknown face after review (name nil: dismissed as a
 -- stranger). Returns true, or nil, message (no such unknown event).
 function Register:resolve(id, name)
@@ -341,10 +295,5 @@ function Register:resolve(id, name)
   if n == 0 then return nil, string.format("no unknown face with id %d", id) end
   return true
 end
-
--- What siamese.attendance_pg shares with this file: the checks of the
--- arguments and the descriptor's byte form.
-attendance._shared = {check_event = check_event, check_day = check_day, check_resolve = check_resolve,
-                      descriptor_bytes = descriptor_bytes, descriptor_list = descriptor_list}
 
 return attendance

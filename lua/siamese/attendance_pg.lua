@@ -12,12 +12,11 @@
 -- travel as statement parameters; a string with a zero byte is refused as
 -- in the SQLite register, other text PostgreSQL cannot hold (invalid
 -- UTF-8, e.g. a photo's file name) is stored with U+FFFD in its place.
-local attendance = require "siamese.attendance"
 local pg = require "siamese.pg"
 
 local attendance_pg = {}
 
-local shared = attendance._shared
+local shared = require "siamese.attendance_events"
 
 local SCHEMA = {
   { -- version 1

@@ -35,7 +35,7 @@
 local core = require "siamese.core"
 local names = require "siamese.names"
 local pg = require "siamese.pg"
-require "siamese.gallery" -- the name checks of Gallery:add, add_many and rename
+require "siamese.gallery_object" -- the methods of the gallery objects it makes
 
 local gallery_pg = {}
 

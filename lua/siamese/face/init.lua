@@ -318,32 +318,10 @@ function Recognizer:embed_batch(chips)
   return self.recognition:embed_batch(chips)
 end
 
---- align + embed of faces found in img (from detect or main_face), in one
--- batch: returns those whose chip could be cut, each given .chip and
--- .descriptor ([128]).
-function Recognizer:embed_faces(img, faces, opts)
-  local chips, kept = {}, {}
-  for _, f in ipairs(faces) do
-    local chip = self:align(img, f, opts)
-    if chip then
-      f.chip = chip
-      chips[#chips + 1] = chip
-      kept[#kept + 1] = f
-    end
-  end
-  if #chips > 0 then
-    local d, norms = self:embed_batch(chips)
-    for i, f in ipairs(kept) do
-      f.descriptor = d:select(1, i):clone()
-      f.embedding_norm = norms and norms[i] -- the pipelines whose embedding norm tells faces apart
-    end
-  end
-  return kept
-end
-
---- detect + align + embed: the faces of a photo, each with .descriptor ([128]).
-function Recognizer:embed_all(img, opts)
-  return self:embed_faces(img, self:detect(img, opts), opts)
-end
+-- align + embed of the faces of a photo in one batch, and detect + align +
+-- embed: the same for every pipeline (siamese.face.pipeline).
+local pipeline = require "siamese.face.pipeline"
+Recognizer.embed_faces = pipeline.embed_faces
+Recognizer.embed_all = pipeline.embed_all
 
 return face

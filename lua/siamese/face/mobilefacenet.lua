@@ -225,9 +225,9 @@ function Recognizer:embed_jittered()
 end
 
 -- align + embed of faces in one batch, and detect + align + embed: the
--- face-api recognizer's, which use only align, embed_batch and detect.
-local faceapi_recognizer = require("siamese.face").Recognizer
-Recognizer.embed_faces = faceapi_recognizer.embed_faces
-Recognizer.embed_all = faceapi_recognizer.embed_all
+-- same for every pipeline (siamese.face.pipeline).
+local pipeline = require "siamese.face.pipeline"
+Recognizer.embed_faces = pipeline.embed_faces
+Recognizer.embed_all = pipeline.embed_all
 
 return mfn
