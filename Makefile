@@ -10,8 +10,8 @@ BUSTED     ?= busted
 # OpenMP thread pool of our kernels (see src/threads.c).
 BLAS_DIR   ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 BLAS_PC    := PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config
-PKG_CFLAGS := $(shell pkg-config --cflags lua5.4 libpng libjpeg 2>/dev/null) $(shell $(BLAS_PC) --cflags openblas 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libpng libjpeg 2>/dev/null) $(shell $(BLAS_PC) --libs openblas 2>/dev/null) \
+PKG_CFLAGS := $(shell pkg-config --cflags lua5.4 libpng libjpeg zlib 2>/dev/null) $(shell $(BLAS_PC) --cflags openblas 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libpng libjpeg zlib 2>/dev/null) $(shell $(BLAS_PC) --libs openblas 2>/dev/null) \
               -Wl,-rpath,$(BLAS_DIR)
 LUA_INCDIR ?=
 CFLAGS     ?= -O2 -g

@@ -20,6 +20,7 @@ dependencies = {
 external_dependencies = {
   JPEG = { header = "jpeglib.h", library = "jpeg" },
   PNG = { header = "png.h", library = "png16" },
+  ZLIB = { header = "zlib.h", library = "z" },
   OPENBLAS = { library = "openblas" },
   PQ = { header = "postgresql/libpq-fe.h", library = "pq" }, -- Debian: /usr/include/postgresql
 }

@@ -20,12 +20,11 @@ local root = arg[1] or "examples/data/faces"
 local out_dir = arg[2] or "build/demo"
 local pipeline = os.getenv("PIPELINE") or siamese.face.DEFAULT_MODEL
 
--- The entries of a directory in name order (no shell: the core's listing).
+-- The entries of a directory in name order (no shell: siamese.fs, lfs).
 local function list(dir)
-  local names = assert(require("siamese.core").data.list_dir(dir))
+  local names = assert(require("siamese.fs").list_dir(dir))
   local visible = {}
   for _, n in ipairs(names) do if n:sub(1, 1) ~= "." then visible[#visible + 1] = n end end
-  table.sort(visible)
   return visible
 end
 

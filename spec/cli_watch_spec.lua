@@ -62,7 +62,7 @@ local sleep = support.sleep
 -- The pids and parents of the processes whose command line has ffmpeg and text.
 local function ffmpegs_with(text)
   local found = {}
-  local names = core.data.list_dir("/proc") or {}
+  local names = require("siamese.fs").list_dir("/proc") or {}
   for _, name in ipairs(names) do
     if name:match("^%d+$") then
       local f = io.open("/proc/" .. name .. "/cmdline", "rb")

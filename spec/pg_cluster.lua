@@ -18,7 +18,7 @@ local M = {}
 -- The newest /usr/lib/postgresql/N/bin that has initdb and postgres.
 local function bindir()
   local best
-  for _, name in ipairs(core.data.list_dir("/usr/lib/postgresql") or {}) do
+  for _, name in ipairs(require("siamese.fs").list_dir("/usr/lib/postgresql") or {}) do
     local n = tonumber(name)
     local dir = "/usr/lib/postgresql/" .. name .. "/bin"
     if n and io.open(dir .. "/initdb") and io.open(dir .. "/postgres") and (not best or n > best.n) then

@@ -10,14 +10,10 @@ function support.temp_dir(tag)
   return dir
 end
 
---- Sorted names in a directory (hidden ones included).
+--- Sorted names in a directory (hidden ones included); {} when it cannot
+-- be read.
 function support.list_dir(dir)
-  local p = assert(io.popen("ls -A '" .. dir .. "'"))
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
+  return (require("siamese.fs").list_dir(dir)) or {}
 end
 
 --- Removes a directory and the files in it.

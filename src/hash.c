@@ -1,9 +1,9 @@
 /*
- * hash.c — CRC-32 (IEEE 802.3) and SHA-256 (FIPS 180-4), written from the
- * specifications.
+ * hash.c — CRC-32 (IEEE 802.3, zlib's crc32()) and SHA-256 (FIPS 180-4,
+ * written from the specification).
  *
  * CRC-32: reflected polynomial 0xEDB88320, initial value 0xFFFFFFFF, final
- *   XOR 0xFFFFFFFF; slicing-by-8 table lookup. crc32("123456789") = CBF43926.
+ *   XOR 0xFFFFFFFF; crc32("123456789") = CBF43926. zlib computes it;
  *   sm_crc32_update(crc, ...) continues a running checksum: start with
  *   crc = 0 and pass each piece in order.
  * SHA-256: 512-bit blocks, message padded with 0x80, zeros and the bit
@@ -11,46 +11,26 @@
  *   constants K (fractional parts of the cube roots of the first 64 primes).
  */
 #include <string.h>
+#include <zlib.h>
 #include "gallery.h"
 
 /* ---- CRC-32 ------------------------------------------------------------- */
 
-/* Slicing-by-8 (Intel's method): table[k][b] is the CRC of byte b followed
- * by k zero bytes, so eight input bytes fold into the state with eight
- * lookups and no dependency between them. */
-static uint32_t crc_table[8][256];
-static int crc_table_ready;
-
-static void crc_init_table(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[0][i] = c;
-    }
-    for (uint32_t i = 0; i < 256; i++)
-        for (int k = 1; k < 8; k++)
-            crc_table[k][i] = (crc_table[k - 1][i] >> 8) ^ crc_table[0][crc_table[k - 1][i] & 0xFF];
-    crc_table_ready = 1;
-}
+/* zlib's crc32() takes a uInt length (32 bits): longer buffers go in
+ * pieces of at most 1 GiB, each continuing the running value. */
+#define CRC_CHUNK ((size_t)1 << 30)
 
 uint32_t sm_crc32_update(uint32_t crc, const void *buf, size_t len)
 {
-    /* The table is a pure function of the polynomial: filling it twice from
-     * two threads writes the same values. */
-    if (!crc_table_ready) crc_init_table();
-    const uint8_t *p = buf;
-    crc = ~crc;
-    for (; len >= 8; p += 8, len -= 8) {
-        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
-        crc = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^
-              crc_table[5][(lo >> 16) & 0xFF] ^ crc_table[4][lo >> 24] ^
-              crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
+    const Bytef *p = buf;
+    uLong c = crc;
+    while (len > 0) {
+        size_t n = len < CRC_CHUNK ? len : CRC_CHUNK;
+        c = crc32(c, p, (uInt)n);
+        p += n;
+        len -= n;
     }
-    for (size_t i = 0; i < len; i++)
-        crc = crc_table[0][(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-    return ~crc;
+    return (uint32_t)c;
 }
 
 uint32_t sm_crc32(const void *buf, size_t len)

@@ -1,7 +1,6 @@
 /*
  * l_data.c — Lua binding of the training-data core (core.data).
  *
- *   list_dir(path)                     -> names, is_dir  | nil, message
  *   permutation(n, seed)               -> {1-based permutation of 1..n}
  *   balanced_pairs(labels, seed)       -> left, right, same
  *   pk_batches(labels, P, K, seed)     -> {{P*K indices}, ...}
@@ -13,14 +12,8 @@
  * a Lua userdata allocated before any work, so a raise never leaks. Messages
  * name the Lua-facing function (siamese.data.*) and its argument.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <stdarg.h>
-#include <string.h>
-#include <sys/stat.h>
 #include "l_aux.h"
-
-#define SM_DIR_MT "siamese.DirHandle"
 
 /* Raises "bad argument #arg to 'fname' (message)" whatever the call chain. */
 static int arg_error(lua_State *L, const char *fname, int arg, const char *fmt, ...)
@@ -94,48 +87,6 @@ static void push_indices(lua_State *L, const int64_t *a, int64_t n)
         lua_pushinteger(L, a[i] + 1);
         lua_seti(L, -2, i + 1);
     }
-}
-
-/* ---- directories --------------------------------------------------------------------- */
-
-static int dir_close(lua_State *L)
-{
-    DIR **d = luaL_checkudata(L, 1, SM_DIR_MT);
-    if (*d) { closedir(*d); *d = NULL; }
-    return 0;
-}
-
-static int is_directory(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int l_list_dir(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    DIR **d = lua_newuserdatauv(L, sizeof *d, 0);
-    *d = NULL;
-    luaL_setmetatable(L, SM_DIR_MT);
-    *d = opendir(path);
-    if (!*d) return sm_l_fail(L, "%s: %s", path, strerror(errno));
-    lua_newtable(L); /* names */
-    lua_newtable(L); /* is_dir */
-    lua_Integer k = 0;
-    struct dirent *e;
-    while ((e = readdir(*d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        k++;
-        lua_pushstring(L, e->d_name);
-        lua_seti(L, -3, k);
-        const char *full = lua_pushfstring(L, "%s/%s", path, e->d_name);
-        lua_pushboolean(L, is_directory(full));
-        lua_seti(L, -3, k);
-        lua_pop(L, 1);
-    }
-    closedir(*d);
-    *d = NULL;
-    return 2;
 }
 
 /* ---- samplers -------------------------------------------------------------------------- */
@@ -331,7 +282,7 @@ static int l_batch(lua_State *L)
 }
 
 static const luaL_Reg data_functions[] = {
-    { "list_dir", l_list_dir }, { "permutation", l_permutation },
+    { "permutation", l_permutation },
     { "balanced_pairs", l_balanced_pairs }, { "pk_batches", l_pk_batches },
     { "random_triplets", l_random_triplets }, { "batch", l_batch },
     { NULL, NULL }
@@ -339,12 +290,6 @@ static const luaL_Reg data_functions[] = {
 
 void sm_open_data(lua_State *L)
 {
-    luaL_newmetatable(L, SM_DIR_MT);
-    lua_pushcfunction(L, dir_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, dir_close);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
     luaL_newlib(L, data_functions);
     lua_setfield(L, -2, "data");
 }

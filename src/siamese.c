@@ -59,7 +59,7 @@ int luaopen_siamese_core(lua_State *L)
     sm_open_image(L);    /* sets core.image */
     sm_open_nn(L);       /* sets core.nn: layer, loss and optimiser kernels */
     sm_open_serial(L);   /* sets core.write_atomic, core.tensor_from_bytes, core.tensor_to_bytes */
-    sm_open_data(L);     /* sets core.data: samplers, batch assembly, list_dir */
+    sm_open_data(L);     /* sets core.data: samplers, batch assembly */
     sm_open_gallery(L);  /* sets core.gallery: new, load, Gallery (the metatable) */
     sm_open_hash(L);     /* sets core.hash: crc32, sha256, file_sha256 */
     sm_open_winograd(L); /* sets core.winograd: inference 3x3 convolutions */

@@ -88,13 +88,12 @@ end
 
 -- Sorted names of the entries of dir for which keep(name, is_dir) is true.
 local function sorted_entries(dir, keep)
-  local names, is_dir = C.list_dir(dir)
+  local names, is_dir = require("siamese.fs").list_dir(dir)
   if not names then return nil, is_dir end
   local out = {}
   for i, name in ipairs(names) do
     if keep(name, is_dir[i]) then out[#out + 1] = name end
   end
-  table.sort(out)
   return out
 end
 

@@ -6,7 +6,9 @@
 --   assert(fs.mkdir_p("build/lfw/run 1"))   -- creates the parents too
 --   fs.kind("build/lfw")                     --> "directory"
 --   fs.size("office.gallery")                --> bytes, or nil, message
+--   local names, is_dir = fs.list_dir("photos") -- {"a.jpg", "bob"}, {false, true}
 local lfs = require "lfs"
+local argcheck = require "siamese.argcheck"
 
 local fs = {}
 
@@ -21,6 +23,28 @@ function fs.size(path)
   local size, err = lfs.attributes(path, "size")
   if not size then return nil, path .. ": " .. tostring(err) end
   return size
+end
+
+--- The entries of a directory: names (every entry but "." and "..",
+-- hidden ones included, in byte order) and is_dir, a parallel list of
+-- booleans, true where the entry is a directory or a link to one (links
+-- are followed; a broken link is not a directory). Returns nil and
+-- "path: reason" when the directory cannot be read.
+function fs.list_dir(path)
+  if type(path) ~= "string" then argcheck.error("list_dir", 1, "string expected, got %s", type(path)) end
+  if path:find("\0", 1, true) then return nil, "list_dir: the path contains a zero byte" end
+  local ok, iter, state = pcall(lfs.dir, path)
+  if not ok then return nil, (tostring(iter):gsub("^cannot open ", "")) end
+  local names = {}
+  for name in iter, state do
+    if name ~= "." and name ~= ".." then names[#names + 1] = name end
+  end
+  table.sort(names)
+  local is_dir = {}
+  for i, name in ipairs(names) do
+    is_dir[i] = lfs.attributes(path .. "/" .. name, "mode") == "directory"
+  end
+  return names, is_dir
 end
 
 --- Creates a directory and its missing parents (like mkdir -p). Returns

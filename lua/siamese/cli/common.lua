@@ -11,6 +11,9 @@
 -- object with model_id, dim, kind, faces(img) and main(img).
 local common = {}
 
+-- Sorted entries of a directory: names, is_dir (or nil, message).
+local list_dir = require("siamese.fs").list_dir
+
 local IMAGE_EXT = {jpg = true, jpeg = true, png = true, pgm = true, ppm = true, pnm = true}
 
 common.FACE_MODEL_PREFIX = "faceapi_recognition"
@@ -57,18 +60,6 @@ function common.gallery_exists(path)
     return nil, err
   end
   return common.exists(path)
-end
-
--- Sorted entries of a directory: names, is_dir (or nil, message).
-local function list_dir(dir)
-  local names, is_dir = require("siamese.core").data.list_dir(dir)
-  if not names then return nil, is_dir end
-  local order = {}
-  for i = 1, #names do order[i] = i end
-  table.sort(order, function(a, b) return names[a] < names[b] end)
-  local n, d = {}, {}
-  for k, i in ipairs(order) do n[k], d[k] = names[i], is_dir[i] end
-  return n, d
 end
 
 local function is_image(name)
