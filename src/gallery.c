@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "gallery.h"
+#include "hash.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "gallery.c writes vectors as stored: little-endian hosts only"

@@ -12,7 +12,7 @@
  */
 #include <string.h>
 #include <zlib.h>
-#include "gallery.h"
+#include "hash.h"
 
 /* ---- CRC-32 ------------------------------------------------------------- */
 

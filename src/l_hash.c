@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "l_aux.h"
-#include "gallery.h"
+#include "hash.h"
 
 static int l_crc32(lua_State *L)
 {

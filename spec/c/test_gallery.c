@@ -5,6 +5,7 @@
 #include <string.h>
 #include "ctest.h"
 #include "gallery.h"
+#include "hash.h"
 
 static void test_crc32_vectors(void)
 {
