@@ -28,7 +28,7 @@ local T, image = siamese.tensor, siamese.image
 local FIXTURES = "spec/fixtures/faceapi/"
 local ATT_ROOT = "../shared/data/"
 -- Explicit paths: busted's relative package path hides the checkout from
--- weights.models_dir().
+-- require("siamese.models").dir().
 local MODEL_PATH = "models/faceapi_landmarks68_tiny.safetensors"
 local DETECTOR_PATH = "models/faceapi_tiny_detector.safetensors"
 

@@ -20,7 +20,7 @@ local NORM = bounds.gamma(3) * (255 + MEAN[1]) / 255
 local FIXTURES = "spec/fixtures/faceapi/"
 local ATT_ROOT = "../shared/data/"
 -- Explicit paths: busted's relative package path ("lua/?.lua") hides the
--- checkout from weights.models_dir(), which then points inside lua/.
+-- checkout from require("siamese.models").dir(), which then points inside lua/.
 local MODEL_PATH = "models/faceapi_recognition.safetensors"
 local LANDMARKS_PATH = "models/faceapi_landmarks68_tiny.safetensors"
 
@@ -299,7 +299,7 @@ describe("siamese.face.weights open and load_layers", function()
     assert.matches("no_such_model", err)
     -- nil takes models_dir()/default_file
     local _, _, default = weights.open(nil, "faceapi_landmarks68_tiny.safetensors")
-    assert.are.equal(weights.models_dir() .. "/faceapi_landmarks68_tiny.safetensors", default)
+    assert.are.equal(require("siamese.models").dir() .. "/faceapi_landmarks68_tiny.safetensors", default)
     assert_error(function() weights.open(42, "x") end, "bad argument #1 to 'load' (string expected, got number)")
   end)
 
