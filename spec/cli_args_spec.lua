@@ -78,23 +78,23 @@ describe("siamese.cli.photo_options", function()
   end)
 end)
 
-describe("siamese.cli.common.parse_time", function()
-  local common = require "siamese.cli.common"
+describe("siamese.cli.inputs.parse_time", function()
+  local inputs = require "siamese.cli.inputs"
   it("reads 'YYYY-MM-DD HH:MM[:SS]' (or with a T) as local time", function()
     local t = os.time{year = 2026, month = 11, day = 22, hour = 8, min = 55, sec = 0}
-    assert.are.equal(t, common.parse_time("2026-11-22 08:55"))
-    assert.are.equal(t, common.parse_time("2026-11-22T08:55:00"))
-    assert.are.equal(t + 7, common.parse_time("2026-11-22 08:55:07"))
+    assert.are.equal(t, inputs.parse_time("2026-11-22 08:55"))
+    assert.are.equal(t, inputs.parse_time("2026-11-22T08:55:00"))
+    assert.are.equal(t + 7, inputs.parse_time("2026-11-22 08:55:07"))
     assert.are.equal(os.time{year = 2028, month = 2, day = 29, hour = 0, min = 0, sec = 0},
-      common.parse_time("2028-02-29 00:00"))  -- a leap day
+      inputs.parse_time("2028-02-29 00:00"))  -- a leap day
   end)
   it("refuses texts that are not such a time or name none", function()
     for _, s in ipairs{"yesterday", "2026-11-22", "2026-11-22 8:55", "2026-11-22 08:55:", "2026-11-22 08:5512",
                        "2026-11-22 08:55:7", "2026-02-30 08:00", "2027-02-29 08:00", "2026-04-31 08:00",
                        "2026-13-01 08:00", "2026-11-22 24:00", "2026-11-22 08:60", "2026-11-22 08:55:60",
                        " 2026-11-22 08:55", "2026-11-22 08:55 "} do
-      assert.is_nil(common.parse_time(s), s)
+      assert.is_nil(inputs.parse_time(s), s)
     end
-    assert.is_nil(common.parse_time(nil))
+    assert.is_nil(inputs.parse_time(nil))
   end)
 end)

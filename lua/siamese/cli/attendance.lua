@@ -3,7 +3,10 @@
 -- came when.
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
-local common = require "siamese.cli.common"
+local encoders = require "siamese.cli.encoders"
+local galleries = require "siamese.cli.galleries"
+local inputs = require "siamese.cli.inputs"
+local output = require "siamese.cli.output"
 local photo_options = require "siamese.cli.photo_options"
 
 local attendance_cmd = {
@@ -64,7 +67,7 @@ local SPEC = {
 }
 photo_options.merge(SPEC)
 
-local parse_time = common.parse_time
+local parse_time = inputs.parse_time
 
 local function report(db, opts)
   local cli = require "siamese.cli"
@@ -115,18 +118,18 @@ local function record(opts, pos)
     when = parse_time(opts.time)
     if not when then return cli.fail("--time must be 'YYYY-MM-DD HH:MM[:SS]', got '" .. opts.time .. "'") end
   end
-  local photos, perr = common.photos(pos)
+  local photos, perr = inputs.photos(pos)
   if not photos then return cli.fail(perr) end
   local pok, perr2 = photo_options.apply(opts)
   if not pok then return cli.fail(perr2, attendance_cmd.usage) end
   local door = require "siamese.door"
-  local g, err = common.load_gallery(opts.gallery)
+  local g, err = galleries.load_gallery(opts.gallery)
   if not g then return cli.fail(err) end
   if opts.threshold then
     local ok, terr = door.check_threshold(opts.threshold, g:metric(), "--threshold")
     if not ok then return cli.fail(terr, attendance_cmd.usage) end
   end
-  local enc, eerr = common.encoder_for(g, opts)
+  local enc, eerr = encoders.encoder_for(g, opts)
   if not enc then return cli.fail(eerr) end
   local d, derr0 = door.new{gallery = g, encoder = enc, threshold = opts.threshold, k = 1}
   if not d then return cli.fail(derr0) end
@@ -144,14 +147,14 @@ local function record(opts, pos)
       for _, r in ipairs(identify.faces(d, img, {k = 1})) do
         if not r.quality.ok then
           -- no decision on this face: not recorded, reported
-          refused[#refused + 1] = {photo = path, box = common.box(r.box), score = common.number(r.score),
-                                   quality = common.quality_json(r.quality), reason = r.reason}
+          refused[#refused + 1] = {photo = path, box = output.box(r.box), score = output.number(r.score),
+                                   quality = output.quality_json(r.quality), reason = r.reason}
         else
           local ev = {time = when, name = r.name, distance = r.distance, threshold = threshold, photo = path,
                       box = r.box, model = enc.model_id}
           if not r.name then
             ev.descriptor = r.face.descriptor
-            ev.crop = common.save_chip(opts.review, string.format("%s-%d", stamp, #events + 1), r.face)
+            ev.crop = output.save_chip(opts.review, string.format("%s-%d", stamp, #events + 1), r.face)
           end
           events[#events + 1] = ev
         end
@@ -166,8 +169,8 @@ local function record(opts, pos)
   for i, ev in ipairs(events) do
     if ev.name then recognised = recognised + 1 end
     shown[i] = {id = ids[i], photo = ev.photo, name = ev.name or json.null, accepted = ev.name ~= nil,
-                distance = common.number(ev.distance), threshold = common.number(threshold),
-                box = common.box(ev.box), crop = ev.crop or json.null}
+                distance = output.number(ev.distance), threshold = output.number(threshold),
+                box = output.box(ev.box), crop = ev.crop or json.null}
   end
   if opts.json then
     print(json.encode{events = json.array(shown), recognised = recognised, unknown = #events - recognised,
@@ -197,7 +200,7 @@ function attendance_cmd.run(argv)
   local opts, pos = args.parse(argv, SPEC)
   if not opts then return cli.fail(pos, attendance_cmd.usage) end
   if not opts.db then return cli.fail("--db FILE|URL is required", attendance_cmd.usage) end
-  local nopw, pwerr = common.no_password(opts.db)
+  local nopw, pwerr = galleries.no_password(opts.db)
   if not nopw then return cli.fail(pwerr) end
   if opts.date and not opts.date:match("^%d%d%d%d%-%d%d%-%d%d$") then
     return cli.fail("--date must be YYYY-MM-DD, got '" .. opts.date .. "'")

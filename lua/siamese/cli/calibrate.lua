@@ -2,7 +2,11 @@
 -- and store the threshold for a target false-accept rate in the gallery.
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
-local common = require "siamese.cli.common"
+local encoders = require "siamese.cli.encoders"
+local galleries = require "siamese.cli.galleries"
+local inputs = require "siamese.cli.inputs"
+local pair_sets = require "siamese.cli.pair_sets"
+local output = require "siamese.cli.output"
 local photo_options = require "siamese.cli.photo_options"
 
 local calibrate = {
@@ -63,17 +67,17 @@ photo_options.merge(SPEC)
 -- the encoder; or nil, message. Shared with siamese eval.
 function calibrate.labelled_distances(enc, opts, metric)
   if opts.pairs then
-    local d, same, folds, how = common.pair_distances(enc, opts.pairs, opts.root, metric,
-      require("siamese.cli").track_progress(common.progress("embed", "photos")))
+    local d, same, folds, how = pair_sets.pair_distances(enc, opts.pairs, opts.root, metric,
+      require("siamese.cli").track_progress(output.progress("embed", "photos")))
     if not d then return nil, same end
     return {distances = d, same = same, folds = folds, how = how, skipped = {}}
   end
-  local people, err = common.people(opts.folder)
+  local people, err = inputs.people(opts.folder)
   if not people then return nil, err end
-  local set, skipped = common.embed_people(enc, people,
-    require("siamese.cli").track_progress(common.progress("embed", "photos")))
+  local set, skipped = pair_sets.embed_people(enc, people,
+    require("siamese.cli").track_progress(output.progress("embed", "photos")))
   if #set.descriptors < 2 then return nil, opts.folder .. ": fewer than two photos with a face" end
-  local d, same = common.all_pairs(set, metric, math.floor(opts.max_pairs))
+  local d, same = pair_sets.all_pairs(set, metric, math.floor(opts.max_pairs))
   return {distances = d, same = same, set = set, skipped = skipped}
 end
 
@@ -112,9 +116,9 @@ function calibrate.run(argv)
       return cli.fail("--folder " .. opts.folder .. (kind and ": not a directory" or ": no such directory"))
     end
   end
-  local g, err = common.load_gallery(opts.gallery)
+  local g, err = galleries.load_gallery(opts.gallery)
   if not g then return cli.fail(err) end
-  local enc, eerr = common.encoder_for(g, opts)
+  local enc, eerr = encoders.encoder_for(g, opts)
   if not enc then return cli.fail(eerr) end
 
   local data, derr = calibrate.labelled_distances(enc, opts, g:metric())
@@ -122,14 +126,14 @@ function calibrate.run(argv)
   local genuine, impostor = counts(data.same)
   if genuine == 0 or impostor == 0 then
     return cli.fail(string.format("need genuine and impostor pairs, got %s and %s",
-      common.plural(genuine, "genuine pair", "genuine pairs"), common.plural(impostor, "impostor pair", "impostor pairs")))
+      output.plural(genuine, "genuine pair", "genuine pairs"), output.plural(impostor, "impostor pair", "impostor pairs")))
   end
   local eval = require "siamese.eval"
   local roc = eval.roc(data.distances, data.same)
   local tar, threshold = eval.tar_at_far(roc, opts.far)
   if threshold == -math.huge then
     return cli.fail(string.format("no threshold accepts anyone at FAR <= %g with %s (raise --far)",
-      opts.far, common.plural(impostor, "impostor pair", "impostor pairs")))
+      opts.far, output.plural(impostor, "impostor pair", "impostor pairs")))
   end
   local eer, eer_t = eval.eer(roc)
   local m = {gallery = opts.gallery, pairs = #data.distances, genuine = genuine, impostor = impostor,
@@ -162,7 +166,7 @@ function calibrate.run(argv)
     print(json.encode(m))
   else
     print(string.format("%s: %s (%d genuine, %d impostor), %s skipped", opts.gallery,
-      common.plural(m.pairs, "pair", "pairs"), genuine, impostor, common.plural(m.skipped, "photo", "photos")))
+      output.plural(m.pairs, "pair", "pairs"), genuine, impostor, output.plural(m.skipped, "photo", "photos")))
     print(string.format("  AUC %.4f, EER %.2f %% at distance %.3f", m.auc, 100 * eer, eer_t))
     print(string.format("  at FAR <= %g: threshold %.4f, TAR %.2f %%, accuracy %.2f %%", opts.far, threshold,
       100 * tar, 100 * m.accuracy))

@@ -3,7 +3,8 @@
 -- with its quality gate) and the two descriptors are compared.
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
-local common = require "siamese.cli.common"
+local encoders = require "siamese.cli.encoders"
+local output = require "siamese.cli.output"
 local photo_options = require "siamese.cli.photo_options"
 
 local compare = {
@@ -84,7 +85,7 @@ function compare.run(argv)
     if not img then return cli.fail(err) end
     imgs[i] = img
   end
-  local enc, eerr = common.encoder(opts)
+  local enc, eerr = encoders.encoder(opts)
   if not enc then return cli.fail((opts.model and "--model " .. opts.model .. ": " or "") .. tostring(eerr)) end
   opts.metric = opts.metric or enc.metric or "euclidean"
   local threshold = opts.threshold or door.default_threshold(enc.model_id, opts.metric, enc.threshold)
@@ -108,12 +109,12 @@ function compare.run(argv)
     local photos = {}
     for i, path in ipairs(pos) do
       local f = faces[i]
-      photos[i] = {photo = path, box = f and common.box(f.box) or json.null,
-                   score = f and common.number(f.score) or json.null,
-                   quality = f and common.quality_json(f.quality) or json.null}
+      photos[i] = {photo = path, box = f and output.box(f.box) or json.null,
+                   score = f and output.number(f.score) or json.null,
+                   quality = f and output.quality_json(f.quality) or json.null}
     end
-    print(json.encode{accepted = r.accepted, distance = common.number(r.distance),
-                      threshold = common.number(r.threshold), metric = r.metric, photos = json.array(photos),
+    print(json.encode{accepted = r.accepted, distance = output.number(r.distance),
+                      threshold = output.number(r.threshold), metric = r.metric, photos = json.array(photos),
                       reason = r.reason, model = enc.model_id})
   elseif r.distance == nil then
     print("no decision: " .. r.reason)

@@ -5,7 +5,10 @@
 -- (siamese.cli.audit).
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
-local common = require "siamese.cli.common"
+local encoders = require "siamese.cli.encoders"
+local galleries = require "siamese.cli.galleries"
+local inputs = require "siamese.cli.inputs"
+local output = require "siamese.cli.output"
 local photo_options = require "siamese.cli.photo_options"
 local audit_cli = require "siamese.cli.audit"
 
@@ -101,7 +104,7 @@ local function jobs_of(opts, pos)
   local jobs = {}
   if opts.from_folder then
     if #pos > 0 then return nil, "give either NAME PHOTO... or --from-folder DIR, not both" end
-    local people, err = common.people(opts.from_folder)
+    local people, err = inputs.people(opts.from_folder)
     if not people then return nil, err end
     for _, p in ipairs(people) do
       local name, nerr = names.check(p.name, "folder name '" .. p.name .. "'")
@@ -113,7 +116,7 @@ local function jobs_of(opts, pos)
   if #pos < 2 then return nil, "expected NAME PHOTO... (or --from-folder DIR)" end
   local name, nerr = names.check(pos[1], "NAME")
   if not name then return nil, nerr end
-  local photos, err = common.photos({table.unpack(pos, 2)})
+  local photos, err = inputs.photos({table.unpack(pos, 2)})
   if not photos then return nil, err end
   for _, photo in ipairs(photos) do jobs[#jobs + 1] = {name = name, photo = photo} end
   if #jobs == 0 then return nil, "no photo given" end
@@ -124,12 +127,12 @@ end
 -- one takes --model's. Returns g, enc, created; or nil, message.
 local function gallery_and_encoder(opts)
   local door = require "siamese.door"
-  local exists, xerr = common.gallery_exists(opts.gallery)
+  local exists, xerr = galleries.gallery_exists(opts.gallery)
   if exists == nil then return nil, xerr end
   if exists then
-    local g, err = common.load_gallery(opts.gallery)
+    local g, err = galleries.load_gallery(opts.gallery)
     if not g then return nil, err end
-    local enc, eerr = common.encoder_for(g, opts)
+    local enc, eerr = encoders.encoder_for(g, opts)
     if not enc then return nil, eerr end
     if opts.threshold or opts.metric then
       io.stderr:write("siamese: --threshold and --metric only apply to a new gallery (siamese calibrate sets the threshold)\n")
@@ -143,9 +146,9 @@ local function gallery_and_encoder(opts)
     local ok, terr = door.check_threshold(opts.threshold, metric, "--threshold")
     if not ok then return nil, terr end
   end
-  local enc, err = common.encoder(opts)
+  local enc, err = encoders.encoder(opts)
   if not enc then return nil, (opts.model and "--model " .. opts.model .. ": " or "") .. tostring(err) end
-  local g, gerr = common.open_or_create_gallery(opts.gallery, enc, opts)
+  local g, gerr = galleries.open_or_create_gallery(opts.gallery, enc, opts)
   if not g then return nil, gerr end
   return g, enc, true
 end
@@ -169,7 +172,7 @@ local function modes_of(g, jobs, opts)
       local exists = g:has(job.name)
       if exists and not (opts.add or opts.replace) then
         return nil, string.format("'%s' is already enrolled (%s): use --add for another photo of the same "
-          .. "person, or --replace", job.name, common.plural(g:templates(job.name):size(1), "template", "templates")),
+          .. "person, or --replace", job.name, output.plural(g:templates(job.name):size(1), "template", "templates")),
           job.name
       end
       if not exists and opts.add then
@@ -187,7 +190,7 @@ end
 local function embed_jobs(jobs, enc)
   local image = require "siamese.image"
   local out = {}
-  local progress = #jobs > 20 and common.progress("enroll", "photos") or nil
+  local progress = #jobs > 20 and output.progress("enroll", "photos") or nil
   for i, job in ipairs(jobs) do
     local img, lerr = image.load(job.photo)
     if not img then
@@ -198,7 +201,7 @@ local function embed_jobs(jobs, enc)
       local f = enc.main(img)
       if not f or not f.quality.ok then
         out[i] = {skip = {name = job.name, photo = job.photo, reason = f and f.quality.reason or enc.no_face or "no face found",
-                          quality = f and common.quality_json(f.quality) or nil}}
+                          quality = f and output.quality_json(f.quality) or nil}}
       else
         out[i] = {face = f}
       end
@@ -215,7 +218,7 @@ end
 local function enrol_locked(g, ctx, jobs, faces, enc, opts)
   local door = require "siamese.door"
   if not ctx.created then
-    local ok, merr = common.check_model(g, enc, opts.gallery .. " (changed by another process)")
+    local ok, merr = encoders.check_model(g, enc, opts.gallery .. " (changed by another process)")
     if not ok then return false, {error = merr} end
   end
   local mode, merr, mname = modes_of(g, jobs, opts)
@@ -244,8 +247,8 @@ local function enrol_locked(g, ctx, jobs, faces, enc, opts)
         r.skipped[#r.skipped + 1] = {name = job.name, photo = job.photo, reason = why}
       else
         g:add(job.name, f.descriptor, enc.model_id)
-        r.enrolled[#r.enrolled + 1] = {name = job.name, photo = job.photo, box = common.box(f.box),
-                                       score = common.number(f.score), quality = common.quality_json(f.quality)}
+        r.enrolled[#r.enrolled + 1] = {name = job.name, photo = job.photo, box = output.box(f.box),
+                                       score = output.number(f.score), quality = output.quality_json(f.quality)}
       end
     end
   end
@@ -281,7 +284,7 @@ local function audit_events(jobs, r, opts)
     local head = "mode " .. (r.mode[name] or "?") .. (opts.force and ", forced" or "")
     local detail
     if p.enrolled > 0 then
-      detail = head .. ", " .. common.plural(p.enrolled, "photo", "photos")
+      detail = head .. ", " .. output.plural(p.enrolled, "photo", "photos")
       if #p.refused > 0 then detail = detail .. "; not enrolled: " .. table.concat(p.refused, "; ") end
     else
       detail = head .. ", not enrolled: " .. table.concat(p.refused, "; ")
@@ -349,7 +352,7 @@ function enroll.run(argv)
   if opts.json then
     for _, s in ipairs(skipped) do s.quality = s.quality or json.null end
     print(json.encode{gallery = opts.gallery, created = created and #enrolled > 0, model = enc.model_id,
-                      threshold = common.number(g:threshold()), enrolled = json.array(enrolled),
+                      threshold = output.number(g:threshold()), enrolled = json.array(enrolled),
                       skipped = json.array(skipped), identities = g:count(), templates = g:size(),
                       audit_error = not rok and rerr or nil})
   else
@@ -357,12 +360,12 @@ function enroll.run(argv)
     for _, s in ipairs(skipped) do io.stderr:write("siamese: not enrolled: ", s.photo, ": ", s.reason, "\n") end
     if #enrolled > 0 then
       print(string.format("%s: %s, %s (%s, threshold %.3f, model %s)%s", opts.gallery,
-        common.plural(g:count(), "identity", "identities"), common.plural(g:size(), "template", "templates"),
+        output.plural(g:count(), "identity", "identities"), output.plural(g:size(), "template", "templates"),
         g:metric(), g:threshold(), g:model(), created and ", created" or ""))
     end
   end
   if not rok then
-    return audit_cli.unrecorded(#enrolled > 0 and "enrolled " .. common.plural(#enrolled, "photo", "photos")
+    return audit_cli.unrecorded(#enrolled > 0 and "enrolled " .. output.plural(#enrolled, "photo", "photos")
       .. " in " .. opts.gallery or "the refused enrolment", rerr)
   end
   if unreadable then return 2 end

@@ -2,7 +2,10 @@
 -- folder dataset (one sub-folder per person).
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
-local common = require "siamese.cli.common"
+local encoders = require "siamese.cli.encoders"
+local inputs = require "siamese.cli.inputs"
+local pair_sets = require "siamese.cli.pair_sets"
+local output = require "siamese.cli.output"
 local photo_options = require "siamese.cli.photo_options"
 
 local eval_folder = {}
@@ -112,26 +115,26 @@ function eval_folder.run(argv)
   if kind ~= "directory" then
     return cli.fail(pos[1] .. (kind and ": not a directory" or ": no such directory"))
   end
-  local people, perr = common.people(pos[1])
+  local people, perr = inputs.people(pos[1])
   if not people then return cli.fail(perr) end
   if opts.strangers >= #people then
     return cli.fail(string.format("--strangers %d leaves nobody to enroll among %s", opts.strangers,
-      common.plural(#people, "person", "people")), usage)
+      output.plural(#people, "person", "people")), usage)
   end
-  local enc, err = common.encoder(opts)
+  local enc, err = encoders.encoder(opts)
   if not enc then return cli.fail(err) end
   opts.metric = opts.metric or enc.metric or "euclidean"
   local siamese = require "siamese"
   local eval = siamese.eval
   local start = siamese.clock()
-  local set, skipped = common.embed_people(enc, people,
-    cli.track_progress(common.progress("eval folder", "photos")))
+  local set, skipped = pair_sets.embed_people(enc, people,
+    cli.track_progress(output.progress("eval folder", "photos")))
   if #set.descriptors < 2 then return cli.fail(pos[1] .. ": fewer than two photos with a face") end
 
   local m = {folder = pos[1], people = #people, photos = #set.descriptors, skipped = #skipped,
              model = enc.model_id, metric = opts.metric, far = opts.far, enroll = opts.enroll}
   -- verification over every pair of photos
-  local d, same = common.all_pairs(set, opts.metric, opts.max_pairs)
+  local d, same = pair_sets.all_pairs(set, opts.metric, opts.max_pairs)
   local genuine = 0
   for _, s in ipairs(same) do if s then genuine = genuine + 1 end end
   m.genuine_pairs, m.impostor_pairs = genuine, #same - genuine
@@ -172,20 +175,20 @@ function eval_folder.run(argv)
   if opts.json then
     print(json.encode(m))
   else
-    print(string.format("%s: %s, %s (%d skipped), model %s (%s)", pos[1], common.plural(m.people, "person", "people"),
-      common.plural(m.photos, "photo", "photos"), m.skipped, enc.model_id, opts.metric))
+    print(string.format("%s: %s, %s (%d skipped), model %s (%s)", pos[1], output.plural(m.people, "person", "people"),
+      output.plural(m.photos, "photo", "photos"), m.skipped, enc.model_id, opts.metric))
     if m.auc then
       print(string.format("  verification  AUC %.4f, EER %.2f %%, TAR@FAR=%g %.2f %%, best accuracy %.2f %%",
         m.auc, 100 * m.eer, opts.far, 100 * m.tar, 100 * m.best_accuracy))
     end
     if m.rank1 then
       print(string.format("  rank-1        %.2f %% (%d enrolled per person, %s)", 100 * m.rank1, opts.enroll,
-        common.plural(m.probes, "probe", "probes")))
+        output.plural(m.probes, "probe", "probes")))
     end
     if m.open_set then
       local o = m.open_set
       print(string.format("  open set      %s: at FAR %g threshold %s, strangers rejected %.2f %%, DIR %.2f %%",
-        common.plural(opts.strangers, "stranger", "strangers"), opts.far, o.threshold and string.format("%.3f", o.threshold) or "none",
+        output.plural(opts.strangers, "stranger", "strangers"), opts.far, o.threshold and string.format("%.3f", o.threshold) or "none",
         100 * (o.rejection or 0), 100 * (o.dir or 0)))
     end
   end

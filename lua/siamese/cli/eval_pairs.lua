@@ -1,7 +1,9 @@
 --- siamese eval pairs: verification on a pairs file with any encoder.
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
-local common = require "siamese.cli.common"
+local encoders = require "siamese.cli.encoders"
+local pair_sets = require "siamese.cli.pair_sets"
+local output = require "siamese.cli.output"
 local photo_options = require "siamese.cli.photo_options"
 
 local eval_pairs = {}
@@ -31,14 +33,14 @@ function eval_pairs.run(argv)
   end
   local pok, perr0 = photo_options.apply(opts)
   if not pok then return cli.fail(perr0, usage) end
-  local enc, err = common.encoder(opts)
+  local enc, err = encoders.encoder(opts)
   if not enc then return cli.fail(err) end
   opts.metric = opts.metric or enc.metric or "euclidean"
   local siamese = require "siamese"
   local eval = siamese.eval
   local start = siamese.clock()
-  local d, same, folds, how = common.pair_distances(enc, opts.pairs, opts.root, opts.metric,
-    cli.track_progress(common.progress("eval pairs", "photos")))
+  local d, same, folds, how = pair_sets.pair_distances(enc, opts.pairs, opts.root, opts.metric,
+    cli.track_progress(output.progress("eval pairs", "photos")))
   if not d then return cli.fail(same) end
   local m = {pairs_file = opts.pairs, pairs = #d, model = enc.model_id, metric = opts.metric, far = opts.far, faces = how}
   local k = 0
@@ -58,7 +60,7 @@ function eval_pairs.run(argv)
   if opts.json then
     print(json.encode(m))
   else
-    print(string.format("%s: %s, model %s (%s)", opts.pairs, common.plural(#d, "pair", "pairs"), enc.model_id,
+    print(string.format("%s: %s, model %s (%s)", opts.pairs, output.plural(#d, "pair", "pairs"), enc.model_id,
       opts.metric))
     if m.accuracy then
       print(string.format("  accuracy      %.2f %% +- %.2f (%d-fold)", 100 * m.accuracy, 100 * m.accuracy_std, k))

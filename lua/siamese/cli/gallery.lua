@@ -4,7 +4,9 @@
 -- import a file into a database.
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
-local common = require "siamese.cli.common"
+local galleries = require "siamese.cli.galleries"
+local inputs = require "siamese.cli.inputs"
+local output = require "siamese.cli.output"
 local audit_cli = require "siamese.cli.audit"
 
 local gallery_cmd = {
@@ -72,7 +74,7 @@ end
 
 local function unknown(g, name, path)
   local msg = string.format("unknown identity %s in %s (enrolled: %s)", shown(name), path,
-    common.plural(g:count(), "identity", "identities"))
+    output.plural(g:count(), "identity", "identities"))
   local twin = require("siamese.names").same_as(name, g:names())
   if twin then msg = msg .. string.format("; did you mean %s?", shown(twin)) end
   return msg
@@ -91,13 +93,13 @@ local function list(g, opts)
     print(json.encode{gallery = opts.gallery, people = json.array(people)})
     return 0
   end
-  print(string.format("%s: %s, %s", opts.gallery, common.plural(g:count(), "identity", "identities"),
-    common.plural(g:size(), "template", "templates")))
+  print(string.format("%s: %s, %s", opts.gallery, output.plural(g:count(), "identity", "identities"),
+    output.plural(g:size(), "template", "templates")))
   local width = 0
   for _, p in ipairs(people) do width = math.max(width, utf8.len(p.name) or #p.name) end
   for _, p in ipairs(people) do
     local pad = width - (utf8.len(p.name) or #p.name)
-    print(string.format("  %s%s  %s", p.name, string.rep(" ", pad), common.plural(p.templates, "template", "templates")))
+    print(string.format("  %s%s  %s", p.name, string.rep(" ", pad), output.plural(p.templates, "template", "templates")))
   end
   return 0
 end
@@ -111,14 +113,14 @@ local function info(g, opts)
     print(json.encode(m))
     return 0
   end
-  print(string.format("%s: %s, %s", opts.gallery, common.plural(m.identities, "identity", "identities"),
-    common.plural(m.templates, "template", "templates")))
+  print(string.format("%s: %s, %s", opts.gallery, output.plural(m.identities, "identity", "identities"),
+    output.plural(m.templates, "template", "templates")))
   print(string.format("  model      %s", m.model))
   print(string.format("  metric     %s (identities scored by their %s template)", m.metric,
     m.score_mode == "mean" and "mean" or "nearest"))
   print(string.format("  threshold  %.4f", m.threshold))
   print(string.format("  dim        %d", m.dim))
-  print(string.format("  file       %s", bytes and common.plural(bytes, "byte", "bytes") or "size unknown"))
+  print(string.format("  file       %s", bytes and output.plural(bytes, "byte", "bytes") or "size unknown"))
   return 0
 end
 
@@ -152,13 +154,13 @@ local function remove(opts, name)
   end)
   if not ok then return code end
   local rok, rerr = audit_cli.record(log, {{action = "remove", name = name, accepted = true,
-                                            detail = common.plural(n, "template", "templates")}})
+                                            detail = output.plural(n, "template", "templates")}})
   if opts.json then
     print(json.encode{gallery = opts.gallery, removed = name, templates = n, identities = count,
                       audit_error = not rok and rerr or nil})
   else
-    print(string.format("removed %s (%s); %s now holds %s", name, common.plural(n, "template", "templates"),
-      opts.gallery, common.plural(count, "identity", "identities")))
+    print(string.format("removed %s (%s); %s now holds %s", name, output.plural(n, "template", "templates"),
+      opts.gallery, output.plural(count, "identity", "identities")))
   end
   if not rok then return audit_cli.unrecorded("removed " .. name .. " from " .. opts.gallery, rerr) end
   return 0
@@ -206,8 +208,8 @@ local function moved(opts, file, g, verb)
   if opts.json then
     print(json.encode(m))
   else
-    print(string.format("%s %s, %s %s %s", verb, common.plural(m.identities, "identity", "identities"),
-      common.plural(m.templates, "template", "templates"), verb == "exported" and "to" or "from", file))
+    print(string.format("%s %s, %s %s %s", verb, output.plural(m.identities, "identity", "identities"),
+      output.plural(m.templates, "template", "templates"), verb == "exported" and "to" or "from", file))
   end
 end
 
@@ -216,10 +218,10 @@ local function export(opts, out)
   local pg = require "siamese.pg"
   local cli = require "siamese.cli"
   if pg.is_url(out) then return cli.fail("export writes a gallery file; to fill a database use gallery import") end
-  if common.exists(out) and not opts.overwrite then
+  if inputs.exists(out) and not opts.overwrite then
     return cli.fail(out .. " exists (give --overwrite to replace it)")
   end
-  local g, err = common.load_gallery(opts.gallery)
+  local g, err = galleries.load_gallery(opts.gallery)
   if not g then return cli.fail(err) end
   local ok, serr = g:save(out)
   if not ok then return cli.fail("cannot write " .. out .. ": " .. tostring(serr)) end
@@ -236,10 +238,10 @@ local function import(opts, file)
   local src, err = require("siamese.gallery").load(file)
   if not src then return cli.fail(err) end
   local dest = opts.gallery
-  if not pg.is_url(dest) and common.exists(dest) then
+  if not pg.is_url(dest) and inputs.exists(dest) then
     return cli.fail(dest .. " exists: import fills a new gallery file or an empty database")
   end
-  local nopw, pwerr = common.no_password(dest)
+  local nopw, pwerr = galleries.no_password(dest)
   if not nopw then return cli.fail(pwerr) end
   local log, lcode = audit_cli.open_for_change(dest)
   if not log then return lcode end
@@ -277,13 +279,13 @@ function gallery_cmd.run(argv)
     local want = ({list = "no argument", info = "no argument", remove = "one NAME", rename = "OLD NEW",
                    export = "one OUT file", import = "one IN file"})[action]
     return cli.fail(string.format("gallery %s takes %s, got %s", action, want,
-      common.plural(#pos - 1, "argument", "arguments")), gallery_cmd.usage)
+      output.plural(#pos - 1, "argument", "arguments")), gallery_cmd.usage)
   end
   if not opts.gallery then return cli.fail("--gallery FILE is required", gallery_cmd.usage) end
   if opts.overwrite and action ~= "export" then return cli.fail("--overwrite is for gallery export", gallery_cmd.usage) end
   if action == "export" then return export(opts, pos[2]) end
   if action == "import" then return import(opts, pos[2]) end
-  local g, err = common.load_gallery(opts.gallery)
+  local g, err = galleries.load_gallery(opts.gallery)
   if not g then return cli.fail(err) end
   if action == "list" then return list(g, opts) end
   if action == "info" then return info(g, opts) end

@@ -1,7 +1,10 @@
 --- siamese identify: who is in these photos?
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
-local common = require "siamese.cli.common"
+local encoders = require "siamese.cli.encoders"
+local galleries = require "siamese.cli.galleries"
+local inputs = require "siamese.cli.inputs"
+local output = require "siamese.cli.output"
 local photo_options = require "siamese.cli.photo_options"
 
 local identify = {
@@ -59,18 +62,18 @@ function identify.run(argv)
   if not opts.gallery then return cli.fail("--gallery FILE is required", identify.usage) end
   if #pos == 0 then return cli.fail("no photo given", identify.usage) end
   if opts.k < 1 or math.type(opts.k) ~= "integer" then return cli.fail("--k must be a positive integer", identify.usage) end
-  local photos, perr = common.photos(pos)
+  local photos, perr = inputs.photos(pos)
   if not photos then return cli.fail(perr) end
   local pok, perr = photo_options.apply(opts)
   if not pok then return cli.fail(perr, identify.usage) end
   local door = require "siamese.door"
-  local g, err = common.load_gallery(opts.gallery)
+  local g, err = galleries.load_gallery(opts.gallery)
   if not g then return cli.fail(err) end
   if opts.threshold then
     local ok, terr = door.check_threshold(opts.threshold, g:metric(), "--threshold")
     if not ok then return cli.fail(terr, identify.usage) end
   end
-  local enc, eerr = common.encoder_for(g, opts)
+  local enc, eerr = encoders.encoder_for(g, opts)
   if not enc then return cli.fail(eerr) end
   local d, derr = door.new{gallery = g, encoder = enc, threshold = opts.threshold, k = opts.k}
   if not d then return cli.fail(derr) end
@@ -88,7 +91,7 @@ function identify.run(argv)
       local faces = identify.faces(d, img, {k = opts.k})
       local list = {}
       for i, r in ipairs(faces) do
-        list[i] = common.decision_json(r)
+        list[i] = output.decision_json(r)
         if not opts.json then
           local b = r.box
           local where = string.format("%s face %d at %.0f,%.0f %.0fx%.0f", path, i, b.x, b.y, b.width, b.height)
@@ -108,7 +111,7 @@ function identify.run(argv)
     results[#results + 1] = entry
   end
   if opts.json then
-    print(json.encode{gallery = opts.gallery, threshold = common.number(d.threshold), photos = json.array(results)})
+    print(json.encode{gallery = opts.gallery, threshold = output.number(d.threshold), photos = json.array(results)})
   end
   return failed and 2 or 0
 end

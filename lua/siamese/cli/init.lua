@@ -61,7 +61,7 @@ end
 -- True while a progress line ("\rlabel: i/n ...") is left open on stderr.
 cli.line_open = false
 
---- Wraps a progress printer p(i, n) (siamese.cli.common.progress) so that
+--- Wraps a progress printer p(i, n) (siamese.cli.output.progress) so that
 -- an interruption starts its message on a new line.
 function cli.track_progress(p)
   return function(i, n)

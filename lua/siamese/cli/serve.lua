@@ -162,7 +162,7 @@ function serve.run(argv)
   -- replica of the gallery) is made after it too.
   local in_db = require("siamese.pg").is_url(opts.gallery)
   if in_db then
-    local nopw, pwerr = require("siamese.cli.common").no_password(opts.gallery)
+    local nopw, pwerr = require("siamese.cli.galleries").no_password(opts.gallery)
     if not nopw then return cli.fail(pwerr) end
   end
   local tokens = require "siamese.web.tokens"
@@ -208,15 +208,16 @@ function serve.run(argv)
   -- with the model id only (the front must run no kernel: it forks).
   -- The pipeline: an existing gallery's own (a --pipeline that differs
   -- is refused), else --pipeline's (siamese.face.DEFAULT_MODEL by default).
-  local common = require "siamese.cli.common"
-  local exists, xerr = common.gallery_exists(opts.gallery)
+  local encoders = require "siamese.cli.encoders"
+  local galleries = require "siamese.cli.galleries"
+  local exists, xerr = galleries.gallery_exists(opts.gallery)
   if exists == nil then return cli.fail(xerr) end
   if exists then
     local g0, gerr = require("siamese.gallery").load(opts.gallery)
     if not g0 then return cli.fail("cannot load gallery " .. opts.gallery .. ": " .. tostring(gerr)) end
     local id = g0:model()
     if g0.close then g0:close() end
-    local gp = common.pipeline_of(id)
+    local gp = encoders.pipeline_of(id)
     if gp and gp ~= opts.pipeline then
       if opts.pipeline_explicit then
         return cli.fail(("%s: gallery made with the %s pipeline (model %s), not --pipeline %s: use --pipeline %s, "

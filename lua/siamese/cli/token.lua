@@ -164,7 +164,7 @@ function token_cmd.run(argv)
   if action == "revoke" and not pos[2]:match("^%x%x%x%x%x%x%x%x$") then
     return cli.fail("ID must be 8 hex digits as siamese token list shows, got " .. shown(pos[2]), token_cmd.usage)
   end
-  local nopw, pwerr = require("siamese.cli.common").no_password(opts.gallery)
+  local nopw, pwerr = require("siamese.cli.galleries").no_password(opts.gallery)
   if not nopw then return cli.fail(pwerr) end
   local tokens = require "siamese.web.tokens"
   local store, err = tokens.open(tokens.path_for(opts.gallery))

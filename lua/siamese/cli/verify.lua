@@ -3,7 +3,9 @@
 -- quality gate.
 local args = require "siamese.cli.args"
 local json = require "siamese.json"
-local common = require "siamese.cli.common"
+local encoders = require "siamese.cli.encoders"
+local galleries = require "siamese.cli.galleries"
+local output = require "siamese.cli.output"
 local photo_options = require "siamese.cli.photo_options"
 
 local verify = {
@@ -66,7 +68,7 @@ function verify.run(argv)
   local pok, perr = photo_options.apply(opts)
   if not pok then return cli.fail(perr, verify.usage) end
   local photo = pos[1]
-  local g, err = common.load_gallery(opts.gallery)
+  local g, err = galleries.load_gallery(opts.gallery)
   if not g then return cli.fail(err) end
   if opts.threshold then
     local ok, terr = door.check_threshold(opts.threshold, g:metric(), "--threshold")
@@ -74,18 +76,18 @@ function verify.run(argv)
   end
   if not g:has(opts.claim) then
     return cli.fail(string.format("unknown identity '%s' in %s (enrolled: %s)", opts.claim, opts.gallery,
-      common.plural(g:count(), "identity", "identities")))
+      output.plural(g:count(), "identity", "identities")))
   end
   local img, lerr = require("siamese.image").load(photo)
   if not img then return cli.fail(lerr) end
-  local enc, eerr = common.encoder_for(g, opts)
+  local enc, eerr = encoders.encoder_for(g, opts)
   if not enc then return cli.fail(eerr) end
   local d, derr = door.new{gallery = g, encoder = enc, threshold = opts.threshold}
   if not d then return cli.fail(derr) end
 
   local r = assert(d:verify(opts.claim, img))
   if opts.json then
-    print(json.encode(common.decision_json(r, {claim = opts.claim, photo = photo})))
+    print(json.encode(output.decision_json(r, {claim = opts.claim, photo = photo})))
   elseif r.distance == nil then
     print(string.format("go away: %s: %s", photo, r.reason))
   elseif r.accepted then

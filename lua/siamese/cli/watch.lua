@@ -6,7 +6,9 @@
 -- --every and the lines on stderr siamese.cli.watch_stats; --out writes
 -- the annotated frames through siamese.video.writer (viz.annotate_faces).
 local args = require "siamese.cli.args"
-local common = require "siamese.cli.common"
+local encoders = require "siamese.cli.encoders"
+local galleries = require "siamese.cli.galleries"
+local inputs = require "siamese.cli.inputs"
 local photo_options = require "siamese.cli.photo_options"
 
 local watch = {
@@ -134,7 +136,7 @@ local SPEC = {
 }
 photo_options.merge(SPEC)
 
-local parse_time = common.parse_time
+local parse_time = inputs.parse_time
 
 -- An integer option in [lo, hi], or nil and a message naming the flag.
 local function int_option(opts, key, lo, hi)
@@ -190,7 +192,7 @@ local function check(opts, pos, hook_args)
     if opts.on_open == "" or opts.on_open:find("\0", 1, true) then
       return nil, "--on-open must name a program"
     end
-    if opts.on_open:find("/", 1, true) and not common.exists(opts.on_open) then
+    if opts.on_open:find("/", 1, true) and not inputs.exists(opts.on_open) then
       return nil, "--on-open " .. opts.on_open .. ": no such program"
     end
     opts.hook = {opts.on_open}
@@ -204,7 +206,7 @@ local function check(opts, pos, hook_args)
     if not opts.out:match("[^/]%.%w+$") then
       return nil, "--out " .. opts.out .. ": no extension to choose the container (.mkv, .mp4, ...)"
     end
-    if not opts.overwrite and common.exists(opts.out) then
+    if not opts.overwrite and inputs.exists(opts.out) then
       return nil, "--out " .. opts.out .. " exists (give --overwrite to replace it)"
     end
   elseif opts.overwrite then
@@ -212,7 +214,7 @@ local function check(opts, pos, hook_args)
   end
   if opts.db == "" then return nil, "--db must name a file or a postgresql:// URL" end
   if opts.db then
-    local nopw, pwerr = common.no_password(opts.db)
+    local nopw, pwerr = galleries.no_password(opts.db)
     if not nopw then return nil, pwerr end
   end
   if opts.review == "" then return nil, "--review must name a directory" end
@@ -319,13 +321,13 @@ function watch.run(argv)
   -- (enrolments, removals, renames pushed by the database).
   local replica, g, gerr
   if require("siamese.pg").is_url(opts.gallery) then
-    local nopw, pwerr = common.no_password(opts.gallery)
+    local nopw, pwerr = galleries.no_password(opts.gallery)
     if not nopw then return cli.fail(pwerr) end
     replica, gerr = require("siamese.gallery_pg").replica(opts.gallery)
     if not replica then return cli.fail(gerr) end
     g = replica.gallery
   else
-    g, gerr = common.load_gallery(opts.gallery)
+    g, gerr = galleries.load_gallery(opts.gallery)
     if not g then return cli.fail(gerr) end
   end
   local replica_guard <close> = replica
@@ -338,7 +340,7 @@ function watch.run(argv)
   if opts.review and not require("siamese.fs").mkdir_p(opts.review) then
     return cli.fail("--review " .. opts.review .. ": cannot create the directory")
   end
-  local enc, eerr = common.encoder_for(g, opts)
+  local enc, eerr = encoders.encoder_for(g, opts)
   if not enc then return cli.fail(eerr) end
   local register, derr
   if opts.db then

@@ -13,7 +13,7 @@
 --                         stats = s}
 --   vs:handle(tracker:update(faces, info.index, info.time), info)
 local json = require "siamese.json"
-local common = require "siamese.cli.common"
+local output = require "siamese.cli.output"
 local stats = require "siamese.cli.watch_stats"
 
 local visits = {}
@@ -71,9 +71,9 @@ function Visits:_decided(e, info)
   local t, d = e.track, e.decision
   self.named = self.named + 1
   local latency = self.stats:decision(info)
-  local obj = {event = "decided", track = t.id, name = d.name, distance = common.number(d.distance),
-               votes = d.votes, faces = d.faces, frame = info.index, time = common.number(info.time),
-               latency = latency and common.number(latency) or nil}
+  local obj = {event = "decided", track = t.id, name = d.name, distance = output.number(d.distance),
+               votes = d.votes, faces = d.faces, frame = info.index, time = output.number(info.time),
+               latency = latency and output.number(latency) or nil}
   if self.door then
     obj.door = "open"
     if self.hooks then self.hooks:run(d.name) end
@@ -105,7 +105,7 @@ function Visits:_unknown(e)
   local _, nearest = self.gallery:identify(desc, {k = 1, threshold = self.threshold}, self.model)
   local time = t.last_time or 0
   local when = self:_when(time)
-  local crop = common.save_chip(self.review, string.format("%s-track%d", os.date("%Y%m%d-%H%M%S", self.start),
+  local crop = output.save_chip(self.review, string.format("%s-track%d", os.date("%Y%m%d-%H%M%S", self.start),
     t.id), t.best or {})
   if self.review and not crop and t.best and t.best.chip then
     self.failed = "--review " .. self.review .. ": cannot write the face of track " .. t.id
@@ -113,8 +113,8 @@ function Visits:_unknown(e)
   local d = e.decision or {}
   local state = d.state or "undecided"
   local obj = {event = "unknown", track = t.id, state = state, reason = d.reason or json.null,
-               distance = common.number(nearest), candidate = d.candidate or json.null, faces = #t.good,
-               frame = t.last_frame, time = common.number(time), crop = crop or json.null}
+               distance = output.number(nearest), candidate = d.candidate or json.null, faces = #t.good,
+               frame = t.last_frame, time = output.number(time), crop = crop or json.null}
   local ok = self:_record({time = when, distance = nearest, threshold = self.threshold, photo = where(self, time),
                            box = (t.best or {}).box, descriptor = desc, crop = crop, model = self.model}, obj)
   if not ok then return end
@@ -128,7 +128,7 @@ function Visits:handle(events, info)
   for _, e in ipairs(events) do
     local t = e.track
     if e.kind == "start" and self.events_only then
-      self:_out({event = "start", track = t.id, frame = info.index, time = common.number(info.time)},
+      self:_out({event = "start", track = t.id, frame = info.index, time = output.number(info.time)},
         string.format("%s track %d started", stats.clock_text(info.time), t.id))
     elseif e.kind == "decided" then
       self:_decided(e, info)
@@ -138,7 +138,7 @@ function Visits:handle(events, info)
       if self.events_only then
         local name = state == "accepted" and e.decision.name or nil
         self:_out({event = "end", track = t.id, reason = e.reason, state = state, name = name or json.null,
-                   frame = info.index, time = common.number(info.time)},
+                   frame = info.index, time = output.number(info.time)},
           string.format("%s track %d ended (%s): %s", stats.clock_text(info.time), t.id,
             e.reason == "missed" and "face gone" or "end of video", name or state))
       end
