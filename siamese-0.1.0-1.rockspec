@@ -16,6 +16,7 @@ description = {
 }
 dependencies = {
   "lua >= 5.4, < 5.5",
+  "argparse >= 0.7", -- Debian: lua-argparse
 }
 external_dependencies = {
   JPEG = { header = "jpeglib.h", library = "jpeg" },

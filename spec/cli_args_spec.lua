@@ -3,9 +3,10 @@ local args = require "siamese.cli.args"
 
 describe("siamese.cli.args", function()
   local spec = {
-    json = {kind = "flag", default = false},
-    align = {kind = "string", default = "similarity", choices = {"faceapi", "similarity"}},
-    threshold = {kind = "number"},
+    json = {kind = "flag", default = false, help = "print JSON"},
+    align = {kind = "string", default = "similarity", choices = {"faceapi", "similarity"}, help = "the chip"},
+    threshold = {kind = "number", arg = "T", help = "the largest distance still the same person"},
+    max_pixels = {kind = "number", arg = "N", help = "refuse images with more pixels"},
   }
 
   it("reads flags, values in both spellings and positionals", function()
@@ -17,16 +18,63 @@ describe("siamese.cli.args", function()
     o, p = assert(args.parse({"--", "--json"}, spec))
     assert.is_false(o.json)
     assert.are.equal("similarity", o.align)
+    assert.is_nil(o.threshold)
     assert.are.same({"--json"}, p)
   end)
 
-  it("refuses unknown options, missing values, bad numbers and choices", function()
-    assert.matches("unknown option %-%-nope", select(2, args.parse({"--nope"}, spec)))
-    assert.matches("needs a value", select(2, args.parse({"--align"}, spec)))
-    assert.matches("needs a number", select(2, args.parse({"--threshold", "x"}, spec)))
-    assert.matches("must be one of faceapi, similarity", select(2, args.parse({"--align=dlib"}, spec)))
-    assert.matches("takes no value", select(2, args.parse({"--json=1"}, spec)))
-    assert.matches("unknown option %-x", select(2, args.parse({"-x"}, spec)))
+  it("spells _ as - (and accepts _), starts at first, lets the last repeat win, takes values starting with -",
+    function()
+    local o, p = assert(args.parse({"x", "--max-pixels", "5", "--max_pixels=7", "--threshold", "-1", "-", "--threshold",
+                                    "0.25"}, spec, 2))
+    assert.are.equal(7, o.max_pixels)
+    assert.are.equal(0.25, o.threshold)
+    assert.are.same({"-"}, p)
+    o = assert(args.parse({"--threshold", "-0.5"}, spec))
+    assert.are.equal(-0.5, o.threshold)
+  end)
+
+  it("refuses unknown options, missing values, bad numbers and choices, in one line", function()
+    local function err(argv) return select(2, args.parse(argv, spec)) end
+    assert.are.equal("unknown option '--nope'", err{"--nope"})
+    assert.are.equal("unknown option '--tresholds'; did you mean '--threshold'?", err{"--tresholds", "1"})
+    assert.are.equal("option '--align' requires an argument", err{"--align"})
+    assert.are.equal("argument for option '--threshold' must be a number, got 'x'", err{"--threshold", "x"})
+    assert.are.equal("argument for option '--align' must be one of 'faceapi', 'similarity'", err{"--align=dlib"})
+    assert.are.equal("option '--json' does not take arguments", err{"--json=1"})
+    assert.are.equal("unknown option '-x'", err{"-x"})
+  end)
+
+  it("raises on a spec entry without a known kind", function()
+    assert.has_error(function() args.parse({}, {x = {kind = "int"}}) end)
+  end)
+
+  it("help: usage, description, every option with its value's name and description, epilog", function()
+    local text = args.help{usage = "usage: siamese thing [options] PHOTO", description = "Does a thing.",
+                           epilog = "exit status: 0 done", spec = spec}
+    assert.matches("^usage: siamese thing %[options%] PHOTO\n\nDoes a thing%.\n\nOptions:\n", text)
+    local function has(line) assert.truthy(text:find(line, 1, true), line) end
+    has("\n   --align faceapi|similarity\n                           the chip\n")
+    has("\n   --json                  print JSON\n")
+    has("\n   --max-pixels N          refuse images with more pixels\n")
+    has("\n   --threshold T           the largest distance still the same person\n")
+    assert.matches("\n\nexit status: 0 done$", text)
+    assert.is_nil(text:find("max_pixels", 1, true))
+    for line in text:gmatch("[^\n]+") do assert.is_true(#line <= 79, line) end
+  end)
+
+  it("every command's options have a description in its --help", function()
+    for _, name in ipairs{"attendance", "audit", "calibrate", "compare", "embed", "enroll", "eval", "eval_pairs",
+                          "eval_folder", "gallery", "identify", "serve", "token", "verify", "watch"} do
+      local cmd = require("siamese.cli." .. name)
+      assert.matches("^usage: siamese ", cmd.usage, 1, false)
+      for key, s in pairs(cmd.spec) do
+        assert.is_string(s.help, name .. " --" .. key)
+      end
+      local text = args.help(cmd)
+      for key in pairs(cmd.spec) do
+        assert.truthy(text:find("\n   --" .. key:gsub("_", "-"), 1, true), name .. " --" .. key)
+      end
+    end
   end)
 end)
 
@@ -41,12 +89,12 @@ describe("siamese.cli.photo_options", function()
     assert.are.equal(2, o.threads)
     assert.are.equal(1000, o.max_pixels)
     assert.are.same({"a.jpg"}, p)
-    assert.matches("must be one of tiny, ssd", select(2, args.parse({"--detector", "big"}, spec)))
+    assert.matches("must be one of 'tiny', 'ssd'", select(2, args.parse({"--detector", "big"}, spec)))
     o = assert(args.parse({}, spec))
     assert.is_nil(o.detector)
     assert.is_nil(o.threads)
     assert.is_nil(o.max_pixels)
-    assert.matches("--max-pixels N", photo_options.USAGE, 1, true)
+    assert.matches("--max-pixels N", args.help{usage = "usage: siamese x", spec = spec}, 1, true)
   end)
 
   it("refuses bad values naming the flag, applying nothing", function()

@@ -407,7 +407,7 @@ describe("siamese audit", function()
       {"audit --gallery g extra", "audit takes no argument, got 1 argument"},
       {"audit --gallery g --limit 0", "--limit must be a positive integer, got 0"},
       {"audit --gallery g --limit 2.5", "--limit must be a positive integer, got 2.5"},
-      {"audit --gallery g --limit x", "option --limit needs a number, got 'x'"},
+      {"audit --gallery g --limit x", "argument for option '--limit' must be a number, got 'x'"},
       {"audit --gallery g --since yesterday", "--since must be a UTC date or time YYYY-MM-DD or "
         .. "YYYY-MM-DDTHH:MM[:SS]Z, got 'yesterday'"},
       {"audit --gallery g --since 2026-02-30", "--since must be"},
@@ -416,7 +416,7 @@ describe("siamese audit", function()
       {"audit --gallery g --since 2026-11-22T08:00", "--since must be"},   -- no Z: not said to be UTC
       {"audit --gallery g --action ''", "--action must not be empty"},
       {"audit --gallery g --name ''", "--name must not be empty"},
-      {"audit --gallery g --bogus", "unknown option --bogus"},
+      {"audit --gallery g --bogus", "unknown option '--bogus'"},
     }
     for _, c in ipairs(cases) do
       out, err, code = run(c[1])

@@ -59,7 +59,7 @@ describe("siamese command line conventions", function()
       local out, err, code = run(cmd_args(cmd) .. " --bogus-flag")
       assert.are.equal(2, code, cmd)
       assert.are.equal("", out, cmd)
-      assert.are.equal("siamese: unknown option --bogus-flag (see siamese " .. cmd .. " --help)\n", err, cmd)
+      assert.are.equal("siamese: unknown option '--bogus-flag' (see siamese " .. cmd .. " --help)\n", err, cmd)
     end
     local cases = {
       {"compare " .. q(photo("Tony_Blair", 1)), "expected two photos, got 1", "compare"},
@@ -82,10 +82,10 @@ describe("siamese command line conventions", function()
     for _, cmd in ipairs(COMMANDS) do
       local out, err, code = run(cmd_args(cmd) .. " --json --bogus-flag")
       assert.are.equal(2, code, cmd)
-      assert.are.same({error = "unknown option --bogus-flag"}, json.decode(out), cmd)
+      assert.are.same({error = "unknown option '--bogus-flag'"}, json.decode(out), cmd)
       assert.are.equal(1, count(out, "\n"), cmd)
       -- stderr keeps the line for a person at a terminal
-      assert.are.equal("siamese: unknown option --bogus-flag (see siamese " .. cmd .. " --help)\n", err, cmd)
+      assert.are.equal("siamese: unknown option '--bogus-flag' (see siamese " .. cmd .. " --help)\n", err, cmd)
     end
     -- not only usage errors: a missing file, a missing gallery, an unknown command
     local missing = dir .. "/missing.jpg"
@@ -146,7 +146,7 @@ describe("siamese command line conventions", function()
     local cases = {
       {"compare --threads 0 " .. t1 .. " " .. t2, "--threads must be an integer from 1 to 1024, got 0", "compare"},
       {"compare --max-pixels -3 " .. t1 .. " " .. t2, "--max-pixels must be a positive integer, got -3", "compare"},
-      {"compare --detector big " .. t1 .. " " .. t2, "option --detector must be one of tiny, ssd, got 'big'", "compare"},
+      {"compare --detector big " .. t1 .. " " .. t2, "argument for option '--detector' must be one of 'tiny', 'ssd'", "compare"},
       {"embed --threads 1025 " .. t1, "--threads must be an integer from 1 to 1024, got 1025", "embed"},
       {"eval folder " .. q(FACES) .. " --threads 2.5", "--threads must be an integer from 1 to 1024, got 2.5", "eval"},
       {"eval pairs --pairs p --root r --max-pixels 0", "--max-pixels must be a positive integer, got 0", "eval"},
@@ -301,9 +301,9 @@ describe("siamese compare", function()
     local cases = {
       {"compare", "expected two photos, got 0"},
       {"compare " .. a .. " " .. a .. " " .. a, "expected two photos, got 3"},
-      {"compare --metric manhattan " .. a .. " " .. a, "option --metric must be one of euclidean, cosine"},
+      {"compare --metric manhattan " .. a .. " " .. a, "argument for option '--metric' must be one of 'euclidean', 'cosine'"},
       {"compare --threshold 0 " .. a .. " " .. a, "--threshold must be a number in (0, 2) for euclidean distances"},
-      {"compare --fallback maybe " .. a .. " " .. a, "option --fallback must be one of none, threshold, centre"},
+      {"compare --fallback maybe " .. a .. " " .. a, "argument for option '--fallback' must be one of 'none', 'threshold', 'centre'"},
       {"compare " .. a .. " " .. q(dir .. "/none.png"), dir .. "/none.png: No such file or directory"},
     }
     for _, c in ipairs(cases) do

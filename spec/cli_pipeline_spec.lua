@@ -181,7 +181,7 @@ describe("--pipeline mobilefacenet", function()
       {"compare --pipeline mobilefacenet --min-face 20000 " .. a .. " " .. b,
        "--min-face must be a number of pixels from 6 to 10000, got 20000", "compare"},
       {"compare --pipeline dlib " .. a .. " " .. b,
-       "option --pipeline must be one of faceapi, mobilefacenet, got 'dlib'", "compare"},
+       "argument for option '--pipeline' must be one of 'faceapi', 'mobilefacenet'", "compare"},
       {"compare --pipeline mobilefacenet --model att " .. a .. " " .. b,
        "--pipeline and --min-face are for the face model (--model face)", "compare"},
       {"embed --pipeline mobilefacenet --align similarity " .. a, "--align is for --pipeline faceapi", "embed"},

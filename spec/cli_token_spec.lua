@@ -106,12 +106,12 @@ describe("siamese token", function()
       {"token frob --gallery g", "unknown action 'frob'"},
       {"token list", "--gallery FILE is required"},
       {"token add --gallery g", "--role admin|door is required"},
-      {"token add --gallery g --role root", "option --role must be one of admin, door, got 'root'"},
+      {"token add --gallery g --role root", "argument for option '--role' must be one of 'admin', 'door'"},
       {"token add --gallery g --role door extra", "token add takes no argument, got 1 argument"},
       {"token list --gallery g --role door", "--role only applies to token add"},
       {"token revoke --gallery g", "token revoke takes one ID, got 0 arguments"},
       {"token revoke --gallery g zz", "ID must be 8 hex digits"},
-      {"token list --gallery g --bogus", "unknown option --bogus"},
+      {"token list --gallery g --bogus", "unknown option '--bogus'"},
       {"token add --gallery g --role door --label " .. q("a\tb"), "--label: the label holds control characters"},
     }
     for _, c in ipairs(cases) do

@@ -11,11 +11,11 @@ local photo_options = require "siamese.cli.photo_options"
 
 local attendance_cmd = {
   summary = "record faces in an SQLite attendance register; --report: who came when",
-  usage = [[
+  usage = [=[
 usage: siamese attendance --gallery FILE --db FILE|URL [options] PHOTO|DIR...
        siamese attendance --db FILE|URL --report [--date YYYY-MM-DD] [--json]
-       siamese attendance --db FILE|URL --unknowns [--date YYYY-MM-DD] [--json]
-
+       siamese attendance --db FILE|URL --unknowns [--date YYYY-MM-DD] [--json]]=],
+  description = [[
 Identifies every face in the photos (a DIR stands for its image files)
 and records one timestamped event per face in the register (an SQLite
 file, or a postgresql:// database: created when absent): the name and distance of a recognised face; for an unknown
@@ -23,49 +23,36 @@ face its descriptor (and with --review DIR a PNG of the face) to be
 reviewed later. Faces the quality gate refuses (too small, low detection
 score, landmarks that do not fit) are reported and not recorded. All events of a run are written in one transaction.
 --report prints each person's first arrival (and last sighting) on a day,
-default today; --unknowns lists the unknown faces waiting for review.
-
-options:
-  --gallery FILE       the gallery (siamese enroll creates it)
-  --db FILE|URL        the attendance register: an SQLite file, or a
-                       postgresql:// URL (no password in it: PGPASSWORD
-                       or ~/.pgpass)
-  --time "YYYY-MM-DD HH:MM[:SS]"  when the photos were taken (default now)
-  --review DIR         save unknown faces as PNG there
-  --threshold T        override the gallery's threshold
-  --model NAME|PATH    the encoder, when not the one the gallery names
-  --fallback none|threshold|centre  when no face is detected (default none)
-]] .. photo_options.USAGE .. "\n" .. [[
-  --report             list first arrivals of --date
-  --unknowns           list unknown faces of --date (all days without it)
-  --date YYYY-MM-DD    the day (default today for --report)
-  --json               record: {"events": [{"id", "photo", "name", "accepted",
-                       "distance", "threshold", "box", "crop"}], "recognised",
-                       "unknown", "refused": [{"photo", "box", "score",
-                       "quality", "reason"}]};
-                       report: {"date", "people": [{"name", "first", "last",
-                       "count"}]}; unknowns: {"unknown": [{"id", "at",
-                       "photo", "distance", "box", "crop"}]}
-
+default today; --unknowns lists the unknown faces waiting for review.]],
+  epilog = [[
 exit status: 0 done, 2 error (missing gallery, locked or damaged database,
 unreadable photo: reported, the other photos still recorded).]],
 }
 
 local SPEC = {
-  gallery = {kind = "string"},
-  db = {kind = "string"},
-  time = {kind = "string"},
-  review = {kind = "string"},
-  threshold = {kind = "number"},
-  model = {kind = "string"},
-  models = {kind = "string"},
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
-  report = {kind = "flag", default = false},
-  unknowns = {kind = "flag", default = false},
-  date = {kind = "string"},
-  json = {kind = "flag", default = false},
+  gallery = {kind = "string", arg = "FILE", help = "the gallery (siamese enroll creates it)"},
+  db = {kind = "string",
+        arg = "FILE|URL", help = "the attendance register: an SQLite file, or a postgresql:// URL (no "
+          .. "password in it: PGPASSWORD or ~/.pgpass)"},
+  time = {kind = "string",
+          arg = '"YYYY-MM-DD HH:MM[:SS]"', help = "when the photos were taken (default now)"},
+  review = {kind = "string", arg = "DIR", help = "save unknown faces as PNG there"},
+  threshold = {kind = "number", arg = "T", help = "override the gallery's threshold"},
+  model = photo_options.GALLERY_MODEL,
+  models = photo_options.MODELS,
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
+              arg = "none|threshold|centre", help = "when no face is detected (default none)"},
+  report = {kind = "flag", default = false, help = "list first arrivals of --date"},
+  unknowns = {kind = "flag", default = false, help = "list unknown faces of --date (all days without it)"},
+  date = {kind = "string", arg = "YYYY-MM-DD", help = "the day (default today for --report)"},
+  json = {kind = "flag", default = false,
+          help = 'record: {"events": [{"id", "photo", "name", "accepted", "distance", "threshold", "box", '
+            .. '"crop"}], "recognised", "unknown", "refused": [{"photo", "box", "score", "quality", '
+            .. '"reason"}]}; report: {"date", "people": [{"name", "first", "last", "count"}]}; unknowns: '
+            .. '{"unknown": [{"id", "at", "photo", "distance", "box", "crop"}]}'},
 }
 photo_options.merge(SPEC)
+attendance_cmd.spec = SPEC
 
 local parse_time = inputs.parse_time
 

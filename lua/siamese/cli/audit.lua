@@ -25,10 +25,10 @@ local json = require "siamese.json"
 
 local audit_cmd = {
   summary = "show a gallery's audit log: who changed or asked what, and when",
-  usage = [[
+  usage = [=[
 usage: siamese audit --gallery FILE [--since TIME] [--action A] [--name N]
-                     [--limit N] [--json]
-
+                     [--limit N] [--json]]=],
+  description = [[
 Prints the events of FILE.audit, oldest first: what the web server
 (siamese serve) decided, and every change made to the gallery or its
 tokens by the web API or the command line. Each event has an id, a time
@@ -42,23 +42,8 @@ The command line records: enroll (one event per person: enrolled, or
 refused with the reasons), remove, rename (detail "renamed to NEW"),
 token-add (detail "ID ROLE LABEL") and token-revoke (detail the ID). The
 log is append-only (no event can be changed or deleted through it), mode
-0600; one that group or others may read or write is refused.
-
-options:
-  --gallery FILE       the gallery whose log to show (FILE.audit)
-  --since TIME         events at or after TIME, in UTC as the log keeps
-                       it: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z
-  --action A           only the events of that action (verify, identify,
-                       enroll, remove, rename, token-add, token-revoke, ...)
-  --name N             only the events about that person (the exact name)
-  --limit N            the N most recent events (a positive integer; still
-                       printed oldest first)
-  --json               print {"log", "events": [{"id", "at", "role",
-                       "token_id", "client", "action", "name", "distance",
-                       "threshold", "accepted", "detail"}]} (null where the
-                       event has no value; distances as stored; bytes that
-                       are not UTF-8 shown as U+FFFD)
-
+0600; one that group or others may read or write is refused.]],
+  epilog = [[
 A gallery without a log prints "FILE.audit: no audit log" (with --json, no
 events) and creates nothing.
 
@@ -67,13 +52,22 @@ a damaged log or one with too open permissions, lua-sql-sqlite3 missing).]],
 }
 
 local SPEC = {
-  gallery = {kind = "string"},
-  since = {kind = "string"},
-  action = {kind = "string"},
-  name = {kind = "string"},
-  limit = {kind = "number"},
-  json = {kind = "flag", default = false},
+  gallery = {kind = "string", arg = "FILE", help = "the gallery whose log to show (FILE.audit)"},
+  since = {kind = "string",
+           arg = "TIME", help = "events at or after TIME, in UTC as the log keeps it: YYYY-MM-DD or "
+             .. "YYYY-MM-DDTHH:MM[:SS]Z"},
+  action = {kind = "string",
+            arg = "A", help = "only the events of that action (verify, identify, enroll, remove, rename, "
+              .. "token-add, token-revoke, ...)"},
+  name = {kind = "string", arg = "N", help = "only the events about that person (the exact name)"},
+  limit = {kind = "number",
+           arg = "N", help = "the N most recent events (a positive integer; still printed oldest first)"},
+  json = {kind = "flag", default = false,
+          help = 'print {"log", "events": [{"id", "at", "role", "token_id", "client", "action", "name", '
+            .. '"distance", "threshold", "accepted", "detail"}]} (null where the event has no value; '
+            .. "distances as stored; bytes that are not UTF-8 shown as U+FFFD)"},
 }
+audit_cmd.spec = SPEC
 
 -- ------------------------------------------------ helpers for the commands
 

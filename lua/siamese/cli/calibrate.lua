@@ -11,10 +11,10 @@ local photo_options = require "siamese.cli.photo_options"
 
 local calibrate = {
   summary = "choose the gallery's threshold at a target false-accept rate",
-  usage = [[
+  usage = [=[
 usage: siamese calibrate --gallery FILE (--pairs FILE --root DIR | --folder DIR)
-                         [--far 0.01] [--roc out.png] [--dry-run] [photo options] [--json]
-
+                         [--far 0.01] [--roc out.png] [--dry-run] [photo options] [--json]]=],
+  description = [[
 Embeds labelled data with the gallery's encoder: the pairs of an
 LFW-style pairs file (--pairs, photos under --root as NAME/NAME_0001.jpg),
 or every pair of photos of a folder with one sub-folder per person
@@ -22,46 +22,34 @@ or every pair of photos of a folder with one sub-folder per person
 at most --far of impostor pairs are accepted (default 0.01), with the
 true-accept rate there. The threshold is stored in the gallery (saved
 atomically, under the gallery's lock, on the file as it is then) unless
---dry-run. --roc writes the ROC curve as PNG.
-
-options:
-  --gallery FILE       the gallery to calibrate
-  --pairs FILE --root DIR   labelled pairs
-  --folder DIR         one sub-folder per person
-  --far F              target false-accept rate (0 < F < 1, default 0.01)
-  --roc FILE.png       the ROC curve
-  --model NAME|PATH    the encoder, when not the one the gallery names
-  --fallback none|threshold|centre  when no face is detected at score 0.5:
-                       skip the photo (default, as in every command), retry at
-                       score 0.1, or also use the centred region of a portrait
-                       (LFW-style crops)
-  --max-pairs N        folder: impostor pairs sampled past N pairs (300000)
-  --dry-run            report only, leave the gallery as it is
-]] .. photo_options.USAGE .. [[
-
-  --json               print {"gallery", "pairs", "genuine", "impostor",
-                       "auc", "eer", "eer_threshold", "far", "threshold",
-                       "tar", "accuracy", "previous_threshold", "saved",
-                       "roc_png", "skipped"}
-
+--dry-run. --roc writes the ROC curve as PNG.]],
+  epilog = [[
 exit status: 0 calibrated, 2 error.]],
 }
 
 local SPEC = {
-  gallery = {kind = "string"},
-  pairs = {kind = "string"},
-  root = {kind = "string"},
-  folder = {kind = "string"},
-  far = {kind = "number", default = 0.01},
-  roc = {kind = "string"},
-  model = {kind = "string"},
-  models = {kind = "string"},
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
-  max_pairs = {kind = "number", default = 300000},
-  dry_run = {kind = "flag", default = false},
-  json = {kind = "flag", default = false},
+  gallery = {kind = "string", arg = "FILE", help = "the gallery to calibrate"},
+  pairs = {kind = "string", arg = "FILE", help = "labelled pairs (with --root DIR)"},
+  root = {kind = "string", arg = "DIR", help = "the folder the photos of --pairs are under"},
+  folder = {kind = "string", arg = "DIR", help = "one sub-folder per person"},
+  far = {kind = "number", default = 0.01,
+         arg = "F", help = "target false-accept rate (0 < F < 1, default 0.01)"},
+  roc = {kind = "string", arg = "FILE.png", help = "the ROC curve"},
+  model = photo_options.GALLERY_MODEL,
+  models = photo_options.MODELS,
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
+              arg = "none|threshold|centre", help = "when no face is detected at score 0.5: skip the photo "
+                .. "(default, as in every command), retry at score 0.1, or also use the centred region of "
+                .. "a portrait (LFW-style crops)"},
+  max_pairs = {kind = "number", default = 300000,
+               arg = "N", help = "folder: impostor pairs sampled past N pairs (300000)"},
+  dry_run = {kind = "flag", default = false, help = "report only, leave the gallery as it is"},
+  json = {kind = "flag", default = false,
+          help = 'print {"gallery", "pairs", "genuine", "impostor", "auc", "eer", "eer_threshold", "far", '
+            .. '"threshold", "tar", "accuracy", "previous_threshold", "saved", "roc_png", "skipped"}'},
 }
 photo_options.merge(SPEC)
+calibrate.spec = SPEC
 
 --- Distances and labels of the data named by opts (pairs or folder), with
 -- the encoder; or nil, message. Shared with siamese eval.

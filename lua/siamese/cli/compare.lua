@@ -10,8 +10,8 @@ local photo_options = require "siamese.cli.photo_options"
 local compare = {
   summary = "are two photos the same person? (exit 0 same, 1 different)",
   usage = [[
-usage: siamese compare [options] PHOTO1 PHOTO2
-
+usage: siamese compare [options] PHOTO1 PHOTO2]],
+  description = [[
 Compares the main face of PHOTO1 with the main face of PHOTO2 (in each,
 the detection nearest the centre): "same person" when their distance is at
 most the threshold. Prints "same person (cosine distance 0.296 <=
@@ -21,39 +21,33 @@ threshold 0.549)" or "different people (cosine distance 0.913 > threshold
 Both faces must be real faces (the quality gate of verify: detected at
 score 0.5, at least 40 pixels, landmarks in a plausible geometry);
 otherwise nothing is decided and the reason is printed, naming the photo
-("PHOTO2: no face at score >= 0.5").
-
-options:
-  --model NAME|PATH    the encoder: face (default, the pretrained face
-                       pipeline) or a trained encoder (a name such as att, or
-                       a .safetensors path) that embeds the whole photo
-  --metric euclidean|cosine  the distance (default the encoder's: euclidean
-                       for faceapi, cosine for mobilefacenet)
-  --threshold T        the largest distance still the same person (in (0, 2);
-                       default: the model's for the metric: cosine 0.549 and
-                       euclidean 1.0479 for mobilefacenet, euclidean 0.6 and
-                       cosine 0.087 for faceapi)
-  --fallback none|threshold|centre  when no face is detected (default none:
-                       refuse; the quality gate still applies)
-]] .. photo_options.USAGE .. [[
-
-  --json               print {"accepted", "distance", "threshold", "metric",
-                       "photos": [{"photo", "box", "score", "quality"}],
-                       "reason"}
-
+("PHOTO2: no face at score >= 0.5").]],
+  epilog = [[
 exit status: 0 same person, 1 different people or no decision (a photo
 without a face that passes the gate), 2 error (usage, unreadable photo).]],
 }
 
 local SPEC = {
-  model = {kind = "string"},
-  models = {kind = "string"},
-  metric = {kind = "string", choices = {"euclidean", "cosine"}},
-  threshold = {kind = "number"},
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
-  json = {kind = "flag", default = false},
+  model = {kind = "string",
+           arg = "NAME|PATH", help = "the encoder: face (default, the pretrained face pipeline) or a "
+             .. "trained encoder (a name such as att, or a .safetensors path) that embeds the whole photo"},
+  models = photo_options.MODELS,
+  metric = {kind = "string", choices = {"euclidean", "cosine"},
+            arg = "euclidean|cosine", help = "the distance (default the encoder's: euclidean for faceapi, "
+              .. "cosine for mobilefacenet)"},
+  threshold = {kind = "number",
+               arg = "T", help = "the largest distance still the same person (in (0, 2); default: the "
+                 .. "model's for the metric: cosine 0.549 and euclidean 1.0479 for mobilefacenet, "
+                 .. "euclidean 0.6 and cosine 0.087 for faceapi)"},
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
+              arg = "none|threshold|centre", help = "when no face is detected (default none: refuse; the "
+                .. "quality gate still applies)"},
+  json = {kind = "flag", default = false,
+          help = 'print {"accepted", "distance", "threshold", "metric", "photos": [{"photo", "box", '
+            .. '"score", "quality"}], "reason"}'},
 }
 photo_options.merge(SPEC)
+compare.spec = SPEC
 
 -- The refusal reason of a photo's main face (nil: it passed the gate).
 local function refusal(f)

@@ -11,8 +11,8 @@ usage: siamese embed [--pipeline mobilefacenet|faceapi]
                      [--align dlib|similarity|faceapi] [--detector tiny|ssd]
                      [--landmarks tiny|full] [--score-threshold S]
                      [--min-face N] [--threads N] [--max-pixels N] [--json]
-                     PHOTO...
-
+                     PHOTO...]],
+  description = [[
 Detects the faces in each photo with MTCNN (--min-face N pixels, default
 20) and their five points (eyes, nose, mouth corners), aligns them to
 ArcFace's 112x112 chip and computes MobileFaceNet's unit-length 192-D
@@ -25,27 +25,22 @@ instead of "points5" in JSON) and 128-D descriptors (compare with euclidean
 distance); --align, --landmarks, --score-threshold and --detector are its
 options.
 A photo that cannot be read is reported (with "error" in JSON) and the exit
-code is 2; the other photos are still processed.
-
-options:
-  --align dlib|similarity|faceapi  faceapi: the chip the descriptor is
-                       computed on (default dlib)
-  --landmarks tiny|full  faceapi: the landmark net (default tiny)
-  --score-threshold S  faceapi: the detector's score threshold (0 < S < 1,
-                       default 0.5)
-]] .. photo_options.USAGE .. [[
-
-  --json               print the JSON document above]],
+code is 2; the other photos are still processed.]],
 }
 
 local SPEC = {
-  json = {kind = "flag", default = false},
-  align = {kind = "string", choices = {"dlib", "similarity", "faceapi"}},
-  landmarks = {kind = "string", choices = {"tiny", "full"}},
-  score_threshold = {kind = "number"},
-  models = {kind = "string"},
+  json = {kind = "flag", default = false, help = "print the JSON document above"},
+  align = {kind = "string", choices = {"dlib", "similarity", "faceapi"},
+           arg = "dlib|similarity|faceapi", help = "faceapi: the chip the descriptor is computed on "
+             .. "(default dlib)"},
+  landmarks = {kind = "string", choices = {"tiny", "full"},
+               arg = "tiny|full", help = "faceapi: the landmark net (default tiny)"},
+  score_threshold = {kind = "number",
+                     arg = "S", help = "faceapi: the detector's score threshold (0 < S < 1, default 0.5)"},
+  models = photo_options.MODELS,
 }
 photo_options.merge(SPEC)
+embed.spec = SPEC
 
 -- A list of {x, y} points as JSON.
 local function points_json(points)

@@ -16,8 +16,8 @@ local enroll = {
   summary = "enroll people in a gallery from their photos",
   usage = [[
 usage: siamese enroll --gallery FILE [options] NAME PHOTO...
-       siamese enroll --gallery FILE [options] --from-folder DIR
-
+       siamese enroll --gallery FILE [options] --from-folder DIR]],
+  description = [[
 Adds one template per photo: the main face of the photo (the detection
 nearest the centre), when it passes the quality gate (detected at score
 0.5, at least 40 pixels, landmarks in a plausible geometry). --from-folder DIR enrolls
@@ -50,33 +50,8 @@ distances) 0.549 (0.07 % of LFW's impostor pairs accepted, 1.8 % of its
 genuine pairs refused; 1.0479 with --metric euclidean); for --pipeline
 faceapi (euclidean distances) 0.6 (0.7 % and 3.1 %), 0.087 with --metric
 cosine. Run siamese calibrate on photos from your own
-camera and people to measure one.
-
-options:
-  --gallery FILE|URL   the gallery (created when absent): a file, or a
-                       postgresql:// database (no password in the URL:
-                       PGPASSWORD or ~/.pgpass)
-  --from-folder DIR    one sub-folder per person
-  --add                add photos to an enrolled person
-  --replace            replace an enrolled person's templates
-  --force              enrol even a face close to another person, or far
-                       from the person's own templates
-  --model face|NAME|PATH  encoder: face (default, the pretrained face
-                       pipeline) or a trained encoder (siamese.encoder.load,
-                       e.g. att) that embeds the whole photo
-  --fallback none|threshold|centre  when no face is detected (default none;
-                       the quality gate still applies)
-  --threshold T        a new gallery's threshold, in (0, 2) (default: the
-                       model's for the metric)
-  --metric euclidean|cosine  a new gallery's distance (default the
-                       encoder's: euclidean for faceapi, cosine for
-                       mobilefacenet)
-]] .. photo_options.USAGE .. "\n" .. [[
-  --json               print {"gallery", "created", "model", "threshold",
-                       "enrolled": [{"name", "photo", "box", "score",
-                       "quality"}], "skipped": [{"name", "photo", "reason",
-                       "quality"}], "identities", "templates"}
-
+camera and people to measure one.]],
+  epilog = [[
 exit status: 0 enrolled; 1 nothing enrolled because every face was refused
 (gate, duplicates, look-alikes); 2 error (bad name, unreadable photo, bad
 gallery, an audit log that cannot be opened, or enrolled but not recorded
@@ -84,19 +59,34 @@ in the audit log: the message says so, and --json adds "audit_error").]],
 }
 
 local SPEC = {
-  gallery = {kind = "string"},
-  from_folder = {kind = "string"},
-  add = {kind = "flag", default = false},
-  replace = {kind = "flag", default = false},
-  force = {kind = "flag", default = false},
-  model = {kind = "string"},
-  models = {kind = "string"},
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
-  threshold = {kind = "number"},
-  metric = {kind = "string", choices = {"euclidean", "cosine"}},
-  json = {kind = "flag", default = false},
+  gallery = {kind = "string",
+             arg = "FILE|URL", help = "the gallery (created when absent): a file, or a postgresql:// "
+               .. "database (no password in the URL: PGPASSWORD or ~/.pgpass)"},
+  from_folder = {kind = "string", arg = "DIR", help = "one sub-folder per person"},
+  add = {kind = "flag", default = false, help = "add photos to an enrolled person"},
+  replace = {kind = "flag", default = false, help = "replace an enrolled person's templates"},
+  force = {kind = "flag", default = false,
+           help = "enrol even a face close to another person, or far from the person's own templates"},
+  model = {kind = "string",
+           arg = "face|NAME|PATH", help = "encoder: face (default, the pretrained face pipeline) or a "
+             .. "trained encoder (siamese.encoder.load, e.g. att) that embeds the whole photo"},
+  models = photo_options.MODELS,
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
+              arg = "none|threshold|centre", help = "when no face is detected (default none; the quality "
+                .. "gate still applies)"},
+  threshold = {kind = "number",
+               arg = "T", help = "a new gallery's threshold, in (0, 2) (default: the model's for the "
+                 .. "metric)"},
+  metric = {kind = "string", choices = {"euclidean", "cosine"},
+            arg = "euclidean|cosine", help = "a new gallery's distance (default the encoder's: euclidean "
+              .. "for faceapi, cosine for mobilefacenet)"},
+  json = {kind = "flag", default = false,
+          help = 'print {"gallery", "created", "model", "threshold", "enrolled": [{"name", "photo", "box", '
+            .. '"score", "quality"}], "skipped": [{"name", "photo", "reason", "quality"}], "identities", '
+            .. '"templates"}'},
 }
 photo_options.merge(SPEC)
+enroll.spec = SPEC
 
 -- The jobs: list of {name, photo}; names checked (siamese.names).
 local function jobs_of(opts, pos)

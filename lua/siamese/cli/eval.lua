@@ -8,7 +8,7 @@ local photo_options = require "siamese.cli.photo_options"
 
 local eval_cmd = {
   summary = "benchmarks: lfw (10-fold protocol), pairs FILE, folder DIR (identification too)",
-  usage = [[
+  usage = [=[
 usage: siamese eval lfw --root DIR --pairs FILE [--pipeline mobilefacenet|faceapi]
                         [--align dlib|similarity|faceapi]
                         [--landmarks tiny|full] [--refine N] [--jitter N]
@@ -19,8 +19,8 @@ usage: siamese eval lfw --root DIR --pairs FILE [--pipeline mobilefacenet|faceap
                         [photo options] [--json]
        siamese eval folder DIR [--model face|NAME|PATH] [--enroll N] [--strangers K]
                         [--seed S] [--far F] [--fallback ...] [--roc FILE.png]
-                        [photo options] [--json]
-
+                        [photo options] [--json]]=],
+  description = [[
 lfw: embeds every photo the pairs use (the best detection whose box contains
 the photo's centre, down to score 0.1; if none, the centred region), and reports
 10-fold accuracy (threshold chosen on 9 folds, applied to the 10th), AUC,
@@ -63,30 +63,45 @@ to score 0.1, else the centred region). --json prints the figures as one JSON ob
 "tar_threshold", "far", "faces", "model", "seconds"}; folder {"people",
 "photos", "skipped", "genuine_pairs", "impostor_pairs", "auc", "eer", "tar",
 "best_accuracy", "rank1", "probes", "open_set": {"threshold", "rejection",
-"dir", "far", "genuine", "strangers"}, "model", "seconds"}.
-
-photo options (every benchmark):
-]] .. require("siamese.cli.photo_options").USAGE .. [[
-
-
-lfw --out DIR (default build/lfw) is created with its parents.]],
+"dir", "far", "genuine", "strangers"}, "model", "seconds"}.]],
+  epilog = [[
+The options above are lfw's; siamese eval pairs --help and siamese eval
+folder --help list theirs.]],
 }
 
 local SPEC = {
-  root = {kind = "string"},
-  pairs = {kind = "string"},
-  align = {kind = "string", default = "dlib", choices = {"dlib", "similarity", "faceapi"}},
-  jitter = {kind = "number", default = 0},
-  refine = {kind = "number", default = 1},
-  l2 = {kind = "flag", default = false},
-  landmarks = {kind = "string", default = "tiny", choices = {"tiny", "full"}},
+  root = {kind = "string", arg = "DIR", help = "the LFW photos, as NAME/NAME_0001.jpg"},
+  pairs = {kind = "string", arg = "FILE", help = "LFW's pairs.txt (10 folds)"},
+  align = {kind = "string", default = "dlib", choices = {"dlib", "similarity", "faceapi"},
+           help = "faceapi: the chip the descriptor is computed on (default dlib)"},
+  jitter = {kind = "number", default = 0, arg = "N",
+            help = "faceapi: average each photo's descriptor with those of N jittered copies of its chip "
+              .. "(default 0)"},
+  refine = {kind = "number", default = 1, arg = "N",
+            help = "faceapi: re-run the landmark net N times on the box re-derived from its landmarks "
+              .. "(0..5, default 1)"},
+  l2 = {kind = "flag", default = false, help = "normalise descriptors to unit length"},
+  landmarks = {kind = "string", default = "tiny", choices = {"tiny", "full"},
+               help = "faceapi: the landmark net (default tiny)"},
   min_face = {kind = "number"},
-  no_flip = {kind = "flag", default = false},
-  out = {kind = "string", default = "build/lfw"},
-  json = {kind = "flag", default = false},
-  models = {kind = "string"},
+  no_flip = {kind = "flag", default = false, help = "mobilefacenet: leave the mirror's descriptor out"},
+  out = {kind = "string", default = "build/lfw", arg = "DIR",
+         help = "where roc.png and worst_pairs.png go (default build/lfw; created with its parents)"},
+  json = {kind = "flag", default = false, help = "print the figures as one JSON object"},
+  models = photo_options.MODELS,
 }
 photo_options.merge(SPEC)
+eval_cmd.spec = SPEC
+
+--- The command whose help `siamese eval ... --help` prints: pairs or
+-- folder when named in argv, else eval (lfw's options).
+function eval_cmd.help_for(argv)
+  for _, a in ipairs(argv) do
+    if a == "pairs" or a == "folder" then return require("siamese.cli.eval_" .. a) end
+    if a == "lfw" then break end
+  end
+  return eval_cmd
+end
 
 local function progress_printer(start, clock)
   local last = 0

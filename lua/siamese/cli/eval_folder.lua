@@ -8,22 +8,46 @@ local pair_sets = require "siamese.cli.pair_sets"
 local output = require "siamese.cli.output"
 local photo_options = require "siamese.cli.photo_options"
 
-local eval_folder = {}
+local eval_folder = {
+  usage = [=[
+usage: siamese eval folder DIR [--model face|NAME|PATH] [--enroll N] [--strangers K]
+                           [--seed S] [--far F] [--fallback ...] [--roc FILE.png]
+                           [photo options] [--json]]=],
+  description = [[
+DIR holds one sub-folder per person. Verification over every pair of
+photos (AUC, EER, TAR at --far, best accuracy), and identification: the
+first --enroll photos of each person are enrolled in a gallery, the others
+identified (rank-1, closed set). With --strangers K, K people (chosen by
+--seed) are left out of the gallery: open-set identification reports the
+threshold at which at most --far of the strangers' photos are accepted as
+someone, the rate of strangers rejected there, and the
+detection-and-identification rate (DIR: enrolled people's photos accepted
+with the right name).]],
+}
 
 local SPEC = {
-  model = {kind = "string"},
-  models = {kind = "string"},
-  metric = {kind = "string", choices = {"euclidean", "cosine"}}, -- default: the encoder's
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
-  enroll = {kind = "number", default = 1},
-  strangers = {kind = "number", default = 0},
-  seed = {kind = "number", default = 1},
-  far = {kind = "number", default = 0.01},
-  max_pairs = {kind = "number", default = 300000},
-  roc = {kind = "string"},
-  json = {kind = "flag", default = false},
+  model = photo_options.ENCODER,
+  models = photo_options.MODELS,
+  metric = photo_options.METRIC,
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
+              help = "face model, when no face is detected at score 0.5: none (default: the photo is "
+                .. "skipped), threshold: retry at score 0.1, centre: also the centred region"},
+  enroll = {kind = "number", default = 1, arg = "N", help = "photos enrolled per person (default 1)"},
+  strangers = {kind = "number", default = 0, arg = "K",
+               help = "people left out of the gallery for open-set identification (default 0)"},
+  seed = {kind = "number", default = 1, arg = "S", help = "chooses the strangers (default 1)"},
+  far = {kind = "number", default = 0.01, arg = "F",
+         help = "the false-accept rate of the TAR and of the open-set threshold (default 0.01)"},
+  max_pairs = {kind = "number", default = 300000, arg = "N",
+               help = "impostor pairs sampled past N pairs (default 300000)"},
+  roc = {kind = "string", arg = "FILE.png", help = "write the ROC curve as PNG"},
+  json = {kind = "flag", default = false,
+          help = 'print {"people", "photos", "skipped", "genuine_pairs", "impostor_pairs", "auc", "eer", '
+            .. '"tar", "best_accuracy", "rank1", "probes", "open_set": {"threshold", "rejection", "dir", '
+            .. '"far", "genuine", "strangers"}, "model", "seconds"}'},
 }
 photo_options.merge(SPEC)
+eval_folder.spec = SPEC
 
 --- Splits an embedded set: the first `enroll` photos of each person not in
 -- `strangers` (set of labels) are enrolled, the rest are probes.

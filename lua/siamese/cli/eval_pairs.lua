@@ -6,20 +6,33 @@ local pair_sets = require "siamese.cli.pair_sets"
 local output = require "siamese.cli.output"
 local photo_options = require "siamese.cli.photo_options"
 
-local eval_pairs = {}
+local eval_pairs = {
+  usage = [=[
+usage: siamese eval pairs --pairs FILE --root DIR [--model face|NAME|PATH]
+                          [--fallback none|threshold|centre] [--far F] [--roc FILE.png]
+                          [photo options] [--json]]=],
+  description = [[
+Verification on an LFW-style pairs file with the chosen encoder: k-fold
+accuracy (the folds of the file), AUC, EER, TAR at FAR = --far.]],
+}
 
 local SPEC = {
-  pairs = {kind = "string"},
-  root = {kind = "string"},
-  model = {kind = "string"},
-  models = {kind = "string"},
-  metric = {kind = "string", choices = {"euclidean", "cosine"}}, -- default: the encoder's
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
-  far = {kind = "number", default = 0.001},
-  roc = {kind = "string"},
-  json = {kind = "flag", default = false},
+  pairs = {kind = "string", arg = "FILE", help = "the pairs file (LFW's format)"},
+  root = {kind = "string", arg = "DIR", help = "the photos, as NAME/NAME_0001.jpg"},
+  model = photo_options.ENCODER,
+  models = photo_options.MODELS,
+  metric = photo_options.METRIC,
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
+              help = "face model, when no face is detected at score 0.5: none (default: a photo without a "
+                .. "face stops the run), threshold: retry at score 0.1, centre: also the centred region"},
+  far = {kind = "number", default = 0.001, arg = "F", help = "the false-accept rate of the TAR (default 0.001)"},
+  roc = {kind = "string", arg = "FILE.png", help = "write the ROC curve as PNG"},
+  json = {kind = "flag", default = false,
+          help = 'print {"pairs", "accuracy", "accuracy_std", "auc", "eer", "eer_threshold", "tar", '
+            .. '"tar_threshold", "far", "faces", "model", "seconds"}'},
 }
 photo_options.merge(SPEC)
+eval_pairs.spec = SPEC
 
 function eval_pairs.run(argv)
   local cli = require "siamese.cli"

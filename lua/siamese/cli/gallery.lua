@@ -11,14 +11,14 @@ local audit_cli = require "siamese.cli.audit"
 
 local gallery_cmd = {
   summary = "list, describe, remove or rename the people of a gallery; export and import it",
-  usage = [[
+  usage = [=[
 usage: siamese gallery list --gallery FILE [--json]
        siamese gallery info --gallery FILE [--json]
        siamese gallery remove --gallery FILE NAME [--json]
        siamese gallery rename --gallery FILE OLD NEW [--json]
        siamese gallery export --gallery FILE|URL OUT [--overwrite] [--json]
-       siamese gallery import --gallery URL|FILE IN [--json]
-
+       siamese gallery import --gallery URL|FILE IN [--json]]=],
+  description = [[
 list: the enrolled people (in name order) with their number of templates.
 info: the model the gallery was made with, the metric, the threshold, the
 descriptor size, the numbers of identities and templates, the file size.
@@ -39,20 +39,8 @@ import: writes the gallery file IN into the gallery --gallery names: a
 postgresql:// database whose gallery is absent or empty (one transaction,
 the templates by one binary COPY; every door's replica reloads), or a new
 file. Recorded in the destination's audit log. Together they move a
-single door's gallery into an organisation's database, and back.
-
-options:
-  --gallery FILE|URL   the gallery (siamese enroll creates it)
-  --overwrite          export: replace an existing OUT
-  --json               print one JSON object: list {"gallery", "people":
-                       [{"name", "templates"}]}; info {"gallery", "model",
-                       "metric", "threshold", "dim", "identities",
-                       "templates", "bytes", "score_mode"}; remove
-                       {"gallery", "removed", "templates", "identities"};
-                       rename {"gallery", "renamed", "name"}; export
-                       and import {"gallery", "file", "identities",
-                       "templates"}
-
+single door's gallery into an organisation's database, and back.]],
+  epilog = [[
 exit status: 0 done, 2 error (unknown NAME, a refused NEW name, a missing
 or damaged gallery, an audit log that cannot be opened, or done but not
 recorded in the audit log: the message says so, and --json adds
@@ -60,10 +48,16 @@ recorded in the audit log: the message says so, and --json adds
 }
 
 local SPEC = {
-  gallery = {kind = "string"},
-  overwrite = {kind = "flag", default = false},
-  json = {kind = "flag", default = false},
+  gallery = {kind = "string", arg = "FILE|URL", help = "the gallery (siamese enroll creates it)"},
+  overwrite = {kind = "flag", default = false, help = "export: replace an existing OUT"},
+  json = {kind = "flag", default = false,
+          help = 'print one JSON object: list {"gallery", "people": [{"name", "templates"}]}; info '
+            .. '{"gallery", "model", "metric", "threshold", "dim", "identities", "templates", "bytes", '
+            .. '"score_mode"}; remove {"gallery", "removed", "templates", "identities"}; rename '
+            .. '{"gallery", "renamed", "name"}; export and import {"gallery", "file", "identities", '
+            .. '"templates"}'},
 }
+gallery_cmd.spec = SPEC
 
 local ACTIONS = {list = 1, info = 1, remove = 2, rename = 3, export = 2, import = 2}
 

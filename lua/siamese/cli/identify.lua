@@ -10,43 +10,35 @@ local photo_options = require "siamese.cli.photo_options"
 local identify = {
   summary = "name every face in photos (or unknown), with distances",
   usage = [[
-usage: siamese identify --gallery FILE [options] PHOTO|DIR...
-
+usage: siamese identify --gallery FILE [options] PHOTO|DIR...]],
+  description = [[
 For every face found in each photo (a DIR stands for its image files),
 the nearest enrolled identity and its distance; a face farther than the
 threshold from everyone is "unknown". Only faces that pass the quality gate
 (detected at score 0.5, at least 40 pixels, plausible landmarks) are named;
-the others are listed with the reason they were not decided on.
-
-options:
-  --gallery FILE       the gallery (siamese enroll creates it)
-  --k N                candidates listed per face (default 3)
-  --threshold T        override the gallery's threshold
-  --model NAME|PATH    the encoder, when not the one the gallery names
-  --fallback none|threshold|centre  when no face is detected in a photo
-                       (default none: report no faces)
-]] .. photo_options.USAGE .. "\n" .. [[
-  --json               print {"gallery", "threshold", "photos": [{"path",
-                       "faces": [{"accepted", "name" (null: unknown or not
-                       decided), "distance", "threshold", "box", "score",
-                       "quality", "reason", "candidates": [{"name",
-                       "distance"}]}], "error"}]}
-
+the others are listed with the reason they were not decided on.]],
+  epilog = [[
 exit status: 0 done (whether or not anyone was recognised), 2 error (an
 unreadable photo is reported and the others still processed; missing or
 damaged gallery).]],
 }
 
 local SPEC = {
-  gallery = {kind = "string"},
-  k = {kind = "number", default = 3},
-  threshold = {kind = "number"},
-  model = {kind = "string"},
-  models = {kind = "string"},
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
-  json = {kind = "flag", default = false},
+  gallery = {kind = "string", arg = "FILE", help = "the gallery (siamese enroll creates it)"},
+  k = {kind = "number", default = 3, arg = "N", help = "candidates listed per face (default 3)"},
+  threshold = {kind = "number", arg = "T", help = "override the gallery's threshold"},
+  model = photo_options.GALLERY_MODEL,
+  models = photo_options.MODELS,
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
+              arg = "none|threshold|centre", help = "when no face is detected in a photo (default none: "
+                .. "report no faces)"},
+  json = {kind = "flag", default = false,
+          help = 'print {"gallery", "threshold", "photos": [{"path", "faces": [{"accepted", "name" (null: '
+            .. 'unknown or not decided), "distance", "threshold", "box", "score", "quality", "reason", '
+            .. '"candidates": [{"name", "distance"}]}], "error"}]}'},
 }
 photo_options.merge(SPEC)
+identify.spec = SPEC
 
 --- The faces of one image identified through the door (siamese.door):
 -- list of {accepted, name, distance, threshold, box, score, quality,

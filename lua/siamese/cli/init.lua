@@ -1,6 +1,7 @@
 --- siamese command line: `siamese COMMAND [options]`. Each command is a
--- module siamese.cli.<command> with fields `summary`, `usage` and
--- `run(argv) -> exit code`.
+-- module siamese.cli.<command> with fields `summary`, `usage` (its usage
+-- lines), `description`, `epilog`, `spec` (its options, siamese.cli.args)
+-- and `run(argv) -> exit code`.
 --
 -- Conventions shared by every command (cli.main, cli.fail):
 --   * errors: one line "siamese: MESSAGE" on stderr and exit status 2. A
@@ -9,7 +10,9 @@
 --   * --json anywhere before "--": errors are also printed on stdout as one
 --     JSON object {"error": "MESSAGE"} (stderr still gets the line above, for
 --     people watching a terminal; scripts read stdout). Exit status unchanged.
---   * --help / -h prints the command's usage, --version "siamese 0.1.0".
+--   * --help / -h prints the command's help (siamese.cli.args.help: usage,
+--     description, every option with its description), --version
+--     "siamese 0.1.0".
 --   * Ctrl-C (SIGINT): "siamese: interrupted" on stderr (and {"error":
 --     "interrupted"} on stdout with --json), exit status 130, no traceback.
 local cli = {}
@@ -121,14 +124,14 @@ local function dispatch(argv)
     print(cli.version())
     return 0
   end
-  if name:match("^%-") then return cli.fail("unknown option " .. name, true) end
+  if name:match("^%-") then return cli.fail("unknown option '" .. name .. "'", true) end
   if not KNOWN[name] then return cli.fail("unknown command '" .. name .. "'", true) end
   cli.command = name
   local cmd = require("siamese.cli." .. name)
   local rest = {}
   for i = 2, #argv do rest[#rest + 1] = argv[i] end
   if cli.wants_help(rest) then
-    print(cmd.usage)
+    print(require("siamese.cli.args").help(cmd.help_for and cmd.help_for(rest) or cmd))
     return 0
   end
   if has_flag(rest, "--version") then

@@ -7,7 +7,8 @@
 --   local ok, err = photo_options.apply(opts)       -- checks and applies them
 --   if not ok then return cli.fail(err, usage) end  -- err names the flag
 --
--- photo_options.USAGE is the lines to put in a command's --help.
+-- The options' descriptions are in photo_options.SPEC (a command's --help
+-- lists them with its own).
 local photo_options = {}
 
 photo_options.DETECTORS = {"tiny", "ssd"}
@@ -20,29 +21,33 @@ photo_options.MAX_THREADS = 1024
 -- MTCNN's), detector (no default: the face pipeline's, tiny), threads and
 -- max_pixels (no default: all cores, the decoder's limit).
 photo_options.SPEC = {
-  ignore_exif = {kind = "flag", default = false},
-  pipeline = {kind = "string", choices = photo_options.PIPELINES},
-  min_face = {kind = "number"},
-  detector = {kind = "string", choices = photo_options.DETECTORS},
-  threads = {kind = "number"},
-  max_pixels = {kind = "number"},
+  ignore_exif = {kind = "flag", default = false,
+                 help = "keep JPEG pixels as stored (by default a photo's EXIF orientation is applied, so a "
+                   .. "phone photo comes upright)"},
+  pipeline = {kind = "string", choices = photo_options.PIPELINES, arg = "mobilefacenet|faceapi",
+              help = "the face pipeline (default mobilefacenet, or the one a gallery was made with): "
+                .. "mobilefacenet (MTCNN, five points, ArcFace chip, 192-D, cosine) or faceapi (face-api's "
+                .. "detector, 68 landmarks, dlib chip, 128-D, euclidean)"},
+  min_face = {kind = "number", arg = "N",
+              help = "mobilefacenet: the smallest face MTCNN looks for, in pixels (6..10000; default 20)"},
+  detector = {kind = "string", choices = photo_options.DETECTORS, arg = "tiny|ssd",
+              help = "faceapi: the face detector (default tiny; ssd: SSD MobileNet v1, slower and more "
+                .. "sensitive)"},
+  threads = {kind = "number", arg = "N", help = "threads for the networks (1..1024; default all cores)"},
+  max_pixels = {kind = "number", arg = "N", help = "refuse images with more pixels (default the decoder's limit)"},
 }
 
-photo_options.USAGE = [[
-  --pipeline mobilefacenet|faceapi  the face pipeline (default
-                       mobilefacenet, or the one a gallery was made with):
-                       mobilefacenet (MTCNN, five points, ArcFace chip,
-                       192-D, cosine) or faceapi (face-api's detector, 68
-                       landmarks, dlib chip, 128-D, euclidean)
-  --min-face N         mobilefacenet: the smallest face MTCNN looks for, in
-                       pixels (6..10000; default 20)
-  --detector tiny|ssd  faceapi: the face detector (default tiny; ssd: SSD
-                       MobileNet v1, slower and more sensitive)
-  --threads N          threads for the networks (1..1024; default all cores)
-  --max-pixels N       refuse images with more pixels (default the decoder's
-                       limit)
-  --ignore-exif        keep JPEG pixels as stored (by default a photo's EXIF
-                       orientation is applied, so a phone photo comes upright)]]
+-- Option entries several commands share: --models; --model of the
+-- commands that use a gallery's encoder (GALLERY_MODEL) and of the
+-- benchmarks (ENCODER); the benchmarks' --metric.
+photo_options.MODELS = {kind = "string", arg = "DIR", help = "the folder of the face models (default: the installed ones)"}
+photo_options.GALLERY_MODEL = {kind = "string", arg = "NAME|PATH",
+                               help = "the encoder, when not the one the gallery names"}
+photo_options.ENCODER = {kind = "string", arg = "face|NAME|PATH",
+                         help = "face (default, the pretrained face pipeline) or a trained encoder "
+                           .. "(siamese.encoder.load: a name such as att, or a .safetensors path) that embeds "
+                           .. "the whole photo"}
+photo_options.METRIC = {kind = "string", choices = {"euclidean", "cosine"}, help = "the distance (default the encoder's)"}
 
 --- Adds the options to a command's option spec (returns it). A command's
 -- own entry of the same name is replaced.

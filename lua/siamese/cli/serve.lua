@@ -4,7 +4,7 @@ local photo_options = require "siamese.cli.photo_options"
 
 local serve = {
   summary = "web demo: verify, enroll and identify faces from a browser",
-  usage = [[
+  usage = [=[
 usage: siamese serve --gallery FILE [--port N] [--host ADDR]
                      [--threshold T] [--max-upload BYTES] [--max-pixels N]
                      [--max-connections N] [--idle-timeout S]
@@ -12,8 +12,8 @@ usage: siamese serve --gallery FILE [--port N] [--host ADDR]
                      [--allowed-host NAMES] [--tls-cert FILE --tls-key FILE]
                      [--insecure-http] [--threads N]
                      [--pipeline mobilefacenet|faceapi] [--min-face N]
-                     [--detector tiny|ssd] [--quiet] [--json]
-
+                     [--detector tiny|ssd] [--quiet] [--json]]=],
+  description = [[
 Serves the demo page and its JSON API (POST /api/verify, /api/enroll,
 /api/identify, /api/remove, /api/rename, GET /api/people; see
 lua/siamese/web/README.md) on http://ADDR:N/ (default 127.0.0.1:8080;
@@ -53,55 +53,40 @@ over --max-pixels with 413 before they reach a worker, and queues face
 requests while every worker is busy (beyond 64 waiting: 503). A worker
 that dies is replaced. --threads sets each worker's threads for the face
 networks (default: cores / workers, at least 1). Each request is logged on
-stderr unless --quiet. Stop with Ctrl-C (or SIGTERM): the workers stop too.
-
-options:
-  --gallery FILE       the gallery (created on the first enrollment)
-  --port N             0..65535 (default 8080; 0: a free port)
-  --host ADDR          the address to listen on (default 127.0.0.1)
-  --threshold T        the acceptance distance (in (0, 2))
-  --max-upload BYTES   the largest upload (default 10485760)
-  --max-connections N  simultaneous connections (default 64; more: 503)
-  --idle-timeout S     seconds of silence allowed while a request is read,
-                       and for its head as a whole (default 10; else 408)
-  --request-timeout S  seconds for a whole request, body included (default 60)
-  --workers N          worker processes for the face routes (1..16; default
-                       the number of cores, at least 2)
-  --allowed-host NAMES more names the server answers to in the Host header
-                       (comma-separated NAME or NAME:PORT; e.g. the name
-                       a reverse proxy forwards)
-  --tls-cert FILE      serve HTTPS: the certificate chain (PEM)
-  --tls-key FILE       its private key (PEM, mode 0600)
-  --insecure-http      allow plain HTTP on a non-loopback address
-]] .. photo_options.USAGE .. [[
-
-  --quiet              no request log
-  --json               the first line as JSON: {"url", "gallery",
-                       "identities", "threshold", "workers": [pids],
-                       "auth": "tokens"|"open", "audit"}
-                       (errors: {"error"})]],
+stderr unless --quiet. Stop with Ctrl-C (or SIGTERM): the workers stop too.]],
 }
 
 serve.DEFAULT_MAX_PIXELS = 24000000
 
 local SPEC = {
-  gallery = {kind = "string"},
-  port = {kind = "number", default = 8080},
-  host = {kind = "string", default = "127.0.0.1"},
-  threshold = {kind = "number"},
-  max_upload = {kind = "number"},
-  max_connections = {kind = "number"},
-  idle_timeout = {kind = "number"},
-  request_timeout = {kind = "number"},
-  workers = {kind = "number"},
-  allowed_host = {kind = "string"},
-  tls_cert = {kind = "string"},
-  tls_key = {kind = "string"},
-  insecure_http = {kind = "flag", default = false},
-  quiet = {kind = "flag", default = false},
-  json = {kind = "flag", default = false},
+  gallery = {kind = "string", arg = "FILE", help = "the gallery (created on the first enrollment)"},
+  port = {kind = "number", default = 8080, arg = "N", help = "0..65535 (default 8080; 0: a free port)"},
+  host = {kind = "string", default = "127.0.0.1",
+          arg = "ADDR", help = "the address to listen on (default 127.0.0.1)"},
+  threshold = {kind = "number", arg = "T", help = "the acceptance distance (in (0, 2))"},
+  max_upload = {kind = "number", arg = "BYTES", help = "the largest upload (default 10485760)"},
+  max_connections = {kind = "number", arg = "N", help = "simultaneous connections (default 64; more: 503)"},
+  idle_timeout = {kind = "number",
+                  arg = "S", help = "seconds of silence allowed while a request is read, and for its head "
+                    .. "as a whole (default 10; else 408)"},
+  request_timeout = {kind = "number",
+                     arg = "S", help = "seconds for a whole request, body included (default 60)"},
+  workers = {kind = "number",
+             arg = "N", help = "worker processes for the face routes (1..16; default the number of cores, "
+               .. "at least 2)"},
+  allowed_host = {kind = "string",
+                  arg = "NAMES", help = "more names the server answers to in the Host header "
+                    .. "(comma-separated NAME or NAME:PORT; e.g. the name a reverse proxy forwards)"},
+  tls_cert = {kind = "string", arg = "FILE", help = "serve HTTPS: the certificate chain (PEM)"},
+  tls_key = {kind = "string", arg = "FILE", help = "its private key (PEM, mode 0600)"},
+  insecure_http = {kind = "flag", default = false, help = "allow plain HTTP on a non-loopback address"},
+  quiet = {kind = "flag", default = false, help = "no request log"},
+  json = {kind = "flag", default = false,
+          help = 'the first line as JSON: {"url", "gallery", "identities", "threshold", "workers": [pids], '
+            .. '"auth": "tokens"|"open", "audit"} (errors: {"error"})'},
 }
 photo_options.merge(SPEC)
+serve.spec = SPEC
 
 function serve.run(argv)
   local cli = require "siamese.cli"

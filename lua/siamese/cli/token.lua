@@ -7,11 +7,11 @@ local audit_cli = require "siamese.cli.audit"
 
 local token_cmd = {
   summary = "add, list or revoke the web server's access tokens",
-  usage = [[
+  usage = [=[
 usage: siamese token add --gallery FILE --role admin|door [--label TEXT] [--json]
        siamese token list --gallery FILE [--json]
-       siamese token revoke --gallery FILE ID [--json]
-
+       siamese token revoke --gallery FILE ID [--json]]=],
+  description = [[
 The tokens of the web server (siamese serve) live in FILE.tokens, next to
 the gallery, mode 0600 (a store group or others may read or write is
 refused). A client sends one as "Authorization: Bearer TOKEN".
@@ -26,18 +26,8 @@ refuses it from its next request on.
 add and revoke are recorded in FILE.audit (siamese audit shows them:
 token-add with "ID ROLE LABEL", token-revoke with the ID; never the
 token). The log is opened first: when it cannot be (damaged, permissions
-too open, lua-sql-sqlite3 missing), nothing is changed.
-
-options:
-  --gallery FILE       the gallery whose tokens these are (FILE.tokens)
-  --role admin|door    add: the role of the new token
-  --label TEXT         add: a note for people (who or what holds it; at
-                       most 100 bytes, no control characters)
-  --json               print one JSON object: add {"store", "id", "role",
-                       "label", "created", "token"}; list {"store",
-                       "tokens": [{"id", "role", "label", "created"}]};
-                       revoke {"store", "revoked"}
-
+too open, lua-sql-sqlite3 missing), nothing is changed.]],
+  epilog = [[
 exit status: 0 done, 2 error (usage, unknown ID, a damaged store or one
 with too open permissions, an audit log that cannot be opened, or done but
 not recorded in the audit log: the message says so, and --json adds
@@ -45,11 +35,17 @@ not recorded in the audit log: the message says so, and --json adds
 }
 
 local SPEC = {
-  gallery = {kind = "string"},
-  role = {kind = "string", choices = {"admin", "door"}},
-  label = {kind = "string"},
-  json = {kind = "flag", default = false},
+  gallery = {kind = "string", arg = "FILE", help = "the gallery whose tokens these are (FILE.tokens)"},
+  role = {kind = "string", choices = {"admin", "door"},
+          arg = "admin|door", help = "add: the role of the new token"},
+  label = {kind = "string",
+           arg = "TEXT", help = "add: a note for people (who or what holds it; at most 100 bytes, no "
+             .. "control characters)"},
+  json = {kind = "flag", default = false,
+          help = 'print one JSON object: add {"store", "id", "role", "label", "created", "token"}; list '
+            .. '{"store", "tokens": [{"id", "role", "label", "created"}]}; revoke {"store", "revoked"}'},
 }
+token_cmd.spec = SPEC
 
 local ACTIONS = {add = 1, list = 1, revoke = 2}
 

@@ -11,8 +11,8 @@ local photo_options = require "siamese.cli.photo_options"
 local verify = {
   summary = "check a claimed identity against a photo (exit 0 welcome, 1 go away)",
   usage = [[
-usage: siamese verify --gallery FILE --claim NAME [options] PHOTO
-
+usage: siamese verify --gallery FILE --claim NAME [options] PHOTO]],
+  description = [[
 Compares the main face of PHOTO (the detection nearest the centre) with
 the templates of NAME in the gallery, using the gallery's encoder, and
 accepts when the distance is at most the threshold (the gallery's, or
@@ -28,34 +28,28 @@ The threshold is the largest distance still accepted as the same person.
 For the default pipeline (mobilefacenet) the default (cosine 0.549)
 accepts 0.07 % of LFW's impostor pairs and refuses 1.8 % of its genuine
 pairs (faceapi's, euclidean 0.6: 0.7 % and 3.1 %); run siamese calibrate
-on photos from your own camera and people for a measured one.
-
-options:
-  --gallery FILE       the gallery (siamese enroll creates it)
-  --claim NAME         who the person says they are
-  --threshold T        override the gallery's threshold (in (0, 2))
-  --model NAME|PATH    the encoder, when not the one the gallery names
-  --fallback none|threshold|centre  when no face is detected (default none:
-                       refuse; threshold: retry at score 0.1, centre: also the
-                       centred region; the quality gate still applies)
-]] .. photo_options.USAGE .. "\n" .. [[
-  --json               print {"claim", "accepted", "distance", "threshold",
-                       "photo", "box", "score", "quality", "reason"}
-
+on photos from your own camera and people for a measured one.]],
+  epilog = [[
 exit status: 0 accepted, 1 refused (also when no face passes the gate), 2
 error (unknown NAME, missing gallery, unreadable photo).]],
 }
 
 local SPEC = {
-  gallery = {kind = "string"},
-  claim = {kind = "string"},
-  threshold = {kind = "number"},
-  model = {kind = "string"},
-  models = {kind = "string"},
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"}},
-  json = {kind = "flag", default = false},
+  gallery = {kind = "string", arg = "FILE", help = "the gallery (siamese enroll creates it)"},
+  claim = {kind = "string", arg = "NAME", help = "who the person says they are"},
+  threshold = {kind = "number", arg = "T", help = "override the gallery's threshold (in (0, 2))"},
+  model = photo_options.GALLERY_MODEL,
+  models = photo_options.MODELS,
+  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
+              arg = "none|threshold|centre", help = "when no face is detected (default none: refuse; "
+                .. "threshold: retry at score 0.1, centre: also the centred region; the quality gate still "
+                .. "applies)"},
+  json = {kind = "flag", default = false,
+          help = 'print {"claim", "accepted", "distance", "threshold", "photo", "box", "score", "quality", '
+            .. '"reason"}'},
 }
 photo_options.merge(SPEC)
+verify.spec = SPEC
 
 function verify.run(argv)
   local cli = require "siamese.cli"

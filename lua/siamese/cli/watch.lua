@@ -13,11 +13,11 @@ local photo_options = require "siamese.cli.photo_options"
 
 local watch = {
   summary = "doors and attendance from a video file, camera or stream (one decision per visit)",
-  usage = [[
+  usage = [=[
 usage: siamese watch --gallery FILE|URL --source SRC [--door] [--db FILE|URL] [options]
        siamese watch ... --door --on-open PROGRAM [-- ARG...]
-       siamese watch ... --out FILE [--overwrite]
-
+       siamese watch ... --out FILE [--overwrite]]=],
+  description = [[
 Follows the faces of a video (a file, an rtsp://, http:// or https://
 stream, or a camera /dev/videoN; decoded by ffmpeg) and takes one decision
 per visit: a face is tracked from frame to frame while it stays in view,
@@ -36,72 +36,8 @@ or until the stream breaks.
              descriptor, and with --review DIR a PNG of its best face);
              siamese attendance --report gives the first arrivals
 Both may be given. Without either every tracker event is printed (a track
-started, named, ended).
-
-options:
-  --gallery FILE|URL   the gallery (siamese enroll creates it); a
-                       postgresql:// gallery is kept in memory and updated
-                       while watching as the database pushes enrolments,
-                       removals and renames; while the database is
-                       unreachable the watch goes on with the gallery in
-                       memory (said on stderr) and catches up after
-  --source SRC         a video file, rtsp/http/https URL or /dev/videoN
-  --door               door mode (above)
-  --on-open PROGRAM    with --door: run PROGRAM (a path, or a name looked
-                       up in PATH; no shell) at each opening, with the
-                       arguments after "--" and the name in its
-                       environment as SIAMESE_NAME (not an argument).
-                       Not waited for: reaped when it ends, and at the end
-                       of the watch given 5 s before it is stopped; a
-                       failure is reported on stderr, the watch goes on
-  --db FILE|URL        attendance mode (above): an SQLite file or a
-                       postgresql:// register
-  --start "YYYY-MM-DD HH:MM[:SS]"  the time of the video's first frame,
-                       for the register (default now); an event's time is
-                       it plus the frame's time in the video
-  --review DIR         save the best face of each unknown visitor as PNG
-  --out FILE           write the video annotated: every frame processed
-                       (the source's size and rate), each live track's
-                       box (the detection on detected frames, the
-                       predicted box in between), "#id" and its name
-                       (green, accepted) or state (red unknown, gray
-                       undecided). The container follows the extension;
-                       .mkv is lossless ffv1, others libx264. Finished
-                       at the end, on an error and on Ctrl-C (the frames
-                       so far; ffmpeg runs in its own process group)
-  --overwrite          let --out replace an existing file
-  --threshold T        override the gallery's threshold
-  --model NAME|PATH    the encoder, when not the one the gallery names
-  --every K|auto       run the detector on every K-th frame of the source
-                       (1..1000) and only carry the tracks on in between.
-                       auto (default): every frame of a file; for a live
-                       source K = the detection time over the frame
-                       interval, rounded (1..8), following the machine's
-                       pace (frames made meanwhile are dropped, not
-                       waited for)
-  --min-votes M        votes a name needs (default 3; at most --votes)
-  --votes N            faces that vote: a track's last N past the gate
-                       (1..100, default 5)
-  --max-missed N       detection frames without its face that end a
-                       visit (1..10000, default 5): with --every K about
-                       K x N frames of the source
-  --live               treat a file as a live source, read at its own
-                       frame rate (for tests of a door with a recording):
-                       frames are dropped when processing is slower
-]] .. photo_options.USAGE .. "\n" .. [[
-  --json               one JSON object per line and event: {"event":
-                       "decided", "track", "name", "distance", "votes",
-                       "faces", "frame", "time", "latency" (live), "door":
-                       "open" (--door), "id", "at" (--db)}; {"event":
-                       "unknown", "track", "state" ("unknown" or
-                       "undecided": too few faces), "reason", "distance"
-                       (to the nearest enrolled person), "candidate",
-                       "faces", "frame", "time", "crop", "id", "at"}; without --door and
-                       --db also {"event": "start" | "end", "track",
-                       "frame", "time"} ("end" with "reason", "state",
-                       "name"); last {"event": "done", "frames",
-                       "detected", "dropped", "named", "unknown"}
-
+started, named, ended).]],
+  epilog = [[
 On stderr: for a file a progress line (frames, rate, position in the
 video and, when the file tells its length, the total and an ETA); for a
 live source every 10 s the frames per second in and processed, the
@@ -115,26 +51,60 @@ and reaped in every case.]],
 }
 
 local SPEC = {
-  gallery = {kind = "string"},
-  source = {kind = "string"},
-  door = {kind = "flag", default = false},
-  on_open = {kind = "string"},
-  db = {kind = "string"},
-  start = {kind = "string"},
-  review = {kind = "string"},
-  threshold = {kind = "number"},
-  model = {kind = "string"},
-  models = {kind = "string"},
-  every = {kind = "string", default = "auto"},
-  min_votes = {kind = "number"},
-  votes = {kind = "number"},
-  max_missed = {kind = "number"},
-  live = {kind = "flag", default = false},
-  json = {kind = "flag", default = false},
-  out = {kind = "string"},
-  overwrite = {kind = "flag", default = false},
+  gallery = {kind = "string",
+             arg = "FILE|URL", help = "the gallery (siamese enroll creates it); a postgresql:// gallery is "
+               .. "kept in memory and updated while watching as the database pushes enrolments, removals "
+               .. "and renames; while the database is unreachable the watch goes on with the gallery in "
+               .. "memory (said on stderr) and catches up after"},
+  source = {kind = "string", arg = "SRC", help = "a video file, rtsp/http/https URL or /dev/videoN"},
+  door = {kind = "flag", default = false, help = "door mode (above)"},
+  on_open = {kind = "string",
+             arg = "PROGRAM", help = "with --door: run PROGRAM (a path, or a name looked up in PATH; no "
+               .. 'shell) at each opening, with the arguments after "--" and the name in its environment '
+               .. "as SIAMESE_NAME (not an argument). Not waited for: reaped when it ends, and at the end "
+               .. "of the watch given 5 s before it is stopped; a failure is reported on stderr, the watch "
+               .. "goes on"},
+  db = {kind = "string",
+        arg = "FILE|URL", help = "attendance mode (above): an SQLite file or a postgresql:// register"},
+  start = {kind = "string",
+           arg = '"YYYY-MM-DD HH:MM[:SS]"', help = "the time of the video's first frame, for the register "
+             .. "(default now); an event's time is it plus the frame's time in the video"},
+  review = {kind = "string", arg = "DIR", help = "save the best face of each unknown visitor as PNG"},
+  threshold = {kind = "number", arg = "T", help = "override the gallery's threshold"},
+  model = photo_options.GALLERY_MODEL,
+  models = photo_options.MODELS,
+  every = {kind = "string", default = "auto",
+           arg = "K|auto", help = "run the detector on every K-th frame of the source (1..1000) and only "
+             .. "carry the tracks on in between. auto (default): every frame of a file; for a live source "
+             .. "K = the detection time over the frame interval, rounded (1..8), following the machine's "
+             .. "pace (frames made meanwhile are dropped, not waited for)"},
+  min_votes = {kind = "number", arg = "M", help = "votes a name needs (default 3; at most --votes)"},
+  votes = {kind = "number",
+           arg = "N", help = "faces that vote: a track's last N past the gate (1..100, default 5)"},
+  max_missed = {kind = "number",
+                arg = "N", help = "detection frames without its face that end a visit (1..10000, default "
+                  .. "5): with --every K about K x N frames of the source"},
+  live = {kind = "flag", default = false,
+          help = "treat a file as a live source, read at its own frame rate (for tests of a door with a "
+            .. "recording): frames are dropped when processing is slower"},
+  json = {kind = "flag", default = false,
+          help = 'one JSON object per line and event: {"event": "decided", "track", "name", "distance", '
+            .. '"votes", "faces", "frame", "time", "latency" (live), "door": "open" (--door), "id", "at" '
+            .. '(--db)}; {"event": "unknown", "track", "state" ("unknown" or "undecided": too few faces), '
+            .. '"reason", "distance" (to the nearest enrolled person), "candidate", "faces", "frame", '
+            .. '"time", "crop", "id", "at"}; without --door and --db also {"event": "start" | "end", '
+            .. '"track", "frame", "time"} ("end" with "reason", "state", "name"); last {"event": "done", '
+            .. '"frames", "detected", "dropped", "named", "unknown"}'},
+  out = {kind = "string",
+         arg = "FILE", help = "write the video annotated: every frame processed (the source's size and "
+           .. "rate), each live track's box (the detection on detected frames, the predicted box in "
+           .. 'between), "#id" and its name (green, accepted) or state (red unknown, gray undecided). The '
+           .. "container follows the extension; .mkv is lossless ffv1, others libx264. Finished at the "
+           .. "end, on an error and on Ctrl-C (the frames so far; ffmpeg runs in its own process group)"},
+  overwrite = {kind = "flag", default = false, help = "let --out replace an existing file"},
 }
 photo_options.merge(SPEC)
+watch.spec = SPEC
 
 local parse_time = inputs.parse_time
 
