@@ -1,13 +1,13 @@
 -- The attendance system: every face the camera sees that passes the door's
 -- quality gate is identified against the gallery (siamese.door) and
--- recorded in an SQLite register (siamese.attendance); then the day's
+-- recorded in an SQLite register (siamese.app.attendance); then the day's
 -- first arrivals are listed.
 --
 -- usage: lua5.4 examples/attendance.lua [GALLERY DB PHOTO...]
 -- (default: build/faces.gallery from examples/enroll.lua, build/attendance.db,
 -- a photo of three of the people of examples/data/faces, not the enrolled ones).
 local siamese = require "siamese"
-local attendance = require "siamese.attendance"
+local attendance = require "siamese.app.attendance"
 
 local here = arg[0]:match("^(.*)/") or "."
 local gallery_path, db_path = arg[1] or "build/faces.gallery", arg[2] or "build/attendance.db"

@@ -1,6 +1,6 @@
--- Specs of siamese.attendance: the attendance register, on SQLite and on
+-- Specs of siamese.app.attendance: the attendance register, on SQLite and on
 -- PostgreSQL (a throw-away cluster started here: spec/pg_cluster.lua).
-local attendance = require "siamese.attendance"
+local attendance = require "siamese.app.attendance"
 local support = dofile("spec/support.lua")
 
 local has_sqlite = pcall(require, "luasql.sqlite3")
@@ -99,7 +99,7 @@ local function behaviour(target)
 
 end
 
-describe("siamese.attendance", function()
+describe("siamese.app.attendance", function()
   if not has_sqlite then
     pending("lua-sql-sqlite3 is not installed (apt-get install lua-sql-sqlite3)")
     return
@@ -179,7 +179,7 @@ describe("siamese.attendance", function()
   end)
 end)
 
-describe("siamese.attendance on PostgreSQL", function()
+describe("siamese.app.attendance on PostgreSQL", function()
   local pg_cluster = dofile("spec/pg_cluster.lua")
   local cluster, url, counter = nil, nil, 0
 
@@ -204,7 +204,7 @@ describe("siamese.attendance on PostgreSQL", function()
   it("takes the events of three processes into one register", function()
     local script = support.temp_dir("att_pg") .. "/door.lua"
     support.write_file(script, [[
-local attendance = require "siamese.attendance"
+local attendance = require "siamese.app.attendance"
 local db = assert(attendance.open(arg[1]))
 for i = 1, 20 do assert(db:record{name = arg[2], time = 1795000000 + i}) end
 db:close()

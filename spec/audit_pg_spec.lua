@@ -1,6 +1,6 @@
--- siamese.web.audit on a postgresql:// URL (siamese.web.audit_pg), against
+-- siamese.app.web.audit on a postgresql:// URL (siamese.app.web.audit_pg), against
 -- a throw-away cluster started here (spec/pg_cluster.lua).
-local audit = require "siamese.web.audit"
+local audit = require "siamese.app.web.audit"
 local pg = require "siamese.pg"
 local pq = require "siamese.pq"
 local support = dofile("spec/support.lua")

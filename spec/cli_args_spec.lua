@@ -1,7 +1,7 @@
 -- Specs of the command-line option parser.
-local args = require "siamese.cli.args"
+local args = require "siamese.app.cli.args"
 
-describe("siamese.cli.args", function()
+describe("siamese.app.cli.args", function()
   local spec = {
     json = {kind = "flag", default = false, help = "print JSON"},
     align = {kind = "string", default = "similarity", choices = {"faceapi", "similarity"}, help = "the chip"},
@@ -65,7 +65,7 @@ describe("siamese.cli.args", function()
   it("every command's options have a description in its --help", function()
     for _, name in ipairs{"attendance", "audit", "calibrate", "compare", "embed", "enroll", "eval", "eval_pairs",
                           "eval_folder", "gallery", "identify", "serve", "token", "verify", "watch"} do
-      local cmd = require("siamese.cli." .. name)
+      local cmd = require("siamese.app.cli." .. name)
       assert.matches("^usage: siamese ", cmd.usage, 1, false)
       for key, s in pairs(cmd.spec) do
         assert.is_string(s.help, name .. " --" .. key)
@@ -78,8 +78,8 @@ describe("siamese.cli.args", function()
   end)
 end)
 
-describe("siamese.cli.photo_options", function()
-  local photo_options = require "siamese.cli.photo_options"
+describe("siamese.app.cli.photo_options", function()
+  local photo_options = require "siamese.app.cli.photo_options"
   local siamese = require "siamese"
 
   it("merges --detector, --threads and --max-pixels into a command's options", function()
@@ -126,8 +126,8 @@ describe("siamese.cli.photo_options", function()
   end)
 end)
 
-describe("siamese.cli.inputs.parse_time", function()
-  local inputs = require "siamese.cli.inputs"
+describe("siamese.app.cli.inputs.parse_time", function()
+  local inputs = require "siamese.app.cli.inputs"
   it("reads 'YYYY-MM-DD HH:MM[:SS]' (or with a T) as local time", function()
     local t = os.time{year = 2026, month = 11, day = 22, hour = 8, min = 55, sec = 0}
     assert.are.equal(t, inputs.parse_time("2026-11-22 08:55"))

@@ -30,7 +30,7 @@ local function run_unrecordable(args)
   local init = string.format([[
     package.path = %q .. ";" .. package.path
     package.cpath = %q .. ";" .. package.cpath
-    local audit = require "siamese.web.audit"
+    local audit = require "siamese.app.web.audit"
     local open = audit.open
     audit.open = function(...)
       local log, err = open(...)
@@ -209,7 +209,7 @@ describe("siamese audit trail", function()
     assert.are.equal(0, select(3, run("token add --gallery " .. q(gallery) .. " --role door")))
     local before_g = support.read_file(gallery)
     local before_t = support.read_file(gallery .. ".tokens")
-    local store = assert(require("siamese.web.tokens").open(gallery .. ".tokens"))
+    local store = assert(require("siamese.app.web.tokens").open(gallery .. ".tokens"))
     local id = store:list()[1].id
     local function refused(args, reason)
       local out, err, code = run(args)
@@ -278,7 +278,7 @@ describe("siamese audit trail", function()
     -- the changes were made
     local g = assert(require("siamese.gallery").load(gallery))
     assert.are.same({"Tony_Blair"}, g:names())
-    assert.are.same({}, assert(require("siamese.web.tokens").open(gallery .. ".tokens")):list())
+    assert.are.same({}, assert(require("siamese.app.web.tokens").open(gallery .. ".tokens")):list())
     -- a refusal that cannot be recorded: the refusal's message, then the audit's
     local _, err, code = run_unrecordable("enroll --gallery " .. q(gallery) .. " Tony_Blair " .. q(photo("Tony_Blair", 2)))
     assert.are.equal(2, code)
@@ -294,7 +294,7 @@ describe("siamese audit", function()
     return
   end
 
-  local audit = require "siamese.web.audit"
+  local audit = require "siamese.app.web.audit"
   local dir, gallery, log_path
   before_each(function()
     dir = support.temp_dir("cli_audit")
@@ -438,14 +438,14 @@ describe("siamese audit", function()
   end)
 end)
 
-describe("siamese.cli.audit helpers", function()
+describe("siamese.app.cli.audit helpers", function()
   if not has_sqlite then
     pending("lua-sql-sqlite3 is not installed (apt-get install lua-sql-sqlite3)")
     return
   end
 
-  local audit_cli = require "siamese.cli.audit"
-  local audit = require "siamese.web.audit"
+  local audit_cli = require "siamese.app.cli.audit"
+  local audit = require "siamese.app.web.audit"
   local dir
   before_each(function() dir = support.temp_dir("cli_audit") end)
   after_each(function() os.execute("rm -rf " .. q(dir)) end)

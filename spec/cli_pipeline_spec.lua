@@ -220,7 +220,7 @@ end)
 
 -- serve with the pipeline: the front's stand-in and the workers agree on
 -- the model id, a new gallery is cosine with the pipeline's threshold.
-local web_ok = pcall(function() assert(require("siamese.web.deps").setup()) end)
+local web_ok = pcall(function() assert(require("siamese.app.web.deps").setup()) end)
 local describe_web = web_ok and describe or function(name) describe(name, function() pending("needs lua-http") end) end
 
 describe_web("siamese serve --pipeline mobilefacenet", function()
@@ -264,7 +264,7 @@ describe_web("siamese serve --pipeline mobilefacenet", function()
   end)
 
   it("refuses to serve the gallery with the other pipeline, and a faceapi gallery with mobilefacenet", function()
-    local workers, gallery = require "siamese.web.workers", require "siamese.gallery"
+    local workers, gallery = require "siamese.app.web.workers", require "siamese.gallery"
     local mine = dir .. "/mfn.gallery"
     local mg = gallery.new{dim = 192, metric = "cosine", threshold = MFN_COSINE,
       model = assert(workers.front_recognizer{pipeline = "mobilefacenet"}).model_id}

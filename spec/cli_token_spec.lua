@@ -2,7 +2,7 @@
 -- web server's bearer tokens in "<gallery>.tokens"; --json; errors.
 local json = require "siamese.json"
 local lfs = require "lfs"
-local tokens = require "siamese.web.tokens"
+local tokens = require "siamese.app.web.tokens"
 local support = dofile("spec/support.lua")
 
 local q, run = support.q, support.siamese

@@ -183,7 +183,7 @@ describe("siamese watch", function()
     assert.matches("watch: 51 frames", err, 1, true)
 
     -- the register: Tony twice, Serena once, one unknown face with its descriptor
-    local attendance = require "siamese.attendance"
+    local attendance = require "siamese.app.attendance"
     local reg <close> = assert(attendance.open(db, {create = false}))
     local all = assert(reg:events())
     assert.are.equal(4, #all)
@@ -296,7 +296,7 @@ print("hook ran for " .. name)
   end)
 
   it("the progress line of a file gives the total and an ETA when the file tells its length", function()
-    local stats = require "siamese.cli.watch_stats"
+    local stats = require "siamese.app.cli.watch_stats"
     local lines = {}
     local real = io.stderr
     io.stderr = {write = function(_, ...) lines[#lines + 1] = table.concat{...} end} -- luacheck: ignore
@@ -312,7 +312,7 @@ print("hook ran for " .. name)
       u:finish()
     end)
     io.stderr = real -- luacheck: ignore
-    require("siamese.cli").line_open = false
+    require("siamese.app.cli").line_open = false
     assert(ok, err)
     assert.matches("^\rwatch: 20 frames of 51 %(0:01%.9 of video%), %d+%.%d fps, ETA 0:0[34], detecting every 1", lines[1])
     assert.matches("^\rwatch: 20 frames %(0:01%.9 of video%)", lines[2]) -- the last line: the frames

@@ -122,7 +122,7 @@ describe("siamese.face.lfw", function()
   end)
 
   it("siamese eval lfw refuses a bad --jitter, --align or --refine before any work", function()
-    local eval_cmd = require "siamese.cli.eval"
+    local eval_cmd = require "siamese.app.cli.eval"
     local stderr = io.stderr
     io.stderr = assert(io.open("/dev/null", "w")) -- luacheck: ignore
     local codes = {

@@ -123,6 +123,13 @@ describe("siamese.json arrays, objects and null", function()
   it("writes 1..n tables as arrays and string-keyed tables as objects", function()
     assert.are.equal("[1,2,3]", json.encode { 1, 2, 3 })
     assert.are.equal('{"a":1,"b":[true]}', json.encode { b = { true }, a = 1 })
+    local many, keys = {}, {}
+    for i = 1, 40 do many["k" .. (i * 7919 % 1000)] = i end
+    for k in pairs(many) do keys[#keys + 1] = k end
+    table.sort(keys)
+    local text, order = json.encode(many), {}
+    for k in text:gmatch('"(k%d+)":') do order[#order + 1] = k end
+    assert.are.same(keys, order)                     -- sorted keys: the same value, the same text
   end)
 
   it("writes an empty table as {} unless marked with json.array", function()

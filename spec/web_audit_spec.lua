@@ -1,14 +1,14 @@
--- Specs of siamese.web.audit: the append-only SQLite audit log of a
+-- Specs of siamese.app.web.audit: the append-only SQLite audit log of a
 -- gallery (record/events, triggers that refuse UPDATE and DELETE, mode
 -- 0600, values stored exactly; path_for, local_actor).
-local audit = require "siamese.web.audit"
+local audit = require "siamese.app.web.audit"
 local lfs = require "lfs"
 local support = dofile("spec/support.lua")
 
 local q = support.q
 local has_sqlite = pcall(require, "luasql.sqlite3")
 
-describe("siamese.web.audit", function()
+describe("siamese.app.web.audit", function()
   if not has_sqlite then
     pending("lua-sql-sqlite3 is not installed (apt-get install lua-sql-sqlite3)")
     return
@@ -214,7 +214,7 @@ describe("siamese.web.audit", function()
     local who = audit.local_actor()
     assert.are.same({role = "local", client = "cli:" .. user}, who)
     -- the real uid's name, not $USER (which anyone may set)
-    local code = [[local w = require("siamese.web.audit").local_actor() io.write(w.role, " ", w.client)]]
+    local code = [[local w = require("siamese.app.web.audit").local_actor() io.write(w.role, " ", w.client)]]
     local cmd = string.format("USER=mallory LUA_PATH_5_4=%s LUA_CPATH_5_4=%s lua5.4 -e %s", q(package.path),
       q(package.cpath), q(code))
     p = assert(io.popen(cmd))

@@ -3,7 +3,7 @@
 -- change, and the refusal to listen beyond loopback without tokens or TLS.
 -- Started as a subprocess (spec/web_support.lua) with one worker.
 local web = dofile("spec/web_support.lua")
-local audit = require "siamese.web.audit"
+local audit = require "siamese.app.web.audit"
 local support = dofile("spec/support.lua")
 local q = support.q
 
@@ -161,7 +161,7 @@ describe("siamese serve with access tokens", function()
     assert.is_table(find(function(e) return e.action == "remove" and e.accepted and e.name == "Colin Powell" end))
     assert.is_table(find(function(e) return e.action == "rename" and e.accepted == false and e.detail:match("^409") end))
     -- append-only
-    local sqlite = require "siamese.sqlite"
+    local sqlite = require "siamese.app.sqlite"
     local conn, env = assert(sqlite.connect("test", gpath .. ".audit", 1000, function() return true end))
     local ok, err = sqlite.query(conn, "DELETE FROM events")
     assert.is_nil(ok)
@@ -249,8 +249,8 @@ describe("siamese serve without tokens", function()
   end)
 
   it("serves HTTPS with --tls-cert/--tls-key and sends HSTS", function()
-    local tls = require "siamese.web.tls"
-    local tokens = require "siamese.web.tokens"
+    local tls = require "siamese.app.web.tls"
+    local tokens = require "siamese.app.web.tokens"
     local cert, key = tls.self_signed{hosts = {"127.0.0.1", "localhost"}, days = 1}
     local cert_path, key_path = dir .. "/cert.pem", dir .. "/key.pem"
     local f = assert(io.open(cert_path, "wb"))

@@ -1,7 +1,7 @@
--- siamese.web.guard in-process: Host, Origin and token checks, and the
+-- siamese.app.web.guard in-process: Host, Origin and token checks, and the
 -- route actions, with a real token store in a temporary directory.
-local guard = require "siamese.web.guard"
-local tokens = require "siamese.web.tokens"
+local guard = require "siamese.app.web.guard"
+local tokens = require "siamese.app.web.tokens"
 local support = dofile("spec/support.lua")
 local q = support.q
 
@@ -11,7 +11,7 @@ local function req(method, path, headers)
   return {method = method, path = path, headers = h}
 end
 
-describe("siamese.web.guard", function()
+describe("siamese.app.web.guard", function()
   local dir, store
 
   before_each(function()

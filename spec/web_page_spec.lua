@@ -1,12 +1,12 @@
--- Specs of siamese.web.page: the page's Content-Security-Policy (page.csp)
+-- Specs of siamese.app.web.page: the page's Content-Security-Policy (page.csp)
 -- names the SHA-256 of exactly the inline <style> and <script> of
 -- page.html, and the page has nothing that policy would block (inline
 -- event handlers, style attributes, resources from elsewhere); the access
 -- token lives in sessionStorage only. (The browser's own verdict:
 -- spec/e2e/run.lua, which reads the violations the page records.)
-local page = require "siamese.web.page"
+local page = require "siamese.app.web.page"
 local hash = require "siamese.hash"
-local base64 = require "siamese.web.base64"
+local base64 = require "siamese.app.web.base64"
 
 -- The CSP source of a string's SHA-256 ('sha256-<base64 of the digest>').
 local function source_of(s)
@@ -28,7 +28,7 @@ local function markup(html)
   return (html:gsub("<style>.-</style>", "<style></style>"):gsub("<script>.-</script>", "<script></script>"))
 end
 
-describe("siamese.web.page", function()
+describe("siamese.app.web.page", function()
   it("has one inline style and one inline script, the module's page.style and page.script", function()
     local styles, scripts = elements(page.html, "style"), elements(page.html, "script")
     assert.are.equal(1, #styles)

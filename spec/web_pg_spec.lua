@@ -6,7 +6,7 @@
 local web = dofile("spec/web_support.lua")
 local support = dofile("spec/support.lua")
 local pg_cluster = dofile("spec/pg_cluster.lua")
-local audit = require "siamese.web.audit"
+local audit = require "siamese.app.web.audit"
 local q = support.q
 
 describe("siamese serve on a PostgreSQL gallery", function()

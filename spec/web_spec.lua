@@ -2,8 +2,8 @@
 -- `siamese serve` as a subprocess on a free port, driven over HTTP with
 -- lua-http's client: every route, every error path, concurrent enrollment.
 local web = dofile("spec/web_support.lua")
-local multipart = require "siamese.web.multipart"
-local base64 = require "siamese.web.base64"
+local multipart = require "siamese.app.web.multipart"
+local base64 = require "siamese.app.web.base64"
 local image = require "siamese.image"
 -- The server needs siamese.gallery (merged from branch gallery).
 local has_gallery, gallery = pcall(require, "siamese.gallery")
@@ -23,7 +23,7 @@ local function data_url_image(url)
   return assert(image.decode(assert(base64.decode(b64))))
 end
 
-describe("siamese.web.base64", function()
+describe("siamese.app.web.base64", function()
   it("round-trips every length and matches RFC 4648's examples", function()
     local cases = {[""] = "", f = "Zg==", fo = "Zm8=", foo = "Zm9v", foob = "Zm9vYg==",
                    fooba = "Zm9vYmE=", foobar = "Zm9vYmFy"}
@@ -48,7 +48,7 @@ describe("siamese.web.base64", function()
   end)
 end)
 
-describe("siamese.web.multipart", function()
+describe("siamese.app.web.multipart", function()
   it("reads the boundary of a form-data content type", function()
     assert.are.equal("abc", multipart.boundary("multipart/form-data; boundary=abc"))
     assert.are.equal("a b", multipart.boundary('Multipart/Form-Data; charset=utf-8; boundary="a b"'))
@@ -92,9 +92,9 @@ describe("siamese.web.multipart", function()
 end)
 
 local function server_specs()
-describe("siamese.web.server (in-process)", function()
+describe("siamese.app.web.server (in-process)", function()
   it("turns a failure inside a handler into a 500 with its message, and logs the trace", function()
-    local server = require "siamese.web.server"
+    local server = require "siamese.app.web.server"
     -- a recognizer whose every method fails, to reach the handlers' safety net
     local broken = setmetatable({model_id = "broken:0", dim = 4}, {__index = function(_, k)
       return function() error("recognizer." .. k .. " failed") end

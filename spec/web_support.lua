@@ -1,10 +1,10 @@
 -- Helpers for the web demo's specs, end-to-end test and load check: start
 -- `bin/siamese serve` as a subprocess on a free port, talk to it with
 -- lua-http's client. Load with `local web = dofile("spec/web_support.lua")`.
-assert(require("siamese.web.deps").setup())
+assert(require("siamese.app.web.deps").setup())
 local http_request = require "http.request"
 local json = require "siamese.json"
-local multipart = require "siamese.web.multipart"
+local multipart = require "siamese.app.web.multipart"
 
 local web = {}
 

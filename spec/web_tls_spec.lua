@@ -1,9 +1,9 @@
--- Specs of siamese.web.tls: server contexts from PEM files (chains, key
+-- Specs of siamese.app.web.tls: server contexts from PEM files (chains, key
 -- checks, refusals), self-signed certificates, and real handshakes over
 -- cqueues sockets on 127.0.0.1 (a verifying client, a plain-HTTP client, a
 -- silent client, a client that does not trust the certificate).
-assert(require("siamese.web.deps").setup())
-local tls = require "siamese.web.tls"
+assert(require("siamese.app.web.deps").setup())
+local tls = require "siamese.app.web.tls"
 local cqueues = require "cqueues"
 local socket = require "cqueues.socket"
 local context = require "openssl.ssl.context"
@@ -101,7 +101,7 @@ local function tls_connect(port, ctx, host)
   return c, ssl
 end
 
-describe("siamese.web.tls", function()
+describe("siamese.app.web.tls", function()
   local dir, cert_path, key_path, cert_pem, key_pem
   before_each(function()
     dir = support.temp_dir("web_tls")
@@ -196,7 +196,7 @@ describe("siamese.web.tls", function()
       support.write_file(dir .. "/bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
       refused(dir .. "/bad.pem", key_path, "bad.pem", "certificate 1 is not valid PEM")
       -- a truncated certificate: refused before luaossl parses it (its error path reads freed memory)
-      local b64 = require "siamese.web.base64"
+      local b64 = require "siamese.app.web.base64"
       local der = b64.decode((cert_pem:match("CERTIFICATE%-%-%-%-%-(.-)%-%-%-%-%-END"):gsub("%s", "")))
       support.write_file(dir .. "/cut.pem", "-----BEGIN CERTIFICATE-----\n" .. b64.encode(der:sub(1, #der - 10))
         .. "\n-----END CERTIFICATE-----\n")

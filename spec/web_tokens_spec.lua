@@ -1,7 +1,7 @@
--- Specs of siamese.web.tokens: the bearer-token store of the web server
+-- Specs of siamese.app.web.tokens: the bearer-token store of the web server
 -- (add/list/revoke/check, hashes never tokens, file modes, constant-time
 -- comparison, damaged files refused and left alone, role permissions).
-local tokens = require "siamese.web.tokens"
+local tokens = require "siamese.app.web.tokens"
 local hash = require "siamese.hash"
 local lfs = require "lfs"
 local support = dofile("spec/support.lua")
@@ -12,7 +12,7 @@ local function chmod(mode, path)
   assert(os.execute("chmod " .. mode .. " " .. q(path)))
 end
 
-describe("siamese.web.tokens", function()
+describe("siamese.app.web.tokens", function()
   local dir, path
   before_each(function()
     dir = support.temp_dir("web_tokens")
@@ -291,7 +291,7 @@ describe("siamese.web.tokens", function()
   it("create_private gives 0600 whatever the usual umask, and refuses one that takes the owner's bits", function()
     -- in a child: this process's umask cannot be set from Lua
     local function create(umask, file)
-      local code = string.format([[local ok, err = require("siamese.web.tokens").create_private(%q, "secret")
+      local code = string.format([[local ok, err = require("siamese.app.web.tokens").create_private(%q, "secret")
         io.write(tostring(ok), " ", tostring(err))]], file)
       local cmd = string.format("umask %s && LUA_PATH_5_4=%s LUA_CPATH_5_4=%s lua5.4 -e %s", umask,
         q(package.path), q(package.cpath), q(code))

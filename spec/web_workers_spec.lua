@@ -1,4 +1,4 @@
--- `siamese serve` with its worker processes (siamese.web.workers): the
+-- `siamese serve` with its worker processes (siamese.app.web.workers): the
 -- face routes run side by side in pre-forked workers while the front
 -- answers GET /api/people itself, refuses oversized images before
 -- dispatch, replaces a killed worker, and leaves no worker behind on
@@ -6,7 +6,7 @@
 local web = dofile("spec/web_support.lua")
 local cqueues = require "cqueues"
 local image = require "siamese.image"
-local multipart = require "siamese.web.multipart"
+local multipart = require "siamese.app.web.multipart"
 local http_request = require "http.request"
 local json = require "siamese.json"
 

@@ -19,6 +19,13 @@
 --
 -- json.encode(value [, {indent = true}]) -> string   (raises on misuse)
 -- json.decode(text) -> value | nil, "json: <what> at byte <n>"
+--
+-- Why not Debian's lua-cjson (2.1): it decodes every number as a float
+-- (safetensors offsets and shapes must be integers), writes at most 14
+-- significant digits (0.1 + 0.2 comes back as 0.3, and integers past 1e14
+-- are damaged), has no key order (headers would differ from run to run)
+-- and no empty-array marker. lua-dkjson writes floats with tostring's 14
+-- digits too. spec/json_spec.lua pins each of these properties.
 
 local json = {}
 

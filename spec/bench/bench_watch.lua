@@ -16,9 +16,9 @@
 --       min_face 20, the quality gate) and siamese.face.track (watch's
 --       defaults: m 3, n 5, max_missed 5) over a gallery of the five bundled
 --       people, with detection on every K-th frame chosen by
---       siamese.cli.watch_stats as `--every auto` does (K = detection time
+--       siamese.app.cli.watch_stats as `--every auto` does (K = detection time
 --       over the frame interval, rounded, 1..8). The loop is watch's
---       (cli/watch.lua's `loop`, which is not exported) without
+--       (app/cli/watch.lua's `loop`, which is not exported) without
 --       watch_visits: events are counted, nothing is printed or recorded.
 -- Rows (name prefix watch_WxH_Nface[s]):
 --   _fps              frames processed per second (processed / wall time
@@ -140,7 +140,7 @@ end
 local door = require "siamese.door"
 local video = require "siamese.video"
 local track = require "siamese.face.track"
-local watch_stats = require "siamese.cli.watch_stats"
+local watch_stats = require "siamese.app.cli.watch_stats"
 
 -- The door encoder as `siamese watch` makes it for a gallery of the
 -- default pipeline (common.encoder: door.encoder with the default model,

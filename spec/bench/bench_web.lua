@@ -19,8 +19,8 @@
 local web = dofile("spec/web_support.lua")
 local siamese = require "siamese"
 local json = require "siamese.json"
-local multipart = require "siamese.web.multipart"
-local server = require "siamese.web.server"
+local multipart = require "siamese.app.web.multipart"
+local server = require "siamese.app.web.server"
 local cqueues = require "cqueues"
 
 local N, IN_FLIGHT = tonumber(os.getenv("WEB_REQUESTS") or "") or 96, 4

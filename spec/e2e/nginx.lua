@@ -5,7 +5,7 @@
 --
 -- Prints "e2e nginx: skipped (nginx not installed)" and exits 0 when
 -- /usr/sbin/nginx (or $NGINX) is missing. Otherwise, in build/e2e-nginx/:
--- a self-signed certificate (siamese.web.tls.self_signed), an admin and a
+-- a self-signed certificate (siamese.app.web.tls.self_signed), an admin and a
 -- door token, `siamese serve` on 127.0.0.1 (a free port), and nginx (no root needed,
 -- `daemon off`, its pid, logs and temporary files in that folder) with the
 -- directives of examples/nginx/siamese.conf, only its ports, names and
@@ -39,7 +39,7 @@ do
   f:close()
 end
 
-assert(require("siamese.web.deps").setup())
+assert(require("siamese.app.web.deps").setup())
 local core = require "siamese.core"
 local P = core.process
 local cqueues = require "cqueues"
@@ -47,9 +47,9 @@ local socket = require "cqueues.socket"
 local ce = require "cqueues.errno"
 local lfs = require "lfs"
 local json = require "siamese.json"
-local tls = require "siamese.web.tls"
-local tokens = require "siamese.web.tokens"
-local multipart = require "siamese.web.multipart"
+local tls = require "siamese.app.web.tls"
+local tokens = require "siamese.app.web.tokens"
+local multipart = require "siamese.app.web.multipart"
 local http_request = require "http.request"
 local context = require "openssl.ssl.context"
 local x509 = require "openssl.x509"

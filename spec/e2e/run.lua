@@ -12,9 +12,9 @@
 -- (build/e2e/page.png). Exits non-zero on failure.
 local web = dofile("spec/web_support.lua")
 local json = require "siamese.json"
-local base64 = require "siamese.web.base64"
+local base64 = require "siamese.app.web.base64"
 local image = require "siamese.image"
-local page = require "siamese.web.page"
+local page = require "siamese.app.web.page"
 
 local CHROMEDRIVER = os.getenv("CHROMEDRIVER") or "/usr/bin/chromedriver"
 local CHROMIUM = os.getenv("CHROMIUM") or "/usr/bin/chromium"
