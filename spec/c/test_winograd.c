@@ -1,4 +1,4 @@
-/* Plain-C tests of the Winograd convolution (winograd.c): its
+/* Plain-C tests of the Winograd convolution (conv/winograd.c): its
  * forward against the convolution by its definition in double (within
  * the error bounds derived below; exactly for F(2x2) on dyadic data) on
  * random shapes (both tiles,
@@ -30,7 +30,7 @@
  * the same computation on absolute values (wino_abs below, from the
  * matrices of Lavin & Gray 2015 checked against the definition by
  * test_transform_matrices). L, counting the roundings along the longest
- * path through winograd.c (products by 2, 4, 8 are exact):
+ * path through conv/winograd.c (products by 2, 4, 8 are exact):
  *   weights: G g G^T in double (8 roundings of 2^-53 < one of 2^-24), then
  *     rounded to float: 2;
  *   input: B^T . B, two 1-D passes; F(2): s0 - s2 etc., 1 each: 2; F(4):
@@ -270,7 +270,7 @@ static void test_winograd_checks_refuse_what_it_cannot_do(void)
     CHECK(sm_winograd_check(&err, &yw, &x, &u, NULL, &p) == SM_EINVAL); /* the ordinary shape check */
 }
 
-/* The training kernels against the definitions in double, and conv2d.c's
+/* The training kernels against the definitions in double, and im2col.c's
  * im2col ones against the same:
  *   input gradient: the Winograd forward of grad_out with the flipped
  *     weights (padding 2 - p), bounded as the forward (Cin there = Cout);
@@ -314,11 +314,11 @@ static void compare_backward(int tile, int64_t n, int64_t cin, int64_t cout, int
     CHECK(sm_winograd_prepare_flipped_check(&err, &tu, &tw, tile) == SM_OK);
     CHECK(sm_winograd_check(&err, &tgi1, &tg, &tu, NULL, &q) == SM_OK);
     CHECK(sm_winograd_backward_weight_check(&err, &tgw1, &tgb1, &tg, &tx, &p, tile) == SM_OK);
-    float *ws0 = malloc((sm_conv2d_workspace(&tx, &tg, &p) + 1) * sizeof(float));
+    float *ws0 = malloc((plain_workspace(&tx, &tg, &p) + 1) * sizeof(float));
     float *ws1 = malloc(sm_winograd_workspace(&tgi1, &tg, &tu) * sizeof(float));
     float *ws2 = malloc(sm_winograd_backward_weight_workspace(&tg, &tx, tile) * sizeof(float));
-    sm_conv2d_backward_input(&tgi0, &tg, &tw, &p, ws0);
-    sm_conv2d_backward_params(&tgw0, &tgb0, &tg, &tx, &p, 0.5f, ws0);
+    plain_backward_input(&tgi0, &tg, &tw, &p, ws0);
+    plain_backward_weight(&tgw0, &tgb0, &tg, &tx, &p, 0.5f, ws0);
     sm_winograd_prepare_flipped(&tu, &tw, tile);
     sm_winograd_forward(&tgi1, &tg, &tu, NULL, &q, 0, ws1);
     sm_winograd_backward_weight(&tgw1, &tgb1, &tg, &tx, &p, 0.5f, tile, ws2);
