@@ -12,7 +12,7 @@ local core = require "siamese.core"
 local workspace = require "siamese.nn.workspace"
 
 -- The input gradient as a forward: the correlation of g, padded by 2 - p,
--- with the flipped, channel-swapped filters (as src/conv/conv.c runs it).
+-- with the flipped, channel-swapped filters (as src/conv/passes.c runs it).
 local function flipped(conv, x)
   local p = conv:params(x:shape(3), x:shape(4))
   local f = nn.Conv2d(conv.nout, conv.nin, 3, {bias = false,

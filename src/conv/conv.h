@@ -13,7 +13,7 @@
  * algorithm reads (none for most: the plain weight); then the pass runs as
  * every kernel of the core does: a *_check that validates without
  * allocating, a workspace size in floats, and a compute function that
- * cannot fail (conv.c routes each to the algorithm's own file).
+ * cannot fail (passes.c routes each to the algorithm's own file).
  */
 #ifndef SM_CONV_H
 #define SM_CONV_H
@@ -91,7 +91,7 @@ int sm_conv_algo_runs(sm_conv_algo a, sm_conv_pass pass, const sm_conv_shape *s,
 const char *sm_conv_algo_name(sm_conv_algo a);
 int sm_conv_algo_of_name(const char *name);
 
-/* ---- the weights as an algorithm reads them (conv.c) ------------------------------ */
+/* ---- the weights as an algorithm reads them (passes.c) ---------------------------- */
 
 /* The shape (ndim, written to shape) of the weights algorithm a reads in
  * pass; 0 when it reads the plain weight [Cout,Cin/G,kh,kw] (or, for the
@@ -112,7 +112,7 @@ sm_status sm_conv2d_blocked_pack8_check(sm_err *err, const sm_tensor *wq, const 
                                         const sm_tensor *weight);
 int sm_conv2d_blocked_pack8(sm_tensor *wq, const sm_tensor *grid, const sm_tensor *weight);
 
-/* ---- the passes (conv.c), on algorithm a's weights w ------------------------------ */
+/* ---- the passes (passes.c), on algorithm a's weights w ------------------------------ */
 
 /* out <- conv(in) + res, then max(., 0) when relu != 0. grid: the 8-bit
  * weights' grid (SM_CONV_BLOCKED8 only, else NULL); res (NULL, or out's

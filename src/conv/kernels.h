@@ -1,6 +1,6 @@
 /*
  * kernels.h — the algorithms of the convolution wing, one file each, for
- * conv.c (which routes a plan's passes to them), plan.c and the plain-C
+ * passes.c (which routes a plan's passes to them), plan.c and the plain-C
  * tests; nothing outside src/conv/ includes it (the rest of the core goes
  * through conv.h). Each file's comment gives its formulas; none chooses
  * between algorithms (plan.c does).

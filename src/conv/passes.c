@@ -1,5 +1,5 @@
 /*
- * conv.c — the passes of a planned convolution: each check, workspace and
+ * passes.c — the passes of a planned convolution: each check, workspace and
  * compute function hands the pass to the file of the algorithm plan.c
  * chose (kernels.h), with the weights in that algorithm's form. Nothing is
  * decided here but how each algorithm is called.
