@@ -107,8 +107,8 @@ function bounds.conv_mag(conv, x, weight, nobias)
   local ax, aw = bounds.abs(x), bounds.abs(weight or conv.weight)
   local ab = (conv.bias and not nobias) and bounds.abs(conv.bias) or nil
   local algo = C.plan("forward", ax:shape(), conv.nout, p, {})
-  local ws = workspace.get(C.forward_workspace(algo, out, ax, aw, p))
-  C.forward(algo, out, ax, aw, ab, p, false, ws)
+  local ws = workspace.get(C.forward_workspace(algo, out, ax, aw, ab, p))
+  C.forward(algo, out, ax, aw, ab, p, nil, false, ws)
   local terms = (conv.nin // conv.groups) * conv.kh * conv.kw + (ab and 1 or 0)
   return bounds.mag_exact(bounds.flat(out), terms), terms
 end

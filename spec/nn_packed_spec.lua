@@ -294,10 +294,10 @@ describe("nn.Conv2d:pack", function()
     local ok, err = pcall(C.make_weights, "blocked", "forward", T.zeros{12, 36}, T.zeros{12, 4, 3, 3}, p)
     assert.is_false(ok)
     assert.matches("conv2d_blocked_pack.*multiple of 16", err)
-    ok, err = pcall(C.forward_workspace, "blocked", T.zeros{1, 16, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{16, 35}, p)
+    ok, err = pcall(C.forward_workspace, "blocked", T.zeros{1, 16, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{16, 35}, nil, p)
     assert.is_false(ok)
     assert.matches("packed weight", err)
-    ok, err = pcall(C.forward, "blocked", T.zeros{1, 16, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{16, 36}, nil, p,
+    ok, err = pcall(C.forward, "blocked", T.zeros{1, 16, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{16, 36}, nil, p, nil,
       false, T.zeros{1})
     assert.is_false(ok)
     assert.matches("workspace", err)
@@ -307,10 +307,10 @@ describe("nn.Conv2d:pack", function()
     local C = require("siamese.core").conv
     local p = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}
     assert.has_error(function() C.make_weights("packed", "forward", T.zeros{4, 35}, T.zeros{4, 4, 3, 3}, p) end)
-    local ok, err = pcall(C.forward_workspace, "packed", T.zeros{1, 4, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{4, 35}, p)
+    local ok, err = pcall(C.forward_workspace, "packed", T.zeros{1, 4, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{4, 35}, nil, p)
     assert.is_false(ok)
     assert.matches("packed weight", err)
-    ok, err = pcall(C.forward, "packed", T.zeros{1, 4, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{4, 36}, nil, p,
+    ok, err = pcall(C.forward, "packed", T.zeros{1, 4, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{4, 36}, nil, p, nil,
       false, T.zeros{1})
     assert.is_false(ok)
     assert.matches("workspace", err)

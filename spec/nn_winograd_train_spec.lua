@@ -45,7 +45,7 @@ local function weight_grad_bounds(conv, x, g, scale, tile, want_w)
   local p = conv:params(x:shape(3), x:shape(4))
   local gw, gb = T.zeros(conv.weight:shape()), T.zeros{conv.nout}
   local ag, ax = bounds.abs(g), bounds.abs(x)
-  local ws = workspace.get(C.backward_weight_workspace("im2col", gw, ag, ax, p))
+  local ws = workspace.get(C.backward_weight_workspace("im2col", gw, gb, ag, ax, p))
   C.backward_weight("im2col", gw, gb, ag, ax, p, 1, ws)
   local n = g:shape(1) * g:shape(3) * g:shape(4)
   local mag = bounds.mag_exact(bounds.flat(gw), n)

@@ -11,12 +11,15 @@
  *   make_weights(algo, pass, dst, weight, params)              dst <- weight in algo's form
  *   blocked_pack8(wq, grid, weight)                            -> true, or false when a weight is off the grid
  *
- *   forward_workspace(algo, out, in, w, params [, grid])       -> floats
- *   forward(algo, out, in, w, bias|nil, params, relu, ws [, residual|nil [, grid]])
- *   backward_input_workspace(algo, grad_in, grad_out, w, params)
- *   backward_input(algo, grad_in, grad_out, w, params, ws)     grad_in <- dL/din
- *   backward_weight_workspace(algo, grad_w, grad_out, in, params)
- *   backward_weight(algo, grad_w, grad_b|nil, grad_out, in, params, scale, ws)   grad_w, grad_b += scale dL/d.
+ *   forward_workspace(algo, out, in, w, bias|nil, params, grid|nil)                  -> floats
+ *   forward(algo, out, in, w, bias|nil, params, grid|nil, relu, ws [, residual])   out <- conv(in) (+ residual)
+ *   backward_input_workspace(algo, grad_in, grad_out, w, params)                     -> floats
+ *   backward_input(algo, grad_in, grad_out, w, params, ws)                           grad_in <- dL/din
+ *   backward_weight_workspace(algo, grad_w, grad_b|nil, grad_out, in, params)        -> floats
+ *   backward_weight(algo, grad_w, grad_b|nil, grad_out, in, params, scale, ws)       grad_w, grad_b += scale dL/d.
+ *
+ * A pass's workspace takes the pass's own first arguments; grid is the
+ * 8-bit weights' (blocked8 only).
  *
  * pass is "forward", "backward_input" or "backward_weight"; params the list
  * {kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups}; held says what the
@@ -154,78 +157,90 @@ static int l_blocked_pack8(lua_State *L)
     return 1;
 }
 
+/* The arguments a pass and its workspace share, checked: (algo, out, in,
+ * w, bias|nil, params, grid|nil) for the forward (its residual at 10, with
+ * with_residual), (algo, grad_in, grad_out, w, params) for the input
+ * gradient, (algo, grad_w, grad_b|nil, grad_out, in, params) for the
+ * weight gradient. */
+typedef struct {
+    sm_conv_algo a;
+    sm_tensor *t1, *t2, *t3, *bias, *grid, *res;
+    sm_conv2d_params p;
+} pass_args;
+
+static pass_args forward_args(lua_State *L, int with_residual)
+{
+    pass_args g = { check_algo(L, 1), sm_l_checkcontiguous(L, 2), sm_l_checkcontiguous(L, 3),
+                    sm_l_checkcontiguous(L, 4), opt_ctensor(L, 5), NULL, NULL, sm_l_conv_params(L, 6) };
+    g.grid = opt_ctensor(L, 7);
+    g.res = with_residual ? opt_ctensor(L, 10) : NULL;
+    sm_err err;
+    if (sm_conv_forward_check(&err, g.a, g.t1, g.t2, g.t3, g.grid, g.bias, g.res, &g.p)) raise(L, &err);
+    return g;
+}
+
+static pass_args input_grad_args(lua_State *L)
+{
+    pass_args g = { check_algo(L, 1), sm_l_checkcontiguous(L, 2), sm_l_checkcontiguous(L, 3),
+                    sm_l_checkcontiguous(L, 4), NULL, NULL, NULL, sm_l_conv_params(L, 5) };
+    sm_err err;
+    if (sm_conv_backward_input_check(&err, g.a, g.t1, g.t2, g.t3, &g.p)) raise(L, &err);
+    return g;
+}
+
+static pass_args weight_grad_args(lua_State *L)
+{
+    pass_args g = { check_algo(L, 1), sm_l_checkcontiguous(L, 2), sm_l_checkcontiguous(L, 4),
+                    sm_l_checkcontiguous(L, 5), opt_ctensor(L, 3), NULL, NULL, sm_l_conv_params(L, 6) };
+    sm_err err;
+    if (sm_conv_backward_weight_check(&err, g.a, g.t1, g.bias, g.t2, g.t3, &g.p)) raise(L, &err);
+    return g;
+}
+
 static int l_forward_workspace(lua_State *L)
 {
-    sm_conv_algo a = check_algo(L, 1);
-    sm_tensor *out = sm_l_checkcontiguous(L, 2), *in = sm_l_checkcontiguous(L, 3), *w = sm_l_checkcontiguous(L, 4);
-    sm_conv2d_params p = sm_l_conv_params(L, 5);
-    sm_tensor *grid = opt_ctensor(L, 6);
-    sm_err err;
-    if (sm_conv_forward_check(&err, a, out, in, w, grid, NULL, NULL, &p)) return raise(L, &err);
-    lua_pushinteger(L, (lua_Integer)sm_conv_forward_workspace(a, out, in, &p));
+    pass_args g = forward_args(L, 0);
+    lua_pushinteger(L, (lua_Integer)sm_conv_forward_workspace(g.a, g.t1, g.t2, &g.p));
     return 1;
 }
 
 static int l_forward(lua_State *L)
 {
-    sm_conv_algo a = check_algo(L, 1);
-    sm_tensor *out = sm_l_checkcontiguous(L, 2), *in = sm_l_checkcontiguous(L, 3), *w = sm_l_checkcontiguous(L, 4);
-    sm_tensor *b = opt_ctensor(L, 5);
-    sm_conv2d_params p = sm_l_conv_params(L, 6);
-    int relu = lua_toboolean(L, 7);
-    sm_tensor *res = opt_ctensor(L, 9), *grid = opt_ctensor(L, 10);
-    sm_err err;
-    if (sm_conv_forward_check(&err, a, out, in, w, grid, b, res, &p)) return raise(L, &err);
-    float *ws = workspace(L, 8, sm_conv_forward_workspace(a, out, in, &p));
-    sm_conv_forward(a, out, in, w, grid, b, res, &p, relu, ws);
+    pass_args g = forward_args(L, 1);
+    int relu = lua_toboolean(L, 8);
+    float *ws = workspace(L, 9, sm_conv_forward_workspace(g.a, g.t1, g.t2, &g.p));
+    sm_conv_forward(g.a, g.t1, g.t2, g.t3, g.grid, g.bias, g.res, &g.p, relu, ws);
     return 0;
 }
 
 static int l_backward_input_workspace(lua_State *L)
 {
-    sm_conv_algo a = check_algo(L, 1);
-    sm_tensor *gin = sm_l_checkcontiguous(L, 2), *gout = sm_l_checkcontiguous(L, 3), *w = sm_l_checkcontiguous(L, 4);
-    sm_conv2d_params p = sm_l_conv_params(L, 5);
-    sm_err err;
-    if (sm_conv_backward_input_check(&err, a, gin, gout, w, &p)) return raise(L, &err);
-    lua_pushinteger(L, (lua_Integer)sm_conv_backward_input_workspace(a, gin, gout, &p));
+    pass_args g = input_grad_args(L);
+    lua_pushinteger(L, (lua_Integer)sm_conv_backward_input_workspace(g.a, g.t1, g.t2, &g.p));
     return 1;
 }
 
 static int l_backward_input(lua_State *L)
 {
-    sm_conv_algo a = check_algo(L, 1);
-    sm_tensor *gin = sm_l_checkcontiguous(L, 2), *gout = sm_l_checkcontiguous(L, 3), *w = sm_l_checkcontiguous(L, 4);
-    sm_conv2d_params p = sm_l_conv_params(L, 5);
-    sm_err err;
-    if (sm_conv_backward_input_check(&err, a, gin, gout, w, &p)) return raise(L, &err);
-    float *ws = workspace(L, 6, sm_conv_backward_input_workspace(a, gin, gout, &p));
-    sm_conv_backward_input(a, gin, gout, w, &p, ws);
+    pass_args g = input_grad_args(L);
+    float *ws = workspace(L, 6, sm_conv_backward_input_workspace(g.a, g.t1, g.t2, &g.p));
+    sm_conv_backward_input(g.a, g.t1, g.t2, g.t3, &g.p, ws);
     return 0;
 }
 
 static int l_backward_weight_workspace(lua_State *L)
 {
-    sm_conv_algo a = check_algo(L, 1);
-    sm_tensor *gw = sm_l_checkcontiguous(L, 2), *gout = sm_l_checkcontiguous(L, 3), *in = sm_l_checkcontiguous(L, 4);
-    sm_conv2d_params p = sm_l_conv_params(L, 5);
-    sm_err err;
-    if (sm_conv_backward_weight_check(&err, a, gw, NULL, gout, in, &p)) return raise(L, &err);
-    lua_pushinteger(L, (lua_Integer)sm_conv_backward_weight_workspace(a, gout, in, &p));
+    pass_args g = weight_grad_args(L);
+    lua_pushinteger(L, (lua_Integer)sm_conv_backward_weight_workspace(g.a, g.t2, g.t3, &g.p));
     return 1;
 }
 
 static int l_backward_weight(lua_State *L)
 {
-    sm_conv_algo a = check_algo(L, 1);
-    sm_tensor *gw = sm_l_checkcontiguous(L, 2), *gb = opt_ctensor(L, 3);
-    sm_tensor *gout = sm_l_checkcontiguous(L, 4), *in = sm_l_checkcontiguous(L, 5);
-    sm_conv2d_params p = sm_l_conv_params(L, 6);
+    pass_args g = weight_grad_args(L);
     float scale = (float)luaL_checknumber(L, 7);
-    sm_err err;
-    if (sm_conv_backward_weight_check(&err, a, gw, gb, gout, in, &p)) return raise(L, &err);
-    float *ws = workspace(L, 8, sm_conv_backward_weight_workspace(a, gout, in, &p));
-    sm_conv_backward_weight(a, gw, gb, gout, in, &p, scale, ws);
+    float *ws = workspace(L, 8, sm_conv_backward_weight_workspace(g.a, g.t2, g.t3, &g.p));
+    sm_conv_backward_weight(g.a, g.t1, g.bias, g.t2, g.t3, &g.p, scale, ws);
     return 0;
 }
 

@@ -74,6 +74,17 @@ static sm_status tile_check(sm_err *err, sm_conv_algo a, const sm_tensor *u)
     return SM_OK;
 }
 
+/* The workspace of im2col's and direct_small's passes, the same for all
+ * three (the forward's own sizes: in and out are the input's and output's
+ * shapes, or their gradients'); 0 for the kernels that need none. */
+static size_t shared_workspace(sm_conv_algo a, const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
+{
+    sm_conv_shape s = shape_of(in, out);
+    if (a == SM_CONV_IM2COL) return sm_conv_im2col_workspace(&s, p);
+    if (a == SM_CONV_DIRECT_SMALL) return sm_conv_direct_small_workspace(in, out, p);
+    return 0;
+}
+
 /* ---- weights ------------------------------------------------------------------------- */
 
 int sm_conv_weights_shape(sm_conv_algo a, sm_conv_pass pass, const sm_conv_shape *s, const sm_conv2d_params *p,
@@ -194,9 +205,9 @@ size_t sm_conv_forward_workspace(sm_conv_algo a, const sm_tensor *out, const sm_
 {
     sm_conv_shape s = shape_of(in, out);
     switch (a) {
-    case SM_CONV_IM2COL: return sm_conv_im2col_workspace(&s, p);
+    case SM_CONV_IM2COL:
+    case SM_CONV_DIRECT_SMALL: return shared_workspace(a, in, out, p);
     case SM_CONV_IM2COL_BANDED: return sm_conv_im2col_banded_workspace(&s, p);
-    case SM_CONV_DIRECT_SMALL: return sm_conv_direct_small_workspace(in, out, p);
     case SM_CONV_DIRECT_RGB: return sm_conv_direct_rgb_workspace(&s, p);
     case SM_CONV_PACKED: return sm_conv2d_packed_workspace(out, in, p);
     case SM_CONV_PACKED_TAP: return sm_conv2d_packed_workspace(out, in, &ONE_TAP);
@@ -253,17 +264,9 @@ sm_status sm_conv_backward_input_check(sm_err *err, sm_conv_algo a, const sm_ten
 size_t sm_conv_backward_input_workspace(sm_conv_algo a, const sm_tensor *grad_in, const sm_tensor *grad_out,
                                         const sm_conv2d_params *p)
 {
-    sm_conv_shape s = shape_of(grad_in, grad_out);
-    switch (a) {
-    case SM_CONV_IM2COL: return sm_conv_im2col_workspace(&s, p);
-    case SM_CONV_DIRECT_SMALL: return sm_conv_direct_small_workspace(grad_in, grad_out, p);
-    case SM_CONV_WINOGRAD_F2:
-    case SM_CONV_WINOGRAD_F4: {
-        sm_tensor u = winograd_stand_in(a, s.Cin, s.Cout);
-        return sm_winograd_workspace(grad_in, grad_out, &u);
-    }
-    default: return 0;
-    }
+    if (!is_winograd(a)) return shared_workspace(a, grad_in, grad_out, p);
+    sm_tensor u = winograd_stand_in(a, grad_in->shape[1], grad_out->shape[1]);
+    return sm_winograd_workspace(grad_in, grad_out, &u);
 }
 
 void sm_conv_backward_input(sm_conv_algo a, sm_tensor *grad_in, const sm_tensor *grad_out, const sm_tensor *w,
@@ -298,14 +301,8 @@ sm_status sm_conv_backward_weight_check(sm_err *err, sm_conv_algo a, const sm_te
 size_t sm_conv_backward_weight_workspace(sm_conv_algo a, const sm_tensor *grad_out, const sm_tensor *in,
                                          const sm_conv2d_params *p)
 {
-    sm_conv_shape s = shape_of(in, grad_out);
-    switch (a) {
-    case SM_CONV_IM2COL: return sm_conv_im2col_workspace(&s, p);
-    case SM_CONV_DIRECT_SMALL: return sm_conv_direct_small_workspace(in, grad_out, p);
-    case SM_CONV_WINOGRAD_F2:
-    case SM_CONV_WINOGRAD_F4: return sm_winograd_backward_weight_workspace(grad_out, in, tile_of(a));
-    default: return 0;
-    }
+    if (!is_winograd(a)) return shared_workspace(a, in, grad_out, p);
+    return sm_winograd_backward_weight_workspace(grad_out, in, tile_of(a));
 }
 
 void sm_conv_backward_weight(sm_conv_algo a, sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,

@@ -166,8 +166,8 @@ function Conv2d:updateOutput(input)
   self.output = Module.buffer(self.output, {s[1], self.nout, ho, wo})
   local algo = self:plan("forward", s, p)
   local w, grid = self:weights_for(algo, "forward", s, p)
-  local ws = workspace.get(C.forward_workspace(algo, self.output, x, w, p, grid))
-  C.forward(algo, self.output, x, w, self.bias, p, self.relu, ws, nil, grid)
+  local ws = workspace.get(C.forward_workspace(algo, self.output, x, w, self.bias, p, grid))
+  C.forward(algo, self.output, x, w, self.bias, p, grid, self.relu, ws)
   return self.output
 end
 
@@ -193,8 +193,8 @@ function Conv2d:residual_forward(input, residual, buffer, relu)
   local x, r = util.contiguous(input), util.contiguous(residual)
   local w, grid = self:weights_for(algo, "forward", s, p)
   buffer = Module.buffer(buffer, shape)
-  local ws = workspace.get(C.forward_workspace(algo, buffer, x, w, p, grid))
-  C.forward(algo, buffer, x, w, self.bias, p, relu == true, ws, r, grid)
+  local ws = workspace.get(C.forward_workspace(algo, buffer, x, w, self.bias, p, grid))
+  C.forward(algo, buffer, x, w, self.bias, p, grid, relu == true, ws, r)
   return buffer
 end
 
@@ -307,7 +307,7 @@ function Conv2d:accGradParameters(input, gradOutput, scale)
   local p = self:params(s[3], s[4])
   local x, go = util.contiguous(input), self:conv_grad(gradOutput)
   local algo = self:plan("backward_weight", s, p)
-  local ws = workspace.get(C.backward_weight_workspace(algo, self.gradWeight, go, x, p))
+  local ws = workspace.get(C.backward_weight_workspace(algo, self.gradWeight, self.gradBias, go, x, p))
   C.backward_weight(algo, self.gradWeight, self.gradBias, go, x, p, scale or 1, ws)
 end
 
