@@ -71,7 +71,7 @@ static int is_winograd(sm_conv_algo a) { return a == SM_CONV_WINOGRAD_F2 || a ==
  * blocked8), bias, residual, output gradient. */
 typedef struct {
     int64_t is[4], os[4], ws[4], K;
-    float *x, *w, *b, *res, *g, grid[2 * 64];
+    float *x, *w, *b, *res, *g, *grid; /* grid: offsets and steps of the 8-bit weights */
     sm_tensor tx, tw, tb, tres, tg, tgrid;
 } conv_data;
 
@@ -92,6 +92,7 @@ static conv_data make_data(const conv_case *c)
     d.b = randn(c->cout);
     d.res = c->residual ? randn(sm_numel(4, os)) : NULL;
     d.g = randn(sm_numel(4, os));
+    d.grid = calloc((size_t)(2 * c->cout), sizeof(float));
     if (c->algo == SM_CONV_BLOCKED8) /* weight = offset + step * level, level in 0..255 */
         for (int64_t o = 0; o < c->cout; o++) {
             d.grid[o] = -1.0f - 0.01f * (float)o;
@@ -110,7 +111,7 @@ static conv_data make_data(const conv_case *c)
 
 static void free_data(conv_data *d)
 {
-    free(d->x); free(d->w); free(d->b); free(d->res); free(d->g);
+    free(d->x); free(d->w); free(d->b); free(d->res); free(d->g); free(d->grid);
 }
 
 /* The weights algorithm a reads in pass, in *t: the plain ones, or made
