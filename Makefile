@@ -19,7 +19,7 @@ WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 # OPT comes after CFLAGS: the kernels need -O3 to vectorise whatever the
 # caller's CFLAGS (LuaRocks passes -O2); `make sanitize` sets OPT=-O1.
 OPT        ?= -O3 -fno-math-errno -fno-trapping-math
-ALL_CFLAGS := -std=c11 -ffp-contract=off -D_POSIX_C_SOURCE=200809L -fPIC -fopenmp $(WARN) $(CFLAGS) $(OPT) $(PKG_CFLAGS) \
+ALL_CFLAGS := -std=c11 -ffp-contract=off -D_POSIX_C_SOURCE=200809L -fPIC -fopenmp -Isrc $(WARN) $(CFLAGS) $(OPT) $(PKG_CFLAGS) \
               $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
 LIBFLAG    ?= -shared
 LIBS       := $(PKG_LIBS) -fopenmp -lm -lpthread
@@ -27,8 +27,9 @@ LIBS       := $(PKG_LIBS) -fopenmp -lm -lpthread
 BUILD      ?= build
 # Runs a script against this checkout (no install needed).
 RUN_LUA    = LUA_PATH_5_4="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH_5_4="./$(BUILD)/?.so;;" $(LUA)
-# src/l_pq.c is the module siamese.pq of its own (libpq), not part of core.so.
-SRC        := $(filter-out src/l_pq.c,$(wildcard src/*.c))
+# src/l_pq.c is the module siamese.pq of its own (libpq), not part of core.so;
+# src/conv/ is the convolution wing (src/conv/conv.h).
+SRC        := $(filter-out src/l_pq.c,$(wildcard src/*.c)) $(wildcard src/conv/*.c)
 CORE_SRC   := $(filter-out src/l_%.c src/siamese.c,$(SRC))
 OBJ        := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 CORE_OBJ   := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -64,7 +65,7 @@ help:
 deps:
 	@sh .ci/deps
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h)
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h src/conv/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -79,9 +80,9 @@ $(PQ_MODULE): src/l_pq.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PQ_CFLAGS) $(LIBFLAG) $(CFLAGS) -o $@ $< $(PQ_LIBS)
 
-$(BUILD)/ctest/%: spec/c/%.c $(wildcard spec/c/*.h) $(CORE_OBJ)
+$(BUILD)/ctest/%: spec/c/%.c $(wildcard spec/c/*.h src/*.h src/conv/*.h) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(CORE_OBJ) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_OBJ) $(LIBS)
 
 ctest: $(CTESTS)
 	@set -e; for t in $(CTESTS); do $$t; done

@@ -98,16 +98,17 @@ end
 -- for input x, as a flat list, and K = terms per output (Cin/groups*kh*kw,
 -- +1 for the bias).
 function bounds.conv_mag(conv, x, weight, nobias)
-  local K = core.nn
+  local C = core.conv
   local s = x:shape()
   local p = conv:params(s[3], s[4])
-  local ho = K.conv_out_size(s[3], p[1], p[3], p[5], p[7], p[9])
-  local wo = K.conv_out_size(s[4], p[2], p[4], p[6], p[8], p[10])
+  local ho = C.out_size(s[3], p[1], p[3], p[5], p[7], p[9])
+  local wo = C.out_size(s[4], p[2], p[4], p[6], p[8], p[10])
   local out = T.zeros{s[1], conv.nout, ho, wo}
   local ax, aw = bounds.abs(x), bounds.abs(weight or conv.weight)
   local ab = (conv.bias and not nobias) and bounds.abs(conv.bias) or nil
-  local ws = workspace.get(K.conv2d_workspace(out, ax, aw, p))
-  K.conv2d_forward(out, ax, aw, ab, p, ws)
+  local algo = C.plan("forward", ax:shape(), conv.nout, p, {})
+  local ws = workspace.get(C.forward_workspace(algo, out, ax, aw, ab, p))
+  C.forward(algo, out, ax, aw, ab, p, nil, false, ws)
   local terms = (conv.nin // conv.groups) * conv.kh * conv.kw + (ab and 1 or 0)
   return bounds.mag_exact(bounds.flat(out), terms), terms
 end
@@ -119,7 +120,7 @@ function bounds.conv_bound(conv, x, weight)
   return bounds.scale(mag, gamma(K)), mag
 end
 
--- |B^T|, |A^T| and |G| of F(2x2,3x3) and F(4x4,3x3) (src/winograd.c).
+-- |B^T|, |A^T| and |G| of F(2x2,3x3) and F(4x4,3x3) (src/conv/winograd.c).
 local WT = {
   [2] = {BT = {{1, 0, 1, 0}, {0, 1, 1, 0}, {0, 1, 1, 0}, {0, 1, 0, 1}},
          AT = {{1, 1, 1, 0}, {0, 1, 1, 1}},
@@ -180,7 +181,7 @@ local function patches(x, Bm, k, m, pt, pl, nty, ntx)
   return v:view(N, C, aa, nty * ntx):transpose(1, 3):contiguous():view(aa, C, N * nty * ntx)
 end
 
---- The bound of a Winograd F(m x m, 3x3) stride-1 correlation (src/winograd.c)
+--- The bound of a Winograd F(m x m, 3x3) stride-1 correlation (src/conv/winograd.c)
 -- against the exact one, per output (flat NCHW list). x: [N,Cin,H,W];
 -- w(o, c, r, s): the 3x3 filter taps (0-based r, s); cout; bias: list or
 -- nil; pt, pl: top/left zero padding; ho, wo: output size; m: 2 or 4.
@@ -236,7 +237,7 @@ function bounds.winograd_bound(x, w, cout, bias, pt, pl, ho, wo, m)
   return out
 end
 
---- The bound of the Winograd weight gradient (src/winograd.c,
+--- The bound of the Winograd weight gradient (src/conv/winograd.c,
 -- sm_winograd_backward_weight) against the exact sum over positions of
 -- g * x, per weight (flat [Cout,Cin,3,3] list, before any scale): per term
 -- 2 x 3 roundings in the transform of g (A dY A^T), 2 x 3 in that of x,
@@ -278,9 +279,9 @@ end
 function bounds.conv_winograd_bound(conv, x, m)
   local s = x:shape()
   local p = conv:params(s[3], s[4])
-  local K = core.nn
-  local ho = K.conv_out_size(s[3], p[1], p[3], p[5], p[7], p[9])
-  local wo = K.conv_out_size(s[4], p[2], p[4], p[6], p[8], p[10])
+  local C = core.conv
+  local ho = C.out_size(s[3], p[1], p[3], p[5], p[7], p[9])
+  local wo = C.out_size(s[4], p[2], p[4], p[6], p[8], p[10])
   local wt = conv.weight
   local wl = bounds.flat(wt)
   local cin = conv.nin
@@ -301,7 +302,7 @@ end
 function bounds.conv_any_bound(conv, x)
   local b = bounds.conv_bound(conv, x)
   local p = conv:params(x:shape(3), x:shape(4))
-  if core.winograd and conv.kh == 3 and conv.kw == 3 and p[3] == 1 and p[4] == 1 and p[5] == 1 and p[6] == 1
+  if conv.kh == 3 and conv.kw == 3 and p[3] == 1 and p[4] == 1 and p[5] == 1 and p[6] == 1
       and conv.groups == 1 then
     for _, m in ipairs{2, 4} do
       local wb = bounds.conv_winograd_bound(conv, x, m)

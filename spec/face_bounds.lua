@@ -21,12 +21,12 @@ function bounds.f32(x)
 end
 
 -- ---- Winograd F(m x m, 3x3) ----------------------------------------------------
--- The Winograd forward (src/winograd.c, used by the recognition net's
+-- The Winograd forward (src/conv/winograd.c, used by the recognition net's
 -- prepared 3x3 layers) is within gamma(Cin + t) |A^T| (|G||g||G^T| .*
 -- |B^T||d||B|) |A| of the exact convolution. For |g| <= max|g_c| and |d| <=
 -- max|d| that is max|g_c| max|d| times the all-ones value below: (max_i
 -- sum_k |A^T_ik| (|G|1)_k (|B^T|1)_k)^2 — 64 for m = 2, 2304 for m = 4
--- (direct: 9). Lavin & Gray's matrices (G as in src/winograd.c).
+-- (direct: 9). Lavin & Gray's matrices (G as in src/conv/winograd.c).
 local function winograd_ones(AT, G, BT)
   local worst = 0
   for i = 1, #AT do

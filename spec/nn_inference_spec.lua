@@ -1,5 +1,5 @@
 -- Specs of the inference fast paths: nn.Conv2d:prepare (the Winograd
--- forward of src/winograd.c against the ordinary im2col forward, when it
+-- forward of src/conv/winograd.c against the ordinary im2col forward, when it
 -- applies, training mode and weight changes) and nn.MaxPool2d's
 -- evaluation-mode forward without argmax.
 local siamese = require "siamese"
@@ -82,13 +82,18 @@ describe("nn.Conv2d:prepare", function()
   end)
 
   it("the raw binding refuses mismatched shapes", function()
-    local W = require("siamese.core").winograd
-    assert.has_error(function() W.prepare(T.zeros{25, 2, 2}, T.zeros{2, 2, 3, 3}) end)
-    assert.has_error(function() W.prepare(T.zeros{16, 3, 2}, T.zeros{2, 2, 3, 3}) end)
-    local ok, err = pcall(W.workspace, T.zeros{1, 2, 4, 4}, T.zeros{1, 2, 8, 8}, T.zeros{16, 2, 2},
-      {3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1})
+    local C = require("siamese.core").conv
+    local p = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+    assert.has_error(function() C.make_weights("winograd_f2", "forward", T.zeros{25, 2, 2}, T.zeros{2, 2, 3, 3}, p) end)
+    assert.has_error(function() C.make_weights("winograd_f2", "forward", T.zeros{16, 3, 2}, T.zeros{2, 2, 3, 3}, p) end)
+    assert.has_error(function() C.make_weights("winograd_f4", "forward", T.zeros{16, 2, 2}, T.zeros{2, 2, 3, 3}, p) end)
+    local ok, err = pcall(C.forward_workspace, "winograd_f2", T.zeros{1, 2, 4, 4}, T.zeros{1, 2, 8, 8},
+      T.zeros{16, 2, 2}, nil, {3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1})
     assert.is_false(ok)
     assert.matches("stride 1", err)
+    ok, err = pcall(C.forward_workspace, "winograd_f4", T.zeros{1, 2, 8, 8}, T.zeros{1, 2, 8, 8}, T.zeros{16, 2, 2}, nil, p)
+    assert.is_false(ok)
+    assert.matches("winograd_f4 reads transformed weights %[36", err)
   end)
 end)
 

@@ -1,5 +1,5 @@
 -- Specs of nn.Conv2d:pack (the packed im2col inference forward of
--- src/conv2d_packed.c against the ordinary forward) and of nn.Conv2d's
+-- src/conv/packed.c against the ordinary forward) and of nn.Conv2d's
 -- relu option (a convolution and a ReLU in one module, fused into the
 -- Winograd and packed forwards).
 local siamese = require "siamese"
@@ -60,7 +60,8 @@ describe("nn.Conv2d:pack", function()
     local r1, r4 = conv:forward(x1):clone(), conv:forward(x4):clone()
     conv:pack()
     bounds.check(conv:forward(x1), r1, packed_bound(conv, x1), "1x1")
-    assert.are.same({12, 16}, conv.packed.tap:shape())
+    assert.are.equal("packed_tap", conv:algorithm(x1:shape()))
+    assert.are.equal("packed", conv:algorithm(x4:shape()))
     bounds.check(conv:forward(x4), r4, packed_bound(conv, x4), "4x4")
     bounds.check(conv:forward(x1), r1, packed_bound(conv, x1), "1x1 again")
     -- asymmetric padding puts a different tap on the pixel
@@ -68,6 +69,7 @@ describe("nn.Conv2d:pack", function()
     local x = T.randn{1, 8, 1, 1}
     local ref = asym:forward(x):clone()
     asym:pack()
+    assert.are.equal("packed_tap", asym:algorithm(x:shape()))
     bounds.check(asym:forward(x), ref, packed_bound(asym, x), "asymmetric")
   end)
 
@@ -79,7 +81,8 @@ describe("nn.Conv2d:pack", function()
     conv:pack()
     bounds.check(conv:forward(big), rb, any_bound(conv, big), "20x20")
     bounds.check(conv:forward(small), rs, any_bound(conv, small), "4x4")
-    assert.is_not_nil(conv.packed.w)   -- the 4x4 map went to the packed path
+    assert.are.equal("winograd_f2", conv:algorithm(big:shape()))
+    assert.are.equal("packed", conv:algorithm(small:shape()))   -- the 4x4 map went to the packed path
   end)
 
   it("does not apply to grouped layers, or to few input channels unless the blocked forward takes them", function()
@@ -128,7 +131,7 @@ describe("nn.Conv2d:pack", function()
       conv:pack()
       local y = conv:forward(x)
       bounds.check(y, ref, any_bound(conv, x), "case " .. i)
-      assert.are.equal(c[6], conv.packed.wb ~= nil, "case " .. i)
+      assert.are.equal(c[6], conv:algorithm(c[5]) == "blocked", "case " .. i)
     end
   end)
 
@@ -138,7 +141,7 @@ describe("nn.Conv2d:pack", function()
     local ref = conv:forward(x):clone()
     conv:pack()
     local y = conv:forward(x)
-    assert.is_not_nil(conv.packed.wb)
+    assert.are.equal("blocked", conv:algorithm(x:shape()))
     bounds.check(y, ref, any_bound(conv, x), "blocked with ReLU")
     assert.are.equal(0, (y:view(-1):min()))
     conv:training()
@@ -147,7 +150,7 @@ describe("nn.Conv2d:pack", function()
 
   -- The 8-bit path rebuilds w' = fl(fl(off + 128 step) + fl(step (q - 128))):
   -- three roundings of at most u big (big = |off| + 255 |step|), plus the
-  -- grid's own acceptance of 2^-20 big (src/conv2d_blocked.c), so
+  -- grid's own acceptance of 2^-20 big (src/conv/blocked.c), so
   -- |w' - w| <= (2^-20 + 3u) big per output channel; that adds
   -- (2^-20 + 3u) big sum|x| (window) to the two dot-product bounds.
   local function grid_bound(conv, x, grid)
@@ -177,24 +180,25 @@ describe("nn.Conv2d:pack", function()
     local ok, on_grid = conv:pack{grid = grid}
     assert.is_true(ok)
     assert.is_true(on_grid)
-    assert.is_not_nil(conv.packed.wq)
+    assert.are.equal("blocked8", conv:algorithm(x:shape()))
     bounds.check(conv:forward(x), ref, grid_bound(conv, x, grid), "8-bit")
     -- a batch of 4 takes the float panels
     local x4 = T.randn{4, 16, 12, 12}
     conv:pack(false)
     local ref4 = conv:forward(x4):clone()
     conv:pack{grid = grid}
+    assert.are.equal("blocked", conv:algorithm(x4:shape()))
     bounds.check(conv:forward(x4), ref4, grid_bound(conv, x4, grid), "8-bit, batch of 4")
     -- one weight between two levels: the grid is ignored
     conv.weight:set(3, 2, 1, 1, conv.weight:get(3, 2, 1, 1) + 0.3 * grid:get(2, 3))
     ok, on_grid = conv:pack{grid = grid}
     assert.is_true(ok)
     assert.is_false(on_grid)
-    assert.is_nil(conv.packed.wq)
+    assert.are.equal("blocked", conv:algorithm(x:shape()))
     assert.has_error(function() conv:pack{grid = T.zeros{2, 16}} end, "bad argument #1 to 'pack' (grid must be a [2,32] tensor, got [2,16])")
     assert.has_error(function() conv:pack("yes") end, "bad argument #1 to 'pack' (options table or boolean expected, got string)")
     assert.is_true(conv:pack(true))
-    assert.is_nil(conv.packed.wq)
+    assert.are.equal("blocked", conv:algorithm(x:shape()))
   end)
 
   -- Two implementations of x + conv2(relu(conv1(x))) (then maybe a ReLU,
@@ -285,28 +289,28 @@ describe("nn.Conv2d:pack", function()
   end)
 
   it("the raw blocked bindings refuse mismatched shapes", function()
-    local K = require("siamese.core").nn
-    local ok, err = pcall(K.conv2d_blocked_pack, T.zeros{12, 36}, T.zeros{12, 4, 3, 3})
+    local C = require("siamese.core").conv
+    local p = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+    local ok, err = pcall(C.make_weights, "blocked", "forward", T.zeros{12, 36}, T.zeros{12, 4, 3, 3}, p)
     assert.is_false(ok)
     assert.matches("conv2d_blocked_pack.*multiple of 16", err)
-    local p = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}
-    ok, err = pcall(K.conv2d_blocked_workspace, T.zeros{1, 16, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{16, 35}, p)
+    ok, err = pcall(C.forward_workspace, "blocked", T.zeros{1, 16, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{16, 35}, nil, p)
     assert.is_false(ok)
     assert.matches("packed weight", err)
-    ok, err = pcall(K.conv2d_blocked_forward, T.zeros{1, 16, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{16, 36}, nil, p,
+    ok, err = pcall(C.forward, "blocked", T.zeros{1, 16, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{16, 36}, nil, p, nil,
       false, T.zeros{1})
     assert.is_false(ok)
     assert.matches("workspace", err)
   end)
 
   it("the raw bindings refuse mismatched shapes", function()
-    local K = require("siamese.core").nn
-    assert.has_error(function() K.conv2d_pack(T.zeros{4, 35}, T.zeros{4, 4, 3, 3}) end)
+    local C = require("siamese.core").conv
     local p = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}
-    local ok, err = pcall(K.conv2d_packed_workspace, T.zeros{1, 4, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{4, 35}, p)
+    assert.has_error(function() C.make_weights("packed", "forward", T.zeros{4, 35}, T.zeros{4, 4, 3, 3}, p) end)
+    local ok, err = pcall(C.forward_workspace, "packed", T.zeros{1, 4, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{4, 35}, nil, p)
     assert.is_false(ok)
     assert.matches("packed weight", err)
-    ok, err = pcall(K.conv2d_packed_forward, T.zeros{1, 4, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{4, 36}, nil, p,
+    ok, err = pcall(C.forward, "packed", T.zeros{1, 4, 5, 5}, T.zeros{1, 4, 5, 5}, T.zeros{4, 36}, nil, p, nil,
       false, T.zeros{1})
     assert.is_false(ok)
     assert.matches("workspace", err)

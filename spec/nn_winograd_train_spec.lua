@@ -1,9 +1,10 @@
--- Specs of the Winograd training path of nn.Conv2d (src/winograd.c used
--- for the training forward and the input gradient of 3x3 stride-1 convs):
--- both must equal the im2col path (Conv2d.train_winograd = false) within
--- the sum of the two paths' error bounds (spec/bounds.lua), actually run
--- (rounding differs), follow weight changes, and leave the layers they do
--- not fit to the ordinary path.
+-- Specs of the Winograd training path of nn.Conv2d (src/conv/winograd.c
+-- for the training forward, the input and the weight gradients of 3x3
+-- stride-1 convs): each must equal the other paths (Conv2d.train_winograd
+-- = false) within the sum of the two paths' error bounds
+-- (spec/bounds.lua), be the algorithm the layer says it takes
+-- (conv:algorithm), follow weight changes, and leave the layers they do
+-- not fit to the other paths.
 local siamese = require "siamese"
 local nn, T = siamese.nn, siamese.tensor
 local bounds = dofile("spec/bounds.lua")
@@ -11,7 +12,7 @@ local core = require "siamese.core"
 local workspace = require "siamese.nn.workspace"
 
 -- The input gradient as a forward: the correlation of g, padded by 2 - p,
--- with the flipped, channel-swapped filters (as src/winograd.c runs it).
+-- with the flipped, channel-swapped filters (as src/conv/passes.c runs it).
 local function flipped(conv, x)
   local p = conv:params(x:shape(3), x:shape(4))
   local f = nn.Conv2d(conv.nout, conv.nin, 3, {bias = false,
@@ -40,12 +41,12 @@ end
 -- one more rounding (u |result|, taken on |want| + the bound). Biases:
 -- sums of N Ho Wo terms of g in both, so 2 gamma(N Ho Wo + 1) scale sum |g|.
 local function weight_grad_bounds(conv, x, g, scale, tile, want_w)
-  local K = core.nn
+  local C = core.conv
   local p = conv:params(x:shape(3), x:shape(4))
   local gw, gb = T.zeros(conv.weight:shape()), T.zeros{conv.nout}
   local ag, ax = bounds.abs(g), bounds.abs(x)
-  local ws = workspace.get(K.conv2d_workspace(ag, ax, conv.weight, p))
-  K.conv2d_backward_params(gw, gb, ag, ax, p, 1, ws)
+  local ws = workspace.get(C.backward_weight_workspace("im2col", gw, gb, ag, ax, p))
+  C.backward_weight("im2col", gw, gb, ag, ax, p, 1, ws)
   local n = g:shape(1) * g:shape(3) * g:shape(4)
   local mag = bounds.mag_exact(bounds.flat(gw), n)
   local wb = bounds.scale(mag, bounds.gamma(n + 1))
@@ -68,13 +69,15 @@ local function rel_diff(a, b)
 end
 
 -- Output and input gradient of conv (training mode) on x and g, with the
--- Winograd path on or off.
+-- Winograd path on or off, and the algorithms that computed them.
 local function run(conv, x, g, wino)
   conv.train_winograd = wino
   local y = conv:forward(x):clone()
   local gi = conv:updateGradInput(x, g):clone()
-  return y, gi
+  return y, gi, conv:algorithm(x:shape()), conv:algorithm(x:shape(), "backward_input")
 end
+
+local WINOGRAD = {winograd_f2 = true, winograd_f4 = true}
 
 describe("nn.Conv2d Winograd training path", function()
   before_each(function() siamese.manual_seed(11) end)
@@ -88,14 +91,15 @@ describe("nn.Conv2d Winograd training path", function()
       local x = T.randn{n, cin, h, w}
       local y0 = conv:forward(x)
       local g = T.randn(y0:shape())
-      local ya, ga = run(conv, x, g, false)
-      local yb, gb = run(conv, x, g, true)
+      local ya, ga, fa, ia = run(conv, x, g, false)
+      local yb, gb, fb, ib = run(conv, x, g, true)
       local label = table.concat({cin, cout, h, w, n}, "x")
+      assert(not WINOGRAD[fa] and not WINOGRAD[ia], label .. ": Winograd with train_winograd = false")
+      assert(WINOGRAD[fb] and WINOGRAD[ib], label .. ": not Winograd but " .. fb .. ", " .. ib)
       assert.are.same(ya:shape(), yb:shape())
       assert.are.same(ga:shape(), gb:shape())
       bounds.check(yb, ya, forward_bound(conv, x), label .. " forward")
       bounds.check(gb, ga, input_grad_bound(conv, x, g), label .. " input gradient")
-      assert(rel_diff(yb, ya) > 0 and rel_diff(gb, ga) > 0, label .. ": the Winograd path did not run")
     end
   end)
 
@@ -108,19 +112,25 @@ describe("nn.Conv2d Winograd training path", function()
         local conv = nn.Conv2d(cin, cout, 3, {padding = pad}):training()
         local x = T.randn{n, cin, h, w}
         local g = T.randn(conv:forward(x):shape())
-        local grads = {}
+        local grads, algos = {}, {}
         for _, wino in ipairs{false, true} do
           conv.train_winograd = wino
           conv:zeroGradParameters()
           conv.gradWeight:fill(0.25) -- accumulates onto what is there
           conv:accGradParameters(x, g, 0.5)
           grads[wino] = {conv.gradWeight:clone(), conv.gradBias:clone()}
+          algos[wino] = conv:algorithm(x:shape(), "backward_weight")
         end
         local label = table.concat({tostring(tile), cin, cout, h, w, n}, "x")
+        assert.is_nil(WINOGRAD[algos[false]], label)
+        if tile then
+          assert.are.equal("winograd_f" .. tile, algos[true], label)
+        else
+          assert.is_true(WINOGRAD[algos[true]], label)
+        end
         local bw, bb = weight_grad_bounds(conv, x, g, 0.5, tile, grads[false][1])
         bounds.check(grads[true][1], grads[false][1], bw, label .. " weight gradient")
         bounds.check(grads[true][2], grads[false][2], bb, label .. " bias gradient")
-        assert(rel_diff(grads[true][1], grads[false][1]) > 0, label .. ": the Winograd path did not run")
       end
     end
     nn.Conv2d.weight_grad_tile = nil
@@ -147,8 +157,11 @@ describe("nn.Conv2d Winograd training path", function()
       local conv, shape = c[1]:training(), c[2]
       local x = T.randn(shape)
       local g = T.randn(conv:forward(x):shape())
-      local ya, ga = run(conv, x, g, false)
-      local yb, gb = run(conv, x, g, true)
+      local ya, ga, fa, ia = run(conv, x, g, false)
+      local yb, gb, fb, ib = run(conv, x, g, true)
+      assert.are.same({fa, ia}, {fb, ib})
+      assert.is_nil(WINOGRAD[fb])
+      assert.is_nil(WINOGRAD[ib])
       assert.are.equal(0, rel_diff(yb, ya))
       assert.are.equal(0, rel_diff(gb, ga))
     end

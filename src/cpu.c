@@ -1,9 +1,9 @@
 /*
  * cpu.c — which SIMD code paths the hand-written kernels may take.
  *
- * Every dispatch in the core (conv2d_blocked.c, gemm_packed.c,
- * conv2d_first_layer.c and the SM_CLONES functions of simd.h) asks
- * sm_simd_level(): the widest level this CPU runs, lowered by the
+ * Every dispatch in the core (conv/blocked.c, conv/gemm_packed.c, the
+ * convolution plan of conv/plan.c and the SM_CLONES functions of simd.h)
+ * asks sm_simd_level(): the widest level this CPU runs, lowered by the
  * environment variable SIAMESE_SIMD ("avx512", "avx2" or "portable"), so
  * that the tests can run every leaf of every dispatch on any AVX-512
  * machine (`make ctest-cpus`). A value that is not one of those names

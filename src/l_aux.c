@@ -235,7 +235,7 @@ int sm_l_optboolfield(lua_State *L, int idx, const char *k, int def)
     return v;
 }
 
-/* ---- kernel arguments shared by l_nn.c and l_winograd.c ---------------------------- */
+/* ---- kernel arguments shared by l_nn.c and l_conv.c -------------------------------- */
 
 sm_tensor *sm_l_checkcontiguous(lua_State *L, int arg)
 {

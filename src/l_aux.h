@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 #include "sm.h"
 #include "nn.h"
+#include "conv/conv.h" /* sm_conv2d_params */
 
 #define SM_TENSOR_MT  "siamese.Tensor"
 #define SM_IMAGE_MT   "siamese.Image"
@@ -74,7 +75,7 @@ void sm_open_serial(lua_State *L);
 void sm_open_data(lua_State *L);
 void sm_open_gallery(lua_State *L);
 void sm_open_hash(lua_State *L);
-void sm_open_winograd(lua_State *L);
+void sm_open_conv(lua_State *L);
 sm_rng *sm_l_rng(lua_State *L); /* the one library RNG */
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * l_nn.c — Lua binding of the neural-network kernels (core.nn).
+ * l_nn.c — Lua binding of the neural-network kernels (core.nn; the
+ * convolutions are core.conv, l_conv.c).
  *
  * These are the raw kernels the Lua modules in lua/siamese/nn call; they
  * take preallocated tensors, check every shape against the others before
@@ -55,14 +56,6 @@ static sm_pool2d_params pool_params(lua_State *L, int arg)
     return p;
 }
 
-static float *workspace(lua_State *L, int arg, size_t need)
-{
-    sm_tensor *ws = sm_l_checkcontiguous(L, arg);
-    if ((size_t)numel(ws) < need)
-        luaL_argerror(L, arg, lua_pushfstring(L, "workspace has %d floats, %d needed", (int)numel(ws), (int)need));
-    return ws->data;
-}
-
 /* [N,C,...] → N, C, L (product of the rest); 1-D input is [N] with C = L = 1. */
 static void ncl(const sm_tensor *t, int64_t *N, int64_t *C, int64_t *L)
 {
@@ -70,174 +63,6 @@ static void ncl(const sm_tensor *t, int64_t *N, int64_t *C, int64_t *L)
     *C = t->ndim > 1 ? t->shape[1] : 1;
     *L = 1;
     for (int i = 2; i < t->ndim; i++) *L *= t->shape[i];
-}
-
-/* ---- conv ------------------------------------------------------------------------------ */
-
-static int l_conv_out_size(lua_State *L)
-{
-    lua_Integer in = luaL_checkinteger(L, 1);
-    int k = (int)luaL_checkinteger(L, 2), s = (int)luaL_checkinteger(L, 3), d = (int)luaL_checkinteger(L, 4);
-    int p0 = (int)luaL_checkinteger(L, 5), p1 = (int)luaL_checkinteger(L, 6);
-    lua_pushinteger(L, sm_conv_out_size(in, k, s, d, p0, p1));
-    return 1;
-}
-
-static int l_same_padding(lua_State *L)
-{
-    lua_Integer in = luaL_checkinteger(L, 1);
-    int k = (int)luaL_checkinteger(L, 2), s = (int)luaL_checkinteger(L, 3), d = (int)luaL_optinteger(L, 4, 1);
-    luaL_argcheck(L, s >= 1, 3, "stride must be >= 1");
-    int a, b;
-    sm_conv_same_padding(in, k, s, d, &a, &b);
-    lua_pushinteger(L, a);
-    lua_pushinteger(L, b);
-    return 2;
-}
-
-static int l_conv2d_workspace(lua_State *L)
-{
-    sm_tensor *out = sm_l_checktensor(L, 1), *in = sm_l_checktensor(L, 2), *w = sm_l_checktensor(L, 3);
-    sm_conv2d_params p = sm_l_conv_params(L, 4);
-    sm_err err;
-    if (sm_conv2d_check(&err, out, in, w, NULL, &p)) return raise(L, &err);
-    lua_pushinteger(L, (lua_Integer)sm_conv2d_workspace(in, out, &p));
-    return 1;
-}
-
-static int l_conv2d_forward(lua_State *L)
-{
-    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3), *b = opt_ctensor(L, 4);
-    sm_conv2d_params p = sm_l_conv_params(L, 5);
-    sm_err err;
-    if (sm_conv2d_check(&err, out, in, w, b, &p)) return raise(L, &err);
-    float *ws = workspace(L, 6, sm_conv2d_workspace(in, out, &p));
-    sm_conv2d_forward(out, in, w, b, &p, ws);
-    return 0;
-}
-
-/* conv2d_pack(wp, weight): wp [Cout, Cin*kh*kw] <- the packed weight of
- * conv2d_packed_forward. */
-static int l_conv2d_pack(lua_State *L)
-{
-    sm_tensor *wp = sm_l_checkcontiguous(L, 1), *w = sm_l_checkcontiguous(L, 2);
-    sm_err err;
-    if (sm_conv2d_pack_check(&err, wp, w)) return raise(L, &err);
-    sm_conv2d_pack(wp, w);
-    return 0;
-}
-
-static int l_conv2d_packed_workspace(lua_State *L)
-{
-    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *wp = sm_l_checkcontiguous(L, 3);
-    sm_conv2d_params p = sm_l_conv_params(L, 4);
-    sm_err err;
-    if (sm_conv2d_packed_check(&err, out, in, wp, NULL, &p)) return raise(L, &err);
-    lua_pushinteger(L, (lua_Integer)sm_conv2d_packed_workspace(out, in, &p));
-    return 1;
-}
-
-/* conv2d_packed_forward(out, in, wp, bias|nil, params, relu, ws) */
-static int l_conv2d_packed_forward(lua_State *L)
-{
-    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *wp = sm_l_checkcontiguous(L, 3),
-              *b = opt_ctensor(L, 4);
-    sm_conv2d_params p = sm_l_conv_params(L, 5);
-    int relu = lua_toboolean(L, 6);
-    sm_err err;
-    if (sm_conv2d_packed_check(&err, out, in, wp, b, &p)) return raise(L, &err);
-    float *ws = workspace(L, 7, sm_conv2d_packed_workspace(out, in, &p));
-    sm_conv2d_packed_forward(out, in, wp, b, &p, relu, ws);
-    return 0;
-}
-
-/* conv2d_blocked_pack(wb, weight): wb [Cout, Cin*kh*kw] <- the packed
- * weight of conv2d_blocked_forward (Cout a multiple of 16). */
-static int l_conv2d_blocked_pack(lua_State *L)
-{
-    sm_tensor *wb = sm_l_checkcontiguous(L, 1), *w = sm_l_checkcontiguous(L, 2);
-    sm_err err;
-    if (sm_conv2d_blocked_pack_check(&err, wb, w)) return raise(L, &err);
-    sm_conv2d_blocked_pack(wb, w);
-    return 0;
-}
-
-/* conv2d_blocked_pack8(wq, grid, weight) -> true, or false when a weight
- * is off its channel's grid (grid [2,Cout]: offsets, steps). */
-static int l_conv2d_blocked_pack8(lua_State *L)
-{
-    sm_tensor *wq = sm_l_checkcontiguous(L, 1), *grid = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3);
-    sm_err err;
-    if (sm_conv2d_blocked_pack8_check(&err, wq, grid, w)) return raise(L, &err);
-    lua_pushboolean(L, sm_conv2d_blocked_pack8(wq, grid, w));
-    return 1;
-}
-
-/* conv2d_blocked_workspace(out, in, wb, params) or (out, in, wq, params, grid) */
-static int l_conv2d_blocked_workspace(lua_State *L)
-{
-    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3);
-    sm_conv2d_params p = sm_l_conv_params(L, 4);
-    sm_tensor *grid = opt_ctensor(L, 5);
-    sm_err err;
-    if (grid ? sm_conv2d_blocked_check8(&err, out, in, w, grid, NULL, &p) : sm_conv2d_blocked_check(&err, out, in, w, NULL, &p))
-        return raise(L, &err);
-    lua_pushinteger(L, (lua_Integer)sm_conv2d_blocked_workspace(out, in, &p, grid != NULL));
-    return 1;
-}
-
-/* conv2d_blocked_forward8(out, in, wq, grid, bias|nil, params, relu, ws [, residual]) */
-static int l_conv2d_blocked_forward8(lua_State *L)
-{
-    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *wq = sm_l_checkcontiguous(L, 3),
-              *grid = sm_l_checkcontiguous(L, 4), *b = opt_ctensor(L, 5), *res = opt_ctensor(L, 9);
-    sm_conv2d_params p = sm_l_conv_params(L, 6);
-    int relu = lua_toboolean(L, 7);
-    sm_err err;
-    if (sm_conv2d_blocked_check8(&err, out, in, wq, grid, b, &p) ||
-        (res && sm_conv2d_blocked_check_residual(&err, out, res)))
-        return raise(L, &err);
-    float *ws = workspace(L, 8, sm_conv2d_blocked_workspace(out, in, &p, 1));
-    sm_conv2d_blocked_forward8(out, in, wq, grid, b, res, &p, relu, ws);
-    return 0;
-}
-
-/* conv2d_blocked_forward(out, in, wb, bias|nil, params, relu, ws [, residual]) */
-static int l_conv2d_blocked_forward(lua_State *L)
-{
-    sm_tensor *out = sm_l_checkcontiguous(L, 1), *in = sm_l_checkcontiguous(L, 2), *wb = sm_l_checkcontiguous(L, 3),
-              *b = opt_ctensor(L, 4), *res = opt_ctensor(L, 8);
-    sm_conv2d_params p = sm_l_conv_params(L, 5);
-    int relu = lua_toboolean(L, 6);
-    sm_err err;
-    if (sm_conv2d_blocked_check(&err, out, in, wb, b, &p) || (res && sm_conv2d_blocked_check_residual(&err, out, res)))
-        return raise(L, &err);
-    float *ws = workspace(L, 7, sm_conv2d_blocked_workspace(out, in, &p, 0));
-    sm_conv2d_blocked_forward(out, in, wb, b, res, &p, relu, ws);
-    return 0;
-}
-
-static int l_conv2d_backward_input(lua_State *L)
-{
-    sm_tensor *gin = sm_l_checkcontiguous(L, 1), *gout = sm_l_checkcontiguous(L, 2), *w = sm_l_checkcontiguous(L, 3);
-    sm_conv2d_params p = sm_l_conv_params(L, 4);
-    sm_err err;
-    if (sm_conv2d_check(&err, gout, gin, w, NULL, &p)) return raise(L, &err);
-    float *ws = workspace(L, 5, sm_conv2d_workspace(gin, gout, &p));
-    sm_conv2d_backward_input(gin, gout, w, &p, ws);
-    return 0;
-}
-
-static int l_conv2d_backward_params(lua_State *L)
-{
-    sm_tensor *gw = sm_l_checkcontiguous(L, 1), *gb = opt_ctensor(L, 2), *gout = sm_l_checkcontiguous(L, 3), *in = sm_l_checkcontiguous(L, 4);
-    sm_conv2d_params p = sm_l_conv_params(L, 5);
-    float scale = (float)luaL_checknumber(L, 6);
-    sm_err err;
-    if (sm_conv2d_check(&err, gout, in, gw, gb, &p)) return raise(L, &err);
-    float *ws = workspace(L, 7, sm_conv2d_workspace(in, gout, &p));
-    sm_conv2d_backward_params(gw, gb, gout, in, &p, scale, ws);
-    return 0;
 }
 
 /* ---- pooling ----------------------------------------------------------------------------- */
@@ -733,14 +558,6 @@ static int l_sumsq(lua_State *L)
 }
 
 static const luaL_Reg nn_functions[] = {
-    { "conv_out_size", l_conv_out_size }, { "same_padding", l_same_padding },
-    { "conv2d_workspace", l_conv2d_workspace }, { "conv2d_forward", l_conv2d_forward },
-    { "conv2d_pack", l_conv2d_pack }, { "conv2d_packed_workspace", l_conv2d_packed_workspace },
-    { "conv2d_packed_forward", l_conv2d_packed_forward },
-    { "conv2d_blocked_pack", l_conv2d_blocked_pack }, { "conv2d_blocked_workspace", l_conv2d_blocked_workspace },
-    { "conv2d_blocked_forward", l_conv2d_blocked_forward },
-    { "conv2d_blocked_pack8", l_conv2d_blocked_pack8 }, { "conv2d_blocked_forward8", l_conv2d_blocked_forward8 },
-    { "conv2d_backward_input", l_conv2d_backward_input }, { "conv2d_backward_params", l_conv2d_backward_params },
     { "intbuffer", l_intbuffer },
     { "maxpool2d_forward", l_maxpool2d_forward }, { "maxpool2d_backward", l_maxpool2d_backward },
     { "avgpool2d_forward", l_avgpool2d_forward }, { "avgpool2d_backward", l_avgpool2d_backward },

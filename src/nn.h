@@ -1,6 +1,7 @@
 /*
  * nn.h — neural-network kernels of the siamese core (one layer family per
- * .c file). Tensors are contiguous NCHW (or [N, F] for dense layers).
+ * .c file; the convolutions are a wing of their own, src/conv/conv.h).
+ * Tensors are contiguous NCHW (or [N, F] for dense layers).
  *
  * Each family has a *_check that validates shapes and parameters without
  * allocating; the compute functions after a successful check cannot fail.
@@ -11,61 +12,6 @@
 #ifndef SM_NN_H
 #define SM_NN_H
 #include "sm.h"
-
-/* ---- 2-D convolution (conv2d.c) ---------------------------------------------- */
-
-typedef struct {
-    int kh, kw;            /* kernel size */
-    int sh, sw;            /* stride */
-    int dh, dw;            /* dilation */
-    int pt, pl, pb, pr;    /* zero padding: top, left, bottom, right */
-    int groups;            /* Cin and Cout divisible by groups */
-} sm_conv2d_params;
-
-/* The sizes every convolution kernel reads off its NCHW input and output.
- * Each kernel file's own dims struct starts with SM_CONV_SHAPE_FIELDS and
- * fills them with SM_CONV_SHAPE_SET before its derived fields. */
-#define SM_CONV_SHAPE_FIELDS int64_t N, Cin, H, W, Cout, Ho, Wo
-#define SM_CONV_SHAPE_SET(d, in, out)                                          \
-    do {                                                                       \
-        (d).N = (in)->shape[0], (d).Cin = (in)->shape[1];                      \
-        (d).H = (in)->shape[2], (d).W = (in)->shape[3];                        \
-        (d).Cout = (out)->shape[1], (d).Ho = (out)->shape[2];                  \
-        (d).Wo = (out)->shape[3];                                              \
-    } while (0)
-
-/* Output size along one axis; <= 0 when the kernel does not fit. */
-int64_t sm_conv_out_size(int64_t in, int k, int stride, int dilation, int pad_before, int pad_after);
-/* TensorFlow SAME padding for one axis: out = ceil(in / stride); the odd
- * pixel goes after (bottom/right). */
-void sm_conv_same_padding(int64_t in, int k, int stride, int dilation, int *pad_before, int *pad_after);
-
-/* in [N,Cin,H,W], weight [Cout,Cin/groups,kh,kw], bias [Cout] or NULL,
- * out [N,Cout,Ho,Wo]. */
-sm_status sm_conv2d_check(sm_err *err, const sm_tensor *out, const sm_tensor *in,
-                          const sm_tensor *weight, const sm_tensor *bias, const sm_conv2d_params *p);
-size_t sm_conv2d_workspace(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p);
-void sm_conv2d_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight,
-                       const sm_tensor *bias, const sm_conv2d_params *p, float *ws);
-/* grad_in += d loss / d in. */
-void sm_conv2d_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, const sm_tensor *weight,
-                              const sm_conv2d_params *p, float *ws);
-/* grad_w += scale * d loss / d weight; grad_b (may be NULL) likewise. */
-void sm_conv2d_backward_params(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
-                               const sm_tensor *in, const sm_conv2d_params *p, float scale, float *ws);
-
-/* Direct stride-1 kernels for few channels (conv2d_direct.c), used by the
- * functions above when sm_conv2d_direct_ok: groups 1, stride and dilation
- * 1, a kernel larger than 1x1, padding smaller than the kernel,
- * Cin*kh*kw <= 64, Cout <= 64 and the planes of a sample at most 4 MiB. */
-int sm_conv2d_direct_ok(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p);
-size_t sm_conv2d_direct_workspace(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p);
-void sm_conv2d_direct_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
-                              const sm_conv2d_params *p, float *ws);
-void sm_conv2d_direct_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, const sm_tensor *weight,
-                                     const sm_conv2d_params *p, float *ws);
-void sm_conv2d_direct_backward_params(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
-                                      const sm_tensor *in, const sm_conv2d_params *p, float scale, float *ws);
 
 /* ---- pooling (pool2d.c) ----------------------------------------------------------- */
 
@@ -196,120 +142,5 @@ void sm_adam_step(float *w, float *m, float *v, const float *g, int64_t n, float
 void sm_rmsprop_step(float *w, float *s, const float *g, int64_t n, float lr, float rho, float eps, float wd);
 /* sum of squares of n floats, in double */
 double sm_sumsq(const float *x, int64_t n);
-
-/* ---- direct forward for few input channels (conv2d_first_layer.c) ----------------------- */
-
-/* True for strides 1 or 2, dilation 1, one group, a kernel larger than
- * 1x1, Cin*kh*kw <= 32 (stride 1) or <= 160 (stride 2), Cout a multiple of
- * 8, on a CPU with AVX2 and FMA, and (stride 2) a workspace of `workspace`
- * floats holding one sample's input; sm_conv2d_forward then uses
- * sm_conv2d_forward_direct. */
-int sm_conv2d_direct_applies(const sm_tensor *in, const sm_tensor *weight, const sm_conv2d_params *p,
-                             size_t workspace);
-void sm_conv2d_forward_direct(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
-                              const sm_conv2d_params *p, float *ws);
-
-/* ---- small products on a packed left matrix (gemm_packed.c) ---------- */
-
-#define SM_GEMM_MR 8   /* rows per packed panel */
-#define SM_GEMM_NV 16  /* N must be a multiple of this */
-/* dst (M*K floats) <- A [M][K] (row stride lda) in panels of SM_GEMM_MR rows. */
-void sm_gemm_pack(float *dst, const float *A, int64_t lda, int64_t M, int64_t K);
-/* Position of A[i][k] in the packed matrix. */
-int64_t sm_gemm_packed_index(int64_t i, int64_t k, int64_t M, int64_t K);
-/* C [M][N] (row stride ldc) = Ap B, B [K][N] (row stride ldb), N a
- * multiple of SM_GEMM_NV; single-threaded. */
-void sm_gemm_packed(float *C, int64_t ldc, const float *Ap, int64_t M, int64_t K, const float *B,
-                    int64_t ldb, int64_t N);
-/* The same product by one code path: 0 portable C, 1 AVX2 + FMA, 2
- * AVX-512; returns 0 (and does nothing) when the CPU or build lacks it. */
-int sm_gemm_packed_path(int path, float *C, int64_t ldc, const float *Ap, int64_t M, int64_t K, const float *B,
-                        int64_t ldb, int64_t N);
-
-/* ---- prepared im2col convolution for inference (conv2d_packed.c) ----- */
-
-/* wp [Cout, Cin*kh*kw] <- weight [Cout,Cin,kh,kw] packed for sm_gemm_packed. */
-sm_status sm_conv2d_pack_check(sm_err *err, const sm_tensor *wp, const sm_tensor *weight);
-void sm_conv2d_pack(sm_tensor *wp, const sm_tensor *weight);
-/* The convolution of sm_conv2d_forward (one group) from the packed
- * weights; relu != 0 applies max(., 0) to the output. */
-sm_status sm_conv2d_packed_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *wp,
-                                 const sm_tensor *bias, const sm_conv2d_params *p);
-size_t sm_conv2d_packed_workspace(const sm_tensor *out, const sm_tensor *in, const sm_conv2d_params *p);
-void sm_conv2d_packed_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wp, const sm_tensor *bias,
-                              const sm_conv2d_params *p, int relu, float *ws);
-
-/* ---- direct convolution on weights packed by output channels (conv2d_blocked.c) ---- */
-
-/* wb [Cout, Cin*kh*kw] <- weight [Cout,Cin,kh,kw] (Cout a multiple of 16)
- * in panels of 32 output channels. */
-sm_status sm_conv2d_blocked_pack_check(sm_err *err, const sm_tensor *wb, const sm_tensor *weight);
-void sm_conv2d_blocked_pack(sm_tensor *wb, const sm_tensor *weight);
-/* The convolution of sm_conv2d_forward (one group) from the packed
- * weights, plus res (NULL, or a contiguous tensor of out's shape: a
- * residual block's sum); relu != 0 applies max(., 0) last. */
-sm_status sm_conv2d_blocked_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *wb,
-                                  const sm_tensor *bias, const sm_conv2d_params *p);
-sm_status sm_conv2d_blocked_check_residual(sm_err *err, const sm_tensor *out, const sm_tensor *res);
-/* Floats of workspace; q8 != 0 for the 8-bit forward. */
-size_t sm_conv2d_blocked_workspace(const sm_tensor *out, const sm_tensor *in, const sm_conv2d_params *p, int q8);
-void sm_conv2d_blocked_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *wb, const sm_tensor *bias,
-                               const sm_tensor *res, const sm_conv2d_params *p, int relu, float *ws);
-/* The same on code path 0 (portable), 1 (AVX2 + FMA) or 2 (AVX-512), -1
- * the widest this CPU runs; returns 0 (and does nothing) when the CPU or
- * build lacks it. */
-int sm_conv2d_blocked_forward_path(int path, sm_tensor *out, const sm_tensor *in, const sm_tensor *wb,
-                                   const sm_tensor *bias, const sm_tensor *res, const sm_conv2d_params *p, int relu,
-                                   float *ws);
-/* Weights on a grid per output channel (grid [2,Cout]: offsets, steps):
- * wq [Cout*Cin*kh*kw/4] <- their levels in 8 bits, in the panels' layout.
- * Returns 0 (wq partly written) when a weight is off its channel's grid
- * (more than a few ulps from offset + step * q, q in 0..255). */
-sm_status sm_conv2d_blocked_pack8_check(sm_err *err, const sm_tensor *wq, const sm_tensor *grid,
-                                        const sm_tensor *weight);
-int sm_conv2d_blocked_pack8(sm_tensor *wq, const sm_tensor *grid, const sm_tensor *weight);
-/* The forward on 8-bit weights (checked by sm_conv2d_blocked_check8). */
-sm_status sm_conv2d_blocked_check8(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *wq,
-                                   const sm_tensor *grid, const sm_tensor *bias, const sm_conv2d_params *p);
-void sm_conv2d_blocked_forward8(sm_tensor *out, const sm_tensor *in, const sm_tensor *wq, const sm_tensor *grid,
-                                const sm_tensor *bias, const sm_tensor *res, const sm_conv2d_params *p, int relu,
-                                float *ws);
-int sm_conv2d_blocked_forward8_path(int path, sm_tensor *out, const sm_tensor *in, const sm_tensor *wq,
-                                    const sm_tensor *grid, const sm_tensor *bias, const sm_tensor *res,
-                                    const sm_conv2d_params *p, int relu, float *ws);
-
-/* ---- Winograd 3x3 stride-1 convolution (winograd.c) ---------------- */
-
-/* True for a 3x3 kernel with stride 1, dilation 1 and one group (any padding). */
-int sm_winograd_applies(const sm_conv2d_params *p);
-/* u [a*a,Cout,Cin] (a = tile + 2; tile 2 or 4) receives G g G^T of each
- * filter of weight [Cout,Cin,3,3]: u[xi] is the [Cout][Cin] matrix of
- * position xi, stored packed (sm_gemm_pack) for sm_winograd_forward. */
-sm_status sm_winograd_prepare_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile);
-void sm_winograd_prepare(sm_tensor *u, const sm_tensor *weight, int tile);
-/* The same for the input gradient of a 3x3 stride-1 convolution: u
- * [a*a,Cin,Cout] receives the transform of each filter rotated by 180
- * degrees with the channel axes swapped, so that sm_winograd_forward of the
- * output gradient (padded by 2 - pt, 2 - pl on the top/left) with it is the
- * input gradient. */
-sm_status sm_winograd_prepare_flipped_check(sm_err *err, const sm_tensor *u, const sm_tensor *weight, int tile);
-void sm_winograd_prepare_flipped(sm_tensor *u, const sm_tensor *weight, int tile);
-/* The convolution of sm_conv2d_forward from the transformed weights u
- * (the tile follows from u's first dimension); relu != 0 applies
- * max(., 0) to the output. */
-sm_status sm_winograd_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_tensor *u,
-                            const sm_tensor *bias, const sm_conv2d_params *p);
-size_t sm_winograd_workspace(const sm_tensor *out, const sm_tensor *in, const sm_tensor *u);
-void sm_winograd_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *u, const sm_tensor *bias,
-                         const sm_conv2d_params *p, int relu, float *ws);
-/* The weight gradient of sm_conv2d_backward_params (grad_w += scale *
- * dL/dw, and grad_b += scale * dL/db when grad_b is not NULL) by Winograd F(tile x tile, 3x3): the adjoints of the
- * output and weight transforms around a*a products. */
-sm_status sm_winograd_backward_weight_check(sm_err *err, const sm_tensor *grad_w, const sm_tensor *grad_b,
-                                            const sm_tensor *grad_out, const sm_tensor *in,
-                                            const sm_conv2d_params *p, int tile);
-size_t sm_winograd_backward_weight_workspace(const sm_tensor *grad_out, const sm_tensor *in, int tile);
-void sm_winograd_backward_weight(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
-                                 const sm_tensor *in, const sm_conv2d_params *p, float scale, int tile, float *ws);
 
 #endif

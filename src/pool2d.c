@@ -12,6 +12,7 @@
 #include <string.h>
 #include "nn.h"
 #include "simd.h"
+#include "conv/conv.h" /* sm_conv_out_size */
 #pragma GCC diagnostic ignored "-Wpsabi" /* vectors passed between inlined helpers only */
 
 sm_status sm_pool2d_check(sm_err *err, const sm_tensor *out, const sm_tensor *in, const sm_pool2d_params *p)

@@ -62,7 +62,7 @@ int luaopen_siamese_core(lua_State *L)
     sm_open_data(L);     /* sets core.data: samplers, batch assembly */
     sm_open_gallery(L);  /* sets core.gallery: new, load, Gallery (the metatable) */
     sm_open_hash(L);     /* sets core.hash: crc32, sha256, file_sha256 */
-    sm_open_winograd(L); /* sets core.winograd: inference 3x3 convolutions */
+    sm_open_conv(L);     /* sets core.conv: the convolutions, planned (src/conv/) */
     sm_open_process(L);  /* sets core.process: fork, socketpair, waitpid, frames, spawn */
     sm_open_video(L);    /* sets core.video: pipes and the raw-frame reader behind siamese.video */
     return 1;

@@ -1,5 +1,5 @@
 /*
- * simd.h — helpers of the hand-vectorised kernels (conv2d_direct.c,
+ * simd.h — helpers of the hand-vectorised kernels (conv/direct_small.c,
  * pool2d.c): GCC vector types and a function attribute that compiles a hot
  * loop also for AVX2+FMA (x86-64-v3) and AVX-512 (x86-64-v4), picked at
  * run time by sm_simd_level().

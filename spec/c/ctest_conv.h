@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "nn.h"
+#include "conv/kernels.h" /* the algorithms one by one: the tests of a single kernel call them */
 
 typedef struct {
     double *y;    /* the value */
@@ -75,6 +76,50 @@ static inline void ref_conv_free(ref_conv *r)
     free(r->y);
     free(r->abs);
     free(r->absx);
+}
+
+/* ---- the convolution a layer with plain weights gets ------------------------------------- */
+
+/* The algorithm sm_conv_plan gives this pass of a layer holding plain
+ * weights (no prepare, no pack, no Winograd in training) on this CPU. */
+static inline sm_conv_algo plain_algo(sm_conv_pass pass, const sm_tensor *in, const sm_tensor *out,
+                                      const sm_conv2d_params *p)
+{
+    sm_conv_shape s = { in->shape[0], in->shape[1], in->shape[2], in->shape[3], out->shape[1], out->shape[2],
+                        out->shape[3] };
+    sm_conv_weights plain = { 0 };
+    return sm_conv_plan(pass, &s, p, &plain, sm_simd_level());
+}
+
+/* Floats of workspace enough for the three passes of plain_algo. */
+static inline size_t plain_workspace(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
+{
+    size_t f = sm_conv_forward_workspace(plain_algo(SM_CONV_FORWARD, in, out, p), out, in, p);
+    size_t i = sm_conv_backward_input_workspace(plain_algo(SM_CONV_BACKWARD_INPUT, in, out, p), in, out, p);
+    size_t w = sm_conv_backward_weight_workspace(plain_algo(SM_CONV_BACKWARD_WEIGHT, in, out, p), out, in, p);
+    size_t m = f > i ? f : i;
+    return m > w ? m : w;
+}
+
+static inline void plain_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *w, const sm_tensor *b,
+                                 const sm_conv2d_params *p, float *ws)
+{
+    sm_conv_forward(plain_algo(SM_CONV_FORWARD, in, out, p), out, in, w, NULL, b, NULL, p, 0, ws);
+}
+
+/* grad_in <- dL/din */
+static inline void plain_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, const sm_tensor *w,
+                                        const sm_conv2d_params *p, float *ws)
+{
+    sm_conv_backward_input(plain_algo(SM_CONV_BACKWARD_INPUT, grad_in, grad_out, p), grad_in, grad_out, w, p, ws);
+}
+
+/* grad_w, grad_b += scale dL/d. */
+static inline void plain_backward_weight(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
+                                         const sm_tensor *in, const sm_conv2d_params *p, float scale, float *ws)
+{
+    sm_conv_backward_weight(plain_algo(SM_CONV_BACKWARD_WEIGHT, in, grad_out, p), grad_w, grad_b, grad_out, in, p,
+                            scale, ws);
 }
 
 #endif

@@ -1,5 +1,5 @@
 /* Plain-C tests of the direct convolution on weights packed by panels of
- * output channels (conv2d_blocked.c): every code path the CPU runs
+ * output channels (conv/blocked.c): every code path the CPU runs
  * (portable, AVX2 + FMA, AVX-512) at one and two threads against the
  * convolution by its definition in double (within derived error bounds)
  * and, on dyadic data, exactly, on the shapes that take its different routes: stride 1

@@ -1,5 +1,5 @@
-/* Plain-C tests of the packed-weight product (gemm_packed.c) and the
- * prepared im2col forward built on it (conv2d_packed.c): every code path
+/* Plain-C tests of the packed-weight product (conv/gemm_packed.c) and the
+ * prepared im2col forward built on it (conv/packed.c): every code path
  * the CPU runs (portable, AVX2 + FMA, AVX-512) against a double-precision
  * product on odd shapes (row counts that leave a narrow last panel, column
  * counts of one and two vectors, row strides wider than the matrices), and

@@ -79,8 +79,8 @@ static ctest_worst conv_worst(int64_t N, int64_t cin, int64_t cout, int64_t H, i
     sm_tensor_init(&tx, x, 4, is); sm_tensor_init(&tw, w, 4, ws_); sm_tensor_init(&tb, b, 1, bs); sm_tensor_init(&ty, y, 4, os);
     sm_err err;
     CHECK(sm_conv2d_check(&err, &ty, &tx, &tw, with_bias ? &tb : NULL, &p) == SM_OK);
-    float *ws = malloc((sm_conv2d_workspace(&tx, &ty, &p) + 1) * sizeof(float));
-    sm_conv2d_forward(&ty, &tx, &tw, with_bias ? &tb : NULL, &p, ws);
+    float *ws = malloc((plain_workspace(&tx, &ty, &p) + 1) * sizeof(float));
+    plain_forward(&ty, &tx, &tw, with_bias ? &tb : NULL, &p, ws);
     ref_conv ref = ref_conv2d(x, is, w, cout, with_bias ? b : NULL, NULL, &p);
     double g = ctest_gamma((double)ref.K + 1) + ctest_gamma_d((double)ref.K + 1);
     ctest_worst worst = CTEST_WORST_INIT;

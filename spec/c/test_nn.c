@@ -51,8 +51,8 @@ static void test_conv_matches_direct_loop_and_its_adjoint(void)
         sm_tensor_init(&tgx, gx, 4, is); sm_tensor_init(&tgw, gw, 4, ws_);
         sm_err err;
         CHECK(sm_conv2d_check(&err, &ty, &tx, &tw, &tb, &p) == SM_OK);
-        float *ws = malloc(sm_conv2d_workspace(&tx, &ty, &p) * sizeof(float));
-        sm_conv2d_forward(&ty, &tx, &tw, &tb, &p, ws);
+        float *ws = malloc(plain_workspace(&tx, &ty, &p) * sizeof(float));
+        plain_forward(&ty, &tx, &tw, &tb, &p, ws);
         ref_conv ref = ref_conv2d(x, is, w, cout, b, NULL, &p);
         ctest_worst worst = CTEST_WORST_INIT;
         double dot_y = 0, dot_x = 0, dot_w = 0, T = 0;
@@ -65,8 +65,8 @@ static void test_conv_matches_direct_loop_and_its_adjoint(void)
             T += fabs(g[k]) * ref.abs[k];
         }
         CHECK_WORST(worst, "forward");
-        sm_conv2d_backward_input(&tgx, &tg, &tw, &p, ws);
-        sm_conv2d_backward_params(&tgw, NULL, &tg, &tx, &p, 1.0f, ws);
+        plain_backward_input(&tgx, &tg, &tw, &p, ws);
+        plain_backward_weight(&tgw, NULL, &tg, &tx, &p, 1.0f, ws);
         for (int64_t i = 0; i < nx; i++) dot_x += (double)x[i] * gx[i];
         for (int64_t i = 0; i < nw; i++) dot_w += (double)w[i] * gw[i];
         double gy = ctest_gamma((double)ref.K + 2), gxx = ctest_gamma((double)(cout / p.groups * p.kh * p.kw));

@@ -12,6 +12,7 @@
 #include "ctest.h"
 #include "ctest_rng.h"
 #include "nn.h"
+#include "ctest_conv.h"
 
 static float *zeros(int64_t n)
 {
@@ -43,18 +44,20 @@ static void check_direct_conv(int64_t N, int64_t Cin, int64_t Cout, int64_t H, i
     sm_tensor_init(&tgw1, gw1, 4, wsh); sm_tensor_init(&tgb1, gb1, 1, bs);
     sm_err err;
     CHECK(sm_conv2d_check(&err, &ty, &tx, &tw, &tb, &p) == SM_OK);
-    CHECK(sm_conv2d_direct_ok(&tx, &ty, &p));
+    CHECK(plain_algo(SM_CONV_FORWARD, &tx, &ty, &p) == SM_CONV_DIRECT_SMALL);
+    CHECK(plain_algo(SM_CONV_BACKWARD_INPUT, &tx, &ty, &p) == SM_CONV_DIRECT_SMALL);
+    CHECK(plain_algo(SM_CONV_BACKWARD_WEIGHT, &tx, &ty, &p) == SM_CONV_DIRECT_SMALL);
     int saved = omp_get_max_threads();
     omp_set_num_threads(2);
-    float *ws = malloc(sm_conv2d_workspace(&tx, &ty, &p) * sizeof(float));
-    sm_conv2d_forward(&ty, &tx, &tw, &tb, &p, ws);
+    float *ws = malloc(sm_conv_direct_small_workspace(&tx, &ty, &p) * sizeof(float));
+    sm_conv_direct_small_forward(&ty, &tx, &tw, &tb, &p, ws);
     for (int64_t i = 0; i < nx; i++) gx[i] = 1.0f; /* backward adds to what is there */
-    sm_conv2d_backward_input(&tgx, &tg, &tw, &p, ws);
-    sm_conv2d_backward_params(&tgw, &tgb, &tg, &tx, &p, 0.5f, ws);
+    sm_conv_direct_small_backward_input(&tgx, &tg, &tw, &p, ws);
+    sm_conv_direct_small_backward_weight(&tgw, &tgb, &tg, &tx, &p, 0.5f, ws);
     free(ws);
     omp_set_num_threads(1);
-    ws = malloc(sm_conv2d_workspace(&tx, &ty, &p) * sizeof(float));
-    sm_conv2d_backward_params(&tgw1, &tgb1, &tg, &tx, &p, 0.5f, ws);
+    ws = malloc(sm_conv_direct_small_workspace(&tx, &ty, &p) * sizeof(float));
+    sm_conv_direct_small_backward_weight(&tgw1, &tgb1, &tg, &tx, &p, 0.5f, ws);
     free(ws);
     omp_set_num_threads(saved);
     /* every sum of the definitions, in double, and the sums of the absolute
@@ -138,21 +141,21 @@ static void test_direct_conv_dispatch(void)
     sm_tensor_init(&x, NULL, 4, is);
     sm_tensor_init(&y, NULL, 4, os);
     sm_conv2d_params p = { 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1 };
-    CHECK(!sm_conv2d_direct_ok(&x, &y, &p)); /* 8 x 3 x 3 = 72 > 64: im2col */
+    CHECK(plain_algo(SM_CONV_FORWARD, &x, &y, &p) != SM_CONV_DIRECT_SMALL); /* 8 x 3 x 3 = 72 > 64: im2col */
     is[1] = 4;
     sm_tensor_init(&x, NULL, 4, is);
-    CHECK(sm_conv2d_direct_ok(&x, &y, &p));
+    CHECK(plain_algo(SM_CONV_FORWARD, &x, &y, &p) == SM_CONV_DIRECT_SMALL);
     p.sh = 2;
-    CHECK(!sm_conv2d_direct_ok(&x, &y, &p)); /* strided: im2col */
+    CHECK(plain_algo(SM_CONV_FORWARD, &x, &y, &p) != SM_CONV_DIRECT_SMALL); /* strided: im2col */
     sm_conv2d_params one = { 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1 };
     int64_t os1[4] = { 1, 4, 8, 8 };
     sm_tensor_init(&y, NULL, 4, os1);
-    CHECK(!sm_conv2d_direct_ok(&x, &y, &one)); /* 1x1: a plain GEMM */
+    CHECK(plain_algo(SM_CONV_FORWARD, &x, &y, &one) != SM_CONV_DIRECT_SMALL); /* 1x1: a plain GEMM */
     int64_t big_in[4] = { 1, 3, 416, 416 }, big_out[4] = { 1, 16, 414, 414 };
     sm_tensor_init(&x, NULL, 4, big_in);
     sm_tensor_init(&y, NULL, 4, big_out);
     p.sh = 1;
-    CHECK(!sm_conv2d_direct_ok(&x, &y, &p)); /* 11 MiB of planes: im2col */
+    CHECK(plain_algo(SM_CONV_FORWARD, &x, &y, &p) != SM_CONV_DIRECT_SMALL); /* 11 MiB of planes: im2col */
 }
 
 /* The general rule: taps in row-major order, a tap wins when it is the

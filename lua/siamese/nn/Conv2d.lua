@@ -1,11 +1,19 @@
 --- nn.Conv2d(in, out, kernel, {stride, padding, dilation, groups, bias, relu})
 -- Input [N,in,H,W] → [N,out,Ho,Wo]; weight [out, in/groups, kh, kw].
 -- relu = true makes the layer a convolution followed by max(., 0) (one
--- module, the ReLU fused into the Winograd and packed inference forwards).
+-- module, the ReLU fused into the Winograd, packed and blocked forwards).
 -- padding: a number or {ph, pw} (symmetric), "valid" (none) or "same"
 -- (TensorFlow's rule: out = ceil(in / stride), the odd pixel at the
 -- bottom/right), or {top = , bottom = , left = , right = }.
 -- groups = in gives a depthwise convolution.
+--
+-- The kernels are the convolution wing of the C core, core.conv
+-- (src/l_conv.c over src/conv/conv.h). Which algorithm computes a pass is
+-- decided in one place, src/conv/plan.c, from the input's shape, the
+-- layer's parameters, what it holds (prepare, pack, training mode) and the
+-- CPU; this module only asks (Conv2d:algorithm tells, by name), keeps the
+-- plans per input shape, and keeps the weights in the form the chosen
+-- algorithm reads (src/conv/<algorithm>.c).
 local class = require "siamese.class"
 local Module = require "siamese.nn.Module"
 local T = require "siamese.tensor"
@@ -13,8 +21,7 @@ local core = require "siamese.core"
 local util = require "siamese.nn.util"
 local init = require "siamese.nn.weight_init"
 local workspace = require "siamese.nn.workspace"
-local K = core.nn
-local winograd = core.winograd
+local C = core.conv
 
 local Conv2d = class("Conv2d", Module)
 
@@ -62,8 +69,8 @@ function Conv2d:params(H, W)
   if self.padding == "valid" then
     pt, pl, pb, pr = 0, 0, 0, 0
   elseif self.padding == "same" then
-    pt, pb = K.same_padding(H, self.kh, self.sh, self.dh)
-    pl, pr = K.same_padding(W, self.kw, self.sw, self.dw)
+    pt, pb = C.same_padding(H, self.kh, self.sh, self.dh)
+    pl, pr = C.same_padding(W, self.kw, self.sw, self.dw)
   else
     pt, pl, pb, pr = table.unpack(self.padding)
   end
@@ -78,47 +85,89 @@ function Conv2d:check_input(x)
   return s
 end
 
+-- What the layer holds besides its plain weights, for the plan.
+function Conv2d:held()
+  local pk, prep = self.packed, self.prepared
+  return {training = self.train, train_winograd = self.train_winograd and true or false, winograd = prep ~= nil,
+    tile = prep and prep.tile, weight_grad_tile = Conv2d.weight_grad_tile, packed = pk ~= nil,
+    q8 = pk ~= nil and pk.wq ~= nil}
+end
+
+-- The algorithm of pass for input shape s (params p), planned once per
+-- input size and state (prepare, pack and training() forget the plans).
+function Conv2d:plan(pass, s, p)
+  local key = string.format("%s %d %d %d %s %s %s", pass, s[1], s[3], s[4], tostring(self.train),
+    tostring(self.train_winograd), tostring(Conv2d.weight_grad_tile))
+  local plans = self.plans
+  if not plans then
+    plans = {}
+    self.plans = plans
+  end
+  local algo = plans[key]
+  if not algo then
+    algo = C.plan(pass, s, self.nout, p, self:held())
+    plans[key] = algo
+  end
+  return algo
+end
+
+--- The algorithm that computes pass ("forward" when nil,
+-- "backward_input" or "backward_weight") for an input of shape
+-- {N, in, H, W}, by name: one of core.conv.algorithms ("im2col",
+-- "direct_small", "blocked", "winograd_f4", ...; src/conv/plan.c).
+function Conv2d:algorithm(shape, pass)
+  return self:plan(pass or "forward", shape, self:params(shape[3], shape[4]))
+end
+
+-- The weights algo reads in pass for input shape s (params p), and for
+-- blocked8 the grid of its 8-bit levels: the plain weight, or a form of it
+-- made for algo — once per snapshot (prepare, pack) in inference, at every
+-- call where the weights change at every step (training, gradients).
+function Conv2d:weights_for(algo, pass, s, p)
+  if algo == "blocked8" then return self.packed.wq, self.packed.grid end
+  local shape = C.weights_shape(algo, pass, s, self.nout, p)
+  if not shape then return self.weight end
+  local fresh = self.train or pass ~= "forward"
+  local cache
+  if fresh then
+    cache = self.fresh_weights or {}
+    self.fresh_weights = cache
+  else
+    cache = (algo:find("^winograd") and self.prepared or self.packed).weights
+  end
+  local key = pass .. " " .. algo
+  local w = cache[key]
+  if w and not fresh then return w end
+  if not w then
+    w = T.zeros(shape)
+    cache[key] = w
+  end
+  C.make_weights(algo, pass, w, self.weight, p)
+  return w
+end
+
+-- The output size for input shape s (params p), or nil when the kernel
+-- does not fit.
+local function out_size(s, p)
+  local ho = C.out_size(s[3], p[1], p[3], p[5], p[7], p[9])
+  local wo = C.out_size(s[4], p[2], p[4], p[6], p[8], p[10])
+  if ho <= 0 or wo <= 0 then return nil end
+  return ho, wo
+end
+
 function Conv2d:updateOutput(input)
   local s = self:check_input(input)
   local x = util.contiguous(input)
   local p = self:params(s[3], s[4])
-  local ho = K.conv_out_size(s[3], p[1], p[3], p[5], p[7], p[9])
-  local wo = K.conv_out_size(s[4], p[2], p[4], p[6], p[8], p[10])
-  if ho <= 0 or wo <= 0 then
+  local ho, wo = out_size(s, p)
+  if not ho then
     self:fail("input %s is smaller than the %dx%d kernel", util.shape_str(input), self.kh, self.kw)
   end
   self.output = Module.buffer(self.output, {s[1], self.nout, ho, wo})
-  local u
-  if self.train then
-    u = self:training_winograd(false, s[1], ho, wo, p)
-  else
-    local wb, grid = self:blocked_weights(s[1], s[3], s[4], ho, wo, p)
-    if grid then
-      local ws = workspace.get(K.conv2d_blocked_workspace(self.output, x, wb, p, grid))
-      K.conv2d_blocked_forward8(self.output, x, wb, grid, self.bias, p, self.relu, ws)
-      return self.output
-    elseif wb then
-      local ws = workspace.get(K.conv2d_blocked_workspace(self.output, x, wb, p))
-      K.conv2d_blocked_forward(self.output, x, wb, self.bias, p, self.relu, ws)
-      return self.output
-    end
-    if self.prepared then u = self:winograd_weights(s[1], ho, wo) end
-  end
-  if u then
-    local ws = workspace.get(winograd.workspace(self.output, x, u, p))
-    winograd.forward(self.output, x, u, self.bias, p, self.relu, ws)
-    return self.output
-  end
-  local wp, q
-  if not self.train then wp, q = self:packed_weights(s[3], s[4], p) end
-  if wp then
-    local ws = workspace.get(K.conv2d_packed_workspace(self.output, x, wp, q))
-    K.conv2d_packed_forward(self.output, x, wp, self.bias, q, self.relu, ws)
-    return self.output
-  end
-  local ws = workspace.get(K.conv2d_workspace(self.output, x, self.weight, p))
-  K.conv2d_forward(self.output, x, self.weight, self.bias, p, ws)
-  if self.relu then K.activation_forward(self.output, self.output, "relu") end
+  local algo = self:plan("forward", s, p)
+  local w, grid = self:weights_for(algo, "forward", s, p)
+  local ws = workspace.get(C.forward_workspace(algo, self.output, x, w, self.bias, p, grid))
+  C.forward(algo, self.output, x, w, self.bias, p, grid, self.relu, ws)
   return self.output
 end
 
@@ -133,23 +182,19 @@ function Conv2d:residual_forward(input, residual, buffer, relu)
   if self.train or self.relu then return nil end
   local s = self:check_input(input)
   local p = self:params(s[3], s[4])
-  local ho = K.conv_out_size(s[3], p[1], p[3], p[5], p[7], p[9])
-  local wo = K.conv_out_size(s[4], p[2], p[4], p[6], p[8], p[10])
-  if ho <= 0 or wo <= 0 then return nil end
-  local wb, grid = self:blocked_weights(s[1], s[3], s[4], ho, wo, p)
+  local ho, wo = out_size(s, p)
+  if not ho then return nil end
+  local algo = self:plan("forward", s, p)
   local shape = {s[1], self.nout, ho, wo}
-  if not wb or not T.is_tensor(residual) or util.shape_str(residual) ~= "[" .. table.concat(shape, ",") .. "]" then
+  if (algo ~= "blocked" and algo ~= "blocked8") or not T.is_tensor(residual)
+      or util.shape_str(residual) ~= "[" .. table.concat(shape, ",") .. "]" then
     return nil
   end
   local x, r = util.contiguous(input), util.contiguous(residual)
+  local w, grid = self:weights_for(algo, "forward", s, p)
   buffer = Module.buffer(buffer, shape)
-  if grid then
-    local ws = workspace.get(K.conv2d_blocked_workspace(buffer, x, wb, p, grid))
-    K.conv2d_blocked_forward8(buffer, x, wb, grid, self.bias, p, relu == true, ws, r)
-  else
-    local ws = workspace.get(K.conv2d_blocked_workspace(buffer, x, wb, p))
-    K.conv2d_blocked_forward(buffer, x, wb, self.bias, p, relu == true, ws, r)
-  end
+  local ws = workspace.get(C.forward_workspace(algo, buffer, x, w, self.bias, p, grid))
+  C.forward(algo, buffer, x, w, self.bias, p, grid, relu == true, ws, r)
   return buffer
 end
 
@@ -159,21 +204,21 @@ function Conv2d:conv_grad(gradOutput)
   local go = util.contiguous(gradOutput)
   if not self.relu then return go end
   self.relu_grad = Module.buffer(self.relu_grad, self.output:shape())
-  K.activation_grad(self.relu_grad, go:view(self.output:shape()), self.output, self.output, "relu")
+  core.nn.activation_grad(self.relu_grad, go:view(self.output:shape()), self.output, self.output, "relu")
   return self.relu_grad
 end
 
---- Opts in to a fast inference forward: for a 3x3 kernel with stride 1,
--- dilation 1 and one group, evaluation-mode forwards run Winograd F(m x m,
--- 3x3) (src/winograd.c) on a transformed copy of the weights made at the
--- first such forward. opts.tile = 2 or 4 forces m; by default m follows the
--- output size and batch (fewer than four samples: 2 from 6x6; four or
--- more: 4 from 6x6, 2 from 4x4; else the ordinary or packed path, where
--- the transforms would cost more than they save). Returns true when the layer
--- qualifies. The copy is a snapshot of the weights: call prepare() again
--- after changing them; training() and prepare(false) drop it.
+--- Opts in to Winograd F(m x m, 3x3) for evaluation-mode forwards
+-- (src/conv/winograd.c) of a 3x3 kernel with stride 1, dilation 1 and one
+-- group, on a transformed copy of the weights made at the first such
+-- forward. opts.tile = 2 or 4 forces m; by default the plan picks m from
+-- the output size and batch, or another algorithm where the transforms
+-- would cost more than they save (src/conv/plan.c). Returns true when the
+-- layer qualifies. The copy is a snapshot of the weights: call prepare()
+-- again after changing them; training() and prepare(false) drop it.
 function Conv2d:prepare(opts)
   self.prepared = nil
+  self.plans = nil
   if opts == false then return false end
   opts = opts or {}
   if opts.tile ~= nil and opts.tile ~= 2 and opts.tile ~= 4 then
@@ -183,23 +228,17 @@ function Conv2d:prepare(opts)
       or self.groups ~= 1 then
     return false
   end
-  self.prepared = {tile = opts.tile, u = {}}
+  self.prepared = {tile = opts.tile, weights = {}}
   return true
 end
 
 --- Opts in to the packed inference forwards, on copies of the weights
--- packed once (no packing or BLAS start-up at each call):
--- * the direct convolution of src/conv2d_blocked.c (kernels larger than
---   1x1, a multiple of 16 output channels) where it was measured faster
---   (the recognition net, 2 threads): outputs of 12x12 or more at any
---   batch, and at batches below 4 every map except those Winograd serves
---   better (3x3 stride 1 from 6x6 when the layer is prepared, unless its
---   weights are kept in 8 bits, below);
--- * else im2col with the product of src/gemm_packed.c (at least 8 input
---   channels; the deep layers of a network at batch 1). A 1x1 input whose
---   padding leaves one tap on it (a 3x3 "same" layer at the end of a
---   network) multiplies only that tap's weights.
--- Winograd (see prepare) keeps the maps the rules above leave to it.
+-- packed once (no packing or BLAS start-up at each call): the direct
+-- convolution of src/conv/blocked.c (kernels larger than 1x1, a multiple
+-- of 16 output channels) and im2col with the product of
+-- src/conv/gemm_packed.c (src/conv/packed.c: at least 8 input channels),
+-- where src/conv/plan.c finds them faster than the rest (Winograd, when
+-- prepared, keeps the maps it serves better).
 -- opts.grid, a [2,nout] tensor of offsets and steps, says the weights are
 -- 8-bit levels: weight[o] = offset[o] + step[o] * q, q in 0..255 (quantised
 -- weights, e.g. face-api's); the blocked forward at batches below 4 then
@@ -212,6 +251,7 @@ end
 -- pack(false) drop it.
 function Conv2d:pack(opts)
   self.packed = nil
+  self.plans = nil
   if opts == false or self.groups ~= 1 then return false end
   if opts ~= nil and opts ~= true and type(opts) ~= "table" then
     error(string.format("bad argument #1 to 'pack' (options table or boolean expected, got %s)", type(opts)), 2)
@@ -224,153 +264,29 @@ function Conv2d:pack(opts)
   end
   local blocked = self.nout % 16 == 0 and self.kh * self.kw > 1
   if self.nin < 8 and not blocked then return false end
-  self.packed = {blocked = blocked}
+  self.packed = {weights = {}}
   if grid == nil then return true end
   if not blocked then return true, false end
   local wq = T.zeros{self.nout * self.nin * self.kh * self.kw // 4}
   grid = grid:contiguous():clone()
-  if not K.conv2d_blocked_pack8(wq, grid, self.weight) then return true, false end
+  if not C.blocked_pack8(wq, grid, self.weight) then return true, false end
   self.packed.wq, self.packed.grid = wq, grid
   return true, true
 end
 
--- The direct blocked forward's packed weights for n inputs of h x w giving
--- ho x wo (params p) — the float panels, or the 8-bit ones and their grid
--- — or nil when another path serves the layer better.
-function Conv2d:blocked_weights(n, h, w, ho, wo, p)
-  local pk = self.packed
-  if not pk or not pk.blocked then return nil end
-  local side = math.min(ho, wo)
-  if side < 12 then
-    if n >= 4 then return nil end
-    -- Winograd F(2x2), unless the weights are in 8 bits (its transformed
-    -- weights are 7x their bytes)
-    if self.prepared and side >= 6 and not pk.wq then return nil end
-    if h == 1 and w == 1 and self.nin >= 8 and self.kh - 1 == p[7] + p[9] and self.kw - 1 == p[8] + p[10]
-        and self.sh == 1 and self.sw == 1 then
-      return nil  -- one tap (packed_weights)
-    end
-  end
-  if pk.wq and n < 4 then return pk.wq, pk.grid end
-  if not pk.wb then
-    pk.wb = T.zeros{self.nout, self.nin * self.kh * self.kw}
-    K.conv2d_blocked_pack(pk.wb, self.weight)
-  end
-  return pk.wb
-end
-
-local ONE_TAP = {1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1}
-
--- The packed weights and conv parameters for an input of h x w (params p),
--- or nil when the layer has not opted in.
-function Conv2d:packed_weights(h, w, p)
-  local pk = self.packed
-  if not pk or self.nin < 8 then return nil end
-  if h == 1 and w == 1 and self.sh == 1 and self.sw == 1 and self.kh - 1 == p[7] + p[9]
-      and self.kw - 1 == p[8] + p[10] and (self.kh > 1 or self.kw > 1) then
-    -- one output, reading the input only through tap (pt, pl)
-    if not pk.tap then
-      local tap = self.weight:select(3, p[7] + 1):select(3, p[8] + 1):contiguous()
-      pk.tap = T.zeros{self.nout, self.nin}
-      K.conv2d_pack(pk.tap, tap:view(self.nout, self.nin, 1, 1))
-      pk.tap_at = {p[7], p[8]}
-    end
-    if pk.tap_at[1] == p[7] and pk.tap_at[2] == p[8] then return pk.tap, ONE_TAP end
-  end
-  if not pk.w then
-    pk.w = T.zeros{self.nout, self.nin * self.kh * self.kw}
-    K.conv2d_pack(pk.w, self.weight)
-  end
-  return pk.w, p
-end
-
--- The Winograd tile for n outputs of ho x wo, or nil for the ordinary
--- path (measured with the 3x3 convolutions of the recognition net: on
--- small maps only batches give the a*a products enough columns).
-local function auto_tile(n, ho, wo)
-  local side = math.min(ho, wo)
-  if side >= 12 or (side >= 6 and n >= 4) then return 4 end
-  if side >= 6 or (side >= 4 and n >= 4) then return 2 end
-  return nil
-end
-
--- The inference tile: as auto_tile, but fewer than four samples take
--- F(2x2) on every map from 6x6 (with the packed product of
--- src/gemm_packed.c, measured as fast as or faster than F(4x4) there for
--- one face of the recognition net, and its transforms are exact).
-local function inference_tile(n, ho, wo)
-  if n < 4 and math.min(ho, wo) >= 6 then return 2 end
-  return auto_tile(n, ho, wo)
-end
-
--- The transformed weights for n outputs of ho x wo, or nil.
-function Conv2d:winograd_weights(n, ho, wo)
-  local prep = self.prepared
-  local tile = prep.tile or inference_tile(n, ho, wo)
-  if not tile then return nil end
-  local u = prep.u[tile]
-  if not u then
-    u = T.zeros{(tile + 2) * (tile + 2), self.nout, self.nin}
-    winograd.prepare(u, self.weight)
-    prep.u[tile] = u
-  end
-  return u
-end
-
--- Training runs the same Winograd forward, and its input gradient, when
--- the layer is 3x3, stride 1, dilation 1, one group, padding <= 2 on each
--- side and has at least 8 input channels (fewer go to the direct kernels
--- of conv2d_direct.c, faster there). The input gradient is the forward
--- convolution of the output gradient, padded by 2 - p on each side, with
--- each filter rotated by 180 degrees and the channel axes swapped
--- (winograd.prepare(u, w, true)). The weights change at every optimiser
--- step, so they are transformed again at every call (a*a*Cin*Cout values,
--- little next to the products). Values differ from the im2col path by
--- rounding only (~1e-6 relative). The weight gradient takes the adjoint
--- route (winograd.backward_weight: output gradients and inputs transformed,
--- a*a products, G^T . G back to 3x3), same conditions, same automatic
--- tile unless Conv2d.weight_grad_tile (2 or 4) is set. Set
--- Conv2d.train_winograd = false (on the class or a layer) for the im2col
--- path.
+-- Training takes Winograd too (forward, input and weight gradients) for
+-- 3x3 stride-1 layers of at least 8 input channels (src/conv/plan.c), on
+-- weights transformed again at every call (they change at every step).
+-- Values differ from the im2col path by rounding only (~1e-6 relative).
+-- Set Conv2d.train_winograd = false (on the class or a layer) for the
+-- other paths; Conv2d.weight_grad_tile (2 or 4) forces the weight
+-- gradient's tile.
 Conv2d.train_winograd = true
-
-local function train_qualifies(self, p)
-  if not self.train_winograd or self.nin < 8 or self.groups ~= 1 or self.kh ~= 3 or self.kw ~= 3
-      or self.sh ~= 1 or self.sw ~= 1 or self.dh ~= 1 or self.dw ~= 1 then
-    return false
-  end
-  for i = 7, 10 do
-    if p[i] > 2 then return false end
-  end
-  return true
-end
-
--- The freshly transformed weights for a training forward (flipped = false,
--- n outputs of ho x wo) or input gradient (flipped = true, n input
--- gradients of ho x wo), or nil for the im2col path.
-function Conv2d:training_winograd(flipped, n, ho, wo, p)
-  if not train_qualifies(self, p) then return nil end
-  local tile = auto_tile(n, ho, wo)
-  if not tile then return nil end
-  local cache = self.winograd_train
-  if not cache then
-    cache = {}
-    self.winograd_train = cache
-  end
-  local key = (flipped and "b" or "f") .. tile
-  local u = cache[key]
-  if not u then
-    local a2 = (tile + 2) * (tile + 2)
-    u = flipped and T.zeros{a2, self.nin, self.nout} or T.zeros{a2, self.nout, self.nin}
-    cache[key] = u
-  end
-  winograd.prepare(u, self.weight, flipped)
-  return u
-end
 
 function Conv2d:training()
   self.prepared = nil
   self.packed = nil
+  self.plans = nil
   return Module.training(self)
 end
 
@@ -379,17 +295,10 @@ function Conv2d:updateGradInput(input, gradOutput)
   local p = self:params(s[3], s[4])
   local go = self:conv_grad(gradOutput)
   self.gradInput = Module.buffer(self.gradInput, s)
-  local u = self:training_winograd(true, s[1], s[3], s[4], p)
-  if u then
-    -- the correlation of go, padded by 2 - p, with the flipped filters
-    local q = {3, 3, 1, 1, 1, 1, 2 - p[7], 2 - p[8], 2 - p[9], 2 - p[10], 1}
-    local ws = workspace.get(winograd.workspace(self.gradInput, go, u, q))
-    winograd.forward(self.gradInput, go, u, nil, q, false, ws)
-    return self.gradInput
-  end
-  self.gradInput:zero()
-  local ws = workspace.get(K.conv2d_workspace(go, self.gradInput, self.weight, p))
-  K.conv2d_backward_input(self.gradInput, go, self.weight, p, ws)
+  local algo = self:plan("backward_input", s, p)
+  local w = self:weights_for(algo, "backward_input", s, p)
+  local ws = workspace.get(C.backward_input_workspace(algo, self.gradInput, go, w, p))
+  C.backward_input(algo, self.gradInput, go, w, p, ws)
   return self.gradInput
 end
 
@@ -397,15 +306,9 @@ function Conv2d:accGradParameters(input, gradOutput, scale)
   local s = self:check_input(input)
   local p = self:params(s[3], s[4])
   local x, go = util.contiguous(input), self:conv_grad(gradOutput)
-  local tile = train_qualifies(self, p) and auto_tile(s[1], go:shape(3), go:shape(4))
-  if tile then
-    tile = Conv2d.weight_grad_tile or tile
-    local ws = workspace.get(winograd.backward_weight_workspace(self.gradWeight, go, x, p, tile))
-    winograd.backward_weight(self.gradWeight, self.gradBias, go, x, p, scale or 1, tile, ws)
-    return
-  end
-  local ws = workspace.get(K.conv2d_workspace(go, x, self.weight, p))
-  K.conv2d_backward_params(self.gradWeight, self.gradBias, go, x, p, scale or 1, ws)
+  local algo = self:plan("backward_weight", s, p)
+  local ws = workspace.get(C.backward_weight_workspace(algo, self.gradWeight, self.gradBias, go, x, p))
+  C.backward_weight(algo, self.gradWeight, self.gradBias, go, x, p, scale or 1, ws)
 end
 
 function Conv2d:__tostring()

@@ -36,8 +36,8 @@ function Pool2d:params(H, W)
   if self.padding == "valid" then
     pt, pl, pb, pr = 0, 0, 0, 0
   elseif self.padding == "same" then
-    pt, pb = K.same_padding(H, self.kh, self.sh)
-    pl, pr = K.same_padding(W, self.kw, self.sw)
+    pt, pb = core.conv.same_padding(H, self.kh, self.sh)
+    pl, pr = core.conv.same_padding(W, self.kw, self.sw)
   else
     pt, pl, pb, pr = table.unpack(self.padding)
   end
@@ -49,8 +49,8 @@ function Pool2d:geometry(input)
   local s = input:shape()
   if #s ~= 4 then self:fail("expected input [N,C,H,W], got %s", util.shape_str(input)) end
   local p = self:params(s[3], s[4])
-  local ho = K.conv_out_size(s[3], p[1], p[3], 1, p[5], p[7])
-  local wo = K.conv_out_size(s[4], p[2], p[4], 1, p[6], p[8])
+  local ho = core.conv.out_size(s[3], p[1], p[3], 1, p[5], p[7])
+  local wo = core.conv.out_size(s[4], p[2], p[4], 1, p[6], p[8])
   if ho <= 0 or wo <= 0 then
     self:fail("input %s is smaller than the %dx%d window", util.shape_str(input), self.kh, self.kw)
   end

@@ -8,7 +8,7 @@
  *
  * Shapes: in [N,Cin,H,W], weight [Cout,Cin,3,3] (groups 1, dilation 1,
  * stride 1, any zero padding), bias [Cout] or NULL, out [N,Cout,Ho,Wo] as
- * in conv2d.c. The output is cut into m x m tiles; tile (ty, tx) of sample n
+ * in conv.h. The output is cut into m x m tiles; tile (ty, tx) of sample n
  * reads the a x a input patch d (a = m + 2) at rows ty*m - pt .., columns
  * tx*m - pl .. (zeros outside the image). For one input channel c and one
  * output channel o:
@@ -33,7 +33,7 @@
  * ceil(Ho/m) * ceil(Wo/m); chunks are sized to stay near the caches.
  */
 #include <string.h>
-#include "nn.h"
+#include "conv/kernels.h"
 
 #ifndef WINO_WS_BUDGET
 #define WINO_WS_BUDGET ((size_t)1 << 18)

@@ -1,10 +1,10 @@
 /*
- * conv2d_direct.c — direct (non-im2col) stride-1 convolution for few
+ * direct_small.c — direct (non-im2col) stride-1 convolution for few
  * channels, e.g. the 1->6 and 6->12 3x3 layers of the AT&T net or a first
  * 1->32 layer, where im2col + sgemm spends its time copying columns and the
  * products are too thin for BLAS.
  *
- * Shapes as conv2d.c: in [N,Cin,H,W], weight [Cout,Cin,kh,kw], out
+ * Shapes as conv.h: in [N,Cin,H,W], weight [Cout,Cin,kh,kw], out
  * [N,Cout,Ho,Wo], stride 1, dilation 1, one group, padding p < kernel:
  *
  *   out[n,o,y,x]  = b[o] + sum_{c,i,j} w[o,c,i,j] xp[n,c,y+i,x+j]
@@ -30,14 +30,13 @@
  * off globally for reproducible scalar code; these sums reassociate anyway) */
 #pragma GCC optimize("fp-contract=fast")
 #include <string.h>
-#include "nn.h"
+#include "conv/kernels.h"
 #include "simd.h"
 
 #define VW 16          /* outputs per vector block */
 #define CHUNKS 8       /* weight-gradient partial sums */
-#define MAX_K 64       /* Cin*kh*kw limit of the direct path */
-#define MAX_COUT 64
-#define MAX_SCRATCH ((size_t)1 << 20) /* floats of one thread's planes */
+#define MAX_K SM_CONV_DIRECT_SMALL_MAX_K
+#define MAX_COUT SM_CONV_DIRECT_SMALL_MAX_COUT
 
 typedef struct {
     SM_CONV_SHAPE_FIELDS;
@@ -45,29 +44,30 @@ typedef struct {
     int64_t Wv;      /* Wo rounded up to VW */
 } dims;
 
-static dims dims_of(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
+/* d's padded sizes from its shape fields. */
+static dims derive(dims d, const sm_conv2d_params *p)
 {
-    dims d;
-    SM_CONV_SHAPE_SET(d, in, out);
     d.Wv = (d.Wo + VW - 1) / VW * VW;
     d.Hp = d.Ho + p->kh - 1;
     d.Wp = d.Wv + p->kw - 1;
     return d;
 }
 
+static dims dims_of(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
+{
+    dims d;
+    SM_CONV_SHAPE_SET(d, in, out);
+    return derive(d, p);
+}
+
 static size_t per_thread(const dims *d, const sm_conv2d_params *p);
 
-int sm_conv2d_direct_ok(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
+size_t sm_conv_direct_small_scratch(const sm_conv_shape *s, const sm_conv2d_params *p)
 {
-    int64_t cin = in->shape[1], cout = out->shape[1];
-    if (!(p->groups == 1 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 && p->kh * p->kw > 1 &&
-          p->pt < p->kh && p->pb < p->kh && p->pl < p->kw && p->pr < p->kw &&
-          cin * p->kh * p->kw <= MAX_K && cout <= MAX_COUT && in->shape[0] > 0))
-        return 0;
-    /* whole planes per thread: large images stay with the im2col path,
-     * whose workspace is bounded */
-    dims d = dims_of(in, out, p);
-    return per_thread(&d, p) <= MAX_SCRATCH;
+    dims d;
+    d.N = s->N, d.Cin = s->Cin, d.H = s->H, d.W = s->W, d.Cout = s->Cout, d.Ho = s->Ho, d.Wo = s->Wo;
+    d = derive(d, p);
+    return per_thread(&d, p);
 }
 
 static int threads(void)
@@ -88,7 +88,7 @@ static size_t per_thread(const dims *d, const sm_conv2d_params *p)
     return a > b ? a : b;
 }
 
-size_t sm_conv2d_direct_workspace(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
+size_t sm_conv_direct_small_workspace(const sm_tensor *in, const sm_tensor *out, const sm_conv2d_params *p)
 {
     dims d = dims_of(in, out, p);
     size_t acc = (size_t)CHUNKS * (size_t)(d.Cout * (d.Cin * p->kh * p->kw + 1) * VW);
@@ -245,8 +245,8 @@ SM_INLINE void correlate_grads_body(float *acc, float *accb, const float *g, con
 SM_CLONES_VOID(correlate_grads, (float *acc, float *accb, const float *g, const float *xp, int64_t C, int64_t Co,
           int64_t Ho, int64_t Wv, int64_t Hp, int64_t Wp, int kh, int kw), (acc, accb, g, xp, C, Co, Ho, Wv, Hp, Wp, kh, kw))
 
-void sm_conv2d_direct_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
-                              const sm_conv2d_params *p, float *ws)
+void sm_conv_direct_small_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
+                                  const sm_conv2d_params *p, float *ws)
 {
     dims d = dims_of(in, out, p);
     int nt = threads();
@@ -260,8 +260,8 @@ void sm_conv2d_direct_forward(sm_tensor *out, const sm_tensor *in, const sm_tens
     }
 }
 
-void sm_conv2d_direct_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, const sm_tensor *weight,
-                                     const sm_conv2d_params *p, float *ws)
+void sm_conv_direct_small_backward_input(sm_tensor *grad_in, const sm_tensor *grad_out, const sm_tensor *weight,
+                                         const sm_conv2d_params *p, float *ws)
 {
     dims d = dims_of(grad_in, grad_out, p);
     int nt = threads(), kh = p->kh, kw = p->kw;
@@ -284,8 +284,8 @@ void sm_conv2d_direct_backward_input(sm_tensor *grad_in, const sm_tensor *grad_o
     }
 }
 
-void sm_conv2d_direct_backward_params(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
-                                      const sm_tensor *in, const sm_conv2d_params *p, float scale, float *ws)
+void sm_conv_direct_small_backward_weight(sm_tensor *grad_w, sm_tensor *grad_b, const sm_tensor *grad_out,
+                                          const sm_tensor *in, const sm_conv2d_params *p, float scale, float *ws)
 {
     dims d = dims_of(in, grad_out, p);
     int nt = threads();

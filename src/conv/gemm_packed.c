@@ -2,7 +2,7 @@
  * gemm_packed.c — a small single-threaded matrix product on a left matrix
  * packed once, for the many small products of inference convolutions (the
  * a*a tile-position products of winograd.c, the im2col product of a
- * prepared convolution in conv2d.c), where a BLAS call packs the same
+ * prepared convolution in packed.c), where a BLAS call packs the same
  * weights again at every call and costs more in overhead than in work.
  *
  *   C[i][j] = sum_k A[i][k] B[k][j]     i < M, j < N, k < K  (C overwritten)
@@ -27,7 +27,7 @@
  * off globally for reproducible scalar code; these sums reassociate anyway) */
 #pragma GCC optimize("fp-contract=fast")
 #include <string.h>
-#include "nn.h"
+#include "conv/kernels.h"
 #include "simd.h"
 
 typedef float v16 __attribute__((vector_size(64)));

@@ -1,5 +1,5 @@
 /*
- * conv2d_blocked.c — direct convolution for inference, on weights packed
+ * blocked.c — direct convolution for inference, on weights packed
  * once by panels of output channels: for small batches (one face), where
  * Winograd's transforms and im2col's columns move more data than the
  * products need, and where the layers are too small to share out well
@@ -46,7 +46,7 @@
 #include <math.h>
 #include <omp.h>
 #include <string.h>
-#include "nn.h"
+#include "conv/kernels.h"
 #include "simd.h"
 
 typedef float v16 __attribute__((vector_size(64)));

@@ -1,9 +1,9 @@
 /*
- * conv2d_first_layer.c — forward convolution for few input channels (the first
+ * direct_rgb.c — forward convolution for few input channels (the first
  * layer of a network on an RGB image), computed directly with AVX2/FMA
- * when the CPU has them.
+ * (call it only on a CPU that has them).
  *
- * Shapes as in conv2d.c: in [N,Cin,H,W], weight [Cout,Cin,kh,kw], bias
+ * Shapes as in conv.h: in [N,Cin,H,W], weight [Cout,Cin,kh,kw], bias
  * [Cout] or NULL, out [N,Cout,Ho,Wo]; strides 1 or 2, dilation 1, one
  * group, any zero padding:
  *
@@ -21,35 +21,25 @@
  * last 8 interior columns are one block overlapping the previous one.
  */
 #include <string.h>
-#include "nn.h"
+#include "conv/kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define HAVE_X86_DIRECT 1
 #endif
 
-/* Largest Cin*kh*kw: 32 with stride 1 (measured against im2col + GEMM on
- * the detector's 3x3 first layer), 160 with stride 2 (the recognition
- * net's 7x7 first layer). */
-#define DIRECT_MAX_K1 32
-#define DIRECT_MAX_K 160
-
-/* True when the direct kernel handles this convolution on this CPU. */
-int sm_conv2d_direct_applies(const sm_tensor *in, const sm_tensor *weight, const sm_conv2d_params *p,
-                             size_t workspace)
+int sm_conv_direct_rgb_built(void)
 {
 #ifdef HAVE_X86_DIRECT
-    int64_t cin = in->shape[1], cout = weight->shape[0], K = cin * p->kh * p->kw;
-    if (p->sh < 1 || p->sh > 2 || p->sw < 1 || p->sw > 2 || p->dh != 1 || p->dw != 1 || p->groups != 1) return 0;
-    /* 1x1 kernels stay with the GEMM (no unfold there; measured faster) */
-    if (p->kh * p->kw == 1 || K > (p->sw == 1 ? DIRECT_MAX_K1 : DIRECT_MAX_K) || cout % 8 != 0) return 0;
-    /* stride 2 splits one sample's planes into the workspace */
-    if (p->sw == 2 && (size_t)(cin * in->shape[2] * 2 * ((in->shape[3] + 1) / 2)) > workspace) return 0;
-    return sm_simd_level() >= SM_SIMD_AVX2;
+    return 1;
 #else
-    (void)in; (void)weight; (void)p; (void)workspace;
     return 0;
 #endif
+}
+
+size_t sm_conv_direct_rgb_workspace(const sm_conv_shape *s, const sm_conv2d_params *p)
+{
+    return p->sw == 2 ? (size_t)(s->Cin * s->H * 2 * ((s->W + 1) / 2)) : 0;
 }
 
 #ifdef HAVE_X86_DIRECT
@@ -90,8 +80,8 @@ static void direct_row8(float *op, const float *x, const float *xv, int64_t rs, 
     int rows_inside = iy0 >= 0 && iy0 + p->kh <= H;
     if (!rows_inside || lo >= hi) lo = hi = 0;
     /* taps' offsets in xv (relative to the output column) and weights [tap][8] */
-    int64_t off[DIRECT_MAX_K];
-    float wt[DIRECT_MAX_K][8];
+    int64_t off[SM_CONV_DIRECT_RGB_MAX_K];
+    float wt[SM_CONV_DIRECT_RGB_MAX_K][8];
     for (int64_t c = 0; c < cin; c++)
         for (int i = 0; i < p->kh; i++)
             for (int j = 0; j < p->kw; j++) {
@@ -128,10 +118,9 @@ static void direct_row8(float *op, const float *x, const float *xv, int64_t rs, 
 }
 #endif
 
-/* Call only when sm_conv2d_direct_applies (with the workspace's size);
- * parallel over output rows (and, for stride 2, over the split rows). */
-void sm_conv2d_forward_direct(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
-                              const sm_conv2d_params *p, float *ws)
+/* Parallel over output rows (and, for stride 2, over the split rows). */
+void sm_conv_direct_rgb_forward(sm_tensor *out, const sm_tensor *in, const sm_tensor *weight, const sm_tensor *bias,
+                                const sm_conv2d_params *p, float *ws)
 {
 #ifdef HAVE_X86_DIRECT
     int64_t N = in->shape[0], cin = in->shape[1], H = in->shape[2], W = in->shape[3];

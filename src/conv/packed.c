@@ -1,5 +1,5 @@
 /*
- * conv2d_packed.c — the im2col forward of conv2d.c for inference, on
+ * packed.c — the im2col forward of im2col.c for inference, on
  * weights packed once (sm_conv2d_pack) for the product of gemm_packed.c:
  * for the small maps of a network's deep layers (8x8 .. 1x1 at batch 1),
  * where a BLAS call spends more time packing the weights and starting
@@ -19,7 +19,7 @@
  * SM_GEMM_MR output channels, the scatter over output planes.
  */
 #include <string.h>
-#include "nn.h"
+#include "conv/kernels.h"
 
 /* Floats of col + blk per chunk (1 MiB): near the L2 cache. */
 #define PACKED_WS_BUDGET ((size_t)1 << 18)
