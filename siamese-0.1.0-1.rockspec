@@ -14,9 +14,11 @@ description = {
   ]],
   license = "MIT",
 }
+-- The Lua libraries (lua-argparse, lua-filesystem, lua-http, lua-sql-sqlite3)
+-- come from Debian's packages (make deps), which LuaRocks does not list as
+-- rocks: naming them here would send LuaRocks to the network for them.
 dependencies = {
   "lua >= 5.4, < 5.5",
-  "argparse >= 0.7", -- Debian: lua-argparse
 }
 external_dependencies = {
   JPEG = { header = "jpeglib.h", library = "jpeg" },
