@@ -7,13 +7,15 @@
 --   local name, d, candidates = g:identify(probe, {k = 5})
 --   assert(g:save("people.gallery"))
 --
--- The store, the search and the file format are C (src/gallery.c); this
--- file adds the result tables. Distances: euclidean (not squared), or
--- cosine = 1 - cosine similarity; an identity is scored by its nearest
--- template ("nearest") or by its mean template ("mean"; for cosine the mean
--- of the L2-normalised templates). k-NN computes |q|^2 - 2 q.t + |t|^2 with
--- one sgemm per block (clamped at 0 before the square root); verify
--- computes the distance directly in double precision.
+-- The store, the search and the file format are C (src/gallery.c);
+-- siamese.gallery_object adds the result tables and the name checks; this
+-- file, loading, updates under a lock and PostgreSQL URLs. Distances:
+-- euclidean (not squared), or cosine = 1 - cosine similarity; an identity
+-- is scored by its nearest template ("nearest") or by its mean template
+-- ("mean"; for cosine the mean of the L2-normalised templates). k-NN
+-- computes |q|^2 - 2 q.t + |t|^2 with one sgemm per block (clamped at 0
+-- before the square root); verify computes the distance directly in double
+-- precision.
 --
 -- Names (siamese.names): add, add_many and rename trim them and refuse
 -- control, format and bidirectional characters, and names that differ
