@@ -47,6 +47,13 @@ describe("README.md, the user's guide", function()
     assert.is_true(count >= 10, "expected the README's links, found " .. count)
   end)
 
+  it("lists in its install line exactly the Debian packages make deps installs", function()
+    local deps = support.read_file(".ci/deps"):match('\nPKGS="([^"]-) %$%*"')
+    local line = text:match("apt%-get install %-y %-%-no%-install%-recommends ([^\n`]+)")
+    assert.truthy(deps, ".ci/deps has no PKGS line")
+    assert.are.equal(deps, line)
+  end)
+
   it("gives each headline figure a link to the folder README that reproduces it", function()
     local section = assert(text:match("\n## Results\n(.-)\n## "), "no Results section")
     local rows = 0
