@@ -37,10 +37,9 @@ local SPEC = {
   roc = {kind = "string", arg = "FILE.png", help = "the ROC curve"},
   model = photo_options.GALLERY_MODEL,
   models = photo_options.MODELS,
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
-              arg = "none|threshold|centre", help = "when no face is detected at score 0.5: skip the photo "
-                .. "(default, as in every command), retry at score 0.1, or also use the centred region of "
-                .. "a portrait (LFW-style crops)"},
+  fallback = photo_options.fallback("when no face is detected at score 0.5: skip the photo "
+    .. "(default, as in every command), retry at score 0.1, or also use the centred region of "
+    .. "a portrait (LFW-style crops)"),
   max_pairs = {kind = "number", default = 300000,
                arg = "N", help = "folder: impostor pairs sampled past N pairs (300000)"},
   dry_run = {kind = "flag", default = false, help = "report only, leave the gallery as it is"},

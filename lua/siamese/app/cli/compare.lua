@@ -39,9 +39,8 @@ local SPEC = {
                arg = "T", help = "the largest distance still the same person (in (0, 2); default: the "
                  .. "model's for the metric: cosine 0.549 and euclidean 1.0479 for mobilefacenet, "
                  .. "euclidean 0.6 and cosine 0.087 for faceapi)"},
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
-              arg = "none|threshold|centre", help = "when no face is detected (default none: refuse; the "
-                .. "quality gate still applies)"},
+  fallback = photo_options.fallback("when no face is detected (default none: refuse; the "
+    .. "quality gate still applies)"),
   json = {kind = "flag", default = false,
           help = 'print {"accepted", "distance", "threshold", "metric", "photos": [{"photo", "box", '
             .. '"score", "quality"}], "reason"}'},

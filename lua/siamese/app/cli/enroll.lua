@@ -71,9 +71,8 @@ local SPEC = {
            arg = "face|NAME|PATH", help = "encoder: face (default, the pretrained face pipeline) or a "
              .. "trained encoder (siamese.encoder.load, e.g. att) that embeds the whole photo"},
   models = photo_options.MODELS,
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
-              arg = "none|threshold|centre", help = "when no face is detected (default none; the quality "
-                .. "gate still applies)"},
+  fallback = photo_options.fallback("when no face is detected (default none; the quality "
+    .. "gate still applies)"),
   threshold = {kind = "number",
                arg = "T", help = "a new gallery's threshold, in (0, 2) (default: the model's for the "
                  .. "metric)"},

@@ -29,9 +29,8 @@ local SPEC = {
   model = photo_options.ENCODER,
   models = photo_options.MODELS,
   metric = photo_options.METRIC,
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
-              help = "face model, when no face is detected at score 0.5: none (default: the photo is "
-                .. "skipped), threshold: retry at score 0.1, centre: also the centred region"},
+  fallback = photo_options.fallback("face model, when no face is detected at score 0.5: none "
+    .. "(default: the photo is skipped), threshold: retry at score 0.1, centre: also the centred region"),
   enroll = {kind = "number", default = 1, arg = "N", help = "photos enrolled per person (default 1)"},
   strangers = {kind = "number", default = 0, arg = "K",
                help = "people left out of the gallery for open-set identification (default 0)"},

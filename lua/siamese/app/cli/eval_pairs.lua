@@ -22,9 +22,9 @@ local SPEC = {
   model = photo_options.ENCODER,
   models = photo_options.MODELS,
   metric = photo_options.METRIC,
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
-              help = "face model, when no face is detected at score 0.5: none (default: a photo without a "
-                .. "face stops the run), threshold: retry at score 0.1, centre: also the centred region"},
+  fallback = photo_options.fallback("face model, when no face is detected at score 0.5: none "
+    .. "(default: a photo without a face stops the run), threshold: retry at score 0.1, centre: also the "
+    .. "centred region"),
   far = {kind = "number", default = 0.001, arg = "F", help = "the false-accept rate of the TAR (default 0.001)"},
   roc = {kind = "string", arg = "FILE.png", help = "write the ROC curve as PNG"},
   json = {kind = "flag", default = false,

@@ -29,9 +29,8 @@ local SPEC = {
   threshold = {kind = "number", arg = "T", help = "override the gallery's threshold"},
   model = photo_options.GALLERY_MODEL,
   models = photo_options.MODELS,
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
-              arg = "none|threshold|centre", help = "when no face is detected in a photo (default none: "
-                .. "report no faces)"},
+  fallback = photo_options.fallback("when no face is detected in a photo (default none: "
+    .. "report no faces)"),
   json = {kind = "flag", default = false,
           help = 'print {"gallery", "threshold", "photos": [{"path", "faces": [{"accepted", "name" (null: '
             .. 'unknown or not decided), "distance", "threshold", "box", "score", "quality", "reason", '

@@ -49,6 +49,13 @@ photo_options.ENCODER = {kind = "string", arg = "face|NAME|PATH",
                            .. "the whole photo"}
 photo_options.METRIC = {kind = "string", choices = {"euclidean", "cosine"}, help = "the distance (default the encoder's)"}
 
+--- The --fallback entry (what the face model does when no face is found
+-- at its normal score), with the command's own help text.
+function photo_options.fallback(help)
+  return {kind = "string", default = "none", choices = {"none", "threshold", "centre"}, arg = "none|threshold|centre",
+          help = help}
+end
+
 --- Adds the options to a command's option spec (returns it). A command's
 -- own entry of the same name is replaced.
 function photo_options.merge(spec)

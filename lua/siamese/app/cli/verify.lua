@@ -40,10 +40,9 @@ local SPEC = {
   threshold = {kind = "number", arg = "T", help = "override the gallery's threshold (in (0, 2))"},
   model = photo_options.GALLERY_MODEL,
   models = photo_options.MODELS,
-  fallback = {kind = "string", default = "none", choices = {"none", "threshold", "centre"},
-              arg = "none|threshold|centre", help = "when no face is detected (default none: refuse; "
-                .. "threshold: retry at score 0.1, centre: also the centred region; the quality gate still "
-                .. "applies)"},
+  fallback = photo_options.fallback("when no face is detected (default none: refuse; "
+    .. "threshold: retry at score 0.1, centre: also the centred region; the quality gate still "
+    .. "applies)"),
   json = {kind = "flag", default = false,
           help = 'print {"claim", "accepted", "distance", "threshold", "photo", "box", "score", "quality", '
             .. '"reason"}'},
