@@ -7,11 +7,20 @@ local support = dofile("spec/support.lua")
 
 local ROOT = "lua/"
 
+-- The .lua files below dir (a path under ROOT), in name order.
+local function lua_files(dir, out)
+  local names, is_dir = assert(require("siamese.fs").list_dir(ROOT .. dir))
+  for i, name in ipairs(names) do
+    local path = dir .. "/" .. name
+    if is_dir[i] then lua_files(path, out) elseif name:match("%.lua$") then out[#out + 1] = path end
+  end
+  return out
+end
+
 -- Every module under lua/siamese: name -> {path, requires = {names}}.
 local function read_modules()
   local modules = {}
-  local p = assert(io.popen("cd " .. ROOT .. " && find siamese -name '*.lua' | sort"))
-  for path in p:lines() do
+  for _, path in ipairs(lua_files("siamese", {})) do
     local name = path:gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
     -- the code without its comments (a usage line in a comment is not a require)
     local src = support.read_file(ROOT .. path):gsub("%-%-%[(=*)%[.-%]%1%]", ""):gsub("%-%-[^\n]*", "")
@@ -24,7 +33,6 @@ local function read_modules()
     end
     modules[name] = {path = ROOT .. path, requires = requires}
   end
-  p:close()
   return modules
 end
 
